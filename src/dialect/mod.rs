@@ -1,0 +1,353 @@
+//! SQL dialects: how each database quotes names and literals, which changes it
+//! can make in one step, and the templates that hold its SQL.
+//!
+//! [`Dialect::quote_ident`] and [`Dialect::quote_literal`] are the only places
+//! where a name or a literal becomes SQL text. Templates reach them through
+//! the `ident` and `literal` filters (see [`templates`]), and the template
+//! engine refuses to print any plain string that did not pass through one of
+//! them.
+
+pub mod templates;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::name::{SqlType, TableName};
+
+/// A database family phasegate generates SQL for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 2] = [Dialect::Postgres, Dialect::Sqlite];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+
+    /// Quotes one identifier: `users` → `"users"`, `we"ird` → `"we""ird"`.
+    pub fn quote_ident(self, ident: &str) -> String {
+        match self {
+            Dialect::Postgres | Dialect::Sqlite => {
+                let mut out = String::with_capacity(ident.len() + 2);
+                out.push('"');
+                for c in ident.chars() {
+                    if c == '"' {
+                        out.push('"');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+                out
+            }
+        }
+    }
+
+    /// Quotes a table name, schema-qualified or not.
+    pub fn quote_table(self, table: &TableName) -> String {
+        let parts: Vec<String> = table
+            .parts()
+            .into_iter()
+            .map(|p| self.quote_ident(p))
+            .collect();
+        parts.join(".")
+    }
+
+    /// The statement that runs a whole backfill at once:
+    /// `UPDATE <table> SET <set> WHERE <pending>;`. The executor runs the same
+    /// parts in keyset batches.
+    pub fn backfill_sql(self, table: &TableName, set: &str, pending: &str) -> String {
+        format!(
+            "UPDATE {} SET {set} WHERE {pending};",
+            self.quote_table(table)
+        )
+    }
+
+    /// Quotes a string literal: `it's` → `'it''s'`. Postgres runs with
+    /// `standard_conforming_strings` on (the default since 9.1), so a
+    /// backslash is an ordinary character in both dialects.
+    pub fn quote_literal(self, value: &str) -> String {
+        match self {
+            Dialect::Postgres | Dialect::Sqlite => {
+                let mut out = String::with_capacity(value.len() + 2);
+                out.push('\'');
+                for c in value.chars() {
+                    if c == '\'' {
+                        out.push('\'');
+                    }
+                    out.push(c);
+                }
+                out.push('\'');
+                out
+            }
+        }
+    }
+
+    /// Whether `ALTER COLUMN … TYPE` from `from` to `to` only changes the
+    /// catalog (no table rewrite, no index rebuild), so it can run in one phase.
+    ///
+    /// Only Postgres has such changes: SQLite cannot alter a column's type at all.
+    pub fn is_binary_coercible(self, from: &SqlType, to: &SqlType) -> bool {
+        if self != Dialect::Postgres || from.array_dims != to.array_dims {
+            return false;
+        }
+        let (f, t) = (from.base.as_str(), to.base.as_str());
+        let widened = |fm: &[u32], tm: &[u32]| match (fm.first(), tm.first()) {
+            (_, None) => true,
+            (Some(a), Some(b)) => b >= a,
+            (None, Some(_)) => false,
+        };
+        match (f, t) {
+            ("varchar", "varchar") => widened(&from.modifiers, &to.modifiers),
+            ("varchar", "text") | ("char", "text") => f == "varchar",
+            ("text", "varchar") => to.modifiers.is_empty(),
+            ("numeric", "numeric") => match (from.modifiers.as_slice(), to.modifiers.as_slice()) {
+                (_, []) => true,
+                ([p1, s1], [p2, s2]) => s1 == s2 && p2 >= p1,
+                ([p1], [p2]) => p2 >= p1,
+                ([p1], [p2, 0]) => p2 >= p1,
+                _ => false,
+            },
+            ("timestamp", "timestamp") | ("timestamptz", "timestamptz") => {
+                widened(&from.modifiers, &to.modifiers)
+            }
+            ("varbit" | "bit varying", "varbit" | "bit varying") => {
+                widened(&from.modifiers, &to.modifiers)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `ADD COLUMN … NOT NULL DEFAULT expr` is a catalog-only change
+    /// here, so a required column with this default can be added in one phase.
+    ///
+    /// Postgres 11+ stores a non-volatile default in the catalog; a volatile
+    /// one (`clock_timestamp()`, `gen_random_uuid()`, …) rewrites the table.
+    /// SQLite accepts only a constant default for a NOT NULL column it adds.
+    pub fn add_column_with_default_is_instant(self, default: &str) -> bool {
+        match self {
+            Dialect::Postgres => !expression_is_volatile(default),
+            Dialect::Sqlite => is_sqlite_constant(default),
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown dialect name, with the nearest known one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown dialect `{given}`: expected one of postgres, sqlite{}", crate::suggest::did_you_mean(.given, &["postgres", "sqlite"]))]
+pub struct UnknownDialect {
+    pub given: String,
+}
+
+impl FromStr for Dialect {
+    type Err = UnknownDialect;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" | "pg" => Ok(Dialect::Postgres),
+            "sqlite" | "sqlite3" => Ok(Dialect::Sqlite),
+            _ => Err(UnknownDialect {
+                given: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// Functions known not to be volatile: a default built only from these (and
+/// literals, casts and operators) is evaluated once, so Postgres can store it
+/// in the catalog instead of rewriting the table.
+const NON_VOLATILE_FUNCTIONS: &[&str] = &[
+    "now",
+    "current_date",
+    "current_timestamp",
+    "localtimestamp",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "lower",
+    "upper",
+    "coalesce",
+    "nullif",
+    "length",
+    "abs",
+    "round",
+    "concat",
+    "to_timestamp",
+    "to_date",
+    "make_date",
+    "make_interval",
+    "jsonb_build_object",
+    "json_build_object",
+    "jsonb_build_array",
+    "array",
+    "interval",
+    "timestamp",
+    "timestamptz",
+    "date",
+    "numeric",
+    "varchar",
+    "char",
+    "decimal",
+];
+
+/// Whether an SQL expression may be volatile. Conservative: any function call
+/// phasegate does not know to be stable or immutable counts as volatile, so an
+/// unknown default gets the multi-phase recipe, never a surprise rewrite.
+pub fn expression_is_volatile(expr: &str) -> bool {
+    function_calls(expr).any(|f| !NON_VOLATILE_FUNCTIONS.contains(&f.as_str()))
+}
+
+/// Lower-cased names of the functions an expression calls (outside quotes).
+fn function_calls(expr: &str) -> impl Iterator<Item = String> + '_ {
+    let code = strip_quoted(expr);
+    let bytes: Vec<char> = code.chars().collect();
+    let mut calls = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() || bytes[i] == '_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_') {
+                i += 1;
+            }
+            let word: String = bytes[start..i].iter().collect();
+            let mut j = i;
+            while j < bytes.len() && bytes[j].is_whitespace() {
+                j += 1;
+            }
+            let after_cast = start >= 2 && bytes[start - 1] == ':' && bytes[start - 2] == ':';
+            if j < bytes.len() && bytes[j] == '(' && !after_cast {
+                calls.push(word.to_ascii_lowercase());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    calls.into_iter()
+}
+
+/// The expression with the contents of '…' and "…" blanked out.
+fn strip_quoted(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut quote: Option<char> = None;
+    for c in expr.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            Some(_) => out.push(' '),
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// SQLite adds a NOT NULL column only with a constant, non-NULL default: a
+/// number, a string, TRUE or FALSE (no parenthesised expression, no
+/// CURRENT_TIMESTAMP).
+fn is_sqlite_constant(expr: &str) -> bool {
+    let e = expr.trim();
+    let lower = e.to_ascii_lowercase();
+    if lower == "true" || lower == "false" {
+        return true;
+    }
+    if e.len() >= 2 && e.starts_with('\'') && e.ends_with('\'') {
+        return !e[1..e.len() - 1].replace("''", "").contains('\'');
+    }
+    let digits = e.strip_prefix(['-', '+']).unwrap_or(e);
+    !digits.is_empty() && digits.parse::<f64>().is_ok()
+}
+
+/// Whether an SQL fragment from a plan (a default, a backfill or check
+/// expression) holds a statement separator outside quotes. A fragment is one
+/// expression; a `;` in it could only end the statement phasegate builds and
+/// start another.
+pub fn has_statement_separator(fragment: &str) -> bool {
+    // `$phasegate$` is the dollar-quote tag of the functions phasegate writes.
+    strip_quoted(fragment).contains(';')
+        || fragment.contains("--")
+        || fragment.contains("/*")
+        || fragment.contains("$phasegate$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(s: &str) -> SqlType {
+        match SqlType::parse(s) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn quoting_doubles_the_quote_character() {
+        let pg = Dialect::Postgres;
+        assert_eq!(pg.quote_ident("user"), "\"user\"");
+        assert_eq!(pg.quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(pg.quote_literal("it's"), "'it''s'");
+        assert_eq!(Dialect::Sqlite.quote_literal("a\\b"), "'a\\b'");
+    }
+
+    #[test]
+    fn binary_coercible_changes_are_recognised() {
+        let pg = Dialect::Postgres;
+        assert!(pg.is_binary_coercible(&ty("varchar(50)"), &ty("varchar(100)")));
+        assert!(pg.is_binary_coercible(&ty("varchar(50)"), &ty("text")));
+        assert!(pg.is_binary_coercible(&ty("varchar(50)"), &ty("character varying")));
+        assert!(pg.is_binary_coercible(&ty("numeric(10,2)"), &ty("numeric(12,2)")));
+        assert!(pg.is_binary_coercible(&ty("timestamp(3)"), &ty("timestamp(6)")));
+        assert!(!pg.is_binary_coercible(&ty("varchar(100)"), &ty("varchar(50)")));
+        assert!(!pg.is_binary_coercible(&ty("numeric(10,2)"), &ty("numeric(12,3)")));
+        assert!(!pg.is_binary_coercible(&ty("integer"), &ty("bigint")));
+        assert!(!pg.is_binary_coercible(&ty("text"), &ty("varchar(10)")));
+        assert!(!Dialect::Sqlite.is_binary_coercible(&ty("varchar(5)"), &ty("text")));
+    }
+
+    #[test]
+    fn volatility_is_judged_conservatively() {
+        assert!(!expression_is_volatile("0"));
+        assert!(!expression_is_volatile("now()"));
+        assert!(!expression_is_volatile("'pending'::text"));
+        assert!(!expression_is_volatile("'clock_timestamp()'"));
+        assert!(expression_is_volatile("clock_timestamp()"));
+        assert!(expression_is_volatile("gen_random_uuid()"));
+        assert!(expression_is_volatile("my_function(1)"));
+    }
+
+    #[test]
+    fn sqlite_constants() {
+        let s = Dialect::Sqlite;
+        assert!(s.add_column_with_default_is_instant("0"));
+        assert!(s.add_column_with_default_is_instant("'it''s'"));
+        assert!(s.add_column_with_default_is_instant("-1.5"));
+        assert!(!s.add_column_with_default_is_instant("CURRENT_TIMESTAMP"));
+        assert!(!s.add_column_with_default_is_instant("(1 + 1)"));
+    }
+
+    #[test]
+    fn statement_separators_are_found_outside_quotes() {
+        assert!(has_statement_separator("1; drop table x"));
+        assert!(!has_statement_separator("'a;b'"));
+        assert!(has_statement_separator("1 -- comment"));
+    }
+}

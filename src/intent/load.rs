@@ -1,0 +1,344 @@
+//! Reading plan files, with errors that point at the file, line and column.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Intent, KINDS};
+use crate::suggest;
+
+/// A plan file: a name and the intents it declares.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanFile {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub changes: Vec<Intent>,
+    /// Where the plan was read from (`None` for a command-line shorthand).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlanFile {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    changes: Vec<Intent>,
+}
+
+/// A plan file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot read plan {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Diagnostic),
+}
+
+/// Where a plan file is wrong, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    /// 1-based line and column, when known.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.file, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Reads and validates the plan file at `path`. Its name defaults to the file stem.
+pub fn load_plan(path: &Path) -> Result<PlanFile, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".to_string());
+    let mut plan = parse_plan(&text, &path.display().to_string(), &stem)?;
+    plan.path = Some(path.to_path_buf());
+    Ok(plan)
+}
+
+/// Parses plan text; `file` names it in errors, `default_name` is used when
+/// the plan has no `name:`.
+pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile, PlanError> {
+    let diag = |line, column, message| {
+        PlanError::Invalid(Diagnostic {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        })
+    };
+    let raw: RawPlanFile = serde_yaml::from_str(text).map_err(|e| {
+        let message = explain_serde_error(&e);
+        let (line, column) = match e.location() {
+            Some(l) => {
+                let (line, column) = refine_location(text, l.line(), l.column(), &message);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        diag(line, column, message)
+    })?;
+    let name = raw.name.unwrap_or_else(|| default_name.to_string());
+    if !is_valid_plan_name(&name) {
+        let (line, column) = locate_key(text, "name").unzip();
+        return Err(diag(
+            line,
+            column,
+            format!(
+                "plan name `{name}` must start with a letter or digit and hold only letters, digits, `-`, `_` and `.`"
+            ),
+        ));
+    }
+    if raw.changes.is_empty() {
+        let (line, column) = locate_key(text, "changes").unzip();
+        return Err(diag(
+            line,
+            column,
+            "`changes` is empty: a plan declares at least one change".into(),
+        ));
+    }
+    for (i, change) in raw.changes.iter().enumerate() {
+        if let Err(message) = change.validate() {
+            let (line, column) = locate_change(text, i).unzip();
+            return Err(diag(
+                line,
+                column,
+                format!("changes[{i}] ({}): {message}", change.kind()),
+            ));
+        }
+    }
+    Ok(PlanFile {
+        name,
+        description: raw.description,
+        changes: raw.changes,
+        path: None,
+    })
+}
+
+/// Plan names become file names and keys in every environment's log.
+pub fn is_valid_plan_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.len() <= 200
+}
+
+/// Turns serde's message into phasegate's: without the location suffix (the
+/// diagnostic carries it) and, for an unknown kind or field, with the nearest
+/// valid name.
+fn explain_serde_error(e: &serde_yaml::Error) -> String {
+    let full = e.to_string();
+    let msg = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    };
+    for (marker, what) in [
+        ("unknown variant `", "intent kind"),
+        ("unknown field `", "field"),
+    ] {
+        let Some(start) = msg.find(marker) else {
+            continue;
+        };
+        let rest = &msg[start + marker.len()..];
+        let Some(end) = rest.find('`') else { continue };
+        let given = &rest[..end];
+        let mut candidates = backticked(&rest[end + 1..]);
+        if what == "intent kind" && candidates.is_empty() {
+            candidates = KINDS.to_vec();
+        }
+        let path = msg[..start].trim_end_matches([':', ' ']);
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        let hint = match suggest::nearest(given, &candidates) {
+            Some(c) => format!(", did you mean `{c}`?"),
+            None => String::new(),
+        };
+        return format!(
+            "{at}unknown {what} `{given}`{hint} (expected one of: {})",
+            candidates.join(", ")
+        );
+    }
+    msg
+}
+
+/// serde_yaml places an error from a field's own validation (a bad type or
+/// name) at the start of the map holding it; the value named in the message
+/// (between backticks) is found from there on, and its position reported.
+fn refine_location(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
+    let Some(value) = message.split('`').nth(1).filter(|v| !v.is_empty()) else {
+        return (line, column);
+    };
+    for (n, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        if let Some(c) = l.find(value) {
+            return (n + 1, l[..c].chars().count() + 1);
+        }
+    }
+    (line, column)
+}
+
+/// The names between backticks in serde's "expected one of `a`, `b`".
+fn backticked(s: &str) -> Vec<&str> {
+    s.split('`').skip(1).step_by(2).collect()
+}
+
+/// Line and column of a top-level `key:`.
+fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .position(|l| l.starts_with(key) && l[key.len()..].trim_start().starts_with(':'))
+        .map(|i| (i + 1, 1))
+}
+
+/// Line and column of the `index`-th item under `changes:` in block style.
+fn locate_change(text: &str, index: usize) -> Option<(usize, usize)> {
+    let start = locate_key(text, "changes")?.0;
+    let mut seen = 0;
+    let mut indent = None;
+    for (n, line) in text.lines().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        let here = line.len() - trimmed.len();
+        if !trimmed.is_empty()
+            && here == 0
+            && !trimmed.starts_with('-')
+            && !trimmed.starts_with('#')
+        {
+            break; // the next top-level key
+        }
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            if *indent.get_or_insert(here) != here {
+                continue;
+            }
+            if seen == index {
+                return Some((n + 1, here + 1));
+            }
+            seen += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> Diagnostic {
+        match parse_plan(text, "plans/p.yaml", "p") {
+            Err(PlanError::Invalid(d)) => d,
+            other => panic!("expected a diagnostic, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_plan_parses_with_its_defaults() {
+        let text = "changes:\n  - rename_column: { table: users, from: name, to: full_name }\n";
+        let plan = parse_plan(text, "f", "rename-users").map_err(|e| e.to_string());
+        let plan = plan.as_ref().map(|p| (p.name.as_str(), p.changes.len()));
+        assert_eq!(plan, Ok(("rename-users", 1)));
+    }
+
+    #[test]
+    fn misspelt_kind_gets_location_and_suggestion() {
+        let d = err("name: x\nchanges:\n  - rename_colum: { table: users, from: a, to: b }\n");
+        assert_eq!((d.line, d.column), (Some(3), Some(5)));
+        assert!(
+            d.message.contains("unknown intent kind `rename_colum`"),
+            "{}",
+            d.message
+        );
+        assert!(
+            d.message.contains("did you mean `rename_column`?"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn misspelt_field_gets_suggestion() {
+        let d = err(
+            "changes:\n  - add_column:\n      tabel: users\n      column: c\n      type: text\n",
+        );
+        assert_eq!(d.line, Some(3));
+        assert!(
+            d.message
+                .contains("unknown field `tabel`, did you mean `table`?"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let d = err("changes:\n  - drop_column: { table: users }\n");
+        assert!(
+            d.message.contains("missing field `column`"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.line, Some(2));
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_location() {
+        let d = err("changes:\n  - drop_column: { table: users, column: [\n");
+        assert!(d.line.is_some() && d.column.is_some(), "{d}");
+    }
+
+    #[test]
+    fn bad_type_is_reported_where_it_stands() {
+        let d = err(
+            "changes:\n  - add_column:\n      table: users\n      column: c\n      type: \"text; drop table users\"\n",
+        );
+        assert_eq!(d.line, Some(5));
+        assert!(d.message.contains("is not an SQL type"), "{}", d.message);
+    }
+
+    #[test]
+    fn rule_between_fields_points_at_the_change() {
+        let d = err(
+            "changes:\n  - drop_table: { table: a }\n  - add_column: { table: users, column: c, type: text, nullable: false }\n",
+        );
+        assert_eq!(d.line, Some(3));
+        assert!(
+            d.message
+                .starts_with("changes[1] (add_column): required column `c` needs"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn empty_changes_and_bad_names_are_refused() {
+        assert!(err("changes: []\n").message.contains("is empty"));
+        assert!(
+            err("name: ../x\nchanges:\n  - drop_table: { table: a }\n")
+                .message
+                .contains("plan name")
+        );
+    }
+}

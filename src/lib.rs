@@ -1,0 +1,20 @@
+//! phasegate plans and drives expand–contract schema changes across deploys
+//! and environments.
+//!
+//! The crate is laid out the way the product works:
+//! - [`intent`]: the changes a plan file declares, and reading plan files;
+//! - [`plan`]: expanding intents into steps in a dependency graph, and the
+//!   phases (deploys) derived from it, with one recipe per intent kind;
+//! - [`dialect`]: what each database can do, its quoting, and its SQL templates;
+//! - [`catalog`]: what is known of a live schema;
+//! - [`output`]: rendering a plan as text, JSON, Markdown, Mermaid, DOT or SQL.
+//!
+//! The library never prints; the `phasegate` binary does.
+
+pub mod catalog;
+pub mod dialect;
+pub mod intent;
+pub mod name;
+pub mod output;
+pub mod plan;
+pub mod suggest;

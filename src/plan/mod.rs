@@ -1,0 +1,492 @@
+//! Planning: intents in, a phased expand–contract plan out.
+//!
+//! Each intent is expanded by its recipe (one file per intent kind under
+//! [`recipes`]) into steps wired by "must be done before" edges. The steps of
+//! all intents form one petgraph DAG, from which the phases (deploys) are
+//! derived ([`graph`]). Intents that contradict each other (dropping a column
+//! another intent renames) are refused before any SQL is produced.
+
+pub mod graph;
+mod recipes;
+pub mod step;
+
+use std::collections::HashMap;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::dialect::Dialect;
+use crate::dialect::templates::{TemplateError, Templates};
+use crate::intent::{Intent, PlanFile};
+use crate::name::{Ident, TableName};
+
+pub use graph::{Edge, Phase};
+pub use step::{Backfill, Blocks, LockDuration, LockNote, Step, StepKind};
+
+/// A plan, expanded and phased for one dialect.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub description: Option<String>,
+    pub dialect: Dialect,
+    pub changes: Vec<Intent>,
+    pub steps: Vec<Step>,
+    pub graph: DiGraph<usize, Edge>,
+    pub phases: Vec<Phase>,
+    /// Things the reader must know that the SQL does not say.
+    pub notes: Vec<Note>,
+}
+
+/// A remark about one change (an assumption, a limit of the dialect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub change: usize,
+    pub text: String,
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanningError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "changes[{first}] ({first_desc}) and changes[{second}] ({second_desc}) contradict each other: {why}"
+    )]
+    Contradiction {
+        first: usize,
+        first_desc: String,
+        second: usize,
+        second_desc: String,
+        why: String,
+    },
+    #[error(
+        "the changes depend on each other in a cycle (through step {step}); split them into separate plans"
+    )]
+    Cycle { step: String },
+    #[error("changes[{change}] ({desc}): {message}")]
+    Unsupported {
+        change: usize,
+        desc: String,
+        message: String,
+    },
+}
+
+impl Plan {
+    /// The ids of the steps `step` depends on.
+    pub fn depends_on(&self, step: usize) -> Vec<&str> {
+        let mut deps: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(step), Direction::Incoming)
+            .map(|n| n.index())
+            .collect();
+        deps.sort_unstable();
+        deps.into_iter()
+            .map(|d| self.steps[d].id.as_str())
+            .collect()
+    }
+
+    /// The phase (1-based) a step runs in.
+    pub fn phase_of(&self, step: usize) -> usize {
+        self.phases
+            .iter()
+            .find(|p| p.steps.contains(&step))
+            .map_or(0, |p| p.number)
+    }
+
+    /// The steps of a phase, in execution order.
+    pub fn phase_steps(&self, phase: &Phase) -> impl Iterator<Item = &Step> {
+        phase.steps.iter().map(|&i| &self.steps[i])
+    }
+
+    /// Notes about one change.
+    pub fn notes_for(&self, change: usize) -> impl Iterator<Item = &Note> {
+        self.notes.iter().filter(move |n| n.change == change)
+    }
+}
+
+/// Expands plan files into phased plans for one dialect.
+pub struct Planner<'a> {
+    templates: &'a Templates,
+    catalog: &'a Catalog,
+}
+
+impl<'a> Planner<'a> {
+    /// `catalog` holds what is known of the live schema; an empty catalog
+    /// plans offline, with SQL that reads what it needs at apply time where
+    /// the dialect allows and the safe multi-phase path everywhere else.
+    pub fn new(templates: &'a Templates, catalog: &'a Catalog) -> Self {
+        Planner { templates, catalog }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.templates.dialect()
+    }
+
+    pub fn plan(&self, file: &PlanFile) -> Result<Plan, PlanningError> {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut edges: Vec<(usize, usize, Edge)> = Vec::new();
+        let mut notes = Vec::new();
+        let mut effects: Vec<(usize, Effects)> = Vec::new();
+        // (first step, last step) of each change, as global indices.
+        let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
+
+        for (change, intent) in file.changes.iter().enumerate() {
+            let mut r = Recipe::new(self.dialect(), self.templates, self.catalog, change, intent);
+            recipes::expand(&mut r, intent)?;
+            let offset = steps.len();
+            spans.push((!r.steps.is_empty()).then(|| (offset, offset + r.steps.len() - 1)));
+            edges.extend(r.edges.iter().map(|&(a, b, k)| (a + offset, b + offset, k)));
+            notes.extend(r.notes.drain(..).map(|text| Note { change, text }));
+            let mut fx = std::mem::take(&mut r.effects);
+            for c in fx.creates.iter_mut().chain(fx.removes.iter_mut()) {
+                c.2 += offset;
+            }
+            effects.push((change, fx));
+            steps.extend(r.steps);
+        }
+
+        cross_change_edges(file, &effects, &spans, &mut edges)?;
+
+        let graph = graph::build(&steps, &edges);
+        let phases = graph::phases(&steps, &graph).map_err(|c| PlanningError::Cycle {
+            step: steps[c.step].id.clone(),
+        })?;
+        Ok(Plan {
+            name: file.name.clone(),
+            description: file.description.clone(),
+            dialect: self.dialect(),
+            changes: file.changes.clone(),
+            steps,
+            graph,
+            phases,
+            notes,
+        })
+    }
+}
+
+type ColumnKey = (TableName, Ident);
+
+/// What a change does to columns and tables, for checks across changes.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Columns that exist after the given step.
+    pub creates: Vec<(TableName, Ident, usize)>,
+    /// Columns that are gone after the given step.
+    pub removes: Vec<(TableName, Ident, usize)>,
+    /// Columns the change needs to exist.
+    pub uses: Vec<(TableName, Ident)>,
+    /// A table the change renames or drops: nothing else may touch it.
+    pub replaces_table: Option<(TableName, &'static str)>,
+}
+
+fn cross_change_edges(
+    file: &PlanFile,
+    effects: &[(usize, Effects)],
+    spans: &[Option<(usize, usize)>],
+    edges: &mut Vec<(usize, usize, Edge)>,
+) -> Result<(), PlanningError> {
+    let contradiction = |a: usize, b: usize, why: String| PlanningError::Contradiction {
+        first: a.min(b),
+        first_desc: file.changes[a.min(b)].to_string(),
+        second: a.max(b),
+        second_desc: file.changes[a.max(b)].to_string(),
+        why,
+    };
+    let mut created: HashMap<ColumnKey, (usize, usize)> = HashMap::new();
+    let mut removed: HashMap<ColumnKey, usize> = HashMap::new();
+    for (change, fx) in effects {
+        for (t, c, step) in &fx.creates {
+            if let Some((other, _)) = created.insert((t.clone(), c.clone()), (*change, *step)) {
+                return Err(contradiction(
+                    other,
+                    *change,
+                    format!("both create column {t}.{c}"),
+                ));
+            }
+        }
+        for (t, c, _) in &fx.removes {
+            if let Some(other) = removed.insert((t.clone(), c.clone()), *change) {
+                return Err(contradiction(
+                    other,
+                    *change,
+                    format!("both remove column {t}.{c}"),
+                ));
+            }
+        }
+    }
+    let tables_replaced: Vec<(usize, &TableName, &str)> = effects
+        .iter()
+        .filter_map(|(change, fx)| {
+            fx.replaces_table
+                .as_ref()
+                .map(|(t, verb)| (*change, t, *verb))
+        })
+        .collect();
+    for (change, fx) in effects {
+        for (t, c) in &fx.uses {
+            let key = (t.clone(), c.clone());
+            if let Some(&other) = removed.get(&key).filter(|&&o| o != *change) {
+                return Err(contradiction(
+                    other,
+                    *change,
+                    format!("one removes column {t}.{c}, which the other needs"),
+                ));
+            }
+            if let (Some(&(other, step)), Some((first, _))) = (created.get(&key), spans[*change])
+                && other != *change
+            {
+                edges.push((step, first, Edge::Then));
+            }
+        }
+        for &(other, table, verb) in &tables_replaced {
+            let touches = file.changes[*change].table() == Some(table)
+                || fx.uses.iter().any(|(t, _)| t == table);
+            if other != *change && touches {
+                return Err(contradiction(
+                    other,
+                    *change,
+                    format!(
+                        "one {verb} table {table}; changes to it belong in a plan of their own, before or after"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a recipe builds: its steps (local indices), their edges, effects and notes.
+pub(crate) struct Recipe<'a> {
+    pub dialect: Dialect,
+    pub catalog: &'a Catalog,
+    templates: &'a Templates,
+    pub change: usize,
+    desc: String,
+    pub steps: Vec<Step>,
+    pub edges: Vec<(usize, usize, Edge)>,
+    pub effects: Effects,
+    pub notes: Vec<String>,
+    last: Option<usize>,
+    boundary: bool,
+}
+
+impl<'a> Recipe<'a> {
+    fn new(
+        dialect: Dialect,
+        templates: &'a Templates,
+        catalog: &'a Catalog,
+        change: usize,
+        intent: &Intent,
+    ) -> Self {
+        Recipe {
+            dialect,
+            catalog,
+            templates,
+            change,
+            desc: intent.to_string(),
+            steps: Vec::new(),
+            edges: Vec::new(),
+            effects: Effects::default(),
+            notes: Vec::new(),
+            last: None,
+            boundary: false,
+        }
+    }
+
+    /// Renders blocks of this dialect's template for an intent kind.
+    pub fn render(
+        &self,
+        kind: &str,
+        ctx: &minijinja::Value,
+        blocks: &[&'static str],
+    ) -> Result<crate::dialect::templates::Blocks, PlanningError> {
+        Ok(self.templates.render(kind, ctx, blocks)?)
+    }
+
+    /// An error about this change.
+    pub fn unsupported(&self, message: impl Into<String>) -> PlanningError {
+        PlanningError::Unsupported {
+            change: self.change,
+            desc: self.desc.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    /// The next step goes into a later deploy than the previous one.
+    pub fn next_deploy(&mut self) {
+        self.boundary = true;
+    }
+
+    /// Adds a step after the previous one and returns its local index.
+    pub fn push(&mut self, kind: StepKind, slug: &str, description: impl Into<String>) -> usize {
+        let index = self.steps.len();
+        self.steps.push(Step {
+            id: format!("{}.{}", self.change + 1, slug),
+            kind,
+            description: description.into(),
+            sql: None,
+            rollback_sql: None,
+            transactional: true,
+            reversible: true,
+            change: self.change,
+            table: None,
+            lock: None,
+            expect: None,
+            backfill: None,
+        });
+        if let Some(prev) = self.last {
+            let edge = if self.boundary {
+                Edge::NextDeploy
+            } else {
+                Edge::Then
+            };
+            self.edges.push((prev, index, edge));
+        }
+        self.boundary = false;
+        self.last = Some(index);
+        index
+    }
+
+    pub fn step(&mut self, index: usize) -> &mut Step {
+        &mut self.steps[index]
+    }
+
+    /// A migration step with its SQL, rollback and lock.
+    pub fn migration(
+        &mut self,
+        slug: &str,
+        description: impl Into<String>,
+        sql: String,
+        rollback: Option<String>,
+        lock: LockNote,
+    ) -> usize {
+        let i = self.push(StepKind::Migration, slug, description);
+        let s = self.step(i);
+        s.sql = Some(sql);
+        s.rollback_sql = rollback.filter(|r| !r.is_empty());
+        s.lock = Some(lock);
+        i
+    }
+
+    /// A batched backfill of `table`: `SET <set> WHERE <pending>`.
+    pub fn backfill(
+        &mut self,
+        slug: &str,
+        description: impl Into<String>,
+        table: &TableName,
+        set: String,
+        pending: String,
+    ) -> usize {
+        let b = Backfill {
+            table: table.clone(),
+            set,
+            pending,
+        };
+        let i = self.push(StepKind::Backfill, slug, description);
+        let dialect = self.dialect;
+        let s = self.step(i);
+        s.sql = Some(dialect.backfill_sql(&b.table, &b.set, &b.pending));
+        s.table = Some(table.clone());
+        s.lock = Some(LockNote {
+            mode: match dialect {
+                Dialect::Postgres => "ROW EXCLUSIVE (row locks per batch)".into(),
+                Dialect::Sqlite => "database write lock per batch".into(),
+            },
+            tables: vec![table.to_string()],
+            blocks: Blocks::Nothing,
+            duration: LockDuration::PerBatch,
+        });
+        s.backfill = Some(b);
+        i
+    }
+
+    /// A verification query that must return `expect`.
+    pub fn verify(
+        &mut self,
+        slug: &str,
+        description: impl Into<String>,
+        sql: String,
+        expect: i64,
+    ) -> usize {
+        let i = self.push(StepKind::Verify, slug, description);
+        let s = self.step(i);
+        s.sql = Some(sql);
+        s.expect = Some(expect);
+        i
+    }
+
+    /// What the application code of this deploy must do.
+    pub fn app(&mut self, slug: &str, description: impl Into<String>) -> usize {
+        self.push(StepKind::App, slug, description)
+    }
+
+    /// Lock facts for the usual cases.
+    pub fn lock(
+        &self,
+        mode: &str,
+        tables: &[&TableName],
+        blocks: Blocks,
+        duration: LockDuration,
+    ) -> LockNote {
+        let mode = match self.dialect {
+            Dialect::Sqlite => "database write lock".to_string(),
+            Dialect::Postgres => mode.to_string(),
+        };
+        LockNote {
+            mode,
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+            blocks,
+            duration,
+        }
+    }
+}
+
+/// A generated object name (trigger, function, index, constraint): the parts
+/// joined by `_`, cut to fit 63 bytes with a stable hash suffix when longer,
+/// so two long names never collide after truncation.
+pub fn derived_name(parts: &[&str]) -> Ident {
+    let full = parts.join("_");
+    let name = if full.len() <= crate::name::MAX_IDENT_BYTES {
+        full
+    } else {
+        let hash = fnv1a(full.as_bytes());
+        let keep = crate::name::MAX_IDENT_BYTES - 9;
+        let mut cut = keep;
+        while !full.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}_{:08x}", &full[..cut], hash as u32)
+    };
+    // The parts are identifiers, so the result is non-empty, fits, and has no control characters.
+    Ident::trusted(name)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_fit_and_stay_distinct() {
+        let long = "a".repeat(60);
+        let a = derived_name(&[&long, "x_sync"]);
+        let b = derived_name(&[&long, "y_sync"]);
+        assert!(a.as_str().len() <= 63 && b.as_str().len() <= 63);
+        assert_ne!(a, b);
+        assert_eq!(
+            derived_name(&["users", "name", "idx"]).as_str(),
+            "users_name_idx"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! `add_column`. Nullable: one phase. Required: one phase when the default is
+//! stored in the catalog (non-volatile on Postgres 11+, constant on SQLite);
+//! otherwise add it nullable, have new rows filled (by a default, or by the
+//! application), backfill, and enforce NOT NULL the lock-safe way.
+
+use minijinja::context;
+
+use super::{set_not_null, table_value};
+use crate::dialect::Dialect;
+use crate::intent::AddColumn;
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningError> {
+    let (t, c) = (&i.table, &i.column);
+    let default = i.default.as_ref().map(|d| d.as_str());
+    let instant = default.filter(|d| r.dialect.add_column_with_default_is_instant(d));
+    if let (Dialect::Sqlite, Some(d), None) = (r.dialect, default, instant) {
+        return Err(r.unsupported(format!(
+            "SQLite cannot add a column whose default is not a constant (`{d}`); use a constant default, or none with `backfill`"
+        )));
+    }
+    let one_phase_required = !i.nullable && instant.is_some() && i.backfill.is_none();
+    // Existing rows get the backfill value, or a volatile default evaluated per row.
+    let fill = i
+        .backfill
+        .as_ref()
+        .map(|b| b.as_str())
+        .or(default.filter(|_| instant.is_none()));
+    let ctx = context! {
+        fill,
+        table => table_value(t),
+        column => c,
+        type => i.ty.written.as_str(),
+        default => instant,
+        later_default => default.filter(|_| instant.is_none()),
+        not_null => one_phase_required,
+    };
+    let sql = r.render(
+        "add_column",
+        &ctx,
+        &[
+            "add_column",
+            "drop_column",
+            "set_default",
+            "drop_default",
+            "backfill_set",
+            "backfill_pending",
+        ],
+    )?;
+
+    let lock = r.lock(
+        "ACCESS EXCLUSIVE",
+        &[t],
+        Blocks::ReadsAndWrites,
+        LockDuration::Brief,
+    );
+    let what = if one_phase_required {
+        format!(
+            "Add column {c} {} NOT NULL DEFAULT {} (catalog only: existing rows read the default)",
+            i.ty,
+            instant.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "Add column {c} {} to {t}, nullable{}",
+            i.ty,
+            instant
+                .map(|d| format!(", DEFAULT {d}"))
+                .unwrap_or_default()
+        )
+    };
+    let add = r.migration(
+        "add_column",
+        what,
+        sql.get("add_column"),
+        Some(sql.get("drop_column")),
+        lock,
+    );
+    r.step(add).table = Some(t.clone());
+    r.effects.creates.push((t.clone(), c.clone(), add));
+
+    if let (Some(d), None) = (default, instant) {
+        // A volatile default in ADD COLUMN would rewrite the table; SET DEFAULT
+        // afterwards applies it to new rows only, and the backfill fills the rest.
+        let lock = r.lock(
+            "ACCESS EXCLUSIVE",
+            &[t],
+            Blocks::ReadsAndWrites,
+            LockDuration::Brief,
+        );
+        r.migration(
+            "set_default",
+            format!("Set DEFAULT {d} for new rows (volatile: adding it with the column would rewrite the table)"),
+            sql.get("set_default"),
+            Some(sql.get("drop_default")),
+            lock,
+        );
+    }
+    if i.nullable || one_phase_required {
+        if fill.is_some() {
+            r.backfill(
+                "backfill",
+                format!("Fill {c} of existing rows, in batches"),
+                t,
+                sql.get("backfill_set"),
+                sql.get("backfill_pending"),
+            );
+        }
+        r.app("app_use", format!("New code may read and write {t}.{c}"));
+        return Ok(());
+    }
+    if default.is_none() {
+        r.app(
+            "app_write_value",
+            format!("Write {c} on every insert and update of {t} (rows written by the previous release hold NULL until the backfill)"),
+        );
+    }
+    set_not_null::enforce(r, t, c, fill)?;
+    if default.is_some() {
+        r.app("app_use", format!("New code may read and write {t}.{c}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, shape, sql_of};
+
+    #[test]
+    fn required_with_constant_default_is_one_phase() {
+        for d in Dialect::ALL {
+            let p = plan(
+                d,
+                "  - add_column: { table: users, column: active, type: boolean, nullable: false, default: 'true' }\n",
+            );
+            assert_eq!(
+                shape(&p),
+                vec![vec!["migration:add_column", "app:app_use"]],
+                "{d}"
+            );
+            assert!(sql_of(&p, "add_column").contains("NOT NULL DEFAULT true"));
+        }
+    }
+
+    #[test]
+    fn required_without_default_needs_the_app_first() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_column: { table: users, column: email, type: text, nullable: false, backfill: \"'unknown'\" }\n",
+        );
+        assert_eq!(
+            shape(&p)[0],
+            vec!["migration:add_column", "app:app_write_value"]
+        );
+        assert_eq!(shape(&p)[1][0], "backfill:backfill");
+        assert_eq!(shape(&p).len(), 2);
+    }
+
+    #[test]
+    fn volatile_default_is_set_after_the_column_and_backfilled() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_column: { table: t, column: token, type: uuid, nullable: false, default: gen_random_uuid() }\n",
+        );
+        assert_eq!(shape(&p).len(), 1);
+        assert!(!sql_of(&p, "add_column").contains("DEFAULT"));
+        assert!(sql_of(&p, "set_default").contains("SET DEFAULT gen_random_uuid()"));
+        assert!(sql_of(&p, "backfill").contains("\"token\" = gen_random_uuid()"));
+    }
+
+    #[test]
+    fn sqlite_refuses_a_non_constant_default() {
+        let text = "name: t\nchanges:\n  - add_column: { table: t, column: at, type: text, default: CURRENT_TIMESTAMP }\n";
+        let file = crate::intent::parse_plan(text, "f", "t").map_err(|e| e.to_string());
+        let templates = crate::dialect::templates::Templates::builtin(Dialect::Sqlite);
+        let catalog = crate::catalog::Catalog::offline();
+        let err = file.map(|f| {
+            crate::plan::Planner::new(&templates, &catalog)
+                .plan(&f)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        assert!(
+            matches!(err, Ok(Err(ref m)) if m.contains("not a constant")),
+            "{err:?}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! `add_foreign_key`: the application writes only valid references first;
+//! then orphans are verified absent, the key is added NOT VALID (a brief
+//! lock on both tables, no scan) and validated in its own transaction
+//! (a scan that blocks no reads or writes).
+//!
+//! SQLite cannot add a constraint to an existing table without rebuilding
+//! it, so triggers enforce the reference and the ON DELETE action.
+
+use minijinja::context;
+
+use super::{beside, cols_text, names, table_value};
+use crate::dialect::Dialect;
+use crate::intent::{AddForeignKey, OnDelete};
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), PlanningError> {
+    let (t, p) = (&i.table, &i.references.table);
+    if r.dialect == Dialect::Sqlite && i.on_delete == Some(OnDelete::SetDefault) {
+        return Err(r.unsupported("SQLite's trigger-enforced foreign keys support on_delete cascade, set_null, restrict and no_action, not set_default"));
+    }
+    let cols = i
+        .columns
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join("_");
+    let name = i
+        .name
+        .clone()
+        .unwrap_or_else(|| derived_name(&[t.name.as_str(), &cols, "fkey"]));
+    let pairs: Vec<(String, String)> = i
+        .columns
+        .iter()
+        .zip(&i.references.columns)
+        .map(|(c, rc)| (c.as_str().to_string(), rc.as_str().to_string()))
+        .collect();
+    let ctx = context! {
+        table => table_value(t),
+        table_name => t.name.as_str(),
+        parent => table_value(p),
+        parent_name => p.name.as_str(),
+        columns => names(&i.columns),
+        parent_columns => names(&i.references.columns),
+        pairs,
+        on_delete => i.on_delete.map(OnDelete::sql),
+        constraint => &name,
+        trigger_insert => beside(t, &derived_name(&[name.as_str(), "ins"])),
+        trigger_update => beside(t, &derived_name(&[name.as_str(), "upd"])),
+        trigger_parent => beside(t, &derived_name(&[name.as_str(), "del"])),
+        message => format!("{name}: {t}({}) must reference an existing {p}({})", cols_text(&i.columns), cols_text(&i.references.columns)),
+        parent_message => format!("{name}: rows of {t} still reference this {p} row"),
+    };
+    let sql = r.render(
+        "add_foreign_key",
+        &ctx,
+        &[
+            "verify_orphans",
+            "add_not_valid",
+            "drop_constraint",
+            "validate",
+        ],
+    )?;
+    for c in &i.columns {
+        r.effects.uses.push((t.clone(), c.clone()));
+    }
+    for c in &i.references.columns {
+        r.effects.uses.push((p.clone(), c.clone()));
+    }
+    let (cols, pcols) = (cols_text(&i.columns), cols_text(&i.references.columns));
+    r.app(
+        "app_valid_references",
+        format!("Write only ({cols}) values of {t} that exist in {p}({pcols}) (or NULL); fix existing orphans"),
+    );
+    r.verify(
+        "verify_orphans",
+        format!("No row of {t} references a missing {p} row"),
+        sql.get("verify_orphans"),
+        0,
+    );
+    match r.dialect {
+        Dialect::Postgres => {
+            let lock = r.lock(
+                "SHARE ROW EXCLUSIVE",
+                &[t, p],
+                Blocks::Writes,
+                LockDuration::Brief,
+            );
+            r.migration(
+                "add_not_valid",
+                format!("Add foreign key {name} NOT VALID: checked for new writes, existing rows not scanned"),
+                sql.get("add_not_valid"),
+                Some(sql.get("drop_constraint")),
+                lock,
+            );
+            let lock = r.lock(
+                "SHARE UPDATE EXCLUSIVE",
+                &[t],
+                Blocks::Nothing,
+                LockDuration::Scan,
+            );
+            r.migration(
+                "validate",
+                format!("Validate {name}: scans {t} without blocking reads or writes"),
+                sql.get("validate"),
+                None,
+                lock,
+            );
+        }
+        Dialect::Sqlite => {
+            let lock = r.lock("", &[t, p], Blocks::ReadsAndWrites, LockDuration::Brief);
+            r.migration(
+                "enforce_reference",
+                format!("Triggers that enforce {name} on writes to {t} and deletes from {p} (SQLite cannot add a constraint in place)"),
+                sql.get("add_not_valid"),
+                Some(sql.get("drop_constraint")),
+                lock,
+            );
+        }
+    }
+    r.note(format!(
+        "an index on {t}({cols}) keeps deletes from {p} and joins fast; add one with add_index if there is none"
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, shape, sql_of};
+
+    #[test]
+    fn not_valid_then_validate() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_foreign_key: { table: orders, columns: [user_id], references: { table: users, columns: [id] }, on_delete: cascade }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec!["app:app_valid_references"],
+                vec![
+                    "verify:verify_orphans",
+                    "migration:add_not_valid",
+                    "migration:validate"
+                ]
+            ]
+        );
+        let add = sql_of(&p, "add_not_valid");
+        assert!(add.contains("ON DELETE CASCADE NOT VALID"), "{add}");
+    }
+}

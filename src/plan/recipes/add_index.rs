@@ -1,0 +1,120 @@
+//! `add_index`: built without blocking writes (`CREATE INDEX CONCURRENTLY`
+//! on Postgres, which cannot run in a transaction). A unique index is a
+//! constraint new rows must already satisfy, so the application stops writing
+//! duplicates one deploy before, and a verification finds none left.
+
+use minijinja::context;
+
+use super::{beside, cols_text, names, table_value};
+use crate::dialect::Dialect;
+use crate::intent::AddIndex;
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningError> {
+    let t = &i.table;
+    let cols = i
+        .columns
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join("_");
+    let name = i.name.clone().unwrap_or_else(|| {
+        derived_name(&[t.name.as_str(), &cols, if i.unique { "key" } else { "idx" }])
+    });
+    let ctx = context! {
+        table => table_value(t),
+        table_name => t.name.as_str(),
+        index => &name,
+        index_qualified => beside(t, &name),
+        columns => names(&i.columns),
+        unique => i.unique,
+        predicate => i.predicate.as_ref().map(|p| p.as_str()),
+    };
+    let sql = r.render(
+        "add_index",
+        &ctx,
+        &["create_index", "drop_index", "verify_unique"],
+    )?;
+    for c in &i.columns {
+        r.effects.uses.push((t.clone(), c.clone()));
+    }
+    let cols = cols_text(&i.columns);
+    if i.unique {
+        r.app(
+            "app_no_duplicates",
+            format!(
+                "Never write two rows of {t} with the same ({cols}); clean up existing duplicates"
+            ),
+        );
+        r.verify(
+            "verify_unique",
+            format!("No duplicate ({cols}) in {t}"),
+            sql.get("verify_unique"),
+            0,
+        );
+    }
+    let lock = match r.dialect {
+        Dialect::Postgres => r.lock(
+            "SHARE UPDATE EXCLUSIVE",
+            &[t],
+            Blocks::Nothing,
+            LockDuration::Scan,
+        ),
+        Dialect::Sqlite => r.lock("", &[t], Blocks::Writes, LockDuration::Scan),
+    };
+    let unique = if i.unique { "unique " } else { "" };
+    let step = r.migration(
+        "create_index",
+        format!(
+            "Build {unique}index {name} on {t} ({cols}){}",
+            if r.dialect == Dialect::Postgres {
+                " concurrently"
+            } else {
+                ""
+            }
+        ),
+        sql.get("create_index"),
+        Some(sql.get("drop_index")),
+        lock,
+    );
+    let transactional = r.dialect != Dialect::Postgres;
+    let s = r.step(step);
+    s.transactional = transactional;
+    s.table = Some(t.clone());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, shape, sql_of};
+
+    #[test]
+    fn concurrent_build_outside_a_transaction() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_index: { table: users, columns: [email] }\n",
+        );
+        assert_eq!(shape(&p), vec![vec!["migration:create_index"]]);
+        assert!(!p.steps[0].transactional);
+        assert!(
+            sql_of(&p, "create_index")
+                .contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_idx\"")
+        );
+    }
+
+    #[test]
+    fn unique_index_waits_for_the_app() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_index: { table: users, columns: [email], unique: true }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec!["app:app_no_duplicates"],
+                vec!["verify:verify_unique", "migration:create_index"]
+            ]
+        );
+    }
+}

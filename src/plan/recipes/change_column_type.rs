@@ -1,0 +1,114 @@
+//! `change_column_type`: one catalog-only ALTER where the change is binary
+//! coercible; otherwise a new column with casts both ways, like a rename.
+
+use minijinja::context;
+
+use super::copy_column::{self, Copy};
+use super::table_value;
+use crate::intent::{ChangeColumnType, SyncMode};
+use crate::name::Ident;
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), PlanningError> {
+    let live = r.catalog.column(&i.table, &i.column).cloned();
+    let coercible = live
+        .as_ref()
+        .and_then(|c| c.ty.as_ref())
+        .is_some_and(|from| r.dialect.is_binary_coercible(from, &i.ty));
+    if coercible && i.using.is_none() {
+        let from = live
+            .as_ref()
+            .map(|c| c.type_sql.clone())
+            .unwrap_or_default();
+        let ctx = context! {
+            table => table_value(&i.table),
+            column => &i.column,
+            new_type => i.ty.written.as_str(),
+            old_type => from.as_str(),
+        };
+        let sql = r.render(
+            "change_column_type",
+            &ctx,
+            &["alter_type", "alter_type_back"],
+        )?;
+        let lock = r.lock(
+            "ACCESS EXCLUSIVE",
+            &[&i.table],
+            Blocks::ReadsAndWrites,
+            LockDuration::Brief,
+        );
+        let step = r.migration(
+            "alter_type",
+            format!(
+                "Change {}.{} from {from} to {} (binary coercible: catalog only, no rewrite)",
+                i.table, i.column, i.ty
+            ),
+            sql.get("alter_type"),
+            Some(sql.get("alter_type_back")),
+            lock,
+        );
+        r.step(step).table = Some(i.table.clone());
+        r.effects.uses.push((i.table.clone(), i.column.clone()));
+        r.note(format!(
+            "rolling back narrows {} to {from} again, which scans the table and fails if longer values were written since",
+            i.column
+        ));
+        return Ok(());
+    }
+    if live.is_none() {
+        r.note(format!(
+            "planned without the live schema: the type change takes the multi-phase path; plan against the database to use a one-step ALTER when {} → {} is binary coercible",
+            i.column, i.ty
+        ));
+    }
+    let default_new = Ident::new(format!("{}_new", i.column))
+        .map_err(|e| r.unsupported(format!("cannot name the new column: {e}; set `new_column`")))?;
+    let new = i.new_column.clone().unwrap_or(default_new);
+    r.note(format!(
+        "the new type lives in column {new}, which keeps that name after the contract; rename it with a later plan if you want the old name back"
+    ));
+    copy_column::expand(
+        r,
+        Copy {
+            kind: "change_column_type",
+            table: &i.table,
+            old: &i.column,
+            new: &new,
+            new_type: Some(i.ty.written.clone()),
+            cast: true,
+            forward: i.using.as_ref().map(|e| e.as_str().to_string()),
+            reverse: i.reverse.as_ref().map(|e| e.as_str().to_string()),
+            old_default: None,
+            move_default: false,
+            old_required: live.as_ref().map(|c| !c.nullable && c.default.is_none()),
+            sync: SyncMode::Trigger,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, shape, sql_of};
+
+    #[test]
+    fn offline_type_change_copies_with_casts() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - change_column_type: { table: orders, column: amount, type: bigint }\n",
+        );
+        assert_eq!(shape(&p).len(), 3);
+        assert!(sql_of(&p, "backfill").contains(r#"CAST("amount" AS bigint)"#));
+        assert!(sql_of(&p, "add_column").contains(r#"ADD COLUMN "amount_new" bigint"#));
+    }
+
+    #[test]
+    fn using_expression_drives_the_copy() {
+        let p = plan(
+            Dialect::Sqlite,
+            "  - change_column_type: { table: t, column: c, type: integer, using: \"c * 100\", reverse: \"c_cents / 100.0\", new_column: c_cents }\n",
+        );
+        assert!(sql_of(&p, "backfill").contains("c * 100"));
+        assert!(sql_of(&p, "sync_trigger").contains("c_cents / 100.0"));
+    }
+}

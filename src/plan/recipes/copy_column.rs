@@ -1,0 +1,200 @@
+//! The shape shared by `rename_column` and a type change that rewrites: a new
+//! column beside the old one, kept equal to it while both exist, backfilled,
+//! verified; then the application switches; then the old column goes.
+
+use minijinja::context;
+
+use super::{beside, table_value};
+use crate::dialect::Dialect;
+use crate::intent::SyncMode;
+use crate::name::{Ident, TableName};
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
+
+pub(super) struct Copy<'i> {
+    /// The template to render (`rename_column` or `change_column_type`).
+    pub kind: &'static str,
+    pub table: &'i TableName,
+    pub old: &'i Ident,
+    pub new: &'i Ident,
+    /// The new column's type; `None` copies the old column's type at apply time.
+    pub new_type: Option<String>,
+    /// Whether new = CAST(old AS new_type) rather than new = old.
+    pub cast: bool,
+    /// old → new, in terms of the old column's name.
+    pub forward: Option<String>,
+    /// new → old, in terms of the new column's name.
+    pub reverse: Option<String>,
+    /// The old column's default, to move to the new column at the contract.
+    pub old_default: Option<String>,
+    /// Move the default at apply time (offline Postgres rename).
+    pub move_default: bool,
+    /// Whether the old column is NOT NULL without a default (known live).
+    pub old_required: Option<bool>,
+    pub sync: SyncMode,
+}
+
+const BLOCKS: &[&str] = &[
+    "add_column",
+    "drop_new_column",
+    "sync_trigger",
+    "drop_sync_trigger",
+    "backfill_set",
+    "backfill_pending",
+    "verify",
+    "relax_old",
+    "restore_old",
+    "contract",
+];
+
+pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningError> {
+    let (t, old, new) = (c.table, c.old, c.new);
+    let table_name = t.name.as_str();
+    let key: Vec<String> = r
+        .catalog
+        .table(t)
+        .map(|f| {
+            f.primary_key
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let sync_trigger = c.sync == SyncMode::Trigger;
+    let ctx = context! {
+        table => table_value(t),
+        table_name,
+        old, new,
+        new_type => c.new_type,
+        cast => c.cast,
+        forward => c.forward,
+        reverse => c.reverse,
+        old_default => c.old_default.clone(),
+        move_default => c.move_default,
+        old_required => c.old_required == Some(true),
+        sync => if sync_trigger { "trigger" } else { "app" },
+        key,
+        function => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync"])),
+        trigger => derived_name(&[table_name, old.as_str(), new.as_str(), "sync"]),
+        trigger_insert => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync_ins"])),
+        trigger_update => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync_upd"])),
+    };
+    let sql = r.render(c.kind, &ctx, BLOCKS)?;
+    let brief = |r: &Recipe<'_>, mode: &str| {
+        r.lock(mode, &[t], Blocks::ReadsAndWrites, LockDuration::Brief)
+    };
+
+    r.effects.creates.push((t.clone(), new.clone(), 0));
+    r.effects.uses.push((t.clone(), old.clone()));
+
+    let lock = brief(r, "ACCESS EXCLUSIVE");
+    let add = r.migration(
+        "add_column",
+        format!("Add column {new} to {t} (nullable) beside {old}"),
+        sql.get("add_column"),
+        Some(sql.get("drop_new_column")),
+        lock,
+    );
+    r.step(add).table = Some(t.clone());
+    r.effects.creates[0].2 = add;
+
+    if sync_trigger {
+        let lock = r.lock(
+            "SHARE ROW EXCLUSIVE",
+            &[t],
+            Blocks::Writes,
+            LockDuration::Brief,
+        );
+        let i = r.migration(
+            "sync_trigger",
+            format!("Create a trigger that keeps {new} and {old} equal on every insert and update, whichever one the writer set"),
+            sql.get("sync_trigger"),
+            Some(sql.get("drop_sync_trigger")),
+            lock,
+        );
+        r.step(i).table = Some(t.clone());
+    } else {
+        r.app(
+            "app_write_both",
+            format!(
+                "Write both {old} and {new} on every insert and update of {t}; keep reading {old}"
+            ),
+        );
+    }
+
+    r.backfill(
+        "backfill",
+        format!("Copy {old} into {new} for existing rows, in batches"),
+        t,
+        sql.get("backfill_set"),
+        sql.get("backfill_pending"),
+    );
+    r.verify(
+        "verify",
+        format!("No row of {t} where {new} differs from {old}"),
+        sql.get("verify"),
+        0,
+    );
+
+    if sync_trigger {
+        r.next_deploy();
+        r.app(
+            "app_switch",
+            format!(
+                "Read and write {new} only; stop referencing {old} (the trigger still mirrors writes to {old} for instances on the previous release)"
+            ),
+        );
+    } else {
+        // New code stops writing the old column: it must accept NULL first.
+        if c.old_required != Some(false) && r.dialect == Dialect::Postgres {
+            let lock = brief(r, "ACCESS EXCLUSIVE");
+            let i = r.migration(
+                "relax_old",
+                format!("Let {old} accept NULL, so inserts that no longer write it succeed"),
+                sql.get("relax_old"),
+                None,
+                lock,
+            );
+            let s = r.step(i);
+            s.table = Some(t.clone());
+            s.rollback_sql = sql.optional("restore_old");
+        }
+        r.app(
+            "app_read_new",
+            format!("Read {new}; stop reading and writing {old}"),
+        );
+    }
+
+    let lock = brief(r, "ACCESS EXCLUSIVE");
+    let contract = r.migration(
+        "contract",
+        format!(
+            "Drop {}column {old} of {t}",
+            if sync_trigger {
+                "the sync trigger and "
+            } else {
+                ""
+            }
+        ),
+        sql.get("contract"),
+        None,
+        lock,
+    );
+    let s = r.step(contract);
+    s.reversible = false;
+    s.table = Some(t.clone());
+    r.effects.removes.push((t.clone(), old.clone(), contract));
+
+    if r.dialect == Dialect::Sqlite {
+        if c.sync == SyncMode::App && c.old_required != Some(false) {
+            r.note(format!(
+                "SQLite cannot drop NOT NULL in place: if {old} is NOT NULL without a default, new code must keep writing it until the contract phase"
+            ));
+        }
+        if c.old_default.is_some() || r.catalog.table(t).is_none() {
+            r.note(format!(
+                "SQLite cannot give an existing column a default: after the contract, {new} has none, so inserts must supply it"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `drop_column`: the application stops using the column (after NOT NULL is
+//! relaxed so its inserts succeed), and only in a later deploy, after the
+//! soak, is the column dropped. Never in the release that stops using it.
+
+use minijinja::context;
+
+use super::table_value;
+use crate::dialect::Dialect;
+use crate::intent::DropColumn;
+use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningError> {
+    let (t, c) = (&i.table, &i.column);
+    let ctx = context! { table => table_value(t), column => c };
+    let sql = r.render("drop_column", &ctx, &["relax_not_null", "drop_column"])?;
+    let live = r.catalog.column(t, c);
+    // Offline, relaxing is harmless when the column is nullable already.
+    let required = live.is_none_or(|col| !col.nullable && col.default.is_none());
+    if required {
+        match r.dialect {
+            Dialect::Postgres => {
+                let lock = r.lock("ACCESS EXCLUSIVE", &[t], Blocks::ReadsAndWrites, LockDuration::Brief);
+                let i = r.migration(
+                    "relax_not_null",
+                    format!("Let {c} accept NULL, so inserts from code that no longer writes it succeed"),
+                    sql.get("relax_not_null"),
+                    None,
+                    lock,
+                );
+                r.step(i).table = Some(t.clone());
+                if live.is_none() {
+                    r.note(format!("{c} is made nullable in case it is NOT NULL; this fails if it is part of the primary key"));
+                }
+            }
+            Dialect::Sqlite => r.note(format!(
+                "SQLite cannot drop NOT NULL in place: if {c} is NOT NULL without a default, code must keep writing it until it is dropped"
+            )),
+        }
+    }
+    r.app(
+        "app_stop_using",
+        format!(
+            "Stop reading and writing {t}.{c} (remove it from every query, model and SELECT *)"
+        ),
+    );
+    let lock = r.lock(
+        "ACCESS EXCLUSIVE",
+        &[t],
+        Blocks::ReadsAndWrites,
+        LockDuration::Brief,
+    );
+    let drop = r.migration(
+        "drop_column",
+        format!("Drop column {c} of {t}"),
+        sql.get("drop_column"),
+        None,
+        lock,
+    );
+    let s = r.step(drop);
+    s.reversible = false;
+    s.table = Some(t.clone());
+    r.effects.removes.push((t.clone(), c.clone(), drop));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, reversible, shape};
+
+    #[test]
+    fn drop_comes_a_deploy_after_the_code_stops_using_it() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - drop_column: { table: users, column: legacy }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec!["migration:relax_not_null", "app:app_stop_using"],
+                vec!["migration:drop_column"]
+            ]
+        );
+        assert_eq!(reversible(&p), vec![true, false]);
+    }
+}

@@ -1,0 +1,104 @@
+//! `rename_column`: expand (new column + sync + backfill), switch, contract.
+
+use super::copy_column::{self, Copy};
+use crate::dialect::Dialect;
+use crate::intent::RenameColumn;
+use crate::plan::{PlanningError, Recipe};
+
+pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), PlanningError> {
+    let live = r.catalog.column(&i.table, &i.from).cloned();
+    if live.is_none() {
+        match r.dialect {
+            Dialect::Postgres => r.note(format!(
+                "{} gets the type of {} read from the catalog when the step runs (plan against the database to see it spelled out)",
+                i.to, i.from
+            )),
+            Dialect::Sqlite => r.note(format!(
+                "planned offline: {} is added without a declared type (values are copied unchanged); plan against the database to copy {}'s type",
+                i.to, i.from
+            )),
+        }
+    }
+    copy_column::expand(
+        r,
+        Copy {
+            kind: "rename_column",
+            table: &i.table,
+            old: &i.from,
+            new: &i.to,
+            new_type: live.as_ref().map(|c| c.type_sql.clone()),
+            cast: false,
+            forward: None,
+            reverse: None,
+            old_default: live.as_ref().and_then(|c| c.default.clone()),
+            move_default: live.is_none(),
+            old_required: live.as_ref().map(|c| !c.nullable && c.default.is_none()),
+            sync: i.sync,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::{plan, reversible, shape, sql_of};
+
+    #[test]
+    fn trigger_rename_is_three_deploys_with_an_irreversible_contract() {
+        for d in Dialect::ALL {
+            let p = plan(
+                d,
+                "  - rename_column: { table: users, from: name, to: full_name }\n",
+            );
+            assert_eq!(
+                shape(&p),
+                vec![
+                    vec![
+                        "migration:add_column",
+                        "migration:sync_trigger",
+                        "backfill:backfill",
+                        "verify:verify"
+                    ],
+                    vec!["app:app_switch"],
+                    vec!["migration:contract"],
+                ],
+                "{d}"
+            );
+            assert_eq!(reversible(&p), vec![true, true, false]);
+        }
+    }
+
+    #[test]
+    fn app_sync_rename_is_the_dual_write_recipe() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - rename_column: { table: users, from: name, to: full_name, sync: app }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec!["migration:add_column", "app:app_write_both"],
+                vec![
+                    "backfill:backfill",
+                    "verify:verify",
+                    "migration:relax_old",
+                    "app:app_read_new"
+                ],
+                vec!["migration:contract"],
+            ]
+        );
+    }
+
+    #[test]
+    fn awkward_names_are_quoted() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - rename_column: { table: user, from: 'we\"ird', to: full_name }\n",
+        );
+        let contract = sql_of(&p, "contract");
+        assert!(
+            contract.contains(r#"ALTER TABLE "user" DROP COLUMN "we""ird";"#),
+            "{contract}"
+        );
+    }
+}

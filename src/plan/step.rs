@@ -1,0 +1,102 @@
+//! Steps: the nodes of a plan's dependency graph.
+
+use serde::Serialize;
+
+use crate::name::TableName;
+
+/// What a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// DDL (or DML) that changes the schema.
+    Migration,
+    /// A data copy, run in batches so no transaction holds many rows.
+    Backfill,
+    /// A query that must return the expected answer before the plan moves on.
+    Verify,
+    /// What the application code shipped in this deploy must do.
+    App,
+}
+
+impl StepKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::Migration => "migration",
+            StepKind::Backfill => "backfill",
+            StepKind::Verify => "verify",
+            StepKind::App => "app",
+        }
+    }
+}
+
+/// How a step blocks other sessions while it runs, in the words an operator
+/// needs ("ACCESS EXCLUSIVE on users, brief").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockNote {
+    /// The lock mode (`ACCESS EXCLUSIVE`, `SHARE UPDATE EXCLUSIVE`, `database write lock`, …).
+    pub mode: String,
+    /// The tables it is taken on.
+    pub tables: Vec<String>,
+    /// Whether it blocks the application's reads, writes, or neither.
+    pub blocks: Blocks,
+    /// Whether it is held only for a catalog update (`brief`) or for a scan or rewrite.
+    pub duration: LockDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blocks {
+    ReadsAndWrites,
+    Writes,
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockDuration {
+    /// A catalog change: milliseconds once the lock is granted.
+    Brief,
+    /// Proportional to the table's size (a scan or a build).
+    Scan,
+    /// One short transaction per batch.
+    PerBatch,
+}
+
+/// A batched data copy, kept in parts so the executor can run it in keyset
+/// batches: `UPDATE table SET <set> WHERE <pending> AND <key range>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backfill {
+    pub table: TableName,
+    /// The `SET` list, e.g. `"full_name" = "name"`.
+    pub set: String,
+    /// Rows that still need the copy, e.g. `"full_name" IS DISTINCT FROM "name"`.
+    pub pending: String,
+}
+
+/// One node of the plan's graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Stable id: `<change number>.<slug>`, e.g. `1.add_column`.
+    pub id: String,
+    pub kind: StepKind,
+    pub description: String,
+    /// The SQL the step runs (`None` for app steps).
+    pub sql: Option<String>,
+    /// The SQL that undoes it, where it can be undone.
+    pub rollback_sql: Option<String>,
+    /// Whether it may run inside a transaction (CREATE INDEX CONCURRENTLY may not).
+    pub transactional: bool,
+    /// False for a step whose effect cannot be undone (dropping a column or table).
+    pub reversible: bool,
+    /// The 0-based index of the change (intent) in the plan that produced it.
+    pub change: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockNote>,
+    /// For verify steps: the single value the query must return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
+}

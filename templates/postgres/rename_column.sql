@@ -1,0 +1,117 @@
+{#- rename_column, and the rewriting path of change_column_type (which extends
+    this file): a new column kept equal to the old one while both exist.
+    Context: table, table_name, old, new, new_type, cast, forward, reverse,
+    old_default, move_default, old_required, sync, key, function, trigger. -#}
+
+{#- The new column's value computed from the old one (prefix: "NEW." in a trigger). -#}
+{% macro old_to_new(prefix) -%}
+{% if forward and prefix %}(SELECT {{ forward|sql }} FROM (SELECT {{ prefix|sql }}{{ old|ident }} AS {{ old|ident }}) AS phasegate_row)
+{%- elif forward %}({{ forward|sql }})
+{%- elif cast %}CAST({{ prefix|sql }}{{ old|ident }} AS {{ new_type|sql }})
+{%- else %}{{ prefix|sql }}{{ old|ident }}{% endif %}
+{%- endmacro %}
+{#- The old column's value computed from the new one (assignment casts otherwise). -#}
+{% macro new_to_old(prefix) -%}
+{% if reverse %}(SELECT {{ reverse|sql }} FROM (SELECT {{ prefix|sql }}{{ new|ident }} AS {{ new|ident }}) AS phasegate_row)
+{%- else %}{{ prefix|sql }}{{ new|ident }}{% endif %}
+{%- endmacro %}
+
+{% block add_column %}
+{% if new_type %}
+ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ new_type|sql }};
+{% else %}
+-- {{ new|ident }} gets the type of {{ old|ident }} as the catalog has it when this runs.
+DO $phasegate$
+DECLARE
+  column_type text;
+BEGIN
+  SELECT format_type(a.atttypid, a.atttypmod) INTO column_type
+    FROM pg_attribute a
+   WHERE a.attrelid = {{ table|ident|literal }}::regclass
+     AND a.attname = {{ old|literal }}
+     AND NOT a.attisdropped;
+  IF column_type IS NULL THEN
+    RAISE EXCEPTION 'column % of table % does not exist', {{ old|literal }}, {{ table|ident|literal }};
+  END IF;
+  EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', {{ table|ident|literal }}::regclass, {{ new|literal }}, column_type);
+END
+$phasegate$;
+{% endif %}
+{% endblock %}
+
+{% block drop_new_column %}
+ALTER TABLE {{ table|ident }} DROP COLUMN IF EXISTS {{ new|ident }};
+{% endblock %}
+
+{% block sync_trigger %}
+CREATE OR REPLACE FUNCTION {{ function|ident }}() RETURNS trigger
+LANGUAGE plpgsql AS $phasegate$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- A writer on the new release sets {{ new|ident }}; one on the old release does not.
+    IF NEW.{{ new|ident }} IS NULL THEN
+      NEW.{{ new|ident }} := {{ old_to_new("NEW.") }};
+    ELSE
+      NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
+    END IF;
+  ELSIF NEW.{{ new|ident }} IS DISTINCT FROM OLD.{{ new|ident }} THEN
+    NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
+  ELSE
+    NEW.{{ new|ident }} := {{ old_to_new("NEW.") }};
+  END IF;
+  RETURN NEW;
+END
+$phasegate$;
+DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
+CREATE TRIGGER {{ trigger|ident }}
+  BEFORE INSERT OR UPDATE ON {{ table|ident }}
+  FOR EACH ROW EXECUTE FUNCTION {{ function|ident }}();
+{% endblock %}
+
+{% block drop_sync_trigger %}
+DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
+DROP FUNCTION IF EXISTS {{ function|ident }}();
+{% endblock %}
+
+{% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
+{% block backfill_pending %}{{ new|ident }} IS DISTINCT FROM {{ old_to_new("") }}{% endblock %}
+
+{% block verify %}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS DISTINCT FROM {{ old_to_new("") }}
+{% endblock %}
+
+{% block relax_old %}
+ALTER TABLE {{ table|ident }} ALTER COLUMN {{ old|ident }} DROP NOT NULL;
+{% endblock %}
+{% block restore_old %}
+{% if old_required %}
+ALTER TABLE {{ table|ident }} ALTER COLUMN {{ old|ident }} SET NOT NULL;
+{% endif %}
+{% endblock %}
+
+{% block contract %}
+{% if sync == "trigger" %}
+DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
+DROP FUNCTION IF EXISTS {{ function|ident }}();
+{% endif %}
+{% if old_default %}
+ALTER TABLE {{ table|ident }} ALTER COLUMN {{ new|ident }} SET DEFAULT {{ old_default|sql }};
+{% elif move_default %}
+-- {{ new|ident }} takes over the default of {{ old|ident }}, if it has one.
+DO $phasegate$
+DECLARE
+  old_default text;
+BEGIN
+  SELECT pg_get_expr(d.adbin, d.adrelid) INTO old_default
+    FROM pg_attrdef d
+    JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+   WHERE d.adrelid = {{ table|ident|literal }}::regclass
+     AND a.attname = {{ old|literal }};
+  IF old_default IS NOT NULL THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', {{ table|ident|literal }}::regclass, {{ new|literal }}, old_default);
+  END IF;
+END
+$phasegate$;
+{% endif %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
+{% endblock %}

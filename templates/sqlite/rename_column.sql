@@ -1,0 +1,71 @@
+{#- rename_column, and the rewriting path of change_column_type (which extends
+    this file). SQLite triggers cannot assign to NEW, so the sync triggers run
+    AFTER the write and update the row they wrote; recursive triggers are off
+    by default, so that update does not fire them again.
+    Context: table, table_name, old, new, new_type, cast, forward, reverse,
+    old_default, move_default, old_required, sync, key, trigger_insert, trigger_update. -#}
+
+{% macro old_to_new(prefix) -%}
+{% if forward and prefix %}(SELECT {{ forward|sql }} FROM (SELECT {{ prefix|sql }}{{ old|ident }} AS {{ old|ident }}))
+{%- elif forward %}({{ forward|sql }})
+{%- elif cast %}CAST({{ prefix|sql }}{{ old|ident }} AS {{ new_type|sql }})
+{%- else %}{{ prefix|sql }}{{ old|ident }}{% endif %}
+{%- endmacro %}
+{% macro new_to_old(prefix) -%}
+{% if reverse %}(SELECT {{ reverse|sql }} FROM (SELECT {{ prefix|sql }}{{ new|ident }} AS {{ new|ident }}))
+{%- else %}{{ prefix|sql }}{{ new|ident }}{% endif %}
+{%- endmacro %}
+{#- The row a trigger fired for: by primary key when known, else by rowid. -#}
+{% macro this_row() -%}
+{% if key %}{% for k in key %}{% if not loop.first %} AND {% endif %}{{ k|ident }} = NEW.{{ k|ident }}{% endfor %}
+{%- else %}rowid = NEW.rowid{% endif %}
+{%- endmacro %}
+
+{% block add_column %}
+ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }}{% if new_type %} {{ new_type|sql }}{% endif %};
+{% endblock %}
+
+{% block drop_new_column %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ new|ident }};
+{% endblock %}
+
+{% block sync_trigger %}
+CREATE TRIGGER {{ trigger_insert|ident }} AFTER INSERT ON {{ table_name|ident }}
+BEGIN
+  UPDATE {{ table_name|ident }}
+     SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN {{ old_to_new("NEW.") }} ELSE NEW.{{ new|ident }} END,
+         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN NEW.{{ old|ident }} ELSE {{ new_to_old("NEW.") }} END
+   WHERE {{ this_row() }};
+END;
+CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE OF {{ [old, new]|idents }} ON {{ table_name|ident }}
+BEGIN
+  UPDATE {{ table_name|ident }}
+     SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN NEW.{{ new|ident }} ELSE {{ old_to_new("NEW.") }} END,
+         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END
+   WHERE {{ this_row() }};
+END;
+{% endblock %}
+
+{% block drop_sync_trigger %}
+DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
+DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
+{% endblock %}
+
+{% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
+{% block backfill_pending %}{{ new|ident }} IS NOT {{ old_to_new("") }}{% endblock %}
+
+{% block verify %}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS NOT {{ old_to_new("") }}
+{% endblock %}
+
+{#- SQLite cannot drop NOT NULL in place (see the plan's notes). -#}
+{% block relax_old %}{% endblock %}
+{% block restore_old %}{% endblock %}
+
+{% block contract %}
+{% if sync == "trigger" %}
+DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
+DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
+{% endif %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
+{% endblock %}
