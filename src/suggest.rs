@@ -18,6 +18,18 @@ pub fn did_you_mean(given: &str, candidates: &[&str]) -> String {
     }
 }
 
+/// "unknown format `jsn`, did you mean `json`? (expected one of: text, json)".
+pub fn unknown(what: &str, given: &str, candidates: &[&str]) -> String {
+    let hint = match nearest(given, candidates) {
+        Some(c) => format!(", did you mean `{c}`?"),
+        None => String::new(),
+    };
+    format!(
+        "unknown {what} `{given}`{hint} (expected one of: {})",
+        candidates.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

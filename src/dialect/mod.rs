@@ -149,7 +149,7 @@ impl fmt::Display for Dialect {
 
 /// An unknown dialect name, with the nearest known one.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown dialect `{given}`: expected one of postgres, sqlite{}", crate::suggest::did_you_mean(.given, &["postgres", "sqlite"]))]
+#[error("{}", crate::suggest::unknown("dialect", .given, &["postgres", "sqlite"]))]
 pub struct UnknownDialect {
     pub given: String,
 }

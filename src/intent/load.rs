@@ -50,6 +50,8 @@ pub struct Diagnostic {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub message: String,
+    /// The text of the offending line, for showing it under the message.
+    pub source_line: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
@@ -80,12 +82,15 @@ pub fn load_plan(path: &Path) -> Result<PlanFile, PlanError> {
 /// Parses plan text; `file` names it in errors, `default_name` is used when
 /// the plan has no `name:`.
 pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile, PlanError> {
-    let diag = |line, column, message| {
+    let diag = |line: Option<usize>, column, message| {
         PlanError::Invalid(Diagnostic {
             file: file.to_string(),
             line,
             column,
             message,
+            source_line: line
+                .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+                .map(str::to_string),
         })
     };
     let raw: RawPlanFile = serde_yaml::from_str(text).map_err(|e| {
@@ -176,14 +181,7 @@ fn explain_serde_error(e: &serde_yaml::Error) -> String {
         } else {
             format!("{path}: ")
         };
-        let hint = match suggest::nearest(given, &candidates) {
-            Some(c) => format!(", did you mean `{c}`?"),
-            None => String::new(),
-        };
-        return format!(
-            "{at}unknown {what} `{given}`{hint} (expected one of: {})",
-            candidates.join(", ")
-        );
+        return format!("{at}{}", suggest::unknown(what, given, &candidates));
     }
     msg
 }
