@@ -12,9 +12,11 @@
 //! The library never prints; the `phasegate` binary does.
 
 pub mod catalog;
+pub mod config;
 pub mod dialect;
 pub mod intent;
 pub mod name;
 pub mod output;
 pub mod plan;
 pub mod suggest;
+pub mod tracker;

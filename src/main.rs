@@ -223,45 +223,12 @@ fn plan_label(file: &PlanFile) -> String {
 
 /// A path to a plan file, or the name of one under plans/.
 fn load(target: &str) -> Result<PlanFile, Failure> {
-    let path = Path::new(target);
-    let candidates = [
-        path.to_path_buf(),
-        Path::new("plans").join(format!("{target}.yaml")),
-        Path::new("plans").join(format!("{target}.yml")),
-    ];
-    let Some(found) = candidates.iter().find(|p| p.is_file()) else {
-        let known = plan_names();
-        let hint = phasegate::suggest::did_you_mean(
-            target,
-            &known.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        let list = if known.is_empty() {
-            "there are no plans under plans/".to_string()
-        } else {
-            format!("plans under plans/: {}", known.join(", "))
-        };
-        return Err(Failure::input(format!(
-            "error: no plan file `{target}` and no plan named `{target}` under plans/{hint}\n  {list}"
-        )));
-    };
-    intent::load_plan(found).map_err(render_plan_error)
-}
-
-fn plan_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("plans")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
-    names.sort();
-    names
+    let found = intent::locate_plan(Path::new("plans"), target).map_err(|e| Failure::input(format!("error: {e}")))?;
+    intent::load_plan(&found).map_err(render_plan_error)
 }
 
 fn no_plan_named() -> String {
-    let known = plan_names();
+    let known = intent::plan_names(Path::new("plans"));
     let mut msg = String::from(
         "error: name a plan file, a plan under plans/, or a change (`phasegate plan rename users.name full_name`); see `phasegate plan --help`",
     );

@@ -18,6 +18,9 @@ pub struct PlanFile {
     /// Where the plan was read from (`None` for a command-line shorthand).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The file's text as read, which the drift gate checksums.
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +79,45 @@ pub fn load_plan(path: &Path) -> Result<PlanFile, PlanError> {
         .unwrap_or_else(|| "plan".to_string());
     let mut plan = parse_plan(&text, &path.display().to_string(), &stem)?;
     plan.path = Some(path.to_path_buf());
+    plan.source = Some(text);
     Ok(plan)
+}
+
+/// No plan file at a path, and no plan by that name.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no plan file `{target}` and no plan named `{target}` under {}/{}\n  {}", dir.display(), crate::suggest::did_you_mean(.target, &.known.iter().map(String::as_str).collect::<Vec<_>>()), if known.is_empty() { format!("there are no plans under {}/", dir.display()) } else { format!("plans under {}/: {}", dir.display(), known.join(", ")) })]
+pub struct PlanNotFound {
+    pub target: String,
+    pub dir: PathBuf,
+    pub known: Vec<String>,
+}
+
+/// Finds a plan by path, or by name under `plans_dir` (`NAME.yaml` or `NAME.yml`).
+pub fn locate_plan(plans_dir: &Path, target: &str) -> Result<PathBuf, PlanNotFound> {
+    let candidates = [
+        PathBuf::from(target),
+        plans_dir.join(format!("{target}.yaml")),
+        plans_dir.join(format!("{target}.yml")),
+    ];
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| PlanNotFound {
+        target: target.to_string(),
+        dir: plans_dir.to_path_buf(),
+        known: plan_names(plans_dir),
+    })
+}
+
+/// The names of the plans under `plans_dir`, sorted.
+pub fn plan_names(plans_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(plans_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Parses plan text; `file` names it in errors, `default_name` is used when
@@ -138,6 +179,7 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
         description: raw.description,
         changes: raw.changes,
         path: None,
+        source: None,
     })
 }
 

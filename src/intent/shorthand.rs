@@ -12,6 +12,7 @@ impl PlanFile {
             description: None,
             changes: vec![intent],
             path: None,
+            source: None,
         }
     }
 

@@ -1,0 +1,332 @@
+//! Release gates: what must hold before a phase may start in an environment.
+//! Each gate is reported held or blocked, with the reason either way, so a
+//! person or a pipeline sees exactly what stands in the way.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{Next, PhaseStatus, PlanState};
+use crate::config::Environment;
+use crate::plan::{Plan, StepKind};
+
+/// One gate's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    pub name: &'static str,
+    pub held: bool,
+    pub reason: String,
+}
+
+/// The gates for a plan's next step in one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub plan: String,
+    pub env: String,
+    pub next: Next,
+    /// The phase the gates were evaluated for (`None` when the plan is complete).
+    pub phase: Option<usize>,
+    pub phases: usize,
+    pub gates: Vec<Gate>,
+}
+
+impl Verdict {
+    /// True when every gate holds (a complete plan has nothing to hold back).
+    pub fn may_proceed(&self) -> bool {
+        self.gates.iter().all(|g| g.held)
+    }
+
+    pub fn blocked(&self) -> impl Iterator<Item = &Gate> {
+        self.gates.iter().filter(|g| !g.held)
+    }
+}
+
+/// A verification query's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyOutcome {
+    pub step: String,
+    pub expect: i64,
+    /// The value it returned, or why it could not run.
+    pub got: Result<i64, String>,
+}
+
+impl VerifyOutcome {
+    pub fn passed(&self) -> bool {
+        self.got.as_ref().is_ok_and(|v| *v == self.expect)
+    }
+}
+
+/// Everything the gates look at.
+pub struct GateContext<'a> {
+    pub plan: &'a Plan,
+    pub plan_label: &'a str,
+    pub env: &'a Environment,
+    pub state: &'a PlanState,
+    /// The environment promoted from, and the plan's state there (or why it could not be read).
+    pub previous_env: Option<(&'a str, Result<&'a PlanState, String>)>,
+    /// Backups recorded in this environment: (when, where).
+    pub backups: &'a [(DateTime<Utc>, String)],
+    pub now: DateTime<Utc>,
+    /// The plan file's text now, for the drift gate.
+    pub text_now: &'a str,
+    /// The previous phase's verification answers; `None` when not checked.
+    pub verify: Option<&'a [VerifyOutcome]>,
+}
+
+/// The gates for the plan's next step.
+pub fn verdict(ctx: &GateContext<'_>) -> Verdict {
+    let next = ctx.state.next();
+    let phase = match next {
+        Next::Apply(n) => Some(n),
+        Next::Deploy(n) if n < ctx.plan.phases.len() => Some(n + 1),
+        Next::Deploy(n) => Some(n),
+        Next::Complete => None,
+    };
+    let gates = match (next, phase) {
+        (Next::Deploy(n), Some(p)) if p == n => vec![Gate {
+            name: "order",
+            held: false,
+            reason: format!(
+                "phase {n} is migrated; deploy its app code, then `phasegate mark --env {} {} --phase {n} --app-version V`",
+                ctx.env.name, ctx.plan_label
+            ),
+        }],
+        (_, Some(p)) => evaluate(ctx, p, false),
+        (_, None) => Vec::new(),
+    };
+    Verdict {
+        plan: ctx.plan.name.clone(),
+        env: ctx.env.name.clone(),
+        next,
+        phase,
+        phases: ctx.plan.phases.len(),
+        gates,
+    }
+}
+
+/// The gates for starting phase `phase` (1-based). `marking` is true when
+/// they are checked again to record the phase's app deploy, after its
+/// migrations already ran under the time-bound gates.
+pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate> {
+    let (env, state, label) = (ctx.env, ctx.state, ctx.plan_label);
+    let irreversible = ctx.plan.phases.get(phase - 1).is_some_and(|p| !p.reversible);
+    let prev = phase.checked_sub(1).filter(|&p| p > 0).and_then(|p| state.phase(p).map(|r| (p, r)));
+    let mut gates = Vec::with_capacity(8);
+    let mut gate = |name, held, reason: String| gates.push(Gate { name, held, reason });
+
+    // order
+    match prev {
+        None => gate("order", true, "phase 1 needs no earlier phase".into()),
+        Some((p, r)) => match r.status {
+            PhaseStatus::Deployed => gate(
+                "order",
+                true,
+                format!(
+                    "phase {p} is deployed here{}{}",
+                    r.deployed_at.map(|t| format!(" ({} ago)", ago(ctx.now, t))).unwrap_or_default(),
+                    r.app_version.as_ref().map(|v| format!(", app {v}")).unwrap_or_default()
+                ),
+            ),
+            PhaseStatus::Migrated => gate(
+                "order",
+                false,
+                format!("phase {p} is migrated but its app code is not marked deployed: deploy it, then `phasegate mark --env {} {label} --phase {p} --app-version V`", env.name),
+            ),
+            other => gate("order", false, format!("phase {p} is {other} here; apply it first")),
+        },
+    }
+
+    // promotion
+    match &ctx.previous_env {
+        None => gate("promotion", true, format!("{} is the first environment", env.name)),
+        Some((name, Ok(st))) => match st.phase(phase) {
+            Some(r) if r.status == PhaseStatus::Deployed => gate(
+                "promotion",
+                true,
+                format!("{name} completed phase {phase}{}", r.deployed_at.map(|t| format!(" {} ago", ago(ctx.now, t))).unwrap_or_default()),
+            ),
+            Some(r) => gate("promotion", false, format!("{name} has not completed phase {phase} (it is {} there); promote in order", r.status)),
+            None => gate("promotion", false, format!("{name} does not know phase {phase}")),
+        },
+        Some((name, Err(e))) => gate("promotion", false, format!("cannot read {name}: {e}")),
+    }
+
+    // verify
+    let prev_verifies = prev.map_or(0, |(p, _)| {
+        ctx.plan.phases[p - 1].steps.iter().filter(|&&s| ctx.plan.steps[s].kind == StepKind::Verify).count()
+    });
+    match (prev, ctx.verify) {
+        (None, _) => gate("verify", true, "no earlier phase to verify".into()),
+        (Some((p, _)), _) if prev_verifies == 0 => gate("verify", true, format!("phase {p} has no verification queries")),
+        (Some((p, _)), None) => gate("verify", true, format!("phase {p}'s {prev_verifies} verification queries are checked by `gate` and `apply`")),
+        (Some((p, _)), Some(results)) => {
+            let failed: Vec<String> = results
+                .iter()
+                .filter(|r| !r.passed())
+                .map(|r| match &r.got {
+                    Ok(v) => format!("{} returned {v}, expected {}", r.step, r.expect),
+                    Err(e) => format!("{} could not run: {e}", r.step),
+                })
+                .collect();
+            if failed.is_empty() {
+                gate("verify", true, format!("phase {p}'s {} verification queries pass now", results.len()));
+            } else {
+                gate("verify", false, failed.join("; "));
+            }
+        }
+    }
+
+    // soak, backup, approval: before an irreversible phase only.
+    let not_needed = if marking {
+        format!("checked when phase {phase}'s migrations ran")
+    } else {
+        format!("not needed: phase {phase} is reversible")
+    };
+    if !irreversible || marking {
+        for name in ["soak", "backup", "approval"] {
+            gate(name, true, not_needed.clone());
+        }
+    } else {
+        match (env.soak, prev) {
+            (None, _) => gate("soak", true, format!("no soak time configured for {}", env.name)),
+            (Some(_), None) => gate("soak", true, "no earlier phase to soak".into()),
+            (Some(soak), Some((p, r))) => match r.deployed_at {
+                Some(t) => {
+                    let soaked = ctx.now.signed_duration_since(t).to_std().unwrap_or_default();
+                    if soaked >= soak {
+                        gate("soak", true, format!("phase {p} has run for {} (≥ {})", human(soaked), human(soak)));
+                    } else {
+                        gate(
+                            "soak",
+                            false,
+                            format!("{} left (phase {p} deployed {} ago; {} requires {})", human(soak - soaked), human(soaked), env.name, human(soak)),
+                        );
+                    }
+                }
+                None => gate("soak", false, format!("phase {p} is not deployed here yet")),
+            },
+        }
+        match env.require_backup {
+            None => gate("backup", true, format!("{} does not require a backup", env.name)),
+            Some(window) => match ctx.backups.iter().max_by_key(|(t, _)| *t) {
+                Some((t, loc)) if ctx.now.signed_duration_since(*t).to_std().unwrap_or_default() <= window => {
+                    gate("backup", true, format!("backup taken {} ago ({loc})", ago(ctx.now, *t)))
+                }
+                Some((t, _)) => gate(
+                    "backup",
+                    false,
+                    format!("the last backup is {} old; {} requires one within {}: `phasegate backup --env {}`", ago(ctx.now, *t), env.name, human(window), env.name),
+                ),
+                None => gate(
+                    "backup",
+                    false,
+                    format!("no backup recorded; {} requires one within {}: `phasegate backup --env {}`", env.name, human(window), env.name),
+                ),
+            },
+        }
+        match (env.require_approval, state.phase(phase).and_then(|r| r.approved.as_ref())) {
+            (false, _) => gate("approval", true, format!("{} does not require approval", env.name)),
+            (true, Some((t, by))) => gate("approval", true, format!("approved by {by} {} ago", ago(ctx.now, *t))),
+            (true, None) => gate(
+                "approval",
+                false,
+                format!("phase {phase} is irreversible and {} requires approval: `phasegate approve --env {} {label} --phase {phase}`", env.name, env.name),
+            ),
+        }
+    }
+
+    // drift
+    match &state.checksum {
+        None => gate("drift", true, "the plan starts here; its checksum is recorded with the first step".into()),
+        Some(c) if *c == super::checksum(ctx.text_now) => gate("drift", true, "the plan file is unchanged since it started here".into()),
+        Some(_) => gate(
+            "drift",
+            false,
+            format!(
+                "{label} changed since it started in {}:\n{}\n  if the change is intended, accept it: `phasegate accept-change --env {} {label}`",
+                env.name,
+                diff(state.text.as_deref().unwrap_or(""), ctx.text_now),
+                env.name
+            ),
+        ),
+    }
+
+    // clean
+    let blocking: Vec<String> = state
+        .outstanding
+        .iter()
+        .filter(|o| o.error.is_none() || o.phase != phase)
+        .map(|o| match &o.error {
+            None => format!(
+                "step {} started {} ago and never finished: check the database, then `phasegate resolve --env {} {label} --step {} --as applied` (or `--as not-applied`)",
+                o.step,
+                ago(ctx.now, o.since),
+                env.name,
+                o.step
+            ),
+            Some(e) => format!("step {} of phase {} failed: {e}", o.step, o.phase),
+        })
+        .collect();
+    let retries: Vec<&str> = state.outstanding.iter().filter(|o| o.error.is_some() && o.phase == phase).map(|o| o.step.as_str()).collect();
+    if !blocking.is_empty() {
+        gate("clean", false, blocking.join("; "));
+    } else if !retries.is_empty() {
+        gate("clean", true, format!("{} failed last time and will be retried", retries.join(", ")));
+    } else {
+        gate("clean", true, "no failed or interrupted step".into());
+    }
+    gates
+}
+
+/// A few lines of unified diff between the recorded plan and the file now.
+fn diff(old: &str, new: &str) -> String {
+    let d = similar::TextDiff::from_lines(old, new);
+    let mut lines: Vec<String> = d
+        .iter_all_changes()
+        .filter(|c| c.tag() != similar::ChangeTag::Equal)
+        .map(|c| {
+            let sign = if c.tag() == similar::ChangeTag::Delete { "-" } else { "+" };
+            format!("    {sign} {}", c.value().trim_end())
+        })
+        .collect();
+    if lines.len() > 12 {
+        let more = lines.len() - 12;
+        lines.truncate(12);
+        lines.push(format!("    … {more} more changed lines"));
+    }
+    lines.join("\n")
+}
+
+fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    human(now.signed_duration_since(then).to_std().unwrap_or_default())
+}
+
+/// `41h`, `2d 3h`, `35m`, `12s`.
+pub fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..172_800 => {
+            let (h, m) = (s / 3600, s % 3600 / 60);
+            if m == 0 || h >= 10 { format!("{h}h") } else { format!("{h}h {m}m") }
+        }
+        _ => {
+            let (days, h) = (s / 86_400, s % 86_400 / 3600);
+            if h == 0 { format!("{days}d") } else { format!("{days}d {h}h") }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_short() {
+        assert_eq!(human(Duration::from_secs(41 * 3600)), "41h");
+        assert_eq!(human(Duration::from_secs(3 * 3600 + 20 * 60)), "3h 20m");
+        assert_eq!(human(Duration::from_secs(51 * 3600)), "2d 3h");
+        assert_eq!(human(Duration::from_secs(90)), "1m");
+    }
+}

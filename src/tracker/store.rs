@@ -1,0 +1,339 @@
+//! The event log in an environment's database, through sqlx's `Any` driver:
+//! one code path for Postgres and SQLite, with dialect-specific SQL where the
+//! two differ (placeholders, auto-increment, locking).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::AnyConnection;
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
+use crate::dialect::Dialect;
+
+/// The version of phasegate's own tables. A later release that changes them
+/// migrates from the version it finds here.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory-lock key of an environment's database ("phasegat" in ASCII).
+const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
+/// The key that serialises creating phasegate's tables.
+const SCHEMA_LOCK_KEY: i64 = LOCK_KEY + 1;
+
+/// The tracker could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    #[error("{env}: cannot connect: {source}")]
+    Connect { env: String, source: sqlx::Error },
+    #[error("{env}: no answer within {}s", timeout.as_secs_f64())]
+    Timeout { env: String, timeout: Duration },
+    #[error("{env}: {source}")]
+    Database { env: String, source: sqlx::Error },
+    #[error("{env}: another phasegate run holds this environment (waited {}s); try again when it finishes", waited.as_secs())]
+    Busy { env: String, waited: Duration },
+    #[error("{env}: phasegate's tables are at schema version {found}, newer than this phasegate knows ({SCHEMA_VERSION}); upgrade phasegate")]
+    NewerSchema { env: String, found: i64 },
+    #[error("{env}: the event log holds an unknown event kind `{kind}`")]
+    UnknownEvent { env: String, kind: String },
+}
+
+/// An open connection to one environment's database and its event log.
+pub struct Store {
+    conn: AnyConnection,
+    dialect: Dialect,
+    env: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("env", &self.env).field("dialect", &self.dialect).finish()
+    }
+}
+
+impl Store {
+    /// Connects and makes sure phasegate's tables exist.
+    pub async fn open(env: &str, url: &str, dialect: Dialect, timeout: Duration) -> Result<Store, TrackerError> {
+        sqlx::any::install_default_drivers();
+        let connect = AnyConnection::connect(url);
+        let conn = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| TrackerError::Timeout {
+                env: env.to_string(),
+                timeout,
+            })?
+            .map_err(|source| TrackerError::Connect {
+                env: env.to_string(),
+                source,
+            })?;
+        let mut store = Store {
+            conn,
+            dialect,
+            env: env.to_string(),
+        };
+        store.create_schema().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+
+    /// The connection, for running a plan's steps.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    pub fn db_error(&self, source: sqlx::Error) -> TrackerError {
+        TrackerError::Database {
+            env: self.env.clone(),
+            source,
+        }
+    }
+
+    /// Runs SQL that returns nothing (several statements allowed).
+    pub async fn exec(&mut self, sql: &str) -> Result<(), TrackerError> {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.db_error(e))
+    }
+
+    /// Opens a transaction that holds the write lock from its first
+    /// statement on SQLite, so concurrent runs queue instead of failing late.
+    pub async fn begin(&mut self) -> Result<(), TrackerError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => "BEGIN",
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+        };
+        self.exec(sql).await
+    }
+
+    pub async fn commit(&mut self) -> Result<(), TrackerError> {
+        self.exec("COMMIT").await
+    }
+
+    /// Rolls back, ignoring the error of a transaction that is already gone.
+    pub async fn rollback(&mut self) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
+    }
+
+    async fn create_schema(&mut self) -> Result<(), TrackerError> {
+        let ddl = match self.dialect {
+            Dialect::Postgres => format!(
+                "BEGIN;
+                 SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
+                 CREATE TABLE IF NOT EXISTS phasegate_meta (key text PRIMARY KEY, value text NOT NULL);
+                 CREATE TABLE IF NOT EXISTS phasegate_events (
+                   id bigserial PRIMARY KEY,
+                   at_ms bigint NOT NULL,
+                   plan text,
+                   kind text NOT NULL,
+                   phase bigint,
+                   step text,
+                   detail text NOT NULL DEFAULT '',
+                   actor text NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS phasegate_events_plan_idx ON phasegate_events (plan, id);
+                 CREATE OR REPLACE FUNCTION phasegate_events_append_only() RETURNS trigger
+                   LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'phasegate_events is append-only'; END $$;
+                 DROP TRIGGER IF EXISTS phasegate_events_append_only ON phasegate_events;
+                 CREATE TRIGGER phasegate_events_append_only BEFORE UPDATE OR DELETE ON phasegate_events
+                   FOR EACH ROW EXECUTE FUNCTION phasegate_events_append_only();
+                 INSERT INTO phasegate_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;
+                 COMMIT;"
+            ),
+            Dialect::Sqlite => format!(
+                "PRAGMA busy_timeout = 30000;
+                 BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS phasegate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS phasegate_events (
+                   id INTEGER PRIMARY KEY AUTOINCREMENT,
+                   at_ms INTEGER NOT NULL,
+                   plan TEXT,
+                   kind TEXT NOT NULL,
+                   phase INTEGER,
+                   step TEXT,
+                   detail TEXT NOT NULL DEFAULT '',
+                   actor TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS phasegate_events_plan_idx ON phasegate_events (plan, id);
+                 CREATE TRIGGER IF NOT EXISTS phasegate_events_no_update BEFORE UPDATE ON phasegate_events
+                   BEGIN SELECT RAISE(ABORT, 'phasegate_events is append-only'); END;
+                 CREATE TRIGGER IF NOT EXISTS phasegate_events_no_delete BEFORE DELETE ON phasegate_events
+                   BEGIN SELECT RAISE(ABORT, 'phasegate_events is append-only'); END;
+                 INSERT OR IGNORE INTO phasegate_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
+                 COMMIT;"
+            ),
+        };
+        if let Err(e) = self.exec(&ddl).await {
+            self.rollback().await;
+            return Err(e);
+        }
+        let found: String = sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        let found = found.parse::<i64>().unwrap_or(i64::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(TrackerError::NewerSchema {
+                env: self.env.clone(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes this environment's lock, waiting up to `wait` for another run.
+    /// Postgres: a session advisory lock, released by [`Store::unlock`] or
+    /// when the connection ends (a killed run never leaves it held). SQLite:
+    /// the database's write lock, taken by each [`Store::begin`]; here only
+    /// the wait is set.
+    pub async fn lock(&mut self, wait: Duration) -> Result<(), TrackerError> {
+        match self.dialect {
+            Dialect::Sqlite => self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis())).await,
+            Dialect::Postgres => {
+                let start = Instant::now();
+                loop {
+                    let got: bool = sqlx::query_scalar(AssertSqlSafe(format!("SELECT pg_try_advisory_lock({LOCK_KEY})")))
+                        .fetch_one(&mut self.conn)
+                        .await
+                        .map_err(|e| self.db_error(e))?;
+                    if got {
+                        return Ok(());
+                    }
+                    if start.elapsed() >= wait {
+                        return Err(TrackerError::Busy {
+                            env: self.env.clone(),
+                            waited: start.elapsed(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn unlock(&mut self) {
+        if self.dialect == Dialect::Postgres {
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_advisory_unlock({LOCK_KEY})")))
+                .execute(&mut self.conn)
+                .await;
+        }
+    }
+
+    /// Appends an event (inside the caller's transaction, if one is open).
+    pub async fn append(&mut self, e: &NewEvent, at: DateTime<Utc>, actor: &str) -> Result<(), TrackerError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            Dialect::Sqlite => "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        };
+        sqlx::query(sql)
+            .bind(at.timestamp_millis())
+            .bind(e.plan.clone())
+            .bind(e.kind.name())
+            .bind(e.phase.map(|p| p as i64))
+            .bind(e.step.clone())
+            .bind(e.detail.clone())
+            .bind(actor.to_string())
+            .execute(&mut self.conn)
+            .await
+            .map(|_| ())
+            .map_err(|err| self.db_error(err))
+    }
+
+    /// The events of `plan` (or of every plan), with the environment-wide ones, in order.
+    pub async fn events(&mut self, plan: Option<&str>) -> Result<Vec<Event>, TrackerError> {
+        let base = "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events";
+        let rows = match plan {
+            Some(p) => {
+                let sql = match self.dialect {
+                    Dialect::Postgres => format!("{base} WHERE plan = $1 OR plan IS NULL ORDER BY id"),
+                    Dialect::Sqlite => format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id"),
+                };
+                sqlx::query(AssertSqlSafe(sql)).bind(p.to_string()).fetch_all(&mut self.conn).await
+            }
+            None => sqlx::query(AssertSqlSafe(format!("{base} ORDER BY id"))).fetch_all(&mut self.conn).await,
+        }
+        .map_err(|e| self.db_error(e))?;
+        rows.iter()
+            .map(|r| {
+                let get = |e: sqlx::Error| self.db_error(e);
+                let kind: String = r.try_get("kind").map_err(get)?;
+                let at_ms: i64 = r.try_get("at_ms").map_err(get)?;
+                let phase: Option<i64> = r.try_get("phase").map_err(get)?;
+                Ok(Event {
+                    id: r.try_get("id").map_err(get)?,
+                    at: Utc.timestamp_millis_opt(at_ms).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                    plan: r.try_get("plan").map_err(get)?,
+                    kind: EventKind::parse(&kind).ok_or_else(|| TrackerError::UnknownEvent {
+                        env: self.env.clone(),
+                        kind: kind.clone(),
+                    })?,
+                    phase: phase.and_then(|p| usize::try_from(p).ok()),
+                    step: r.try_get("step").map_err(get)?,
+                    detail: r.try_get("detail").map_err(get)?,
+                    actor: r.try_get("actor").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+/// For a service at start-up: has this database reached (at least migrated)
+/// phase `phase` of plan `plan`? Fail fast when the schema is older than the
+/// code. Reads the event log only; never writes.
+///
+/// ```no_run
+/// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+/// if !phasegate::tracker::phase_reached("postgres://app@db/app", "rename-users-name", 2).await? {
+///     return Err("schema is behind this release: apply phase 2 of rename-users-name first".into());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn phase_reached(database_url: &str, plan: &str, phase: usize) -> Result<bool, TrackerError> {
+    sqlx::any::install_default_drivers();
+    let env = "database".to_string();
+    let mut conn = AnyConnection::connect(database_url)
+        .await
+        .map_err(|source| TrackerError::Connect { env: env.clone(), source })?;
+    let sql = if database_url.starts_with("sqlite") {
+        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ?1 ORDER BY id"
+    } else {
+        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = $1 ORDER BY id"
+    };
+    let rows = match sqlx::query(sql).bind(plan.to_string()).fetch_all(&mut conn).await {
+        Ok(rows) => rows,
+        // No event log: nothing was ever applied here.
+        Err(sqlx::Error::Database(e)) if e.message().contains("phasegate_events") => return Ok(false),
+        Err(source) => return Err(TrackerError::Database { env, source }),
+    };
+    let events: Vec<Event> = rows
+        .iter()
+        .filter_map(|r| {
+            let kind = EventKind::parse(&r.try_get::<String, _>("kind").ok()?)?;
+            Some(Event {
+                id: r.try_get("id").ok()?,
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                plan: None,
+                kind,
+                phase: r.try_get::<Option<i64>, _>("phase").ok()?.and_then(|p| usize::try_from(p).ok()),
+                step: r.try_get("step").ok()?,
+                detail: r.try_get("detail").ok()?,
+                actor: String::new(),
+            })
+        })
+        .collect();
+    let _ = conn.close().await;
+    let phases = events.iter().filter_map(|e| e.phase).max().unwrap_or(0).max(phase);
+    let state = derive(&events, phases);
+    Ok(state.phase(phase).is_some_and(|p| p.status >= PhaseStatus::Migrated))
+}
