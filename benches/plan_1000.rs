@@ -17,14 +17,26 @@ fn plan_text() -> String {
     let mut y = String::from("name: bench\nchanges:\n");
     for t in 0..200 {
         let table = format!("table_{t}");
-        let _ = writeln!(y, "  - rename_column: {{ table: {table}, from: name, to: full_name }}");
+        let _ = writeln!(
+            y,
+            "  - rename_column: {{ table: {table}, from: name, to: full_name }}"
+        );
         let _ = writeln!(
             y,
             "  - add_column: {{ table: {table}, column: status, type: text, nullable: false, backfill: \"'new'\" }}"
         );
-        let _ = writeln!(y, "  - add_index: {{ table: {table}, columns: [created_at] }}");
-        let _ = writeln!(y, "  - change_column_type: {{ table: {table}, column: amount, type: bigint }}");
-        let _ = writeln!(y, "  - add_check: {{ table: {table}, name: {table}_amount_positive, check: amount > 0 }}");
+        let _ = writeln!(
+            y,
+            "  - add_index: {{ table: {table}, columns: [created_at] }}"
+        );
+        let _ = writeln!(
+            y,
+            "  - change_column_type: {{ table: {table}, column: amount, type: bigint }}"
+        );
+        let _ = writeln!(
+            y,
+            "  - add_check: {{ table: {table}, name: {table}_amount_positive, check: amount > 0 }}"
+        );
     }
     y
 }
@@ -35,7 +47,9 @@ fn main() {
     let catalog = Catalog::offline();
     let run = || -> Result<(usize, usize, usize), String> {
         let file = parse_plan(&text, "bench.yaml", "bench").map_err(|e| e.to_string())?;
-        let plan = Planner::new(&templates, &catalog).plan(&file).map_err(|e| e.to_string())?;
+        let plan = Planner::new(&templates, &catalog)
+            .plan(&file)
+            .map_err(|e| e.to_string())?;
         let json = phasegate::output::json(&plan);
         Ok((plan.steps.len(), plan.phases.len(), json.len()))
     };

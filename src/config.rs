@@ -91,7 +91,10 @@ pub enum ConfigError {
     #[error("no {CONFIG_FILE} in {} (run `phasegate init`, or pass --config FILE)", dir.display())]
     NotFound { dir: PathBuf },
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(Diagnostic),
     #[error("unknown environment `{given}`{}", crate::suggest::did_you_mean(.given, &.known.iter().map(String::as_str).collect::<Vec<_>>()))]
@@ -106,7 +109,9 @@ impl Config {
             None => {
                 let p = dir.join(CONFIG_FILE);
                 if !p.is_file() {
-                    return Err(ConfigError::NotFound { dir: dir.to_path_buf() });
+                    return Err(ConfigError::NotFound {
+                        dir: dir.to_path_buf(),
+                    });
                 }
                 p
             }
@@ -117,14 +122,25 @@ impl Config {
         })?;
         let root = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         Config::parse(&text, &path, &root, &|name| std::env::var(name).ok())
     }
 
     /// Parses config text; `lookup` reads `${VAR}`s (the process environment in `load`).
-    pub fn parse(text: &str, path: &Path, root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        root: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let diag = |needle: Option<&str>, message: String| {
             let found = needle.and_then(|n| {
@@ -143,39 +159,68 @@ impl Config {
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unzip();
             let full = e.to_string();
-            let message = full.rfind(" at line ").map_or(full.clone(), |i| full[..i].to_string());
+            let message = full
+                .rfind(" at line ")
+                .map_or(full.clone(), |i| full[..i].to_string());
             ConfigError::Invalid(Diagnostic {
                 file: file.clone(),
                 line,
                 column,
-                source_line: line.and_then(|l| text.lines().nth(l - 1)).map(str::to_string),
+                source_line: line
+                    .and_then(|l| text.lines().nth(l - 1))
+                    .map(str::to_string),
                 message,
             })
         })?;
         if raw.environments.is_empty() {
-            return Err(diag(Some("environments"), "`environments` is empty: list at least one, in promotion order".into()));
+            return Err(diag(
+                Some("environments"),
+                "`environments` is empty: list at least one, in promotion order".into(),
+            ));
         }
         let mut environments: Vec<Environment> = Vec::new();
         for e in raw.environments {
             if !crate::intent::is_valid_plan_name(&e.name) {
-                return Err(diag(Some(&e.name), format!("environment name `{}` must hold only letters, digits, `-`, `_` and `.`", e.name)));
+                return Err(diag(
+                    Some(&e.name),
+                    format!(
+                        "environment name `{}` must hold only letters, digits, `-`, `_` and `.`",
+                        e.name
+                    ),
+                ));
             }
             if environments.iter().any(|x| x.name == e.name) {
-                return Err(diag(Some(&e.name), format!("environment `{}` is listed twice", e.name)));
+                return Err(diag(
+                    Some(&e.name),
+                    format!("environment `{}` is listed twice", e.name),
+                ));
             }
             let url = expand(&e.database_url, lookup).map_err(|var| {
-                diag(Some(&format!("${{{var}}}")), format!("environment variable `{var}` (in {}'s database_url) is not set", e.name))
+                diag(
+                    Some(&format!("${{{var}}}")),
+                    format!(
+                        "environment variable `{var}` (in {}'s database_url) is not set",
+                        e.name
+                    ),
+                )
             })?;
             let backup_command = e.backup_command.clone();
-            let duration = |field: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
-                value
-                    .as_deref()
-                    .map(|v| {
-                        parse_duration(v).map_err(|m| diag(Some(v), format!("{}.{field}: {m}", e.name)))
-                    })
-                    .transpose()
-            };
-            let dialect = dialect_of(&url).map_err(|m| diag(Some(&e.database_url), format!("{}.database_url: {m}", e.name)))?;
+            let duration =
+                |field: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                    value
+                        .as_deref()
+                        .map(|v| {
+                            parse_duration(v)
+                                .map_err(|m| diag(Some(v), format!("{}.{field}: {m}", e.name)))
+                        })
+                        .transpose()
+                };
+            let dialect = dialect_of(&url).map_err(|m| {
+                diag(
+                    Some(&e.database_url),
+                    format!("{}.database_url: {m}", e.name),
+                )
+            })?;
             environments.push(Environment {
                 database_url: resolve_sqlite_path(&url, root),
                 dialect,
@@ -183,9 +228,11 @@ impl Config {
                 require_approval: e.require_approval,
                 require_backup: duration("require_backup", &e.require_backup)?,
                 backup_command,
-                lock_timeout: duration("lock_timeout", &e.lock_timeout)?.unwrap_or(Duration::from_secs(2)),
+                lock_timeout: duration("lock_timeout", &e.lock_timeout)?
+                    .unwrap_or(Duration::from_secs(2)),
                 lock_wait: duration("lock_wait", &e.lock_wait)?.unwrap_or(Duration::from_secs(30)),
-                connect_timeout: duration("connect_timeout", &e.connect_timeout)?.unwrap_or(Duration::from_secs(5)),
+                connect_timeout: duration("connect_timeout", &e.connect_timeout)?
+                    .unwrap_or(Duration::from_secs(5)),
                 name: e.name,
             });
         }
@@ -219,7 +266,8 @@ impl Config {
 
 /// Durations as people write them: `72h`, `30m`, `2d`, `1h 30m`, `45s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
 }
 
 /// Expands `${NAME}`; returns the name of the first unset variable.
@@ -242,19 +290,28 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
 }
 
 fn dialect_of(url: &str) -> Result<Dialect, String> {
-    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match scheme.as_str() {
         "postgres" | "postgresql" => Ok(Dialect::Postgres),
         "sqlite" => Ok(Dialect::Sqlite),
         "mysql" | "mariadb" => Err("MySQL and MariaDB are not supported yet".into()),
-        _ => Err(format!("`{scheme}:` is not a database phasegate knows; expected postgres://… or sqlite://…")),
+        _ => Err(format!(
+            "`{scheme}:` is not a database phasegate knows; expected postgres://… or sqlite://…"
+        )),
     }
 }
 
 /// `sqlite://relative.db` is relative to the project root, not to wherever
 /// phasegate runs; and the file is created on first use.
 fn resolve_sqlite_path(url: &str, root: &Path) -> String {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return url.to_string();
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -278,10 +335,16 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        Config::parse(text, Path::new("phasegate.yaml"), Path::new("/proj"), &move |n| {
-            vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
-        })
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Config::parse(
+            text,
+            Path::new("phasegate.yaml"),
+            Path::new("/proj"),
+            &move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+        )
     }
 
     #[test]
@@ -290,10 +353,16 @@ mod tests {
             "environments:\n  - name: dev\n    database_url: sqlite://.phasegate/dev.db\n  - name: prod\n    database_url: ${PROD_URL}\n    soak: 72h\n    require_backup: 1d\n    require_approval: true\n",
             &[("PROD_URL", "postgres://u@db/app")],
         )?;
-        assert_eq!(c.environments[0].database_url, "sqlite:///proj/.phasegate/dev.db?mode=rwc");
+        assert_eq!(
+            c.environments[0].database_url,
+            "sqlite:///proj/.phasegate/dev.db?mode=rwc"
+        );
         assert_eq!(c.environments[1].database_url, "postgres://u@db/app");
         assert_eq!(c.environments[1].soak, Some(Duration::from_secs(72 * 3600)));
-        assert_eq!(c.environments[1].require_backup, Some(Duration::from_secs(86400)));
+        assert_eq!(
+            c.environments[1].require_backup,
+            Some(Duration::from_secs(86400))
+        );
         assert_eq!(c.previous("prod").map(|e| e.name.as_str()), Some("dev"));
         assert!(c.previous("dev").is_none());
         Ok(())
@@ -301,10 +370,18 @@ mod tests {
 
     #[test]
     fn an_unset_variable_is_named_with_its_line() {
-        let err = parse("environments:\n  - name: prod\n    database_url: ${PROD_URL}\n", &[]).map(|_| ());
+        let err = parse(
+            "environments:\n  - name: prod\n    database_url: ${PROD_URL}\n",
+            &[],
+        )
+        .map(|_| ());
         match err {
             Err(ConfigError::Invalid(d)) => {
-                assert!(d.message.contains("`PROD_URL`") && d.message.contains("not set"), "{}", d.message);
+                assert!(
+                    d.message.contains("`PROD_URL`") && d.message.contains("not set"),
+                    "{}",
+                    d.message
+                );
                 assert_eq!(d.line, Some(3));
             }
             other => panic!("expected an error, got {other:?}"),
@@ -313,11 +390,24 @@ mod tests {
 
     #[test]
     fn bad_durations_and_unknown_environments_are_explained() {
-        let err = parse("environments:\n  - name: a\n    database_url: sqlite://a.db\n    soak: 3 fortnights\n", &[]);
+        let err = parse(
+            "environments:\n  - name: a\n    database_url: sqlite://a.db\n    soak: 3 fortnights\n",
+            &[],
+        );
         assert!(err.is_err_and(|e| e.to_string().contains("is not a duration")));
-        let c = parse("environments:\n  - name: staging\n    database_url: sqlite://a.db\n", &[]);
-        let unknown = c.map(|c| c.environment("stagin").map(|_| ()).map_err(|e| e.to_string()));
-        assert!(matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")), "{unknown:?}");
+        let c = parse(
+            "environments:\n  - name: staging\n    database_url: sqlite://a.db\n",
+            &[],
+        );
+        let unknown = c.map(|c| {
+            c.environment("stagin")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        assert!(
+            matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")),
+            "{unknown:?}"
+        );
     }
 
     #[test]

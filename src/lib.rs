@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod config;
 pub mod dialect;
+pub mod execute;
 pub mod intent;
 pub mod name;
 pub mod output;

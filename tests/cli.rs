@@ -68,24 +68,50 @@ fn the_readme_command_plans_a_rename_in_three_deploys() {
 #[test]
 fn json_follows_the_contract() {
     let p = Project::new();
-    let v = json(&p.run(&["plan", "rename", "users.name", "full_name", "--format", "json", "--dialect", "sqlite"]));
+    let v = json(&p.run(&[
+        "plan",
+        "rename",
+        "users.name",
+        "full_name",
+        "--format",
+        "json",
+        "--dialect",
+        "sqlite",
+    ]));
     assert_eq!(v["name"], "rename-users-name-to-full-name");
     assert_eq!(v["dialect"], "sqlite");
     let phases = v["phases"].as_array().expect("phases");
     assert_eq!(phases.len(), 3);
-    assert_eq!(phases.iter().map(|p| p["number"].as_u64()).collect::<Vec<_>>(), vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(
+        phases
+            .iter()
+            .map(|p| p["number"].as_u64())
+            .collect::<Vec<_>>(),
+        vec![Some(1), Some(2), Some(3)]
+    );
     assert_eq!(phases[2]["reversible"], false);
     let mut ids = Vec::new();
     for phase in phases {
         for step in phase["steps"].as_array().expect("steps") {
-            for field in ["id", "kind", "description", "sql", "rollback_sql", "transactional", "depends_on"] {
+            for field in [
+                "id",
+                "kind",
+                "description",
+                "sql",
+                "rollback_sql",
+                "transactional",
+                "depends_on",
+            ] {
                 assert!(step.get(field).is_some(), "step lacks {field}: {step}");
             }
             let kind = step["kind"].as_str().expect("kind");
             assert!(["migration", "backfill", "verify", "app"].contains(&kind));
             assert_eq!(step["sql"].is_null(), kind == "app", "{step}");
             for dep in step["depends_on"].as_array().expect("depends_on") {
-                assert!(ids.contains(dep), "{dep} comes after the step that depends on it");
+                assert!(
+                    ids.contains(dep),
+                    "{dep} comes after the step that depends on it"
+                );
             }
             ids.push(step["id"].clone());
         }
@@ -104,18 +130,42 @@ fn every_format_renders() {
         ("json", "\"phases\""),
     ];
     for (format, marker) in cases {
-        let o = p.run(&["plan", "rename", "users.name", "full_name", "--format", format]);
+        let o = p.run(&[
+            "plan",
+            "rename",
+            "users.name",
+            "full_name",
+            "--format",
+            format,
+        ]);
         assert!(o.status.success(), "{format}: {}", stderr(&o));
-        assert!(stdout(&o).contains(marker), "{format} output lacks {marker:?}:\n{}", stdout(&o));
+        assert!(
+            stdout(&o).contains(marker),
+            "{format} output lacks {marker:?}:\n{}",
+            stdout(&o)
+        );
     }
-    let md = stdout(&p.run(&["plan", "rename", "users.name", "full_name", "--format", "markdown"]));
-    assert!(md.contains("```sql") && md.contains("**Rollback:**") && md.contains("cannot be undone"), "{md}");
+    let md = stdout(&p.run(&[
+        "plan",
+        "rename",
+        "users.name",
+        "full_name",
+        "--format",
+        "markdown",
+    ]));
+    assert!(
+        md.contains("```sql") && md.contains("**Rollback:**") && md.contains("cannot be undone"),
+        "{md}"
+    );
 }
 
 #[test]
 fn misspelt_kind_points_at_the_line_and_suggests() {
     let p = Project::new();
-    p.write("plans/bad.yaml", "name: bad\nchanges:\n  - rename_colum: { table: users, from: a, to: b }\n");
+    p.write(
+        "plans/bad.yaml",
+        "name: bad\nchanges:\n  - rename_colum: { table: users, from: a, to: b }\n",
+    );
     let o = p.run(&["plan", "bad"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
@@ -127,15 +177,29 @@ fn misspelt_kind_points_at_the_line_and_suggests() {
 #[test]
 fn misspelt_field_missing_field_and_bad_yaml_are_exit_2() {
     let p = Project::new();
-    p.write("plans/f.yaml", "changes:\n  - drop_column: { tabel: users, column: x }\n");
-    p.write("plans/m.yaml", "changes:\n  - drop_column: { table: users }\n");
+    p.write(
+        "plans/f.yaml",
+        "changes:\n  - drop_column: { tabel: users, column: x }\n",
+    );
+    p.write(
+        "plans/m.yaml",
+        "changes:\n  - drop_column: { table: users }\n",
+    );
     p.write("plans/y.yaml", "changes:\n  - drop_column: [\n");
     let f = p.run(&["plan", "plans/f.yaml"]);
     assert_eq!(f.status.code(), Some(2));
-    assert!(stderr(&f).contains("unknown field `tabel`, did you mean `table`?"), "{}", stderr(&f));
+    assert!(
+        stderr(&f).contains("unknown field `tabel`, did you mean `table`?"),
+        "{}",
+        stderr(&f)
+    );
     let m = p.run(&["plan", "m"]);
     assert_eq!(m.status.code(), Some(2));
-    assert!(stderr(&m).contains("missing field `column`"), "{}", stderr(&m));
+    assert!(
+        stderr(&m).contains("missing field `column`"),
+        "{}",
+        stderr(&m)
+    );
     let y = p.run(&["plan", "y"]);
     assert_eq!(y.status.code(), Some(2));
     assert!(stderr(&y).contains("plans/y.yaml:"), "{}", stderr(&y));
@@ -144,51 +208,126 @@ fn misspelt_field_missing_field_and_bad_yaml_are_exit_2() {
 #[test]
 fn unknown_plan_lists_the_known_ones() {
     let p = Project::new();
-    p.write("plans/rename-users.yaml", "changes:\n  - drop_table: { table: t }\n");
+    p.write(
+        "plans/rename-users.yaml",
+        "changes:\n  - drop_table: { table: t }\n",
+    );
     let o = p.run(&["plan", "rename-user"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("did you mean `rename-users`?") && err.contains("plans under plans/: rename-users"), "{err}");
+    assert!(
+        err.contains("did you mean `rename-users`?")
+            && err.contains("plans under plans/: rename-users"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_dialect_and_format_are_refused_with_a_suggestion() {
     let p = Project::new();
-    let o = p.run(&["plan", "rename", "users.name", "full_name", "--dialect", "postgress"]);
+    let o = p.run(&[
+        "plan",
+        "rename",
+        "users.name",
+        "full_name",
+        "--dialect",
+        "postgress",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("did you mean `postgres`?"), "{}", stderr(&o));
-    let o = p.run(&["plan", "rename", "users.name", "full_name", "--format", "jsn"]);
+    assert!(
+        stderr(&o).contains("did you mean `postgres`?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = p.run(&[
+        "plan",
+        "rename",
+        "users.name",
+        "full_name",
+        "--format",
+        "jsn",
+    ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("did you mean `json`?"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean `json`?"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn write_saves_the_shorthand_as_a_plan_file_once() {
     let p = Project::new();
-    let from_shorthand = json(&p.run(&["plan", "rename", "users.name", "full_name", "--write", "--format", "json"]));
+    let from_shorthand = json(&p.run(&[
+        "plan",
+        "rename",
+        "users.name",
+        "full_name",
+        "--write",
+        "--format",
+        "json",
+    ]));
     let saved = p.0.join("plans/rename-users-name-to-full-name.yaml");
     assert!(saved.is_file());
     let from_file = json(&p.run(&["plan", "rename-users-name-to-full-name", "--format", "json"]));
     assert_eq!(from_shorthand, from_file);
     let again = p.run(&["plan", "rename", "users.name", "full_name", "--write"]);
     assert_eq!(again.status.code(), Some(2));
-    assert!(stderr(&again).contains("exists already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
 fn every_shorthand_builds_its_intent() {
     let p = Project::new();
     let cases: &[(&[&str], &str)] = &[
-        (&["add-column", "users.email", "text", "--not-null", "--backfill", "''"], "add_column users.email text NOT NULL"),
-        (&["change-type", "orders.amount", "bigint"], "change_column_type orders.amount → bigint"),
+        (
+            &[
+                "add-column",
+                "users.email",
+                "text",
+                "--not-null",
+                "--backfill",
+                "''",
+            ],
+            "add_column users.email text NOT NULL",
+        ),
+        (
+            &["change-type", "orders.amount", "bigint"],
+            "change_column_type orders.amount → bigint",
+        ),
         (&["drop-column", "users.legacy"], "drop_column users.legacy"),
-        (&["rename-table", "billing.invoices", "bills"], "rename_table billing.invoices → bills"),
-        (&["add-index", "users", "email,tenant_id", "--unique"], "add_index users(email, tenant_id)"),
-        (&["add-foreign-key", "orders.user_id", "users.id", "--on-delete", "cascade"], "add_foreign_key orders(user_id) → users(id)"),
+        (
+            &["rename-table", "billing.invoices", "bills"],
+            "rename_table billing.invoices → bills",
+        ),
+        (
+            &["add-index", "users", "email,tenant_id", "--unique"],
+            "add_index users(email, tenant_id)",
+        ),
+        (
+            &[
+                "add-foreign-key",
+                "orders.user_id",
+                "users.id",
+                "--on-delete",
+                "cascade",
+            ],
+            "add_foreign_key orders(user_id) → users(id)",
+        ),
         (&["set-not-null", "users.email"], "set_not_null users.email"),
-        (&["add-check", "orders", "amount_positive", "amount > 0"], "add_check orders amount_positive"),
+        (
+            &["add-check", "orders", "amount_positive", "amount > 0"],
+            "add_check orders amount_positive",
+        ),
         (&["drop-table", "audit_log"], "drop_table audit_log"),
-        (&["rename", "users.name", "full_name", "--sync", "app"], "rename_column users.name → full_name"),
+        (
+            &["rename", "users.name", "full_name", "--sync", "app"],
+            "rename_column users.name → full_name",
+        ),
     ];
     for (args, change) in cases {
         let mut all = vec!["plan"];
@@ -197,9 +336,18 @@ fn every_shorthand_builds_its_intent() {
         let v = json(&p.run(&all));
         assert_eq!(v["changes"][0], *change, "{args:?}");
     }
-    let bad = p.run(&["plan", "add-column", "users.email", "text; drop table users"]);
+    let bad = p.run(&[
+        "plan",
+        "add-column",
+        "users.email",
+        "text; drop table users",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("is not an SQL type"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("is not an SQL type"),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]
@@ -223,7 +371,10 @@ fn contradictory_changes_are_refused() {
     let o = p.run(&["plan", "c"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("contradict") && err.contains("users.name"), "{err}");
+    assert!(
+        err.contains("contradict") && err.contains("users.name"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -235,17 +386,39 @@ fn project_templates_override_the_built_in_ones() {
     );
     let o = p.run(&["plan", "drop-table", "audit_log", "--format", "sql"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("RESTRICT; -- house style"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("RESTRICT; -- house style"),
+        "{}",
+        stdout(&o)
+    );
     // The other dialect still uses the built-in template.
-    let o = p.run(&["plan", "drop-table", "audit_log", "--format", "sql", "--dialect", "sqlite"]);
+    let o = p.run(&[
+        "plan",
+        "drop-table",
+        "audit_log",
+        "--format",
+        "sql",
+        "--dialect",
+        "sqlite",
+    ]);
     assert!(!stdout(&o).contains("house style"));
 
-    p.write("templates/postgres/drop_table.sql", "{% block drop_table %}DROP TABLE {{ table }}{% endblock %}\n");
+    p.write(
+        "templates/postgres/drop_table.sql",
+        "{% block drop_table %}DROP TABLE {{ table }}{% endblock %}\n",
+    );
     let o = p.run(&["plan", "drop-table", "audit_log"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unquoted"), "an unquoted name must be refused: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unquoted"),
+        "an unquoted name must be refused: {}",
+        stderr(&o)
+    );
 
-    p.write("templates/postgres/drop_table.sql", "{% block drop_table %}{{ table|ident }\n");
+    p.write(
+        "templates/postgres/drop_table.sql",
+        "{% block drop_table %}{{ table|ident }\n",
+    );
     let o = p.run(&["plan", "drop-table", "audit_log"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("drop_table.sql"), "{}", stderr(&o));
@@ -259,10 +432,22 @@ fn the_shipped_plans_plan_in_every_dialect() {
         let path = entry.expect("entry").path();
         for dialect in ["postgres", "sqlite"] {
             let o = Command::new(env!("CARGO_BIN_EXE_phasegate"))
-                .args(["plan", &path.display().to_string(), "--dialect", dialect, "--format", "json"])
+                .args([
+                    "plan",
+                    &path.display().to_string(),
+                    "--dialect",
+                    dialect,
+                    "--format",
+                    "json",
+                ])
                 .output()
                 .expect("run phasegate");
-            assert!(o.status.success(), "{} ({dialect}): {}", path.display(), stderr(&o));
+            assert!(
+                o.status.success(),
+                "{} ({dialect}): {}",
+                path.display(),
+                stderr(&o)
+            );
         }
         count += 1;
     }

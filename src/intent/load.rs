@@ -99,11 +99,14 @@ pub fn locate_plan(plans_dir: &Path, target: &str) -> Result<PathBuf, PlanNotFou
         plans_dir.join(format!("{target}.yaml")),
         plans_dir.join(format!("{target}.yml")),
     ];
-    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| PlanNotFound {
-        target: target.to_string(),
-        dir: plans_dir.to_path_buf(),
-        known: plan_names(plans_dir),
-    })
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| PlanNotFound {
+            target: target.to_string(),
+            dir: plans_dir.to_path_buf(),
+            known: plan_names(plans_dir),
+        })
 }
 
 /// The names of the plans under `plans_dir`, sorted.

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::{Ident, SqlExpr, SqlType, TableName};
 
-pub use load::{Diagnostic, PlanError, PlanFile, PlanNotFound, is_valid_plan_name, load_plan, locate_plan, parse_plan, plan_names};
+pub use load::{
+    Diagnostic, PlanError, PlanFile, PlanNotFound, is_valid_plan_name, load_plan, locate_plan,
+    parse_plan, plan_names,
+};
 
 /// One declared change. In YAML, a map with one key, the kind:
 /// `- rename_column: { table: users, from: name, to: full_name }`.

@@ -108,8 +108,15 @@ pub fn verdict(ctx: &GateContext<'_>) -> Verdict {
 /// migrations already ran under the time-bound gates.
 pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate> {
     let (env, state, label) = (ctx.env, ctx.state, ctx.plan_label);
-    let irreversible = ctx.plan.phases.get(phase - 1).is_some_and(|p| !p.reversible);
-    let prev = phase.checked_sub(1).filter(|&p| p > 0).and_then(|p| state.phase(p).map(|r| (p, r)));
+    let irreversible = ctx
+        .plan
+        .phases
+        .get(phase - 1)
+        .is_some_and(|p| !p.reversible);
+    let prev = phase
+        .checked_sub(1)
+        .filter(|&p| p > 0)
+        .and_then(|p| state.phase(p).map(|r| (p, r)));
     let mut gates = Vec::with_capacity(8);
     let mut gate = |name, held, reason: String| gates.push(Gate { name, held, reason });
 
@@ -122,42 +129,88 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                 true,
                 format!(
                     "phase {p} is deployed here{}{}",
-                    r.deployed_at.map(|t| format!(" ({} ago)", ago(ctx.now, t))).unwrap_or_default(),
-                    r.app_version.as_ref().map(|v| format!(", app {v}")).unwrap_or_default()
+                    r.deployed_at
+                        .map(|t| format!(" ({} ago)", ago(ctx.now, t)))
+                        .unwrap_or_default(),
+                    r.app_version
+                        .as_ref()
+                        .map(|v| format!(", app {v}"))
+                        .unwrap_or_default()
                 ),
             ),
             PhaseStatus::Migrated => gate(
                 "order",
                 false,
-                format!("phase {p} is migrated but its app code is not marked deployed: deploy it, then `phasegate mark --env {} {label} --phase {p} --app-version V`", env.name),
+                format!(
+                    "phase {p} is migrated but its app code is not marked deployed: deploy it, then `phasegate mark --env {} {label} --phase {p} --app-version V`",
+                    env.name
+                ),
             ),
-            other => gate("order", false, format!("phase {p} is {other} here; apply it first")),
+            other => gate(
+                "order",
+                false,
+                format!("phase {p} is {other} here; apply it first"),
+            ),
         },
     }
 
     // promotion
     match &ctx.previous_env {
-        None => gate("promotion", true, format!("{} is the first environment", env.name)),
+        None => gate(
+            "promotion",
+            true,
+            format!("{} is the first environment", env.name),
+        ),
         Some((name, Ok(st))) => match st.phase(phase) {
             Some(r) if r.status == PhaseStatus::Deployed => gate(
                 "promotion",
                 true,
-                format!("{name} completed phase {phase}{}", r.deployed_at.map(|t| format!(" {} ago", ago(ctx.now, t))).unwrap_or_default()),
+                format!(
+                    "{name} completed phase {phase}{}",
+                    r.deployed_at
+                        .map(|t| format!(" {} ago", ago(ctx.now, t)))
+                        .unwrap_or_default()
+                ),
             ),
-            Some(r) => gate("promotion", false, format!("{name} has not completed phase {phase} (it is {} there); promote in order", r.status)),
-            None => gate("promotion", false, format!("{name} does not know phase {phase}")),
+            Some(r) => gate(
+                "promotion",
+                false,
+                format!(
+                    "{name} has not completed phase {phase} (it is {} there); promote in order",
+                    r.status
+                ),
+            ),
+            None => gate(
+                "promotion",
+                false,
+                format!("{name} does not know phase {phase}"),
+            ),
         },
         Some((name, Err(e))) => gate("promotion", false, format!("cannot read {name}: {e}")),
     }
 
     // verify
     let prev_verifies = prev.map_or(0, |(p, _)| {
-        ctx.plan.phases[p - 1].steps.iter().filter(|&&s| ctx.plan.steps[s].kind == StepKind::Verify).count()
+        ctx.plan.phases[p - 1]
+            .steps
+            .iter()
+            .filter(|&&s| ctx.plan.steps[s].kind == StepKind::Verify)
+            .count()
     });
     match (prev, ctx.verify) {
         (None, _) => gate("verify", true, "no earlier phase to verify".into()),
-        (Some((p, _)), _) if prev_verifies == 0 => gate("verify", true, format!("phase {p} has no verification queries")),
-        (Some((p, _)), None) => gate("verify", true, format!("phase {p}'s {prev_verifies} verification queries are checked by `gate` and `apply`")),
+        (Some((p, _)), _) if prev_verifies == 0 => gate(
+            "verify",
+            true,
+            format!("phase {p} has no verification queries"),
+        ),
+        (Some((p, _)), None) => gate(
+            "verify",
+            true,
+            format!(
+                "phase {p}'s {prev_verifies} verification queries are checked by `gate` and `apply`"
+            ),
+        ),
         (Some((p, _)), Some(results)) => {
             let failed: Vec<String> = results
                 .iter()
@@ -168,7 +221,14 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                 })
                 .collect();
             if failed.is_empty() {
-                gate("verify", true, format!("phase {p}'s {} verification queries pass now", results.len()));
+                gate(
+                    "verify",
+                    true,
+                    format!(
+                        "phase {p}'s {} verification queries pass now",
+                        results.len()
+                    ),
+                );
             } else {
                 gate("verify", false, failed.join("; "));
             }
@@ -187,18 +247,40 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
         }
     } else {
         match (env.soak, prev) {
-            (None, _) => gate("soak", true, format!("no soak time configured for {}", env.name)),
+            (None, _) => gate(
+                "soak",
+                true,
+                format!("no soak time configured for {}", env.name),
+            ),
             (Some(_), None) => gate("soak", true, "no earlier phase to soak".into()),
             (Some(soak), Some((p, r))) => match r.deployed_at {
                 Some(t) => {
-                    let soaked = ctx.now.signed_duration_since(t).to_std().unwrap_or_default();
+                    let soaked = ctx
+                        .now
+                        .signed_duration_since(t)
+                        .to_std()
+                        .unwrap_or_default();
                     if soaked >= soak {
-                        gate("soak", true, format!("phase {p} has run for {} (≥ {})", human(soaked), human(soak)));
+                        gate(
+                            "soak",
+                            true,
+                            format!(
+                                "phase {p} has run for {} (≥ {})",
+                                human(soaked),
+                                human(soak)
+                            ),
+                        );
                     } else {
                         gate(
                             "soak",
                             false,
-                            format!("{} left (phase {p} deployed {} ago; {} requires {})", human(soak - soaked), human(soaked), env.name, human(soak)),
+                            format!(
+                                "{} left (phase {p} deployed {} ago; {} requires {})",
+                                human(soak - soaked),
+                                human(soaked),
+                                env.name,
+                                human(soak)
+                            ),
                         );
                     }
                 }
@@ -206,38 +288,86 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
             },
         }
         match env.require_backup {
-            None => gate("backup", true, format!("{} does not require a backup", env.name)),
+            None => gate(
+                "backup",
+                true,
+                format!("{} does not require a backup", env.name),
+            ),
             Some(window) => match ctx.backups.iter().max_by_key(|(t, _)| *t) {
-                Some((t, loc)) if ctx.now.signed_duration_since(*t).to_std().unwrap_or_default() <= window => {
-                    gate("backup", true, format!("backup taken {} ago ({loc})", ago(ctx.now, *t)))
+                Some((t, loc))
+                    if ctx
+                        .now
+                        .signed_duration_since(*t)
+                        .to_std()
+                        .unwrap_or_default()
+                        <= window =>
+                {
+                    gate(
+                        "backup",
+                        true,
+                        format!("backup taken {} ago ({loc})", ago(ctx.now, *t)),
+                    )
                 }
                 Some((t, _)) => gate(
                     "backup",
                     false,
-                    format!("the last backup is {} old; {} requires one within {}: `phasegate backup --env {}`", ago(ctx.now, *t), env.name, human(window), env.name),
+                    format!(
+                        "the last backup is {} old; {} requires one within {}: `phasegate backup --env {}`",
+                        ago(ctx.now, *t),
+                        env.name,
+                        human(window),
+                        env.name
+                    ),
                 ),
                 None => gate(
                     "backup",
                     false,
-                    format!("no backup recorded; {} requires one within {}: `phasegate backup --env {}`", env.name, human(window), env.name),
+                    format!(
+                        "no backup recorded; {} requires one within {}: `phasegate backup --env {}`",
+                        env.name,
+                        human(window),
+                        env.name
+                    ),
                 ),
             },
         }
-        match (env.require_approval, state.phase(phase).and_then(|r| r.approved.as_ref())) {
-            (false, _) => gate("approval", true, format!("{} does not require approval", env.name)),
-            (true, Some((t, by))) => gate("approval", true, format!("approved by {by} {} ago", ago(ctx.now, *t))),
+        match (
+            env.require_approval,
+            state.phase(phase).and_then(|r| r.approved.as_ref()),
+        ) {
+            (false, _) => gate(
+                "approval",
+                true,
+                format!("{} does not require approval", env.name),
+            ),
+            (true, Some((t, by))) => gate(
+                "approval",
+                true,
+                format!("approved by {by} {} ago", ago(ctx.now, *t)),
+            ),
             (true, None) => gate(
                 "approval",
                 false,
-                format!("phase {phase} is irreversible and {} requires approval: `phasegate approve --env {} {label} --phase {phase}`", env.name, env.name),
+                format!(
+                    "phase {phase} is irreversible and {} requires approval: `phasegate approve --env {} {label} --phase {phase}`",
+                    env.name, env.name
+                ),
             ),
         }
     }
 
     // drift
     match &state.checksum {
-        None => gate("drift", true, "the plan starts here; its checksum is recorded with the first step".into()),
-        Some(c) if *c == super::checksum(ctx.text_now) => gate("drift", true, "the plan file is unchanged since it started here".into()),
+        None => gate(
+            "drift",
+            true,
+            "the plan starts here; its checksum is recorded with the first step".into(),
+        ),
+        Some(c) if *c == super::checksum(ctx.text_now) => gate(
+            "drift",
+            true,
+            "the plan file is unchanged since it started here".into(),
+        ),
         Some(_) => gate(
             "drift",
             false,
@@ -266,11 +396,23 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
             Some(e) => format!("step {} of phase {} failed: {e}", o.step, o.phase),
         })
         .collect();
-    let retries: Vec<&str> = state.outstanding.iter().filter(|o| o.error.is_some() && o.phase == phase).map(|o| o.step.as_str()).collect();
+    let retries: Vec<&str> = state
+        .outstanding
+        .iter()
+        .filter(|o| o.error.is_some() && o.phase == phase)
+        .map(|o| o.step.as_str())
+        .collect();
     if !blocking.is_empty() {
         gate("clean", false, blocking.join("; "));
     } else if !retries.is_empty() {
-        gate("clean", true, format!("{} failed last time and will be retried", retries.join(", ")));
+        gate(
+            "clean",
+            true,
+            format!(
+                "{} failed last time and will be retried",
+                retries.join(", ")
+            ),
+        );
     } else {
         gate("clean", true, "no failed or interrupted step".into());
     }
@@ -284,7 +426,11 @@ fn diff(old: &str, new: &str) -> String {
         .iter_all_changes()
         .filter(|c| c.tag() != similar::ChangeTag::Equal)
         .map(|c| {
-            let sign = if c.tag() == similar::ChangeTag::Delete { "-" } else { "+" };
+            let sign = if c.tag() == similar::ChangeTag::Delete {
+                "-"
+            } else {
+                "+"
+            };
             format!("    {sign} {}", c.value().trim_end())
         })
         .collect();
@@ -308,11 +454,19 @@ pub fn human(d: std::time::Duration) -> String {
         60..3600 => format!("{}m", s / 60),
         3600..172_800 => {
             let (h, m) = (s / 3600, s % 3600 / 60);
-            if m == 0 || h >= 10 { format!("{h}h") } else { format!("{h}h {m}m") }
+            if m == 0 || h >= 10 {
+                format!("{h}h")
+            } else {
+                format!("{h}h {m}m")
+            }
         }
         _ => {
             let (days, h) = (s / 86_400, s % 86_400 / 3600);
-            if h == 0 { format!("{days}d") } else { format!("{days}d {h}h") }
+            if h == 0 {
+                format!("{days}d")
+            } else {
+                format!("{days}d {h}h")
+            }
         }
     }
 }

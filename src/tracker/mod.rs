@@ -206,7 +206,11 @@ pub enum Next {
 
 impl PlanState {
     pub fn next(&self) -> Next {
-        match self.phases.iter().position(|p| p.status != PhaseStatus::Deployed) {
+        match self
+            .phases
+            .iter()
+            .position(|p| p.status != PhaseStatus::Deployed)
+        {
             None => Next::Complete,
             Some(i) if self.phases[i].status == PhaseStatus::Migrated => Next::Deploy(i + 1),
             Some(i) => Next::Apply(i + 1),
@@ -215,12 +219,18 @@ impl PlanState {
 
     /// The highest phase that is not pending (the one `rollback` undoes).
     pub fn latest_started(&self) -> Option<usize> {
-        self.phases.iter().rposition(|p| p.status != PhaseStatus::Pending).map(|i| i + 1)
+        self.phases
+            .iter()
+            .rposition(|p| p.status != PhaseStatus::Pending)
+            .map(|i| i + 1)
     }
 
     /// How many phases are deployed, counting from the first.
     pub fn deployed_count(&self) -> usize {
-        self.phases.iter().take_while(|p| p.status == PhaseStatus::Deployed).count()
+        self.phases
+            .iter()
+            .take_while(|p| p.status == PhaseStatus::Deployed)
+            .count()
     }
 
     pub fn phase(&self, n: usize) -> Option<&PhaseRecord> {
@@ -246,7 +256,10 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         outstanding: Vec::new(),
     };
     for e in events {
-        let idx = e.phase.and_then(|p| p.checked_sub(1)).filter(|&i| i < phase_count);
+        let idx = e
+            .phase
+            .and_then(|p| p.checked_sub(1))
+            .filter(|&i| i < phase_count);
         let settle = |s: &mut PlanState, step: &Option<String>| {
             s.outstanding.retain(|o| Some(&o.step) != step.as_ref());
         };
@@ -367,7 +380,10 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        self.0.lock().map(|t| *t).unwrap_or_else(|e| *e.into_inner())
+        self.0
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|e| *e.into_inner())
     }
 }
 
@@ -398,7 +414,12 @@ mod tests {
     #[test]
     fn phases_move_pending_migrated_deployed() {
         let events = vec![
-            ev(EventKind::PlanStarted, None, None, r#"{"checksum":"abc","text":"x"}"#),
+            ev(
+                EventKind::PlanStarted,
+                None,
+                None,
+                r#"{"checksum":"abc","text":"x"}"#,
+            ),
             ev(EventKind::StepApplied, Some(1), Some("1.add_column"), ""),
             ev(EventKind::PhaseMigrated, Some(1), None, ""),
         ];

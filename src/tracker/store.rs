@@ -31,7 +31,9 @@ pub enum TrackerError {
     Database { env: String, source: sqlx::Error },
     #[error("{env}: another phasegate run holds this environment (waited {}s); try again when it finishes", waited.as_secs())]
     Busy { env: String, waited: Duration },
-    #[error("{env}: phasegate's tables are at schema version {found}, newer than this phasegate knows ({SCHEMA_VERSION}); upgrade phasegate")]
+    #[error(
+        "{env}: phasegate's tables are at schema version {found}, newer than this phasegate knows ({SCHEMA_VERSION}); upgrade phasegate"
+    )]
     NewerSchema { env: String, found: i64 },
     #[error("{env}: the event log holds an unknown event kind `{kind}`")]
     UnknownEvent { env: String, kind: String },
@@ -46,13 +48,21 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("env", &self.env).field("dialect", &self.dialect).finish()
+        f.debug_struct("Store")
+            .field("env", &self.env)
+            .field("dialect", &self.dialect)
+            .finish()
     }
 }
 
 impl Store {
     /// Connects and makes sure phasegate's tables exist.
-    pub async fn open(env: &str, url: &str, dialect: Dialect, timeout: Duration) -> Result<Store, TrackerError> {
+    pub async fn open(
+        env: &str,
+        url: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Store, TrackerError> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnection::connect(url);
         let conn = tokio::time::timeout(timeout, connect)
@@ -174,10 +184,11 @@ impl Store {
             self.rollback().await;
             return Err(e);
         }
-        let found: String = sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.db_error(e))?;
+        let found: String =
+            sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| self.db_error(e))?;
         let found = found.parse::<i64>().unwrap_or(i64::MAX);
         if found > SCHEMA_VERSION {
             return Err(TrackerError::NewerSchema {
@@ -195,14 +206,19 @@ impl Store {
     /// the wait is set.
     pub async fn lock(&mut self, wait: Duration) -> Result<(), TrackerError> {
         match self.dialect {
-            Dialect::Sqlite => self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis())).await,
+            Dialect::Sqlite => {
+                self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
+                    .await
+            }
             Dialect::Postgres => {
                 let start = Instant::now();
                 loop {
-                    let got: bool = sqlx::query_scalar(AssertSqlSafe(format!("SELECT pg_try_advisory_lock({LOCK_KEY})")))
-                        .fetch_one(&mut self.conn)
-                        .await
-                        .map_err(|e| self.db_error(e))?;
+                    let got: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT pg_try_advisory_lock({LOCK_KEY})"
+                    )))
+                    .fetch_one(&mut self.conn)
+                    .await
+                    .map_err(|e| self.db_error(e))?;
                     if got {
                         return Ok(());
                     }
@@ -220,17 +236,28 @@ impl Store {
 
     pub async fn unlock(&mut self) {
         if self.dialect == Dialect::Postgres {
-            let _ = sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_advisory_unlock({LOCK_KEY})")))
-                .execute(&mut self.conn)
-                .await;
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({LOCK_KEY})"
+            )))
+            .execute(&mut self.conn)
+            .await;
         }
     }
 
     /// Appends an event (inside the caller's transaction, if one is open).
-    pub async fn append(&mut self, e: &NewEvent, at: DateTime<Utc>, actor: &str) -> Result<(), TrackerError> {
+    pub async fn append(
+        &mut self,
+        e: &NewEvent,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<(), TrackerError> {
         let sql = match self.dialect {
-            Dialect::Postgres => "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            Dialect::Sqlite => "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            Dialect::Postgres => {
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            }
+            Dialect::Sqlite => {
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            }
         };
         sqlx::query(sql)
             .bind(at.timestamp_millis())
@@ -252,12 +279,23 @@ impl Store {
         let rows = match plan {
             Some(p) => {
                 let sql = match self.dialect {
-                    Dialect::Postgres => format!("{base} WHERE plan = $1 OR plan IS NULL ORDER BY id"),
-                    Dialect::Sqlite => format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id"),
+                    Dialect::Postgres => {
+                        format!("{base} WHERE plan = $1 OR plan IS NULL ORDER BY id")
+                    }
+                    Dialect::Sqlite => {
+                        format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id")
+                    }
                 };
-                sqlx::query(AssertSqlSafe(sql)).bind(p.to_string()).fetch_all(&mut self.conn).await
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(p.to_string())
+                    .fetch_all(&mut self.conn)
+                    .await
             }
-            None => sqlx::query(AssertSqlSafe(format!("{base} ORDER BY id"))).fetch_all(&mut self.conn).await,
+            None => {
+                sqlx::query(AssertSqlSafe(format!("{base} ORDER BY id")))
+                    .fetch_all(&mut self.conn)
+                    .await
+            }
         }
         .map_err(|e| self.db_error(e))?;
         rows.iter()
@@ -268,7 +306,10 @@ impl Store {
                 let phase: Option<i64> = r.try_get("phase").map_err(get)?;
                 Ok(Event {
                     id: r.try_get("id").map_err(get)?,
-                    at: Utc.timestamp_millis_opt(at_ms).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                    at: Utc
+                        .timestamp_millis_opt(at_ms)
+                        .single()
+                        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
                     plan: r.try_get("plan").map_err(get)?,
                     kind: EventKind::parse(&kind).ok_or_else(|| TrackerError::UnknownEvent {
                         env: self.env.clone(),
@@ -299,21 +340,34 @@ impl Store {
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn phase_reached(database_url: &str, plan: &str, phase: usize) -> Result<bool, TrackerError> {
+pub async fn phase_reached(
+    database_url: &str,
+    plan: &str,
+    phase: usize,
+) -> Result<bool, TrackerError> {
     sqlx::any::install_default_drivers();
     let env = "database".to_string();
     let mut conn = AnyConnection::connect(database_url)
         .await
-        .map_err(|source| TrackerError::Connect { env: env.clone(), source })?;
+        .map_err(|source| TrackerError::Connect {
+            env: env.clone(),
+            source,
+        })?;
     let sql = if database_url.starts_with("sqlite") {
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ?1 ORDER BY id"
     } else {
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = $1 ORDER BY id"
     };
-    let rows = match sqlx::query(sql).bind(plan.to_string()).fetch_all(&mut conn).await {
+    let rows = match sqlx::query(sql)
+        .bind(plan.to_string())
+        .fetch_all(&mut conn)
+        .await
+    {
         Ok(rows) => rows,
         // No event log: nothing was ever applied here.
-        Err(sqlx::Error::Database(e)) if e.message().contains("phasegate_events") => return Ok(false),
+        Err(sqlx::Error::Database(e)) if e.message().contains("phasegate_events") => {
+            return Ok(false);
+        }
         Err(source) => return Err(TrackerError::Database { env, source }),
     };
     let events: Vec<Event> = rows
@@ -325,7 +379,10 @@ pub async fn phase_reached(database_url: &str, plan: &str, phase: usize) -> Resu
                 at: DateTime::<Utc>::UNIX_EPOCH,
                 plan: None,
                 kind,
-                phase: r.try_get::<Option<i64>, _>("phase").ok()?.and_then(|p| usize::try_from(p).ok()),
+                phase: r
+                    .try_get::<Option<i64>, _>("phase")
+                    .ok()?
+                    .and_then(|p| usize::try_from(p).ok()),
                 step: r.try_get("step").ok()?,
                 detail: r.try_get("detail").ok()?,
                 actor: String::new(),
@@ -333,7 +390,14 @@ pub async fn phase_reached(database_url: &str, plan: &str, phase: usize) -> Resu
         })
         .collect();
     let _ = conn.close().await;
-    let phases = events.iter().filter_map(|e| e.phase).max().unwrap_or(0).max(phase);
+    let phases = events
+        .iter()
+        .filter_map(|e| e.phase)
+        .max()
+        .unwrap_or(0)
+        .max(phase);
     let state = derive(&events, phases);
-    Ok(state.phase(phase).is_some_and(|p| p.status >= PhaseStatus::Migrated))
+    Ok(state
+        .phase(phase)
+        .is_some_and(|p| p.status >= PhaseStatus::Migrated))
 }

@@ -75,7 +75,7 @@ pub(crate) mod testing {
     use crate::dialect::Dialect;
     use crate::dialect::templates::Templates;
     use crate::intent::parse_plan;
-    use crate::plan::{Plan, Planner, StepKind};
+    use crate::plan::{Plan, Planner};
 
     /// Plans YAML `changes:` text offline.
     pub fn plan(dialect: Dialect, changes: &str) -> Plan {
@@ -117,9 +117,5 @@ pub(crate) mod testing {
             .find(|s| s.id.ends_with(&format!(".{slug}")))
             .and_then(|s| s.sql.as_deref())
             .unwrap_or_else(|| panic!("no step {slug} with SQL"))
-    }
-
-    pub fn has_app(plan: &Plan) -> bool {
-        plan.steps.iter().any(|s| s.kind == StepKind::App)
     }
 }

@@ -18,8 +18,18 @@ use phasegate::plan::Planner;
 #[derive(Parser)]
 #[command(name = "phasegate", version, about, long_about = None)]
 struct Cli {
+    /// The config file (default: phasegate.yaml in the current folder).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// text for people, json for pipelines.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Out {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -33,6 +43,108 @@ enum Command {
         subcommand_value_name = "SHORTHAND"
     )]
     Plan(PlanArgs),
+    /// Write phasegate.yaml (dev, staging, prod as SQLite files under .phasegate/) and an example plan.
+    Init,
+    /// Every plan in every environment: phase reached, state, what blocks the next step.
+    Status {
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
+    /// May the plan's next step run in ENV? Exit 0: yes; 1: a gate blocks; 2: error.
+    Gate {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
+    /// Run the next phase's migrations in ENV, if every gate holds.
+    Apply {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        /// Print the SQL that would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
+    /// Record that phase N's app code is deployed in ENV.
+    Mark {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long)]
+        phase: usize,
+        #[arg(long)]
+        app_version: String,
+    },
+    /// Undo the latest phase that ran in ENV (reversible phases only).
+    Rollback {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        /// The phase's app code was deployed and has been reverted already.
+        #[arg(long)]
+        app_reverted: bool,
+    },
+    /// Approve an irreversible phase in ENV.
+    Approve {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long)]
+        phase: usize,
+        /// Who approves (default: the current user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Record a backup of ENV (running its backup_command, if configured).
+    Backup {
+        #[arg(long)]
+        env: String,
+        /// Where the backup is (default: the last line the backup_command printed).
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// Run the verification queries of the latest phase that ran (or of --phase).
+    Verify {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long)]
+        phase: Option<usize>,
+    },
+    /// The event log of ENV (or of one plan there).
+    History {
+        #[arg(long)]
+        env: String,
+        plan: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
+    /// Accept an edited plan file in ENV on purpose (the drift gate blocks it otherwise).
+    AcceptChange {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        /// Why the change is safe: recorded in the log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Settle a step that failed or never finished, after checking the database by hand.
+    Resolve {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long)]
+        step: String,
+        /// What the database shows: the step's effect is there (applied) or not (not-applied).
+        #[arg(long = "as", value_parser = ["applied", "not-applied"])]
+        outcome: String,
+    },
 }
 
 #[derive(Args)]
@@ -152,6 +264,8 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse().map_err(|e: output::UnknownFormat| e.to_string())
 }
 
+mod commands;
+
 /// An error for the person at the terminal, and the exit code it means.
 struct Failure {
     message: String,
@@ -171,6 +285,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan(args),
+        Command::Init => commands::init(),
+        other => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(commands::run(cli.config, other)),
+            Err(e) => Err(Failure::input(format!(
+                "error: cannot start the async runtime: {e}"
+            ))),
+        },
     };
     match result {
         Ok(out) => {
@@ -223,7 +347,8 @@ fn plan_label(file: &PlanFile) -> String {
 
 /// A path to a plan file, or the name of one under plans/.
 fn load(target: &str) -> Result<PlanFile, Failure> {
-    let found = intent::locate_plan(Path::new("plans"), target).map_err(|e| Failure::input(format!("error: {e}")))?;
+    let found = intent::locate_plan(Path::new("plans"), target)
+        .map_err(|e| Failure::input(format!("error: {e}")))?;
     intent::load_plan(&found).map_err(render_plan_error)
 }
 

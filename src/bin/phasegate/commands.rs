@@ -1,0 +1,378 @@
+//! The commands that work with environments: they load the config, call
+//! [`phasegate::execute::Workspace`], and render what it returns.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use phasegate::config::{CONFIG_FILE, Config};
+use phasegate::execute::{RunError, Workspace};
+use phasegate::tracker::gates::{Verdict, human};
+use phasegate::tracker::{Next, SystemClock};
+
+use super::{Command, Failure, Out};
+
+/// Who is recorded as doing things: the OS user.
+fn actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "phasegate".to_string())
+}
+
+fn fail(e: RunError) -> Failure {
+    let message = match &e {
+        RunError::Blocked(v) => format!("{}\nblocked: not run", verdict_text(v)),
+        RunError::Plan(phasegate::intent::PlanError::Invalid(_)) => format!("error: {e}"),
+        RunError::Refused(m) => format!("refused: {m}"),
+        other => format!("error: {other}"),
+    };
+    Failure {
+        message,
+        code: e.exit_code(),
+    }
+}
+
+pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
+    let config =
+        Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
+    let clock = SystemClock;
+    let ws = Workspace::new(&config, &clock, actor());
+    match command {
+        Command::Plan(_) | Command::Init => Ok(String::new()),
+        Command::Status { env, format } => {
+            let envs = ws.status(env.as_deref()).await.map_err(fail)?;
+            if format == Out::Json {
+                return Ok(json(&envs));
+            }
+            let mut out = String::new();
+            let now = chrono::Utc::now();
+            for e in &envs {
+                let _ = writeln!(out, "{}", e.env);
+                if let Some(why) = &e.unreachable {
+                    let _ = writeln!(out, "  unreachable: {why}");
+                    continue;
+                }
+                if e.plans.is_empty() {
+                    let _ = writeln!(out, "  no plans under plans/");
+                }
+                for p in &e.plans {
+                    let since = p
+                        .since
+                        .map(|t| {
+                            format!(
+                                " for {}",
+                                human(now.signed_duration_since(t).to_std().unwrap_or_default())
+                            )
+                        })
+                        .unwrap_or_default();
+                    let where_ = match p.next {
+                        Next::Complete => format!("complete ({} of {} phases)", p.phases, p.phases),
+                        _ => format!("phase {} of {}: {}{since}", p.phase, p.phases, p.state),
+                    };
+                    let next = match p.next {
+                        Next::Complete => String::new(),
+                        Next::Deploy(n) => {
+                            format!("; next: deploy phase {n}'s app code, then mark it")
+                        }
+                        Next::Apply(n) if p.blocked.is_empty() => {
+                            format!("; next: apply phase {n}")
+                        }
+                        Next::Apply(n) => format!(
+                            "; phase {n} blocked by {}",
+                            p.blocked
+                                .iter()
+                                .map(|g| format!("{}: {}", g.name, first_line(&g.reason)))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    };
+                    let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
+                }
+            }
+            Ok(out)
+        }
+        Command::Gate { env, plan, format } => {
+            let v = ws.gate(&env, &plan).await.map_err(fail)?;
+            let out = if format == Out::Json {
+                json(&v)
+            } else {
+                verdict_text(&v)
+            };
+            if v.may_proceed() {
+                Ok(out)
+            } else {
+                Err(Failure {
+                    message: out,
+                    code: 1,
+                })
+            }
+        }
+        Command::Apply {
+            env,
+            plan,
+            dry_run,
+            format,
+        } => {
+            let a = ws.apply(&env, &plan, dry_run).await.map_err(fail)?;
+            if format == Out::Json {
+                return Ok(json(&a));
+            }
+            let mut out = String::new();
+            if let Some(sql) = &a.dry_run {
+                let _ = writeln!(
+                    out,
+                    "-- dry run: phase {} of {} of {} in {}; nothing was run",
+                    a.phase, a.phases, a.plan, a.env
+                );
+                for line in sql {
+                    let _ = writeln!(out, "{line}");
+                }
+                return Ok(out);
+            }
+            let _ = writeln!(
+                out,
+                "{}: phase {} of {} applied in {}",
+                a.plan, a.phase, a.phases, a.env
+            );
+            for s in &a.skipped {
+                let _ = writeln!(out, "  skipped {s} (done by an earlier run)");
+            }
+            for s in &a.ran {
+                let _ = writeln!(out, "  ran {s}");
+            }
+            if a.deployed {
+                let _ = writeln!(out, "No app stage: phase {} is deployed.", a.phase);
+            } else {
+                let _ = writeln!(out, "Now deploy the app code for phase {}:", a.phase);
+                for s in &a.app {
+                    let _ = writeln!(out, "  - {s}");
+                }
+                let _ = writeln!(
+                    out,
+                    "then: phasegate mark --env {} {plan} --phase {} --app-version <VERSION>",
+                    a.env, a.phase
+                );
+            }
+            Ok(out)
+        }
+        Command::Mark {
+            env,
+            plan,
+            phase,
+            app_version,
+        } => {
+            ws.mark(&env, &plan, phase, &app_version)
+                .await
+                .map_err(fail)?;
+            Ok(format!(
+                "{plan}: phase {phase} deployed in {env} (app {app_version})\n"
+            ))
+        }
+        Command::Rollback {
+            env,
+            plan,
+            app_reverted,
+        } => {
+            let n = ws.rollback(&env, &plan, app_reverted).await.map_err(fail)?;
+            Ok(format!("{plan}: phase {n} rolled back in {env}\n"))
+        }
+        Command::Approve {
+            env,
+            plan,
+            phase,
+            by,
+        } => {
+            let by = by.unwrap_or_else(actor);
+            ws.approve(&env, &plan, phase, &by).await.map_err(fail)?;
+            Ok(format!("{plan}: phase {phase} approved in {env} by {by}\n"))
+        }
+        Command::Backup { env, location } => {
+            let at = ws.backup(&env, location.as_deref()).await.map_err(fail)?;
+            Ok(format!("backup of {env} recorded: {at}\n"))
+        }
+        Command::Verify { env, plan, phase } => {
+            let (n, results) = ws.verify(&env, &plan, phase).await.map_err(fail)?;
+            let mut out = format!("{plan}: verification of phase {n} in {env}\n");
+            if results.is_empty() {
+                let _ = writeln!(out, "  phase {n} has no verification queries");
+            }
+            for r in &results {
+                let got = match &r.got {
+                    Ok(v) => v.to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {}: returned {got}, expected {}",
+                    if r.passed() { "pass" } else { "FAIL" },
+                    r.step,
+                    r.expect
+                );
+            }
+            if results.iter().all(|r| r.passed()) {
+                Ok(out)
+            } else {
+                Err(Failure {
+                    message: out,
+                    code: 1,
+                })
+            }
+        }
+        Command::History { env, plan, format } => {
+            let events = ws.history(&env, plan.as_deref()).await.map_err(fail)?;
+            if format == Out::Json {
+                return Ok(json(&events));
+            }
+            let mut out = String::new();
+            for e in &events {
+                let _ = writeln!(
+                    out,
+                    "{}  {:<18} {:<28} {}{}{}  ({})",
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.kind.name(),
+                    e.plan.as_deref().unwrap_or("-"),
+                    e.phase.map(|p| format!("phase {p} ")).unwrap_or_default(),
+                    e.step.as_deref().unwrap_or(""),
+                    if e.kind == phasegate::tracker::EventKind::PlanStarted
+                        || e.kind == phasegate::tracker::EventKind::ChangeAccepted
+                        || e.detail.is_empty()
+                    {
+                        String::new()
+                    } else {
+                        format!(" {}", first_line(&e.detail))
+                    },
+                    e.actor
+                );
+            }
+            if events.is_empty() {
+                out.push_str("no events\n");
+            }
+            Ok(out)
+        }
+        Command::AcceptChange { env, plan, reason } => {
+            ws.accept_change(&env, &plan, &reason).await.map_err(fail)?;
+            Ok(format!(
+                "{plan}: the edited plan is now the one in force in {env}\n"
+            ))
+        }
+        Command::Resolve {
+            env,
+            plan,
+            step,
+            outcome,
+        } => {
+            ws.resolve(&env, &plan, &step, outcome == "applied")
+                .await
+                .map_err(fail)?;
+            Ok(format!(
+                "{plan}: step {step} resolved as {outcome} in {env}\n"
+            ))
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
+}
+
+/// The gates, one per line, held or blocked, with the reason.
+pub fn verdict_text(v: &Verdict) -> String {
+    let mut out = String::new();
+    match (v.next, v.phase) {
+        (Next::Complete, _) => {
+            let _ = writeln!(
+                out,
+                "{} is complete in {}: every phase is deployed",
+                v.plan, v.env
+            );
+            return out;
+        }
+        (_, Some(p)) => {
+            let _ = writeln!(
+                out,
+                "{}: gates for phase {p} of {} in {}",
+                v.plan, v.phases, v.env
+            );
+        }
+        _ => {}
+    }
+    for g in &v.gates {
+        let mark = if g.held { "held   " } else { "BLOCKED" };
+        let _ = writeln!(out, "  {mark} {:<10} {}", g.name, g.reason);
+    }
+    let blocked = v.blocked().count();
+    if blocked == 0 {
+        let _ = writeln!(out, "may proceed");
+    } else {
+        let _ = writeln!(
+            out,
+            "{blocked} gate{} blocked",
+            if blocked == 1 { "" } else { "s" }
+        );
+    }
+    out
+}
+
+const INIT_CONFIG: &str =
+    "# phasegate environments, in promotion order: a phase reaches staging only
+# after dev completes it, and prod only after staging.
+environments:
+  - name: dev
+    database_url: sqlite://.phasegate/dev.db
+  - name: staging
+    database_url: sqlite://.phasegate/staging.db
+    soak: 1h
+  - name: prod
+    database_url: sqlite://.phasegate/prod.db
+    soak: 24h               # before an irreversible phase, the previous one runs this long
+    require_approval: true  # irreversible phases need `phasegate approve`
+    require_backup: 24h     # and a backup recorded within this window (`phasegate backup`)
+    # backup_command: cp .phasegate/prod.db backups/prod-$(date +%s).db && echo backups/...
+    # A real database: database_url: ${PROD_DATABASE_URL}
+";
+
+const INIT_PLAN: &str = "# An example: create a table, then rename one of its columns the safe way.
+# Try: phasegate plan example-rename
+#      phasegate apply --env dev example-rename
+description: Create a users table, then rename users.name to full_name
+changes:
+  - sql:
+      phases:
+        - up: CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT)
+          down: DROP TABLE users
+  - rename_column: { table: users, from: name, to: full_name }
+";
+
+/// `phasegate init`.
+pub fn init() -> Result<String, Failure> {
+    let write = |path: &Path, text: &str, out: &mut String| -> Result<(), Failure> {
+        if path.exists() {
+            let _ = writeln!(out, "kept     {} (exists already)", path.display());
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Failure::input(format!("error: cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        std::fs::write(path, text)
+            .map_err(|e| Failure::input(format!("error: cannot write {}: {e}", path.display())))?;
+        let _ = writeln!(out, "created  {}", path.display());
+        Ok(())
+    };
+    let mut out = String::new();
+    write(Path::new(CONFIG_FILE), INIT_CONFIG, &mut out)?;
+    write(Path::new("plans/example-rename.yaml"), INIT_PLAN, &mut out)?;
+    std::fs::create_dir_all(".phasegate")
+        .map_err(|e| Failure::input(format!("error: cannot create .phasegate/: {e}")))?;
+    let _ = writeln!(
+        out,
+        "\nNext:\n  phasegate plan example-rename\n  phasegate apply --env dev example-rename\n  phasegate status"
+    );
+    Ok(out)
+}
