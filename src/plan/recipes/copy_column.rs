@@ -48,6 +48,13 @@ const BLOCKS: &[&str] = &[
 
 pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningError> {
     let (t, old, new) = (c.table, c.old, c.new);
+    if r.dialect == Dialect::Sqlite && c.old_required == Some(true) {
+        // Inserts that write only the new column would fail on the old one
+        // while both exist, and SQLite cannot drop NOT NULL in place.
+        return Err(r.unsupported(format!(
+            "{t}.{old} is NOT NULL without a default and SQLite cannot relax that in place, so inserts by code that writes only {new} would fail while both columns exist; rebuild the table with a `sql` change instead"
+        )));
+    }
     let table_name = t.name.as_str();
     let key: Vec<String> = r
         .catalog

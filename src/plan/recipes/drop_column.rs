@@ -12,7 +12,11 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningError> {
     let (t, c) = (&i.table, &i.column);
     let ctx = context! { table => table_value(t), column => c };
-    let sql = r.render("drop_column", &ctx, &["relax_not_null", "drop_column"])?;
+    let sql = r.render(
+        "drop_column",
+        &ctx,
+        &["relax_not_null", "restore_not_null", "drop_column"],
+    )?;
     let live = r.catalog.column(t, c);
     // Offline, relaxing is harmless when the column is nullable already.
     let required = live.is_none_or(|col| !col.nullable && col.default.is_none());
@@ -20,11 +24,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
         match r.dialect {
             Dialect::Postgres => {
                 let lock = r.lock("ACCESS EXCLUSIVE", &[t], Blocks::ReadsAndWrites, LockDuration::Brief);
+                // Known NOT NULL: rolling back restores it. Offline it may
+                // have been nullable, so nothing is restored.
+                let restore = live.is_some().then(|| sql.get("restore_not_null"));
                 let i = r.migration(
                     "relax_not_null",
                     format!("Let {c} accept NULL, so inserts from code that no longer writes it succeed"),
                     sql.get("relax_not_null"),
-                    None,
+                    restore,
                     lock,
                 );
                 r.step(i).table = Some(t.clone());

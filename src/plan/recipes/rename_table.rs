@@ -22,6 +22,12 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         .as_ref()
         .map(|f| f.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
+    // Each column's default as the database prints it, for SQLite's
+    // INSTEAD OF INSERT trigger (which sees NULL for an omitted column).
+    let defaults: Vec<Option<String>> = facts
+        .as_ref()
+        .map(|f| f.columns.iter().map(|c| c.default.clone()).collect())
+        .unwrap_or_default();
     let key: Vec<Ident> = facts
         .as_ref()
         .map(|f| f.primary_key.clone())
@@ -38,6 +44,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         view => table_value(&view),
         new_name => to,
         columns => names(&columns),
+        defaults,
         key => names(&key),
         trigger_insert => beside(from, &derived_name(&[to.as_str(), "write_ins"])),
         trigger_update => beside(from, &derived_name(&[to.as_str(), "write_upd"])),
