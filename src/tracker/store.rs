@@ -133,6 +133,39 @@ impl Store {
     }
 
     async fn create_schema(&mut self) -> Result<(), TrackerError> {
+        // Reading first: an existing log needs no write lock, so opening an
+        // environment never queues behind a run that holds it.
+        let exists_sql = match self.dialect {
+            Dialect::Postgres => {
+                "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'phasegate_meta' AND schemaname = current_schema()"
+            }
+            Dialect::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'phasegate_meta'"
+            }
+        };
+        let exists: i64 = sqlx::query_scalar(exists_sql)
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        if exists == 0 {
+            self.create_tables().await?;
+        }
+        let found: String =
+            sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| self.db_error(e))?;
+        let found = found.parse::<i64>().unwrap_or(i64::MAX);
+        if found > SCHEMA_VERSION {
+            return Err(TrackerError::NewerSchema {
+                env: self.env.clone(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    async fn create_tables(&mut self) -> Result<(), TrackerError> {
         let ddl = match self.dialect {
             Dialect::Postgres => format!(
                 "BEGIN;
