@@ -347,9 +347,11 @@ pub async fn copy_of_not_null_column_is_refused(db: TestDb) -> TestResult {
 }
 
 /// rename_column with `sync: app`, the dual-write recipe: release 1 writes
-/// both columns (reading the old one), release 2 reads and writes the new
-/// one only. `not_null`: the old column is `NOT NULL` (no default), which
-/// Postgres relaxes before release 2 stops writing it.
+/// both columns and reads the old one; release 2 reads the new one and still
+/// writes both (so release-1 instances still rolling read fresh values);
+/// release 3 writes the new one only. `not_null`: the old column is
+/// `NOT NULL` (no default), which Postgres relaxes before release 3 stops
+/// writing it.
 pub async fn rename_column_dual_write(db: TestDb, not_null: bool) -> TestResult {
     let db = &db;
     let old_column = if not_null {
@@ -360,25 +362,21 @@ pub async fn rename_column_dual_write(db: TestDb, not_null: bool) -> TestResult 
     let s = RenameColumn::setup(db, "people", "name", "full_name", old_column).await?;
     let plan = plan_live(db, &s.changes("app"), &["people"]).await?;
     let relaxes = not_null && db.dialect == Dialect::Postgres;
-    let phase2: &[&str] = if relaxes {
-        &[
-            "backfill:backfill",
-            "verify:verify",
-            "migration:relax_old",
-            "app:app_read_new",
-        ]
+    let phase3: &[&str] = if relaxes {
+        &["migration:relax_old", "app:app_stop_writing_old"]
     } else {
-        &["backfill:backfill", "verify:verify", "app:app_read_new"]
+        &["app:app_stop_writing_old"]
     };
     assert_shape(
         &plan,
         &[
             &["migration:add_column", "app:app_write_both"],
-            phase2,
+            &["backfill:backfill", "verify:verify", "app:app_read_new"],
+            phase3,
             &["migration:contract"],
         ],
     )?;
-    assert_reversible(&plan, &[true, true, false])?;
+    assert_reversible(&plan, &[true, true, true, false])?;
     roll_out(db, &plan, &mut DualWrite(s)).await
 }
 
@@ -396,20 +394,25 @@ impl Scenario for DualWrite {
         let target = s.touched;
         let updated = format!("release {k} updated");
         let u = lit(Some(&updated));
-        let (insert, update, read) = match k {
+        let write_both = (
+            format!("INSERT INTO {t} (id, {old}, {new}) VALUES ({id}, {v}, {v})"),
+            format!("UPDATE {t} SET {old} = {u}, {new} = {u} WHERE id = {target}"),
+        );
+        let ((insert, update), read) = match k {
             0 => (
-                format!("INSERT INTO {t} (id, {old}) VALUES ({id}, {v})"),
-                format!("UPDATE {t} SET {old} = {u} WHERE id = {target}"),
+                (
+                    format!("INSERT INTO {t} (id, {old}) VALUES ({id}, {v})"),
+                    format!("UPDATE {t} SET {old} = {u} WHERE id = {target}"),
+                ),
                 old,
             ),
-            1 => (
-                format!("INSERT INTO {t} (id, {old}, {new}) VALUES ({id}, {v}, {v})"),
-                format!("UPDATE {t} SET {old} = {u}, {new} = {u} WHERE id = {target}"),
-                old,
-            ),
+            1 => (write_both, old),
+            2 => (write_both, new),
             _ => (
-                format!("INSERT INTO {t} (id, {new}) VALUES ({id}, {v})"),
-                format!("UPDATE {t} SET {new} = {u} WHERE id = {target}"),
+                (
+                    format!("INSERT INTO {t} (id, {new}) VALUES ({id}, {v})"),
+                    format!("UPDATE {t} SET {new} = {u} WHERE id = {target}"),
+                ),
                 new,
             ),
         };
@@ -433,8 +436,13 @@ impl Scenario for DualWrite {
         match phase {
             // Rows release 0 writes are copied by phase 2's backfill; the old column is complete.
             1 => db.assert_rows(&s.t, &s.qold, &s.model.rows, &when).await,
-            // After the backfill the new column is complete; release 2 no
-            // longer writes the old one, so only the new column is compared.
+            // Releases 1 and 2 write both columns: both are complete, so
+            // release-1 instances reading the old one see every write.
+            2 => {
+                db.assert_rows(&s.t, &s.qold, &s.model.rows, &when).await?;
+                db.assert_rows(&s.t, &s.qnew, &s.model.rows, &when).await
+            }
+            // Release 3 no longer writes the old column.
             _ => db.assert_rows(&s.t, &s.qnew, &s.model.rows, &when).await,
         }
     }

@@ -151,6 +151,12 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
             ),
         );
     } else {
+        // Reads switch while both columns are still written, so instances of
+        // the previous release, which read the old column, never see stale values.
+        r.app(
+            "app_read_new",
+            format!("Read {new}; keep writing both {old} and {new}"),
+        );
         // New code stops writing the old column: it must accept NULL first.
         if c.old_required != Some(false) && r.dialect == Dialect::Postgres {
             let lock = brief(r, "ACCESS EXCLUSIVE");
@@ -166,8 +172,8 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
             s.rollback_sql = sql.optional("restore_old");
         }
         r.app(
-            "app_read_new",
-            format!("Read {new}; stop reading and writing {old}"),
+            "app_stop_writing_old",
+            format!("Stop writing {old}; read and write {new} only"),
         );
     }
 

@@ -78,12 +78,8 @@ mod tests {
             shape(&p),
             vec![
                 vec!["migration:add_column", "app:app_write_both"],
-                vec![
-                    "backfill:backfill",
-                    "verify:verify",
-                    "migration:relax_old",
-                    "app:app_read_new"
-                ],
+                vec!["backfill:backfill", "verify:verify", "app:app_read_new"],
+                vec!["migration:relax_old", "app:app_stop_writing_old"],
                 vec!["migration:contract"],
             ]
         );
