@@ -97,7 +97,8 @@ impl Dialect {
     ///
     /// Only Postgres has such changes: SQLite cannot alter a column's type at all.
     pub fn is_binary_coercible(self, from: &SqlType, to: &SqlType) -> bool {
-        if self != Dialect::Postgres || from.array_dims != to.array_dims {
+        // Arrays of a widened type are rewritten all the same.
+        if self != Dialect::Postgres || from.array_dims > 0 || to.array_dims > 0 {
             return false;
         }
         let (f, t) = (from.base.as_str(), to.base.as_str());
@@ -321,6 +322,7 @@ mod tests {
         assert!(!pg.is_binary_coercible(&ty("integer"), &ty("bigint")));
         assert!(!pg.is_binary_coercible(&ty("text"), &ty("varchar(10)")));
         assert!(!Dialect::Sqlite.is_binary_coercible(&ty("varchar(5)"), &ty("text")));
+        assert!(!pg.is_binary_coercible(&ty("varchar(5)[]"), &ty("varchar(10)[]")));
     }
 
     #[test]

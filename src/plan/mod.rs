@@ -399,7 +399,12 @@ impl<'a> Recipe<'a> {
                 Dialect::Sqlite => "database write lock per batch".into(),
             },
             tables: vec![table.to_string()],
-            blocks: Blocks::Nothing,
+            // Postgres locks only the rows of a batch; SQLite's single writer
+            // holds writes back for each batch.
+            blocks: match dialect {
+                Dialect::Postgres => Blocks::Nothing,
+                Dialect::Sqlite => Blocks::Writes,
+            },
             duration: LockDuration::PerBatch,
         });
         s.backfill = Some(b);

@@ -14,7 +14,19 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
     let (t, c) = (&i.table, &i.column);
     let default = i.default.as_ref().map(|d| d.as_str());
     let instant = default.filter(|d| r.dialect.add_column_with_default_is_instant(d));
-    if let (Dialect::Sqlite, Some(d), None) = (r.dialect, default, instant) {
+    if let (Dialect::Sqlite, Some(d), Some(b)) = (r.dialect, instant, i.backfill.as_ref()) {
+        return Err(r.unsupported(format!(
+            "SQLite cannot give existing rows `{b}` while new rows get the default `{d}`: ADD COLUMN … DEFAULT fills existing rows with the default, and SQLite cannot set a default afterwards; drop one of the two"
+        )));
+    }
+    // With a backfill, existing rows get the backfill value: the default is
+    // set after the column exists (catalog only), so it applies to new rows only.
+    let instant = instant.filter(|_| i.backfill.is_none());
+    if let (Dialect::Sqlite, Some(d), None) = (
+        r.dialect,
+        default,
+        default.filter(|d| r.dialect.add_column_with_default_is_instant(d)),
+    ) {
         return Err(r.unsupported(format!(
             "SQLite cannot add a column whose default is not a constant (`{d}`); use a constant default, or none with `backfill`"
         )));
@@ -80,8 +92,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
     r.effects.creates.push((t.clone(), c.clone(), add));
 
     if let (Some(d), None) = (default, instant) {
-        // A volatile default in ADD COLUMN would rewrite the table; SET DEFAULT
-        // afterwards applies it to new rows only, and the backfill fills the rest.
+        // A volatile default in ADD COLUMN would rewrite the table, and any
+        // default there would fill existing rows that a backfill should fill;
+        // SET DEFAULT afterwards applies it to new rows only.
         let lock = r.lock(
             "ACCESS EXCLUSIVE",
             &[t],
@@ -90,7 +103,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         );
         r.migration(
             "set_default",
-            format!("Set DEFAULT {d} for new rows (volatile: adding it with the column would rewrite the table)"),
+            format!("Set DEFAULT {d} for new rows (existing rows are filled by the backfill)"),
             sql.get("set_default"),
             Some(sql.get("drop_default")),
             lock,
@@ -167,6 +180,21 @@ mod tests {
         assert!(!sql_of(&p, "add_column").contains("DEFAULT"));
         assert!(sql_of(&p, "set_default").contains("SET DEFAULT gen_random_uuid()"));
         assert!(sql_of(&p, "backfill").contains("\"token\" = gen_random_uuid()"));
+    }
+
+    #[test]
+    fn a_backfill_fills_existing_rows_and_the_default_new_ones() {
+        let p = plan(
+            Dialect::Postgres,
+            "  - add_column: { table: t, column: n, type: int, default: '0', backfill: '1' }\n",
+        );
+        assert!(
+            !sql_of(&p, "add_column").contains("DEFAULT"),
+            "{}",
+            sql_of(&p, "add_column")
+        );
+        assert!(sql_of(&p, "set_default").contains("SET DEFAULT 0"));
+        assert!(sql_of(&p, "backfill").contains("\"n\" = 1"));
     }
 
     #[test]

@@ -56,12 +56,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         &["create_view", "drop_view", "contract", "contract_back"],
     )?;
     r.effects.replaces_table = Some((from.clone(), "renames"));
+    // CREATE VIEW takes only ACCESS SHARE on the table it reads.
     let lock = r.lock(
-        "ACCESS EXCLUSIVE",
+        "ACCESS SHARE",
         &[from],
-        Blocks::ReadsAndWrites,
+        Blocks::Nothing,
         LockDuration::Brief,
     );
+    r.note(format!(
+        "the view's columns are fixed when it is created: a column added to {from} before the contract does not show through {to}"
+    ));
     r.migration(
         "create_view",
         format!("Create view {view} over {from}, so both names work"),

@@ -21,12 +21,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
             &format!("sql_{}", n + 1),
             format!("Hand-written SQL, part {}", n + 1),
             phase.up.trim().to_string(),
-            phase.down.as_ref().map(|d| d.trim().to_string()),
+            phase
+                .down
+                .as_ref()
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
             lock,
         );
         let s = r.step(step);
         s.transactional = phase.transactional;
-        s.reversible = phase.down.is_some();
+        s.reversible = s.rollback_sql.is_some();
         if let Some(app) = &phase.app {
             r.app(&format!("app_{}", n + 1), app.trim());
         }
