@@ -11,6 +11,11 @@
 //!     require_approval: true
 //!     require_backup: 24h
 //!     backup_command: pg_dump "$PHASEGATE_DATABASE_URL" -Fc -f "backups/$(date +%s).dump" && echo backups/...
+//!     lock_timeout: 2s          # each DDL waits this long for its lock …
+//!     lock_retries: 3           # … and is retried this often, with backoff and jitter
+//!     statement_timeout: 5m     # optional
+//!     backfill_batch_size: 5000 # rows per backfill transaction
+//!     backfill_pause: 50ms      # between batches
 //! ```
 //!
 //! `${VAR}` is read from the environment when the file is loaded; an unset
@@ -56,6 +61,14 @@ pub struct Environment {
     pub lock_wait: Duration,
     /// How long `status` waits for this environment's database.
     pub connect_timeout: Duration,
+    /// How many times a DDL that hit `lock_timeout` is retried (with backoff and jitter).
+    pub lock_retries: u32,
+    /// The `statement_timeout` of each statement phasegate runs (`None`: the server's).
+    pub statement_timeout: Option<Duration>,
+    /// Rows per backfill batch; each batch is one short transaction.
+    pub backfill_batch_size: u32,
+    /// A pause between backfill batches, to leave room for the application.
+    pub backfill_pause: Duration,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +96,14 @@ struct RawEnvironment {
     lock_wait: Option<String>,
     #[serde(default)]
     connect_timeout: Option<String>,
+    #[serde(default)]
+    lock_retries: Option<u32>,
+    #[serde(default)]
+    statement_timeout: Option<String>,
+    #[serde(default)]
+    backfill_batch_size: Option<u32>,
+    #[serde(default)]
+    backfill_pause: Option<String>,
 }
 
 /// Why the configuration cannot be used.
@@ -233,6 +254,20 @@ impl Config {
                 lock_wait: duration("lock_wait", &e.lock_wait)?.unwrap_or(Duration::from_secs(30)),
                 connect_timeout: duration("connect_timeout", &e.connect_timeout)?
                     .unwrap_or(Duration::from_secs(5)),
+                lock_retries: e.lock_retries.unwrap_or(3),
+                statement_timeout: duration("statement_timeout", &e.statement_timeout)?,
+                backfill_batch_size: match e.backfill_batch_size {
+                    Some(0) => {
+                        return Err(diag(
+                            Some("backfill_batch_size"),
+                            format!("{}.backfill_batch_size must be at least 1", e.name),
+                        ));
+                    }
+                    Some(n) => n,
+                    None => 5000,
+                },
+                backfill_pause: duration("backfill_pause", &e.backfill_pause)?
+                    .unwrap_or(Duration::ZERO),
                 name: e.name,
             });
         }

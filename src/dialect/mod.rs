@@ -72,6 +72,18 @@ impl Dialect {
         )
     }
 
+    /// A literal for a value the database reported as (storage class, text):
+    /// numbers as numbers, text quoted, anything else as its text quoted. Used
+    /// to carry a key value from one query to the next in its own type.
+    pub fn typed_literal(self, kind: &str, text: Option<&str>) -> String {
+        match (kind, text) {
+            (_, None) | ("null", _) => "NULL".to_string(),
+            ("integer", Some(t)) if t.parse::<i64>().is_ok() => t.to_string(),
+            ("real", Some(t)) if t.parse::<f64>().is_ok_and(f64::is_finite) => t.to_string(),
+            (_, Some(t)) => self.quote_literal(t),
+        }
+    }
+
     /// Quotes a string literal: `it's` → `'it''s'`. Postgres runs with
     /// `standard_conforming_strings` on (the default since 9.1), so a
     /// backslash is an ordinary character in both dialects.
@@ -307,6 +319,15 @@ mod tests {
         assert_eq!(pg.quote_ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(pg.quote_literal("it's"), "'it''s'");
         assert_eq!(Dialect::Sqlite.quote_literal("a\\b"), "'a\\b'");
+    }
+
+    #[test]
+    fn typed_literals_keep_numbers_numeric() {
+        let s = Dialect::Sqlite;
+        assert_eq!(s.typed_literal("integer", Some("42")), "42");
+        assert_eq!(s.typed_literal("text", Some("4'2")), "'4''2'");
+        assert_eq!(s.typed_literal("integer", Some("1; drop")), "'1; drop'");
+        assert_eq!(s.typed_literal("null", None), "NULL");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `approve`, `backup`, `gate`, `status`, `history`, `accept-change` and
 //! `resolve` call; a CD pipeline or a test can call it the same way.
 
+mod backfill;
 pub mod steps;
 
 use chrono::{DateTime, Utc};
@@ -13,11 +14,13 @@ use crate::config::{Config, ConfigError, Environment};
 use crate::dialect::Dialect;
 use crate::dialect::templates::{TemplateError, Templates};
 use crate::intent::{PlanError, PlanFile, PlanNotFound};
+use crate::plan::Step;
 use crate::plan::{Plan, Planner, PlanningError, StepKind};
 use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, Verdict, VerifyOutcome};
 use crate::tracker::{
-    Clock, Event, EventKind, NewEvent, Next, PhaseStatus, PlanState, Store, TrackerError, derive,
+    Checkpoint, Clock, Event, EventKind, NewEvent, Next, PhaseStatus, PlanState, Store,
+    TrackerError, derive,
 };
 
 pub use steps::StepError;
@@ -113,12 +116,39 @@ pub struct PlanStatus {
     pub blocked: Vec<Gate>,
 }
 
+/// Where a long step reports how far it got. The library never prints; the
+/// binary draws a progress bar on a terminal and plain lines otherwise.
+pub trait Progress: Send + Sync {
+    /// A step is about to run.
+    fn step(&self, _step: &Step) {}
+    /// A backfill has updated `updated` rows of about `total`.
+    fn backfill(&self, _step: &Step, _updated: u64, _total: Option<u64>) {}
+}
+
+/// Reports nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// What a step needs to know while it runs.
+pub(crate) struct StepContext<'a> {
+    pub plan: &'a str,
+    pub phase: usize,
+    pub env: &'a Environment,
+    pub clock: &'a dyn Clock,
+    pub actor: &'a str,
+    pub progress: &'a dyn Progress,
+    /// Where an interrupted backfill of this step stopped.
+    pub checkpoint: Option<&'a Checkpoint>,
+}
+
 /// A project: its config, plans and templates, and the clock and actor to record with.
 pub struct Workspace<'a> {
     pub config: &'a Config,
     pub clock: &'a dyn Clock,
     /// Who is recorded as doing things (the OS user unless told otherwise).
     pub actor: String,
+    pub progress: &'a dyn Progress,
 }
 
 impl<'a> Workspace<'a> {
@@ -127,7 +157,14 @@ impl<'a> Workspace<'a> {
             config,
             clock,
             actor: actor.into(),
+            progress: &NoProgress,
         }
+    }
+
+    /// Reports the progress of long steps to `progress`.
+    pub fn with_progress(mut self, progress: &'a dyn Progress) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Loads a plan by path or by name under the project's plans/.
@@ -280,39 +317,6 @@ impl<'a> Workspace<'a> {
         loaded: &LoadedPlan,
         dry_run: bool,
     ) -> Result<Applied, RunError> {
-        let sqlite = env.dialect == Dialect::Sqlite;
-        if sqlite && !dry_run {
-            // The write lock, held from here to COMMIT: state is read under it.
-            store.begin().await.map_err(|e| busy(e, env))?;
-        }
-        let result = self.apply_phase(store, env, plan, loaded, dry_run).await;
-        if sqlite && !dry_run {
-            match &result {
-                Ok(_) => store.commit().await?,
-                Err(e) => {
-                    store.rollback().await;
-                    // The step's work was rolled back with its transaction; the failure is recorded on its own.
-                    if let RunError::Step(f) = e {
-                        let event = NewEvent::plan(&plan.name, EventKind::StepFailed)
-                            .phase(f.phase)
-                            .step(&f.step)
-                            .detail(f.message.clone());
-                        store.append(&event, self.clock.now(), &self.actor).await?;
-                    }
-                }
-            }
-        }
-        result
-    }
-
-    async fn apply_phase(
-        &self,
-        store: &mut Store,
-        env: &Environment,
-        plan: &Plan,
-        loaded: &LoadedPlan,
-        dry_run: bool,
-    ) -> Result<Applied, RunError> {
         let events = store.events(Some(&plan.name)).await?;
         let (state, verdict) = self.judge(store, env, plan, loaded, &events, None).await?;
         let phase_no = match state.next() {
@@ -355,95 +359,76 @@ impl<'a> Workspace<'a> {
             dry_run: None,
         };
         if dry_run {
-            let sql = todo
-                .iter()
-                .filter_map(|s| s.sql.as_deref().map(|sql| (s, sql)))
-                .flat_map(|(s, sql)| {
-                    let mut lines = vec![format!(
-                        "-- {} [{}]: {}",
-                        s.id,
-                        s.kind.name(),
-                        s.description
-                    )];
-                    if s.kind == StepKind::Verify {
-                        lines.push(format!("-- must return {}", s.expect.unwrap_or(0)));
-                        lines.push(format!("{sql};"));
-                    } else {
-                        lines.extend(steps::wrapped(s, sql, env.dialect, env.lock_timeout));
+            let mut sql = Vec::new();
+            for s in &todo {
+                match &s.backfill {
+                    Some(b) => {
+                        let key = backfill::primary_key(store, &b.table).await?;
+                        sql.push(format!("-- {} [backfill]: {}", s.id, s.description));
+                        sql.push(format!(
+                            "-- in batches of {} rows over ({}), each its own transaction; the first:",
+                            env.backfill_batch_size,
+                            key.join(", ")
+                        ));
+                        sql.extend(steps::prelude(env, true));
+                        sql.push(backfill::example_batch(env, b, &key));
+                        sql.push("COMMIT;".into());
                     }
-                    lines
-                })
-                .collect();
+                    None => sql.extend(steps::dry_run(s, env)),
+                }
+            }
             report.dry_run = Some(sql);
             return Ok(report);
         }
 
-        let now = || self.clock.now();
         if state.checksum.is_none() {
             let detail = serde_json::json!({ "checksum": crate::tracker::checksum(&loaded.text), "text": loaded.text }).to_string();
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail),
-                    now(),
+                    self.clock.now(),
                     &self.actor,
                 )
                 .await?;
         }
+        store.set_lock_wait(env.lock_timeout).await?;
         for step in &todo {
-            match env.dialect {
-                Dialect::Postgres => {
-                    steps::run_postgres(
-                        store,
-                        &plan.name,
-                        phase_no,
-                        step,
-                        env.lock_timeout,
-                        &now,
-                        &self.actor,
-                    )
-                    .await?
-                }
-                Dialect::Sqlite => {
-                    steps::run_sqlite(store, &plan.name, phase_no, step, now(), &self.actor).await?
-                }
-            }
+            self.progress.step(step);
+            let cx = StepContext {
+                plan: &plan.name,
+                phase: phase_no,
+                env,
+                clock: self.clock,
+                actor: &self.actor,
+                progress: self.progress,
+                checkpoint: state.checkpoints.get(&step.id),
+            };
+            steps::run(store, &cx, step).await?;
         }
-        let sqlite = env.dialect == Dialect::Sqlite;
-        if !sqlite {
-            store.begin().await?;
+        let now = self.clock.now();
+        let mut events = vec![NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase_no)];
+        if report.deployed {
+            events.push(NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase_no));
         }
-        let recorded = async {
-            store
-                .append(
-                    &NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase_no),
-                    now(),
-                    &self.actor,
-                )
-                .await?;
-            if report.deployed {
-                store
-                    .append(
-                        &NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase_no),
-                        now(),
-                        &self.actor,
-                    )
-                    .await?;
-            }
-            Ok::<(), TrackerError>(())
-        }
-        .await;
-        if !sqlite {
-            match recorded {
-                Ok(()) => store.commit().await?,
-                Err(e) => {
-                    store.rollback().await;
-                    return Err(e.into());
-                }
-            }
-        } else {
-            recorded?;
-        }
+        self.record(store, &events, now).await?;
         Ok(report)
+    }
+
+    /// Appends events in one transaction.
+    async fn record(
+        &self,
+        store: &mut Store,
+        events: &[NewEvent],
+        at: DateTime<Utc>,
+    ) -> Result<(), RunError> {
+        store.begin().await?;
+        for e in events {
+            if let Err(err) = store.append(e, at, &self.actor).await {
+                store.rollback().await;
+                return Err(err.into());
+            }
+        }
+        Ok(store.commit().await?)
     }
 }
 
@@ -458,21 +443,12 @@ impl Workspace<'_> {
     ) -> Result<T, RunError> {
         let mut store = self.open(env).await?;
         store.lock(env.lock_wait).await?;
-        let sqlite = env.dialect == Dialect::Sqlite;
         let result = async {
-            if sqlite {
-                store.begin().await.map_err(|e| busy(e, env))?;
-            }
+            store.set_lock_wait(env.lock_timeout).await?;
             let events = store.events(plan_name).await?;
             body(&mut store, events).await
         }
         .await;
-        if sqlite {
-            match &result {
-                Ok(_) => store.commit().await?,
-                Err(_) => store.rollback().await,
-            }
-        }
         store.unlock().await;
         store.close().await;
         result
@@ -518,30 +494,16 @@ impl Workspace<'_> {
                 return Err(RunError::Blocked(Box::new(verdict)));
             }
             let now = self.clock.now();
+            let mut events = Vec::new();
             if state.checksum.is_none() {
                 let detail = serde_json::json!({ "checksum": crate::tracker::checksum(&loaded.text), "text": loaded.text }).to_string();
-                store.append(&NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail), now, &self.actor).await?;
+                events.push(NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail));
             }
-            if env.dialect == Dialect::Postgres {
-                store.begin().await?;
+            if state.phase(phase).is_some_and(|r| r.status < PhaseStatus::Migrated) {
+                events.push(NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase));
             }
-            let recorded = async {
-                if state.phase(phase).is_some_and(|r| r.status < PhaseStatus::Migrated) {
-                    store.append(&NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase), now, &self.actor).await?;
-                }
-                store
-                    .append(&NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase).detail(app_version), now, &self.actor)
-                    .await
-            }
-            .await;
-            if env.dialect == Dialect::Postgres {
-                if recorded.is_ok() {
-                    store.commit().await?;
-                } else {
-                    store.rollback().await;
-                }
-            }
-            recorded?;
+            events.push(NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase).detail(app_version));
+            self.record(store, &events, now).await?;
             Ok(verdict)
         })
         .await
@@ -588,16 +550,17 @@ impl Workspace<'_> {
             let now = self.clock.now();
             for step in undo.iter().rev() {
                 let Some(sql) = step.rollback_sql.as_deref() else { continue };
-                match (env.dialect, step.transactional) {
-                    (Dialect::Sqlite, _) => store.exec(sql).await?,
-                    (Dialect::Postgres, true) => {
-                        let body = format!("BEGIN; SET LOCAL lock_timeout = '{}ms'; {sql}; COMMIT;", env.lock_timeout.as_millis());
-                        if let Err(e) = store.exec(&body).await {
-                            store.rollback().await;
-                            return Err(e.into());
-                        }
-                    }
-                    (Dialect::Postgres, false) => store.exec(sql).await?,
+                let run = if step.transactional || env.dialect == Dialect::Sqlite {
+                    format!("{}\n{sql}\nCOMMIT;", steps::prelude(env, true).join("\n"))
+                } else {
+                    sql.to_string()
+                };
+                if let Err(e) = store.exec(&run).await {
+                    store.rollback().await;
+                    return Err(RunError::Refused(format!(
+                        "rolling back step {} failed, and phase {n} is partly undone: {e}; fix the cause and run rollback again",
+                        step.id
+                    )));
                 }
             }
             store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), now, &self.actor).await?;
@@ -932,18 +895,4 @@ fn backups(events: &[Event]) -> Vec<(DateTime<Utc>, String)> {
         .filter(|e| e.kind == EventKind::Backup)
         .map(|e| (e.at, e.detail.clone()))
         .collect()
-}
-
-/// SQLite's "database is locked" after the wait: another run holds the environment.
-fn busy(e: TrackerError, env: &Environment) -> RunError {
-    match &e {
-        TrackerError::Database {
-            source: sqlx::Error::Database(db),
-            ..
-        } if db.message().contains("locked") => RunError::Tracker(TrackerError::Busy {
-            env: env.name.clone(),
-            waited: env.lock_wait,
-        }),
-        _ => RunError::Tracker(e),
-    }
 }

@@ -1,21 +1,22 @@
-//! Running one step's SQL against an environment, recording it in the same
-//! transaction where the database allows, with a short `lock_timeout` and
-//! bounded retries so phasegate never leaves the application's queries
-//! queued behind a DDL that waits for a lock.
+//! Running one step against an environment and recording it.
+//!
+//! Every transactional step runs in its own short transaction that also
+//! writes its `step_applied` event, so the log and the schema cannot
+//! disagree. DDL waits for its lock at most `lock_timeout` (Postgres
+//! `lock_timeout`, SQLite's busy timeout) and is retried `lock_retries` times
+//! with backoff and jitter: a long transaction on the table never makes the
+//! application's queries queue behind phasegate for longer than that.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 
-use super::RunError;
+use super::{RunError, StepContext, backfill};
+use crate::config::Environment;
 use crate::dialect::Dialect;
 use crate::plan::{Step, StepKind};
 use crate::tracker::gates::VerifyOutcome;
-use crate::tracker::{EventKind, NewEvent, Store, TrackerError};
-
-/// How many times a DDL that timed out waiting for its lock is tried.
-pub const LOCK_ATTEMPTS: u32 = 4;
+use crate::tracker::{EventKind, NewEvent, Store, TrackerError, is_busy};
 
 /// A step that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +27,7 @@ pub struct StepError {
     pub message: String,
 }
 
-fn failure(step: &Step, phase: usize, message: String) -> RunError {
+pub(super) fn failure(step: &Step, phase: usize, message: String) -> RunError {
     RunError::Step(StepError {
         step: step.id.clone(),
         phase,
@@ -34,22 +35,73 @@ fn failure(step: &Step, phase: usize, message: String) -> RunError {
     })
 }
 
-/// The statements a transactional step runs, in order, as `--dry-run` shows them.
-pub fn wrapped(step: &Step, sql: &str, dialect: Dialect, lock_timeout: Duration) -> Vec<String> {
-    match (dialect, step.transactional) {
-        (Dialect::Postgres, true) => vec![
-            "BEGIN;".into(),
-            format!("SET LOCAL lock_timeout = '{}ms';", lock_timeout.as_millis()),
-            sql.to_string(),
-            "COMMIT;".into(),
-        ],
-        (Dialect::Postgres, false) => vec![
-            format!("SET lock_timeout = '{}ms';", lock_timeout.as_millis()),
-            sql.to_string(),
-            "RESET lock_timeout;".into(),
-        ],
-        (Dialect::Sqlite, _) => vec![sql.to_string()],
+/// What runs before a step's own SQL, as `--dry-run` shows it and as it is sent.
+pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
+    let ms = |d: Duration| d.as_millis();
+    match (env.dialect, transactional) {
+        (Dialect::Postgres, true) => {
+            let mut v = vec![
+                "BEGIN;".to_string(),
+                format!("SET LOCAL lock_timeout = '{}ms';", ms(env.lock_timeout)),
+            ];
+            if let Some(t) = env.statement_timeout {
+                v.push(format!("SET LOCAL statement_timeout = '{}ms';", ms(t)));
+            }
+            v
+        }
+        (Dialect::Postgres, false) => {
+            let mut v = vec![format!("SET lock_timeout = '{}ms';", ms(env.lock_timeout))];
+            if let Some(t) = env.statement_timeout {
+                v.push(format!("SET statement_timeout = '{}ms';", ms(t)));
+            }
+            v
+        }
+        (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
     }
+}
+
+/// What runs after a step's own SQL.
+pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
+    match (env.dialect, transactional) {
+        (Dialect::Postgres, false) => vec![
+            "RESET lock_timeout;".into(),
+            "RESET statement_timeout;".into(),
+        ],
+        _ => vec!["COMMIT;".into()],
+    }
+}
+
+/// Every statement a step sends, in order, as `apply --dry-run` prints them.
+pub fn dry_run(step: &Step, env: &Environment) -> Vec<String> {
+    let Some(sql) = step.sql.as_deref() else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "-- {} [{}]: {}",
+        step.id,
+        step.kind.name(),
+        step.description
+    )];
+    match step.kind {
+        StepKind::Verify => {
+            lines.push(format!("-- must return {}", step.expect.unwrap_or(0)));
+            lines.push(format!("{sql};"));
+        }
+        StepKind::Backfill => {
+            // The batches depend on the table's primary key, which the
+            // executor reads; `apply --dry-run` shows the first batch.
+            lines.push(format!(
+                "{sql}  -- run in batches of {} rows by apply",
+                env.backfill_batch_size
+            ));
+        }
+        _ => {
+            lines.extend(prelude(env, step.transactional));
+            lines.push(sql.to_string());
+            lines.extend(postlude(env, step.transactional));
+        }
+    }
+    lines
 }
 
 /// Runs a verification query and returns its single value.
@@ -77,114 +129,124 @@ pub async fn verify_all(store: &mut Store, steps: &[&Step]) -> Vec<VerifyOutcome
     out
 }
 
-/// Runs one step on Postgres, each in its own transaction (or none, for a
-/// non-transactional step), and records it. The caller holds the lock.
-pub async fn run_postgres(
+/// Runs one step and records it. The caller holds the environment's lock.
+pub(super) async fn run(
     store: &mut Store,
-    plan: &str,
-    phase: usize,
+    cx: &StepContext<'_>,
     step: &Step,
-    lock_timeout: Duration,
-    now: &dyn Fn() -> DateTime<Utc>,
-    actor: &str,
 ) -> Result<(), RunError> {
-    let Some(sql) = step.sql.as_deref() else {
-        return Ok(());
+    let result = match (step.kind, &step.backfill) {
+        (StepKind::App, _) => return Ok(()),
+        (StepKind::Verify, _) => verify(store, cx, step).await,
+        (StepKind::Backfill, Some(b)) => backfill::run(store, cx, step, b).await,
+        _ => migration(store, cx, step).await,
     };
-    let applied = NewEvent::plan(plan, EventKind::StepApplied)
-        .phase(phase)
-        .step(&step.id);
-    let failed = |message: String| {
-        NewEvent::plan(plan, EventKind::StepFailed)
-            .phase(phase)
+    if let Err(RunError::Step(f)) = &result {
+        let event = NewEvent::plan(cx.plan, EventKind::StepFailed)
+            .phase(cx.phase)
             .step(&step.id)
-            .detail(message)
-    };
-
-    if step.kind == StepKind::Verify {
-        let expect = step.expect.unwrap_or(0);
-        return match query_value(store, sql).await {
-            Ok(got) if got == expect => Ok(store.append(&applied, now(), actor).await?),
-            Ok(got) => {
-                let message = format!("returned {got}, expected {expect}");
-                store.append(&failed(message.clone()), now(), actor).await?;
-                Err(failure(step, phase, message))
-            }
-            Err(message) => {
-                store.append(&failed(message.clone()), now(), actor).await?;
-                Err(failure(step, phase, message))
-            }
-        };
+            .detail(f.message.clone());
+        store.append(&event, cx.clock.now(), cx.actor).await?;
     }
+    result
+}
 
+async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
+    let sql = step.sql.as_deref().unwrap_or_default();
+    let expect = step.expect.unwrap_or(0);
+    match query_value(store, sql).await {
+        Ok(got) if got == expect => {
+            let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
+                .phase(cx.phase)
+                .step(&step.id);
+            Ok(store.append(&applied, cx.clock.now(), cx.actor).await?)
+        }
+        Ok(got) => Err(failure(
+            step,
+            cx.phase,
+            format!("returned {got}, expected {expect}"),
+        )),
+        Err(message) => Err(failure(step, cx.phase, message)),
+    }
+}
+
+async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
+    let sql = step.sql.as_deref().unwrap_or_default();
+    let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
+        .phase(cx.phase)
+        .step(&step.id);
+    let index = concurrent_index(sql);
     if !step.transactional {
         store
             .append(
-                &NewEvent::plan(plan, EventKind::StepStarted)
-                    .phase(phase)
+                &NewEvent::plan(cx.plan, EventKind::StepStarted)
+                    .phase(cx.phase)
                     .step(&step.id),
-                now(),
-                actor,
+                cx.clock.now(),
+                cx.actor,
             )
             .await?;
+        // A build killed or failed earlier leaves an INVALID index that
+        // IF NOT EXISTS would keep: drop it first.
+        if let Some(ix) = &index {
+            drop_invalid_index(store, ix).await?;
+        }
     }
-    let mut attempt = 1;
+    let mut attempt = 0;
     loop {
         let result = if step.transactional {
-            run_in_transaction(store, sql, lock_timeout, &applied, now(), actor).await
+            in_transaction(store, cx.env, sql, &applied, cx).await
         } else {
-            run_outside_transaction(store, sql, lock_timeout).await
+            outside_transaction(store, cx.env, sql).await
         };
         match result {
             Ok(()) => {
                 if !step.transactional {
-                    store.append(&applied, now(), actor).await?;
+                    store.append(&applied, cx.clock.now(), cx.actor).await?;
                 }
                 return Ok(());
             }
-            Err(e) if is_lock_timeout(&e) && attempt < LOCK_ATTEMPTS => {
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
             Err(e) => {
+                if let Some(ix) = &index {
+                    drop_invalid_index(store, ix).await?;
+                }
+                if is_lock_timeout(&e) && attempt < cx.env.lock_retries {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
                 let message = if is_lock_timeout(&e) {
                     format!(
-                        "could not take its lock within {}ms after {LOCK_ATTEMPTS} attempts (a long transaction holds the table): {e}",
-                        lock_timeout.as_millis()
+                        "could not take its lock within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
+                        cx.env.lock_timeout.as_millis(),
+                        attempt + 1
                     )
                 } else {
                     e.to_string()
                 };
-                store.append(&failed(message.clone()), now(), actor).await?;
-                return Err(failure(step, phase, message));
+                return Err(failure(step, cx.phase, message));
             }
         }
     }
 }
 
-async fn run_in_transaction(
+/// `BEGIN; SET LOCAL …; <sql>; <event>; COMMIT`, rolled back whole on error.
+pub(super) async fn in_transaction(
     store: &mut Store,
+    env: &Environment,
     sql: &str,
-    lock_timeout: Duration,
-    applied: &NewEvent,
-    at: DateTime<Utc>,
-    actor: &str,
+    event: &NewEvent,
+    cx: &StepContext<'_>,
 ) -> Result<(), sqlx::Error> {
-    let body = format!(
-        "BEGIN; SET LOCAL lock_timeout = '{}ms'; {sql}",
-        lock_timeout.as_millis()
-    );
+    let body = format!("{}\n{sql}", prelude(env, true).join("\n"));
     let result = async {
         sqlx::raw_sql(AssertSqlSafe(body))
             .execute(store.conn())
             .await?;
         store
-            .append(applied, at, actor)
+            .append(event, cx.clock.now(), cx.actor)
             .await
-            .map_err(|e| match e {
-                TrackerError::Database { source, .. } => source,
-                other => sqlx::Error::Protocol(other.to_string()),
-            })?;
+            .map_err(into_sqlx)?;
         sqlx::raw_sql("COMMIT")
             .execute(store.conn())
             .await
@@ -197,35 +259,40 @@ async fn run_in_transaction(
     result
 }
 
-async fn run_outside_transaction(
+async fn outside_transaction(
     store: &mut Store,
+    env: &Environment,
     sql: &str,
-    lock_timeout: Duration,
 ) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "SET lock_timeout = '{}ms'",
-        lock_timeout.as_millis()
-    )))
-    .execute(store.conn())
-    .await?;
+    sqlx::raw_sql(AssertSqlSafe(prelude(env, false).join("\n")))
+        .execute(store.conn())
+        .await?;
     let result = sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
         .execute(store.conn())
         .await
         .map(|_| ());
-    let _ = sqlx::raw_sql("RESET lock_timeout")
+    let _ = sqlx::raw_sql(AssertSqlSafe(postlude(env, false).join("\n")))
         .execute(store.conn())
         .await;
     result
 }
 
-/// Postgres's `lock_not_available`: the statement gave up waiting for its lock.
-fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
+    match e {
+        TrackerError::Database { source, .. } => source,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }
 
-/// 0.5s, 1s, 2s … with up to 50% jitter, so retries from several runs do not align.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1));
+/// The statement gave up waiting for a lock: Postgres `lock_not_available`,
+/// SQLite busy.
+pub(super) fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    is_busy(e) || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+}
+
+/// 0.5s, 1s, 2s … plus up to 50% jitter, so retries from several runs do not align.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -233,45 +300,82 @@ fn backoff(attempt: u32) -> Duration {
     base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
-/// Runs one step on SQLite inside the caller's transaction and records it there.
-pub async fn run_sqlite(
-    store: &mut Store,
-    plan: &str,
-    phase: usize,
-    step: &Step,
-    at: DateTime<Utc>,
-    actor: &str,
-) -> Result<(), RunError> {
-    let Some(sql) = step.sql.as_deref() else {
-        return Ok(());
-    };
-    if step.kind == StepKind::Verify {
-        let expect = step.expect.unwrap_or(0);
-        match query_value(store, sql).await {
-            Ok(got) if got == expect => {}
-            Ok(got) => {
-                return Err(failure(
-                    step,
-                    phase,
-                    format!("returned {got}, expected {expect}"),
-                ));
-            }
-            Err(message) => return Err(failure(step, phase, message)),
-        }
-    } else {
-        sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
-            .execute(store.conn())
-            .await
-            .map_err(|e| failure(step, phase, e.to_string()))?;
+/// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] "name" ON "schema"."table"`
+/// builds, as a quoted, schema-qualified name for `to_regclass`.
+fn concurrent_index(sql: &str) -> Option<String> {
+    let upper = sql.to_ascii_uppercase();
+    let at = upper.find("INDEX CONCURRENTLY")?;
+    if !upper[..at].trim_start().starts_with("CREATE") {
+        return None;
     }
-    store
-        .append(
-            &NewEvent::plan(plan, EventKind::StepApplied)
-                .phase(phase)
-                .step(&step.id),
-            at,
-            actor,
-        )
-        .await?;
+    let mut rest = sql[at + "INDEX CONCURRENTLY".len()..].trim_start();
+    if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
+        rest = rest["IF NOT EXISTS".len()..].trim_start();
+    }
+    let (name, after) = quoted_name(rest)?;
+    let after = after.trim_start();
+    if !after.to_ascii_uppercase().starts_with("ON") {
+        return None;
+    }
+    let (first, tail) = quoted_name(after[2..].trim_start())?;
+    // `"schema"."table"`: the index lives in the table's schema.
+    Some(match tail.strip_prefix('.') {
+        Some(t) if quoted_name(t).is_some() => format!("{first}.{name}"),
+        _ => name,
+    })
+}
+
+/// A leading `"quoted"` identifier (with `""` escapes) and what follows it.
+fn quoted_name(s: &str) -> Option<(String, &str)> {
+    let body = s.strip_prefix('"')?;
+    let mut i = 0;
+    let bytes = body.as_bytes();
+    while i < bytes.len() {
+        if bytes[i] == b'"' {
+            if bytes.get(i + 1) == Some(&b'"') {
+                i += 2;
+                continue;
+            }
+            return Some((format!("\"{}\"", &body[..i]), &body[i + 1..]));
+        }
+        i += 1;
+    }
+    None
+}
+
+async fn drop_invalid_index(store: &mut Store, qualified: &str) -> Result<(), RunError> {
+    let lit = Dialect::Postgres.quote_literal(qualified);
+    let invalid: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass({lit}) AND NOT indisvalid"
+    )))
+    .fetch_one(store.conn())
+    .await
+    .map_err(|e| store.db_error(e))?;
+    if invalid > 0 {
+        store
+            .exec(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
+            .await?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_index_a_concurrent_build_creates() {
+        let sql = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_key\"\n  ON \"billing\".\"users\" (\"email\");";
+        assert_eq!(
+            concurrent_index(sql).as_deref(),
+            Some("\"billing\".\"users_email_key\"")
+        );
+        let sql = "CREATE INDEX CONCURRENTLY \"we\"\"ird\" ON \"t\" (\"c\")";
+        assert_eq!(concurrent_index(sql).as_deref(), Some("\"we\"\"ird\""));
+        assert_eq!(
+            concurrent_index("DROP INDEX CONCURRENTLY IF EXISTS \"x\""),
+            None
+        );
+        assert_eq!(concurrent_index("CREATE INDEX \"x\" ON \"t\" (c)"), None);
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use store::{Store, TrackerError, phase_reached};
+pub use store::{Store, TrackerError, is_busy, phase_reached};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,10 +42,13 @@ pub enum EventKind {
     Approved,
     /// Environment-wide: a backup was taken; `detail` holds where it went.
     Backup,
+    /// A backfill batch committed; `detail` holds the last key done and the
+    /// rows updated so far (JSON), recorded in the batch's own transaction.
+    BackfillProgress,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::PlanStarted,
         EventKind::ChangeAccepted,
         EventKind::StepStarted,
@@ -57,6 +60,7 @@ impl EventKind {
         EventKind::PhaseRolledBack,
         EventKind::Approved,
         EventKind::Backup,
+        EventKind::BackfillProgress,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +76,7 @@ impl EventKind {
             EventKind::PhaseRolledBack => "phase_rolled_back",
             EventKind::Approved => "approved",
             EventKind::Backup => "backup",
+            EventKind::BackfillProgress => "backfill_progress",
         }
     }
 
@@ -182,6 +187,15 @@ pub struct Outstanding {
     pub error: Option<String>,
 }
 
+/// Where an unfinished backfill stopped: the last key it did, and the rows
+/// it updated so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The primary-key values (as text) of the last row of the last committed batch.
+    pub last: Vec<String>,
+    pub updated: u64,
+}
+
 /// A plan's state in one environment, derived from its events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanState {
@@ -190,6 +204,8 @@ pub struct PlanState {
     pub text: Option<String>,
     pub phases: Vec<PhaseRecord>,
     pub outstanding: Vec<Outstanding>,
+    /// Backfills that committed batches but did not finish, by step id.
+    pub checkpoints: std::collections::BTreeMap<String, Checkpoint>,
 }
 
 /// What the plan does next in this environment.
@@ -254,6 +270,7 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         text: None,
         phases: vec![blank.clone(); phase_count],
         outstanding: Vec::new(),
+        checkpoints: std::collections::BTreeMap::new(),
     };
     for e in events {
         let idx = e
@@ -292,8 +309,18 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                     });
                 }
             }
+            EventKind::BackfillProgress => {
+                if let (Some(step), Ok(c)) =
+                    (&e.step, serde_json::from_str::<Checkpoint>(&e.detail))
+                {
+                    s.checkpoints.insert(step.clone(), c);
+                }
+            }
             EventKind::StepApplied => {
                 settle(&mut s, &e.step);
+                if let Some(step) = &e.step {
+                    s.checkpoints.remove(step);
+                }
                 if let (Some(step), Some(i)) = (&e.step, idx) {
                     let p = &mut s.phases[i];
                     p.applied_steps.insert(step.clone());
@@ -335,6 +362,8 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                         ..blank.clone()
                     };
                     s.outstanding.retain(|o| o.phase != i + 1);
+                    s.checkpoints
+                        .retain(|step, _| !step_in_phase(step, events, i + 1));
                 }
             }
             EventKind::Approved => {
@@ -346,6 +375,13 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         }
     }
     s
+}
+
+/// Whether the log places `step` in phase `phase`.
+fn step_in_phase(step: &str, events: &[Event], phase: usize) -> bool {
+    events
+        .iter()
+        .any(|e| e.phase == Some(phase) && e.step.as_deref() == Some(step))
 }
 
 /// The time, injectable so soak periods can be tested without sleeping.
@@ -446,6 +482,25 @@ mod tests {
         let s = derive(&events, 1);
         assert!(s.outstanding.is_empty());
         assert!(s.phases[0].applied_steps.contains("1.b"));
+    }
+
+    #[test]
+    fn a_backfill_checkpoint_lasts_until_the_step_is_applied() {
+        let mut events = vec![ev(
+            EventKind::BackfillProgress,
+            Some(1),
+            Some("1.backfill"),
+            r#"{"last":["500"],"updated":480}"#,
+        )];
+        let s = derive(&events, 1);
+        assert_eq!(
+            s.checkpoints
+                .get("1.backfill")
+                .map(|c| (c.last.clone(), c.updated)),
+            Some((vec!["500".to_string()], 480))
+        );
+        events.push(ev(EventKind::StepApplied, Some(1), Some("1.backfill"), ""));
+        assert!(derive(&events, 1).checkpoints.is_empty());
     }
 
     #[test]

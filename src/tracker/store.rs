@@ -44,6 +44,9 @@ pub struct Store {
     conn: AnyConnection,
     dialect: Dialect,
     env: String,
+    url: String,
+    /// SQLite: the connection holding the side-car lock file, while locked.
+    lock_conn: Option<AnyConnection>,
 }
 
 impl std::fmt::Debug for Store {
@@ -79,6 +82,8 @@ impl Store {
             conn,
             dialect,
             env: env.to_string(),
+            url: url.to_string(),
+            lock_conn: None,
         };
         store.create_schema().await?;
         Ok(store)
@@ -233,48 +238,85 @@ impl Store {
     }
 
     /// Takes this environment's lock, waiting up to `wait` for another run.
-    /// Postgres: a session advisory lock, released by [`Store::unlock`] or
-    /// when the connection ends (a killed run never leaves it held). SQLite:
-    /// the database's write lock, taken by each [`Store::begin`]; here only
-    /// the wait is set.
+    ///
+    /// Postgres: a session advisory lock. SQLite: an exclusive lock on a
+    /// side-car file (`<database>.phasegate-lock`), so the database itself
+    /// stays writable by the application between phasegate's transactions.
+    /// Either way the lock dies with the process: a killed run never leaves
+    /// it held.
     pub async fn lock(&mut self, wait: Duration) -> Result<(), TrackerError> {
+        let busy = |env: &str, start: Instant| TrackerError::Busy {
+            env: env.to_string(),
+            waited: start.elapsed(),
+        };
+        let start = Instant::now();
         match self.dialect {
             Dialect::Sqlite => {
-                self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
-                    .await
+                let lock_url = sqlite_lock_url(&self.url);
+                let mut conn = AnyConnection::connect(&lock_url).await.map_err(|source| {
+                    TrackerError::Connect {
+                        env: self.env.clone(),
+                        source,
+                    }
+                })?;
+                let take = format!(
+                    "PRAGMA busy_timeout = {}; BEGIN EXCLUSIVE",
+                    wait.as_millis()
+                );
+                match sqlx::raw_sql(AssertSqlSafe(take)).execute(&mut conn).await {
+                    Ok(_) => {
+                        self.lock_conn = Some(conn);
+                        Ok(())
+                    }
+                    Err(e) if is_busy(&e) => Err(busy(&self.env, start)),
+                    Err(e) => Err(self.db_error(e)),
+                }
             }
+            Dialect::Postgres => loop {
+                let got: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT pg_try_advisory_lock({LOCK_KEY})"
+                )))
+                .fetch_one(&mut self.conn)
+                .await
+                .map_err(|e| self.db_error(e))?;
+                if got {
+                    return Ok(());
+                }
+                if start.elapsed() >= wait {
+                    return Err(busy(&self.env, start));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            },
+        }
+    }
+
+    pub async fn unlock(&mut self) {
+        match self.dialect {
             Dialect::Postgres => {
-                let start = Instant::now();
-                loop {
-                    let got: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-                        "SELECT pg_try_advisory_lock({LOCK_KEY})"
-                    )))
-                    .fetch_one(&mut self.conn)
-                    .await
-                    .map_err(|e| self.db_error(e))?;
-                    if got {
-                        return Ok(());
-                    }
-                    if start.elapsed() >= wait {
-                        return Err(TrackerError::Busy {
-                            env: self.env.clone(),
-                            waited: start.elapsed(),
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SELECT pg_advisory_unlock({LOCK_KEY})"
+                )))
+                .execute(&mut self.conn)
+                .await;
+            }
+            Dialect::Sqlite => {
+                if let Some(mut conn) = self.lock_conn.take() {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+                    let _ = conn.close().await;
                 }
             }
         }
     }
 
-    pub async fn unlock(&mut self) {
-        if self.dialect == Dialect::Postgres {
-            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                "SELECT pg_advisory_unlock({LOCK_KEY})"
-            )))
-            .execute(&mut self.conn)
-            .await;
+    /// Sets how long this connection's statements wait for a lock
+    /// (Postgres `lock_timeout` is set per transaction by the executor;
+    /// SQLite's is the connection's busy timeout).
+    pub async fn set_lock_wait(&mut self, wait: Duration) -> Result<(), TrackerError> {
+        if self.dialect == Dialect::Sqlite {
+            self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
+                .await?;
         }
+        Ok(())
     }
 
     /// Appends an event (inside the caller's transaction, if one is open).
@@ -357,9 +399,22 @@ impl Store {
             .collect()
     }
 
-    pub async fn close(self) {
+    pub async fn close(mut self) {
+        self.unlock().await;
         let _ = self.conn.close().await;
     }
+}
+
+/// SQLite's "database is locked" / "database is busy".
+pub fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref().is_some_and(|c| c == "5" || c == "6")
+        || db.message().contains("database is locked"))
+}
+
+/// `sqlite:///x/app.db?mode=rwc` → `sqlite:///x/app.db.phasegate-lock?mode=rwc`.
+fn sqlite_lock_url(url: &str) -> String {
+    let (path, _) = url.split_once('?').unwrap_or((url, ""));
+    format!("{path}.phasegate-lock?mode=rwc")
 }
 
 /// For a service at start-up: has this database reached (at least migrated)

@@ -1,0 +1,391 @@
+//! Backfills in keyset batches over the primary key.
+//!
+//! Each batch updates at most `backfill_batch_size` rows in its own short
+//! transaction, which also records a checkpoint (the batch's last key), so a
+//! run killed halfway resumes after the last committed batch without redoing
+//! it. The keyset walk visits every row that existed when it passed; rows
+//! written behind it meanwhile are caught by a final sweep of the step's
+//! "still pending" predicate; the verification step that follows proves none
+//! is left.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::steps::{backoff, failure, into_sqlx, is_lock_timeout, prelude};
+use super::{RunError, StepContext};
+use crate::config::Environment;
+use crate::dialect::Dialect;
+use crate::name::TableName;
+use crate::plan::{Backfill, Step};
+use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
+
+pub(super) async fn run(
+    store: &mut Store,
+    cx: &StepContext<'_>,
+    step: &Step,
+    b: &Backfill,
+) -> Result<(), RunError> {
+    let dialect = cx.env.dialect;
+    let key = primary_key(store, &b.table).await?;
+    if key.is_empty() {
+        return Err(failure(
+            step,
+            cx.phase,
+            format!(
+                "table {} has no primary key, and a batched backfill walks the primary key: add one, or backfill it yourself in a `sql` step",
+                b.table
+            ),
+        ));
+    }
+    let total = estimate_rows(store, dialect, &b.table).await;
+    let n = u64::from(cx.env.backfill_batch_size);
+    let mut last: Option<Vec<String>> = cx.checkpoint.map(|c| c.last.clone());
+    let mut updated = cx.checkpoint.map_or(0, |c| c.updated);
+    let mut scanned_total = 0u64;
+    cx.progress.backfill(step, updated, total);
+    loop {
+        let mut attempt = 0;
+        let batch = loop {
+            match batch(store, cx, step, b, &key, last.as_deref(), n, updated).await {
+                Ok(r) => break r,
+                Err(e) if is_lock_timeout(&e) && attempt < cx.env.lock_retries => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    return Err(failure(
+                        step,
+                        cx.phase,
+                        format!("batch after key {last:?}: {e}"),
+                    ));
+                }
+            }
+        };
+        scanned_total += batch.scanned;
+        updated += batch.updated;
+        cx.progress.backfill(step, updated, total);
+        if batch.scanned < n {
+            break;
+        }
+        last = Some(batch.last);
+        if !cx.env.backfill_pause.is_zero() {
+            tokio::time::sleep(cx.env.backfill_pause).await;
+        }
+    }
+    // Rows written behind the walk (a key lower than where it was) and left pending.
+    let sweep = format!(
+        "UPDATE {t} SET {set} WHERE ({keys}) IN (SELECT {keys} FROM {t} WHERE ({pending}) LIMIT {n}) AND ({pending})",
+        t = dialect.quote_table(&b.table),
+        set = b.set,
+        pending = b.pending,
+        keys = quoted(dialect, &key).join(", "),
+    );
+    let max_sweeps = scanned_total / n + 3;
+    for _ in 0..max_sweeps {
+        let prelude = prelude(cx.env, true).join("\n");
+        let swept = async {
+            sqlx::raw_sql(AssertSqlSafe(prelude))
+                .execute(store.conn())
+                .await?;
+            let done = sqlx::query(AssertSqlSafe(sweep.clone()))
+                .execute(store.conn())
+                .await?
+                .rows_affected();
+            sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
+            Ok::<u64, sqlx::Error>(done)
+        }
+        .await;
+        match swept {
+            Ok(done) => {
+                updated += done;
+                if done < n {
+                    break;
+                }
+            }
+            Err(e) => {
+                store.rollback().await;
+                return Err(failure(step, cx.phase, format!("final sweep: {e}")));
+            }
+        }
+    }
+    cx.progress.backfill(step, updated, total);
+    let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
+        .phase(cx.phase)
+        .step(&step.id);
+    store.append(&applied, cx.clock.now(), cx.actor).await?;
+    Ok(())
+}
+
+struct Batch {
+    scanned: u64,
+    updated: u64,
+    /// The batch's last key, as SQL literals.
+    last: Vec<String>,
+}
+
+/// One batch in its own transaction, with its checkpoint.
+#[allow(clippy::too_many_arguments)]
+async fn batch(
+    store: &mut Store,
+    cx: &StepContext<'_>,
+    step: &Step,
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    n: u64,
+    updated_before: u64,
+) -> Result<Batch, sqlx::Error> {
+    let dialect = cx.env.dialect;
+    let result = async {
+        sqlx::raw_sql(AssertSqlSafe(prelude(cx.env, true).join("\n")))
+            .execute(store.conn())
+            .await?;
+        let batch = match dialect {
+            Dialect::Postgres => {
+                let row = sqlx::query(AssertSqlSafe(postgres_batch(b, key, after, n)))
+                    .fetch_one(store.conn())
+                    .await?;
+                let mut last = Vec::with_capacity(key.len());
+                for i in 0..key.len() {
+                    let text: Option<String> = row.try_get(format!("last_{i}").as_str())?;
+                    last.push(
+                        text.map_or_else(|| "NULL".to_string(), |t| dialect.quote_literal(&t)),
+                    );
+                }
+                Batch {
+                    scanned: row.try_get::<i64, _>("scanned")?.max(0) as u64,
+                    updated: row.try_get::<i64, _>("updated")?.max(0) as u64,
+                    last,
+                }
+            }
+            Dialect::Sqlite => {
+                let (select, last_sql, update) = sqlite_batch(b, key, after, n);
+                let scanned: i64 = sqlx::query_scalar(AssertSqlSafe(select))
+                    .fetch_one(store.conn())
+                    .await?;
+                let mut last = Vec::with_capacity(key.len());
+                if let Some(row) = sqlx::query(AssertSqlSafe(last_sql))
+                    .fetch_optional(store.conn())
+                    .await?
+                {
+                    for i in 0..key.len() {
+                        let kind: String = row.try_get(format!("type_{i}").as_str())?;
+                        let text: Option<String> = row.try_get(format!("text_{i}").as_str())?;
+                        last.push(dialect.typed_literal(&kind, text.as_deref()));
+                    }
+                }
+                let updated = sqlx::query(AssertSqlSafe(update))
+                    .execute(store.conn())
+                    .await?
+                    .rows_affected();
+                Batch {
+                    scanned: scanned.max(0) as u64,
+                    updated,
+                    last,
+                }
+            }
+        };
+        let checkpoint = Checkpoint {
+            last: batch.last.clone(),
+            updated: updated_before + batch.updated,
+        };
+        let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
+            .phase(cx.phase)
+            .step(&step.id)
+            .detail(serde_json::to_string(&checkpoint).unwrap_or_default());
+        store
+            .append(&event, cx.clock.now(), cx.actor)
+            .await
+            .map_err(into_sqlx)?;
+        sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
+        Ok(batch)
+    }
+    .await;
+    if result.is_err() {
+        store.rollback().await;
+    }
+    result
+}
+
+fn quoted(dialect: Dialect, key: &[String]) -> Vec<String> {
+    key.iter().map(|k| dialect.quote_ident(k)).collect()
+}
+
+/// `WHERE (k1, k2) > (v1, v2)` after a checkpoint, nothing before the first batch.
+fn after_clause(keys: &str, after: Option<&[String]>) -> String {
+    match after {
+        Some(last) if !last.is_empty() => format!(" WHERE ({keys}) > ({})", last.join(", ")),
+        _ => String::new(),
+    }
+}
+
+fn postgres_batch(b: &Backfill, key: &[String], after: Option<&[String]>, n: u64) -> String {
+    let d = Dialect::Postgres;
+    let t = d.quote_table(&b.table);
+    let q = quoted(d, key);
+    let keys = q.join(", ");
+    let desc = q
+        .iter()
+        .map(|k| format!("{k} DESC"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lasts: String = q
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            format!(",\n       (SELECT {k}::text FROM batch ORDER BY {desc} LIMIT 1) AS last_{i}")
+        })
+        .collect();
+    format!(
+        "WITH batch AS MATERIALIZED (\n  SELECT {keys} FROM {t}{after} ORDER BY {keys} LIMIT {n}\n), done AS (\n  UPDATE {t} SET {set}\n   WHERE ({keys}) IN (SELECT {keys} FROM batch) AND ({pending})\n  RETURNING 1\n)\nSELECT (SELECT count(*) FROM batch) AS scanned,\n       (SELECT count(*) FROM done) AS updated{lasts}",
+        after = after_clause(&keys, after),
+        set = b.set,
+        pending = b.pending,
+    )
+}
+
+/// (count of the batch, its last key with storage classes, the update).
+fn sqlite_batch(
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    n: u64,
+) -> (String, String, String) {
+    let d = Dialect::Sqlite;
+    let t = d.quote_table(&b.table);
+    let q = quoted(d, key);
+    let keys = q.join(", ");
+    let desc = q
+        .iter()
+        .map(|k| format!("{k} DESC"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let window = format!(
+        "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
+        after_clause(&keys, after)
+    );
+    let cols: Vec<String> = q
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("typeof({k}) AS type_{i}, CAST({k} AS TEXT) AS text_{i}"))
+        .collect();
+    (
+        format!("SELECT count(*) FROM ({window})"),
+        format!(
+            "SELECT {} FROM ({window}) ORDER BY {desc} LIMIT 1",
+            cols.join(", ")
+        ),
+        format!(
+            "UPDATE {t} SET {set} WHERE ({keys}) IN ({window}) AND ({pending})",
+            set = b.set,
+            pending = b.pending
+        ),
+    )
+}
+
+/// The first batch's statement, for `--dry-run`.
+pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> String {
+    let n = u64::from(env.backfill_batch_size);
+    match env.dialect {
+        Dialect::Postgres => format!("{};", postgres_batch(b, key, None, n)),
+        Dialect::Sqlite => {
+            let (_, _, update) = sqlite_batch(b, key, None, n);
+            format!("{update};")
+        }
+    }
+}
+
+/// The table's primary-key columns; SQLite tables without one walk `rowid`.
+pub(super) async fn primary_key(
+    store: &mut Store,
+    table: &TableName,
+) -> Result<Vec<String>, RunError> {
+    let dialect = store.dialect();
+    let rows: Vec<String> = match dialect {
+        Dialect::Postgres => {
+            sqlx::query_scalar(
+                "SELECT a.attname::text FROM pg_index i \
+               JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+              WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY k.ord",
+            )
+            .bind(dialect.quote_table(table))
+            .fetch_all(store.conn())
+            .await
+        }
+        Dialect::Sqlite => {
+            sqlx::query_scalar(
+                "SELECT name FROM pragma_table_info(?1, ?2) WHERE pk > 0 ORDER BY pk",
+            )
+            .bind(table.name.as_str().to_string())
+            .bind(
+                table
+                    .schema
+                    .as_ref()
+                    .map_or("main", |s| s.as_str())
+                    .to_string(),
+            )
+            .fetch_all(store.conn())
+            .await
+        }
+    }
+    .map_err(|e| store.db_error(e))?;
+    if rows.is_empty() && dialect == Dialect::Sqlite {
+        return Ok(vec!["rowid".to_string()]);
+    }
+    Ok(rows)
+}
+
+/// Roughly how many rows the table has, for progress and ETA (`None`: unknown).
+async fn estimate_rows(store: &mut Store, dialect: Dialect, table: &TableName) -> Option<u64> {
+    let sql = match dialect {
+        Dialect::Postgres => format!(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass({})",
+            dialect.quote_literal(&dialect.quote_table(table))
+        ),
+        Dialect::Sqlite => format!("SELECT count(*) FROM {}", dialect.quote_table(table)),
+    };
+    let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+        .fetch_one(store.conn())
+        .await
+        .ok()?;
+    u64::try_from(n).ok().filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill() -> Backfill {
+        Backfill {
+            table: TableName::parse("billing.t").unwrap_or_else(|e| panic!("{e}")),
+            set: "\"b\" = \"a\"".into(),
+            pending: "\"b\" IS DISTINCT FROM \"a\"".into(),
+        }
+    }
+
+    #[test]
+    fn postgres_batches_walk_a_composite_key() {
+        let sql = postgres_batch(
+            &fill(),
+            &["k1".into(), "k2".into()],
+            Some(&["'1'".into(), "'x'".into()]),
+            500,
+        );
+        assert!(sql.contains("SELECT \"k1\", \"k2\" FROM \"billing\".\"t\" WHERE (\"k1\", \"k2\") > ('1', 'x') ORDER BY \"k1\", \"k2\" LIMIT 500"), "{sql}");
+        assert!(sql.contains("AS last_1"), "{sql}");
+    }
+
+    #[test]
+    fn sqlite_batches_keep_storage_classes() {
+        let (count, last, update) = sqlite_batch(&fill(), &["rowid".into()], None, 100);
+        assert!(
+            count.starts_with("SELECT count(*) FROM (SELECT \"rowid\""),
+            "{count}"
+        );
+        assert!(last.contains("typeof(\"rowid\") AS type_0"), "{last}");
+        assert!(
+            update.contains("AND (\"b\" IS DISTINCT FROM \"a\")"),
+            "{update}"
+        );
+    }
+}
