@@ -223,20 +223,34 @@ fn postgres_batch(b: &Backfill, key: &[String], after: Option<&[String]>, n: u64
     let t = d.quote_table(&b.table);
     let q = quoted(d, key);
     let keys = q.join(", ");
+    // Qualified: a bare name in ORDER BY would sort by the `::text` output
+    // column of the same name, and '9' sorts after '11'.
     let desc = q
         .iter()
-        .map(|k| format!("{k} DESC"))
+        .map(|k| format!("batch.{k} DESC"))
         .collect::<Vec<_>>()
         .join(", ");
     let lasts: String = q
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            format!(",\n       (SELECT {k}::text FROM batch ORDER BY {desc} LIMIT 1) AS last_{i}")
+            format!(
+                ",\n       (SELECT batch.{k}::text FROM batch ORDER BY {desc} LIMIT 1) AS last_{i}"
+            )
         })
         .collect();
+    let bound = q
+        .iter()
+        .map(|k| format!("(SELECT batch.{k} FROM batch ORDER BY {desc} LIMIT 1)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lower = match after {
+        Some(last) if !last.is_empty() => format!("({keys}) > ({}) AND ", last.join(", ")),
+        _ => String::new(),
+    };
+    // The update walks a key range of the primary-key index, not a join.
     format!(
-        "WITH batch AS MATERIALIZED (\n  SELECT {keys} FROM {t}{after} ORDER BY {keys} LIMIT {n}\n), done AS (\n  UPDATE {t} SET {set}\n   WHERE ({keys}) IN (SELECT {keys} FROM batch) AND ({pending})\n  RETURNING 1\n)\nSELECT (SELECT count(*) FROM batch) AS scanned,\n       (SELECT count(*) FROM done) AS updated{lasts}",
+        "WITH batch AS MATERIALIZED (\n  SELECT {keys} FROM {t}{after} ORDER BY {keys} LIMIT {n}\n), done AS (\n  UPDATE {t} SET {set}\n   WHERE {lower}({keys}) <= ({bound}) AND ({pending})\n  RETURNING 1\n)\nSELECT (SELECT count(*) FROM batch) AS scanned,\n       (SELECT count(*) FROM done) AS updated{lasts}",
         after = after_clause(&keys, after),
         set = b.set,
         pending = b.pending,
@@ -373,6 +387,8 @@ mod tests {
         );
         assert!(sql.contains("SELECT \"k1\", \"k2\" FROM \"billing\".\"t\" WHERE (\"k1\", \"k2\") > ('1', 'x') ORDER BY \"k1\", \"k2\" LIMIT 500"), "{sql}");
         assert!(sql.contains("AS last_1"), "{sql}");
+        // The last key is found by the key's own order, not its text.
+        assert!(sql.contains("(SELECT batch.\"k1\"::text FROM batch ORDER BY batch.\"k1\" DESC, batch.\"k2\" DESC LIMIT 1) AS last_0"), "{sql}");
     }
 
     #[test]
