@@ -205,6 +205,17 @@ impl<'a> Workspace<'a> {
         .await?)
     }
 
+    /// For commands that only read: creates nothing in the database.
+    async fn open_read_only(&self, env: &Environment) -> Result<Store, RunError> {
+        Ok(Store::open_read_only(
+            &env.name,
+            &env.database_url,
+            env.dialect,
+            env.connect_timeout,
+        )
+        .await?)
+    }
+
     /// The plan's state in the environment promoted from, or why it cannot be read.
     async fn previous_state(
         &self,
@@ -213,7 +224,7 @@ impl<'a> Workspace<'a> {
     ) -> Option<(String, Result<PlanState, String>)> {
         let prev = self.config.previous(&env.name)?;
         let state = async {
-            let mut store = self.open(prev).await.map_err(|e| e.to_string())?;
+            let mut store = self.open_read_only(prev).await.map_err(|e| e.to_string())?;
             let events = store
                 .events(Some(&plan.name))
                 .await
@@ -771,7 +782,7 @@ impl Workspace<'_> {
             Some(target) => Some(self.load(target)?.file.name),
             None => None,
         };
-        let mut store = self.open(env).await?;
+        let mut store = self.open_read_only(env).await?;
         let events = store.events(name.as_deref()).await?;
         store.close().await;
         Ok(events)
@@ -790,7 +801,7 @@ impl Workspace<'_> {
         let envs = &self.config.environments;
         let reads = envs.iter().map(|env| async move {
             let read = async {
-                let mut store = self.open(env).await.map_err(|e| e.to_string())?;
+                let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
                 let events = store.events(None).await.map_err(|e| e.to_string());
                 store.close().await;
                 events

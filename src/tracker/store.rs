@@ -47,6 +47,8 @@ pub struct Store {
     url: String,
     /// SQLite: the connection holding the side-car lock file, while locked.
     lock_conn: Option<AnyConnection>,
+    /// False when opened read-only on a database phasegate never wrote to.
+    has_log: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -66,6 +68,27 @@ impl Store {
         dialect: Dialect,
         timeout: Duration,
     ) -> Result<Store, TrackerError> {
+        Store::connect(env, url, dialect, timeout, true).await
+    }
+
+    /// Connects without creating anything: a database phasegate never wrote
+    /// to reads as an empty log (for `status` and `history`).
+    pub async fn open_read_only(
+        env: &str,
+        url: &str,
+        dialect: Dialect,
+        timeout: Duration,
+    ) -> Result<Store, TrackerError> {
+        Store::connect(env, url, dialect, timeout, false).await
+    }
+
+    async fn connect(
+        env: &str,
+        url: &str,
+        dialect: Dialect,
+        timeout: Duration,
+        create: bool,
+    ) -> Result<Store, TrackerError> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnection::connect(url);
         let conn = tokio::time::timeout(timeout, connect)
@@ -84,8 +107,9 @@ impl Store {
             env: env.to_string(),
             url: url.to_string(),
             lock_conn: None,
+            has_log: true,
         };
-        store.create_schema().await?;
+        store.create_schema(create).await?;
         Ok(store)
     }
 
@@ -137,7 +161,7 @@ impl Store {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
     }
 
-    async fn create_schema(&mut self) -> Result<(), TrackerError> {
+    async fn create_schema(&mut self, create: bool) -> Result<(), TrackerError> {
         // Reading first: an existing log needs no write lock, so opening an
         // environment never queues behind a run that holds it.
         let exists_sql = match self.dialect {
@@ -153,6 +177,10 @@ impl Store {
             .await
             .map_err(|e| self.db_error(e))?;
         if exists == 0 {
+            if !create {
+                self.has_log = false;
+                return Ok(());
+            }
             self.create_tables().await?;
         }
         let found: String =
@@ -350,6 +378,9 @@ impl Store {
 
     /// The events of `plan` (or of every plan), with the environment-wide ones, in order.
     pub async fn events(&mut self, plan: Option<&str>) -> Result<Vec<Event>, TrackerError> {
+        if !self.has_log {
+            return Ok(Vec::new());
+        }
         let base = "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events";
         let rows = match plan {
             Some(p) => {
