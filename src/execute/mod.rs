@@ -392,17 +392,33 @@ impl<'a> Workspace<'a> {
             return Ok(report);
         }
 
+        store.set_lock_wait(env.lock_timeout).await?;
         if state.checksum.is_none() {
             let detail = serde_json::json!({ "checksum": crate::tracker::checksum(&loaded.text), "text": loaded.text }).to_string();
-            store
-                .append(
-                    &NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail),
-                    self.clock.now(),
-                    &self.actor,
-                )
-                .await?;
+            let started = NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail);
+            // SQLite: the application may hold the write lock; give way like a step does.
+            let mut attempt = 0;
+            loop {
+                match store.append(&started, self.clock.now(), &self.actor).await {
+                    Ok(()) => break,
+                    Err(TrackerError::Database { source, .. })
+                        if crate::tracker::is_busy(&source) =>
+                    {
+                        if attempt >= env.lock_retries {
+                            return Err(TrackerError::WriteLocked {
+                                env: env.name.clone(),
+                                lock_timeout: env.lock_timeout,
+                                attempts: attempt + 1,
+                            }
+                            .into());
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(steps::backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
-        store.set_lock_wait(env.lock_timeout).await?;
         for step in &todo {
             self.progress.step(step);
             let cx = StepContext {

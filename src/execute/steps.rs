@@ -146,7 +146,14 @@ pub(super) async fn run(
             .phase(cx.phase)
             .step(&step.id)
             .detail(f.message.clone());
-        store.append(&event, cx.clock.now(), cx.actor).await?;
+        if let Err(e) = store.append(&event, cx.clock.now(), cx.actor).await {
+            // The step's own error is the one to show, not the log's.
+            return Err(failure(
+                step,
+                cx.phase,
+                format!("{} (recording this failure failed too: {e})", f.message),
+            ));
+        }
     }
     result
 }

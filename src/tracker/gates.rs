@@ -271,12 +271,18 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                             ),
                         );
                     } else {
+                        // Events are stored to the millisecond and `now` is finer:
+                        // round the time left up, never show less than remains.
+                        let left = soak - soaked;
+                        let left = std::time::Duration::from_secs(
+                            left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                        );
                         gate(
                             "soak",
                             false,
                             format!(
                                 "{} left (phase {p} deployed {} ago; {} requires {})",
-                                human(soak - soaked),
+                                human(left),
                                 human(soaked),
                                 env.name,
                                 human(soak)

@@ -32,6 +32,15 @@ pub enum TrackerError {
     #[error("{env}: another phasegate run holds this environment (waited {}s); try again when it finishes", waited.as_secs())]
     Busy { env: String, waited: Duration },
     #[error(
+        "{env}: another connection holds the database's write lock (a long transaction?); phasegate gave way after {attempts} tries of {}ms and ran nothing: try again when it is free",
+        lock_timeout.as_millis()
+    )]
+    WriteLocked {
+        env: String,
+        lock_timeout: Duration,
+        attempts: u32,
+    },
+    #[error(
         "{env}: phasegate's tables are at schema version {found}, newer than this phasegate knows ({SCHEMA_VERSION}); upgrade phasegate"
     )]
     NewerSchema { env: String, found: i64 },
