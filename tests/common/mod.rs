@@ -71,6 +71,8 @@ pub struct TestDb {
     pub pool: Pool,
     /// The database name (Postgres) or file path (SQLite), for messages.
     pub name: String,
+    /// A URL that connects to this database (as an environment's `database_url` would).
+    pub url: String,
 }
 
 /// Runs `$body` with `$p` bound to the pool, whichever dialect it is: the
@@ -238,12 +240,27 @@ where
         dialect: Dialect::Postgres,
         pool: Pool::Postgres(pool.clone()),
         name: name.clone(),
+        url: url_with_database(&url, &name),
     };
     let cleanup = async move {
         pool.close().await;
         drop_postgres(&mut admin, &quoted).await
     };
     run_and_clean(&format!("database {name}"), body(db), cleanup).await;
+}
+
+/// The server URL with its database replaced by `database` (query kept).
+fn url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
 }
 
 async fn drop_postgres(admin: &mut PgConnection, quoted: &str) -> Result<(), String> {
@@ -278,6 +295,7 @@ where
         dialect: Dialect::Sqlite,
         pool: Pool::Sqlite(pool.clone()),
         name: path.display().to_string(),
+        url: format!("sqlite://{}", path.display()),
     };
     let cleanup = async move {
         pool.close().await;

@@ -1,0 +1,558 @@
+//! What phasegate knows about a database's live schema: the server's
+//! version, and for each table a plan touches its columns (type, nullability,
+//! default), primary key, indexes, unique and check constraints, and the
+//! foreign keys from it and to it.
+//!
+//! The planner works from a [`Catalog`]. An empty one plans offline: recipes
+//! then emit SQL that reads what it needs from the database at apply time
+//! where the dialect allows it, and take the safe multi-phase path wherever a
+//! one-phase path would depend on facts they do not have. A catalog read from
+//! the database ([`Catalog::read`]) lets them carry a column's indexes and
+//! constraints over to its replacement, choose one-phase paths only where the
+//! server supports them, and lets [`crate::plan::validate_against`] check a
+//! plan against the schema before anything runs.
+//!
+//! A catalog remembers which tables it looked up: a table it read and did not
+//! find is *missing* ([`Lookup::Missing`]), one it was never asked about is
+//! *not read* ([`Lookup::NotRead`]) and judged by nobody.
+
+mod postgres;
+mod sql_text;
+mod sqlite;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::dialect::Dialect;
+use crate::name::{Ident, SqlType, TableName};
+
+pub(crate) use sql_text::{Flavor, rewrite_column};
+
+/// A column as the database describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnFacts {
+    pub name: Ident,
+    /// The type as the database prints it (`character varying(50)`).
+    pub type_sql: String,
+    /// The same, parsed, when phasegate's type grammar covers it.
+    pub ty: Option<SqlType>,
+    pub nullable: bool,
+    /// The default expression as the database prints it.
+    pub default: Option<String>,
+}
+
+/// What kind of relation a name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelationKind {
+    /// A table (Postgres: also a partitioned table).
+    #[default]
+    Table,
+    /// A view or materialized view.
+    View,
+    /// Anything else with that name (a sequence, an index, a foreign table).
+    Other,
+}
+
+/// One key of an index.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexKey {
+    /// The column, or `None` for an expression.
+    pub column: Option<Ident>,
+    pub descending: bool,
+    /// NULLS FIRST (Postgres; the default for DESC).
+    pub nulls_first: bool,
+    /// The operator class when it is not the type's default, schema-qualified (Postgres).
+    pub opclass: Option<TableName>,
+    /// The collation when it is not the column's own, schema-qualified on Postgres.
+    pub collation: Option<TableName>,
+}
+
+/// An index of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFacts {
+    pub name: Ident,
+    pub unique: bool,
+    /// The index of the primary key.
+    pub primary: bool,
+    /// The key columns in order.
+    pub keys: Vec<IndexKey>,
+    /// Columns carried in the index but not part of its key (`INCLUDE`, Postgres).
+    pub include: Vec<Ident>,
+    /// Whether any key is an expression.
+    pub has_expression: bool,
+    /// The `WHERE` of a partial index, as the database prints it.
+    pub predicate: Option<String>,
+    /// Every column the index uses: keys, expressions, predicate and `INCLUDE`.
+    pub columns_used: Vec<Ident>,
+    /// The access method (`btree`, `gin`, …; Postgres).
+    pub method: Option<String>,
+    /// False for a Postgres index left INVALID by a failed or running
+    /// concurrent build.
+    pub valid: bool,
+    /// The constraint (primary key, unique, exclusion) the index implements.
+    pub constraint: Option<Ident>,
+    /// An index of an exclusion constraint (Postgres).
+    pub exclusion: bool,
+    /// `NULLS NOT DISTINCT` (Postgres 15+).
+    pub nulls_not_distinct: bool,
+    /// Storage parameters (`fillfactor=70`), as the database prints them.
+    pub options: Vec<String>,
+    /// The whole definition (`pg_get_indexdef`, or the `CREATE INDEX` text SQLite stores).
+    pub definition: Option<String>,
+}
+
+impl IndexFacts {
+    /// Whether the index uses `column` anywhere.
+    pub fn uses(&self, column: &Ident) -> bool {
+        self.columns_used.contains(column)
+    }
+}
+
+/// A unique constraint, and the index that implements it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueFacts {
+    pub name: Ident,
+    pub index: Ident,
+    pub columns: Vec<Ident>,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
+}
+
+/// A check constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckFacts {
+    /// Postgres names every check; an SQLite check has a name only when declared with one.
+    pub name: Option<Ident>,
+    /// The expression inside `CHECK (…)`.
+    pub expression: String,
+    /// The columns it refers to.
+    pub columns: Vec<Ident>,
+    /// SQLite: the column whose definition declares it (`None` for a table constraint).
+    pub column: Option<Ident>,
+    /// False for a Postgres check added NOT VALID and never validated.
+    pub validated: bool,
+}
+
+/// What a foreign key does when the referenced row is deleted or updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReferentialAction {
+    #[default]
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl ReferentialAction {
+    pub fn sql(self) -> &'static str {
+        match self {
+            ReferentialAction::NoAction => "NO ACTION",
+            ReferentialAction::Restrict => "RESTRICT",
+            ReferentialAction::Cascade => "CASCADE",
+            ReferentialAction::SetNull => "SET NULL",
+            ReferentialAction::SetDefault => "SET DEFAULT",
+        }
+    }
+
+    /// Postgres's one-letter code (`pg_constraint.confdeltype`).
+    fn from_pg(code: &str) -> ReferentialAction {
+        match code {
+            "r" => ReferentialAction::Restrict,
+            "c" => ReferentialAction::Cascade,
+            "n" => ReferentialAction::SetNull,
+            "d" => ReferentialAction::SetDefault,
+            _ => ReferentialAction::NoAction,
+        }
+    }
+
+    /// SQLite's spelling (`pragma_foreign_key_list.on_delete`).
+    fn from_words(words: &str) -> ReferentialAction {
+        match words.to_ascii_uppercase().as_str() {
+            "RESTRICT" => ReferentialAction::Restrict,
+            "CASCADE" => ReferentialAction::Cascade,
+            "SET NULL" => ReferentialAction::SetNull,
+            "SET DEFAULT" => ReferentialAction::SetDefault,
+            _ => ReferentialAction::NoAction,
+        }
+    }
+}
+
+/// A foreign key: `table (columns)` references `references (referenced_columns)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyFacts {
+    /// Postgres names every constraint; SQLite does not report names.
+    pub name: Option<Ident>,
+    /// The referencing table (schema-qualified on Postgres).
+    pub table: TableName,
+    pub columns: Vec<Ident>,
+    /// The referenced table (schema-qualified on Postgres).
+    pub references: TableName,
+    /// Empty when SQLite's declaration names no columns (the parent's primary key).
+    pub referenced_columns: Vec<Ident>,
+    pub on_delete: ReferentialAction,
+    pub on_update: ReferentialAction,
+    /// `MATCH FULL` (Postgres).
+    pub match_full: bool,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
+    /// False for a Postgres foreign key added NOT VALID and never validated.
+    pub validated: bool,
+}
+
+/// A table as the database describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableFacts {
+    pub kind: RelationKind,
+    /// In table order.
+    pub columns: Vec<ColumnFacts>,
+    pub primary_key: Vec<Ident>,
+    pub indexes: Vec<IndexFacts>,
+    pub uniques: Vec<UniqueFacts>,
+    pub checks: Vec<CheckFacts>,
+    /// Foreign keys of this table.
+    pub foreign_keys: Vec<ForeignKeyFacts>,
+    /// Foreign keys of other tables (or this one) that reference this table.
+    pub referenced_by: Vec<ForeignKeyFacts>,
+}
+
+impl TableFacts {
+    pub fn column(&self, name: &Ident) -> Option<&ColumnFacts> {
+        self.columns.iter().find(|c| &c.name == name)
+    }
+
+    pub fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+}
+
+/// A server's version, as far as the planner cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub dialect: Dialect,
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl ServerVersion {
+    /// From Postgres's `server_version_num` (`150020` → 15.20, `90624` → 9.6.24).
+    pub fn postgres(num: u32) -> ServerVersion {
+        let (major, minor, patch) = if num >= 100_000 {
+            (num / 10_000, num % 10_000, 0)
+        } else {
+            (num / 10_000, (num / 100) % 100, num % 100)
+        };
+        ServerVersion {
+            dialect: Dialect::Postgres,
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// From SQLite's `sqlite_version()` (`3.51.3`).
+    pub fn sqlite(text: &str) -> Option<ServerVersion> {
+        let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().ok());
+        Some(ServerVersion {
+            dialect: Dialect::Sqlite,
+            major: parts.next()??,
+            minor: parts.next().flatten().unwrap_or(0),
+            patch: parts.next().flatten().unwrap_or(0),
+        })
+    }
+
+    /// Whether this is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.dialect, self.major >= 10) {
+            (Dialect::Postgres, true) => write!(f, "Postgres {}.{}", self.major, self.minor),
+            (Dialect::Postgres, false) => {
+                write!(f, "Postgres {}.{}.{}", self.major, self.minor, self.patch)
+            }
+            (Dialect::Sqlite, _) => {
+                write!(f, "SQLite {}.{}.{}", self.major, self.minor, self.patch)
+            }
+        }
+    }
+}
+
+/// What a catalog knows of one table.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// Read, and found.
+    Found(&'a TableFacts),
+    /// Read, and not there.
+    Missing,
+    /// Never read: nothing is known either way.
+    NotRead,
+}
+
+/// Known tables, keyed by the name the plan uses for them.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: HashMap<TableName, TableFacts>,
+    /// Tables looked up and not found.
+    missing: BTreeSet<TableName>,
+    server: Option<ServerVersion>,
+    /// The tables and views of the database, as a plan would name them, for
+    /// "did you mean" hints.
+    names: Vec<TableName>,
+}
+
+/// The live schema could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("reading the schema of {table}: {source}")]
+    Query { table: String, source: sqlx::Error },
+    #[error("reading the server's version: {0}")]
+    Version(sqlx::Error),
+    #[error("connecting to {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("connecting to {url}: no answer within {}s", .timeout.as_secs())]
+    Timeout { url: String, timeout: Duration },
+    #[error(
+        "`{url}` is not a database URL phasegate can read a schema from; expected postgres://… or sqlite:…"
+    )]
+    Url { url: String },
+}
+
+/// How long [`Catalog::read`] waits for a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Catalog {
+    /// Knows nothing: plan offline.
+    pub fn offline() -> Catalog {
+        Catalog::default()
+    }
+
+    /// Records what was read of `table`.
+    pub fn insert(&mut self, table: TableName, facts: TableFacts) {
+        self.missing.remove(&table);
+        self.tables.insert(table, facts);
+    }
+
+    /// Records that `table` was looked up and does not exist.
+    pub fn insert_missing(&mut self, table: TableName) {
+        self.tables.remove(&table);
+        self.missing.insert(table);
+    }
+
+    /// Records the server's version.
+    pub fn set_server(&mut self, version: ServerVersion) {
+        self.server = Some(version);
+    }
+
+    /// The same catalog with the server's version set.
+    pub fn with_server(mut self, version: ServerVersion) -> Catalog {
+        self.server = Some(version);
+        self
+    }
+
+    /// The server's version, when read. Unknown (offline), the planner
+    /// assumes a server recent enough for every path it knows.
+    pub fn server(&self) -> Option<&ServerVersion> {
+        self.server.as_ref()
+    }
+
+    /// Records the names of the database's tables and views (for hints).
+    pub fn set_table_names(&mut self, names: Vec<TableName>) {
+        self.names = names;
+    }
+
+    /// The database's tables and views as a plan would name them (empty when not read).
+    pub fn table_names(&self) -> &[TableName] {
+        &self.names
+    }
+
+    pub fn table(&self, table: &TableName) -> Option<&TableFacts> {
+        self.tables.get(table)
+    }
+
+    /// What is known of `table`: found, missing, or never read.
+    pub fn lookup(&self, table: &TableName) -> Lookup<'_> {
+        match self.tables.get(table) {
+            Some(t) => Lookup::Found(t),
+            None if self.missing.contains(table) => Lookup::Missing,
+            None => Lookup::NotRead,
+        }
+    }
+
+    /// Whether `table` was looked up (found or not).
+    pub fn was_read(&self, table: &TableName) -> bool {
+        !matches!(self.lookup(table), Lookup::NotRead)
+    }
+
+    pub fn column(&self, table: &TableName, column: &Ident) -> Option<&ColumnFacts> {
+        self.table(table).and_then(|t| t.column(column))
+    }
+
+    /// Whether the catalog knows nothing at all (the offline catalog).
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.missing.is_empty() && self.server.is_none()
+    }
+
+    /// Connects to `url` (`postgres://…`, `postgresql://…` or `sqlite:…`)
+    /// and reads the server's version and `tables`. Waits at most
+    /// [`DEFAULT_CONNECT_TIMEOUT`] for the connection. The connection only
+    /// reads, and is closed before this returns.
+    pub async fn read(url: &str, tables: &[TableName]) -> Result<Catalog, CatalogError> {
+        Catalog::read_with_timeout(url, tables, DEFAULT_CONNECT_TIMEOUT).await
+    }
+
+    /// [`Catalog::read`], waiting at most `timeout` for the connection.
+    pub async fn read_with_timeout(
+        url: &str,
+        tables: &[TableName],
+        timeout: Duration,
+    ) -> Result<Catalog, CatalogError> {
+        let shown = redact(url);
+        let scheme = url
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let connect_err = |source| CatalogError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        let timed_out = || CatalogError::Timeout {
+            url: shown.clone(),
+            timeout,
+        };
+        match scheme.as_str() {
+            "postgres" | "postgresql" => {
+                let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(connect_err)?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(timeout)
+                    .connect_with(opts);
+                let pool = tokio::time::timeout(timeout, pool)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(connect_err)?;
+                let catalog = Catalog::read_postgres(&pool, tables).await;
+                pool.close().await;
+                catalog
+            }
+            "sqlite" => {
+                let opts =
+                    sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
+                let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(timeout)
+                    .connect_with(opts);
+                let pool = tokio::time::timeout(timeout, pool)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(connect_err)?;
+                let catalog = Catalog::read_sqlite(&pool, tables).await;
+                pool.close().await;
+                catalog
+            }
+            _ => Err(CatalogError::Url { url: shown }),
+        }
+    }
+
+    /// Reads the server's version and `tables` from a Postgres database. A
+    /// table that does not exist is recorded as missing.
+    pub async fn read_postgres(
+        pool: &sqlx::PgPool,
+        tables: &[TableName],
+    ) -> Result<Catalog, CatalogError> {
+        postgres::read(pool, tables).await
+    }
+
+    /// Reads the library's version and `tables` from an SQLite database. A
+    /// table that does not exist is recorded as missing.
+    pub async fn read_sqlite(
+        pool: &sqlx::SqlitePool,
+        tables: &[TableName],
+    ) -> Result<Catalog, CatalogError> {
+        sqlite::read(pool, tables).await
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+fn ident(s: impl Into<String>) -> Option<Ident> {
+    Ident::new(s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TableName {
+        match TableName::parse(s) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn versions_parse_and_compare() {
+        let pg = ServerVersion::postgres(150_020);
+        assert_eq!((pg.major, pg.minor), (15, 20));
+        assert_eq!(pg.to_string(), "Postgres 15.20");
+        assert!(pg.at_least(12, 0) && !pg.at_least(16, 0));
+        let old = ServerVersion::postgres(90_624);
+        assert_eq!((old.major, old.minor, old.patch), (9, 6, 24));
+        assert!(!old.at_least(10, 0));
+        let lite = ServerVersion::sqlite("3.34.1").map(|v| (v.major, v.minor, v.at_least(3, 35)));
+        assert_eq!(lite, Some((3, 34, false)));
+        assert_eq!(ServerVersion::sqlite("x"), None);
+    }
+
+    #[test]
+    fn lookups_tell_missing_from_not_read() {
+        let mut c = Catalog::offline();
+        assert!(c.is_empty());
+        c.insert(t("users"), TableFacts::default());
+        c.insert_missing(t("ghosts"));
+        assert!(matches!(c.lookup(&t("users")), Lookup::Found(_)));
+        assert!(matches!(c.lookup(&t("ghosts")), Lookup::Missing));
+        assert!(matches!(c.lookup(&t("orders")), Lookup::NotRead));
+        assert!(c.was_read(&t("ghosts")) && !c.was_read(&t("orders")));
+        assert!(!c.is_empty());
+        let c = Catalog::offline().with_server(ServerVersion::postgres(110_000));
+        assert!(!c.is_empty());
+    }
+
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_url_is_refused() {
+        let err = Catalog::read("mysql://h/db", &[]).await.map(|_| ());
+        assert!(matches!(err, Err(CatalogError::Url { .. })), "{err:?}");
+    }
+}
