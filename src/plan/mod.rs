@@ -7,6 +7,7 @@
 //! another intent renames) are refused before any SQL is produced.
 
 pub mod graph;
+mod live;
 mod recipes;
 pub mod step;
 
@@ -23,6 +24,7 @@ use crate::intent::{Intent, PlanFile};
 use crate::name::{Ident, TableName};
 
 pub use graph::{Edge, Phase};
+pub use live::{tables_touched, validate_against};
 pub use step::{Backfill, Blocks, LockDuration, LockNote, Step, StepKind};
 
 /// A plan, expanded and phased for one dialect.
@@ -67,6 +69,13 @@ pub enum PlanningError {
     Cycle { step: String },
     #[error("changes[{change}] ({desc}): {message}")]
     Unsupported {
+        change: usize,
+        desc: String,
+        message: String,
+    },
+    /// The change does not fit the live schema (see [`validate_against`]).
+    #[error("changes[{change}] ({desc}) does not match the live schema: {message}")]
+    LiveSchema {
         change: usize,
         desc: String,
         message: String,
