@@ -35,21 +35,26 @@ impl Dialect {
     }
 
     /// Quotes one identifier: `users` → `"users"`, `we"ird` → `"we""ird"`.
+    ///
+    /// SQLite gets backticks (`` `users` ``): a double-quoted name that
+    /// matches no column is silently read by SQLite as a string literal, so a
+    /// misspelt name in a verification query would compare strings and pass.
+    /// A backticked name is always an identifier.
     pub fn quote_ident(self, ident: &str) -> String {
-        match self {
-            Dialect::Postgres | Dialect::Sqlite => {
-                let mut out = String::with_capacity(ident.len() + 2);
-                out.push('"');
-                for c in ident.chars() {
-                    if c == '"' {
-                        out.push('"');
-                    }
-                    out.push(c);
-                }
-                out.push('"');
-                out
+        let q = match self {
+            Dialect::Postgres => '"',
+            Dialect::Sqlite => '`',
+        };
+        let mut out = String::with_capacity(ident.len() + 2);
+        out.push(q);
+        for c in ident.chars() {
+            if c == q {
+                out.push(q);
             }
+            out.push(c);
         }
+        out.push(q);
+        out
     }
 
     /// Quotes a table name, schema-qualified or not.
@@ -318,6 +323,7 @@ mod tests {
         assert_eq!(pg.quote_ident("user"), "\"user\"");
         assert_eq!(pg.quote_ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(pg.quote_literal("it's"), "'it''s'");
+        assert_eq!(Dialect::Sqlite.quote_ident("we`ird"), "`we``ird`");
         assert_eq!(Dialect::Sqlite.quote_literal("a\\b"), "'a\\b'");
     }
 

@@ -395,10 +395,10 @@ mod tests {
     fn sqlite_batches_keep_storage_classes() {
         let (count, last, update) = sqlite_batch(&fill(), &["rowid".into()], None, 100);
         assert!(
-            count.starts_with("SELECT count(*) FROM (SELECT \"rowid\""),
+            count.starts_with("SELECT count(*) FROM (SELECT `rowid`"),
             "{count}"
         );
-        assert!(last.contains("typeof(\"rowid\") AS type_0"), "{last}");
+        assert!(last.contains("typeof(`rowid`) AS type_0"), "{last}");
         assert!(
             update.contains("AND (\"b\" IS DISTINCT FROM \"a\")"),
             "{update}"

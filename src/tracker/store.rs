@@ -118,7 +118,7 @@ impl Store {
             lock_conn: None,
             has_log: true,
         };
-        store.create_schema(create).await?;
+        store.create_schema(create, timeout).await?;
         Ok(store)
     }
 
@@ -170,7 +170,7 @@ impl Store {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
     }
 
-    async fn create_schema(&mut self, create: bool) -> Result<(), TrackerError> {
+    async fn create_schema(&mut self, create: bool, wait: Duration) -> Result<(), TrackerError> {
         // Reading first: an existing log needs no write lock, so opening an
         // environment never queues behind a run that holds it.
         let exists_sql = match self.dialect {
@@ -190,7 +190,7 @@ impl Store {
                 self.has_log = false;
                 return Ok(());
             }
-            self.create_tables().await?;
+            self.create_tables(wait).await?;
         }
         let found: String =
             sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
@@ -207,7 +207,9 @@ impl Store {
         Ok(())
     }
 
-    async fn create_tables(&mut self) -> Result<(), TrackerError> {
+    /// Creates phasegate's tables, waiting at most `wait` for SQLite's write lock.
+    async fn create_tables(&mut self, wait: Duration) -> Result<(), TrackerError> {
+        let busy = wait.as_millis();
         let ddl = match self.dialect {
             Dialect::Postgres => format!(
                 "BEGIN;
@@ -233,7 +235,7 @@ impl Store {
                  COMMIT;"
             ),
             Dialect::Sqlite => format!(
-                "PRAGMA busy_timeout = 30000;
+                "PRAGMA busy_timeout = {busy};
                  BEGIN IMMEDIATE;
                  CREATE TABLE IF NOT EXISTS phasegate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS phasegate_events (
