@@ -1823,7 +1823,13 @@ async fn an_unset_variable_in_the_config_is_exit_2_naming_it() -> TestResult {
         assert!(err.contains(":5:"), "the line is shown: {err}");
     }
     assert!(!p.dir.join("dev.db").exists(), "nothing ran");
-    // Set, it works.
+    // Set, it works (against a dev database that has the table the plan renames).
+    let dev =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}/dev.db?mode=rwc", p.dir.display())).await?;
+    sqlx::raw_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        .execute(&dev)
+        .await?;
+    dev.close().await;
     let mut c = command(
         &p.dir,
         Some(&p.config_path()),

@@ -40,6 +40,8 @@ pub enum RunError {
     Planning { plan: String, source: PlanningError },
     #[error(transparent)]
     Tracker(#[from] TrackerError),
+    #[error("reading the live schema: {0}")]
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]
     Step(#[from] StepError),
     /// A gate holds the step back; the verdict says which and why.
@@ -179,16 +181,69 @@ impl<'a> Workspace<'a> {
         })
     }
 
-    /// Plans `plan` for `dialect` with the project's templates.
+    /// Plans `plan` for `dialect` with the project's templates, offline.
     pub fn plan_for(&self, plan: &LoadedPlan, dialect: Dialect) -> Result<Plan, RunError> {
+        self.plan_with(plan, dialect, &Catalog::offline())
+    }
+
+    fn plan_with(
+        &self,
+        plan: &LoadedPlan,
+        dialect: Dialect,
+        catalog: &Catalog,
+    ) -> Result<Plan, RunError> {
         let templates = Templates::with_overrides(dialect, &self.config.root.join("templates"))?;
-        let catalog = Catalog::offline();
-        Planner::new(&templates, &catalog)
+        Planner::new(&templates, catalog)
             .plan(&plan.file)
             .map_err(|source| RunError::Planning {
                 plan: plan.label.clone(),
                 source,
             })
+    }
+
+    /// Plans `plan` for `env` against its live schema and server version.
+    /// A plan that has not started there is first checked against that
+    /// schema, so a change that does not match it (no such column, column
+    /// already there) is refused before anything runs.
+    pub async fn plan_live(&self, plan: &LoadedPlan, env: &Environment) -> Result<Plan, RunError> {
+        let catalog = self.read_catalog(env, &[plan]).await?;
+        let mut store = self.open_read_only(env).await?;
+        let events = store.events(Some(&plan.file.name)).await;
+        store.close().await;
+        let started = events?.iter().any(|e| e.plan.is_some());
+        if !started {
+            crate::plan::validate_against(&plan.file, &catalog).map_err(|source| {
+                RunError::Planning {
+                    plan: plan.label.clone(),
+                    source,
+                }
+            })?;
+        }
+        self.plan_with(plan, env.dialect, &catalog)
+    }
+
+    /// `phasegate plan --env E`: the plan as `apply` would run it there.
+    pub async fn plan_against(&self, env: &str, target: &str) -> Result<Plan, RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        self.plan_live(&loaded, env).await
+    }
+
+    /// The live schema of every table the plans touch.
+    async fn read_catalog(
+        &self,
+        env: &Environment,
+        plans: &[&LoadedPlan],
+    ) -> Result<Catalog, RunError> {
+        let mut tables = Vec::new();
+        for p in plans {
+            for t in crate::plan::tables_touched(&p.file) {
+                if !tables.contains(&t) {
+                    tables.push(t);
+                }
+            }
+        }
+        Ok(Catalog::read_with_timeout(&env.database_url, &tables, env.connect_timeout).await?)
     }
 
     fn env(&self, name: &str) -> Result<&'a Environment, RunError> {
@@ -295,7 +350,7 @@ impl<'a> Workspace<'a> {
     pub async fn gate(&self, env: &str, target: &str) -> Result<Verdict, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         let mut store = self.open(env).await?;
         let events = store.events(Some(&plan.name)).await?;
         let (_, verdict) = self
@@ -309,7 +364,7 @@ impl<'a> Workspace<'a> {
     pub async fn apply(&self, env: &str, target: &str, dry_run: bool) -> Result<Applied, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         let mut store = self.open(env).await?;
         store.lock(env.lock_wait).await?;
         let result = self
@@ -491,7 +546,7 @@ impl Workspace<'_> {
     ) -> Result<Verdict, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         check_phase(&plan, phase)?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
@@ -545,7 +600,7 @@ impl Workspace<'_> {
     ) -> Result<usize, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
             let Some(n) = state.latest_started() else {
@@ -606,7 +661,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         check_phase(&plan, phase)?;
         self.locked(env, Some(&plan.name), async |store, _| {
             store
@@ -691,7 +746,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
             let now_sum = crate::tracker::checksum(&loaded.text);
@@ -735,7 +790,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
@@ -770,7 +825,7 @@ impl Workspace<'_> {
     ) -> Result<(usize, Vec<VerifyOutcome>), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_for(&loaded, env.dialect)?;
+        let plan = self.plan_live(&loaded, env).await?;
         let mut store = self.open(env).await?;
         let events = store.events(Some(&plan.name)).await?;
         let state = derive(&events, plan.phases.len());
@@ -815,26 +870,34 @@ impl Workspace<'_> {
             plans.push(self.load(&name)?);
         }
         let envs = &self.config.environments;
+        let plan_refs: Vec<&LoadedPlan> = plans.iter().collect();
+        let plan_refs = &plan_refs;
         let reads = envs.iter().map(|env| async move {
             let read = async {
                 let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
                 let events = store.events(None).await.map_err(|e| e.to_string());
                 store.close().await;
-                events
+                // Planned live, as apply would: the live schema can change a plan's phases.
+                let catalog = self
+                    .read_catalog(env, plan_refs)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((events?, catalog))
             };
             match tokio::time::timeout(env.connect_timeout, read).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("no answer within {}", human(env.connect_timeout))),
             }
         });
-        let logs: Vec<Result<Vec<Event>, String>> = futures::future::join_all(reads).await;
+        let logs: Vec<Result<(Vec<Event>, Catalog), String>> =
+            futures::future::join_all(reads).await;
         let mut out = Vec::new();
         for (i, env) in envs.iter().enumerate() {
             if only.is_some_and(|o| o != env.name) {
                 continue;
             }
-            let events = match &logs[i] {
-                Ok(e) => e,
+            let (events, catalog) = match &logs[i] {
+                Ok((e, c)) => (e, c),
                 Err(why) => {
                     out.push(EnvStatus {
                         env: env.name.clone(),
@@ -846,7 +909,7 @@ impl Workspace<'_> {
             };
             let mut rows = Vec::new();
             for loaded in &plans {
-                let plan = self.plan_for(loaded, env.dialect)?;
+                let plan = self.plan_with(loaded, env.dialect, catalog)?;
                 let mine: Vec<Event> = events
                     .iter()
                     .filter(|e| e.plan.as_deref().is_none_or(|p| p == plan.name))
@@ -854,7 +917,7 @@ impl Workspace<'_> {
                     .collect();
                 let state = derive(&mine, plan.phases.len());
                 let prev_state = i.checked_sub(1).map(|p| {
-                    let s = logs[p].as_ref().map(|ev| {
+                    let s = logs[p].as_ref().map(|(ev, _)| {
                         let theirs: Vec<Event> = ev
                             .iter()
                             .filter(|e| e.plan.as_deref() == Some(&plan.name))

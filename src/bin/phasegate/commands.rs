@@ -31,6 +31,31 @@ fn fail(e: RunError) -> Failure {
     }
 }
 
+/// `phasegate plan --env E`: the plan as `apply` would run it there.
+pub async fn plan_live(
+    config: Option<PathBuf>,
+    env: &str,
+    file: phasegate::intent::PlanFile,
+) -> Result<phasegate::plan::Plan, Failure> {
+    let config =
+        Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
+    let clock = SystemClock;
+    let ws = Workspace::new(&config, &clock, actor());
+    let environment = config
+        .environment(env)
+        .map_err(|e| fail(RunError::Config(e)))?;
+    let label = file
+        .path
+        .as_ref()
+        .map_or_else(|| file.name.clone(), |p| p.display().to_string());
+    let loaded = phasegate::execute::LoadedPlan {
+        text: file.source.clone().unwrap_or_default(),
+        file,
+        label,
+    };
+    ws.plan_live(&loaded, environment).await.map_err(fail)
+}
+
 pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
     let config =
         Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;

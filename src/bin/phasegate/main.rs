@@ -171,6 +171,10 @@ struct PlanOpts {
     /// Project templates that override the built-in ones (<DIR>/<dialect>/<kind>.sql).
     #[arg(long, global = true, default_value = "templates")]
     templates: PathBuf,
+    /// Plan against this environment's live schema, exactly as `apply` would
+    /// (its dialect, server version, column types, indexes and constraints).
+    #[arg(long, global = true)]
+    env: Option<String>,
 }
 
 /// One change, described on the command line.
@@ -284,7 +288,7 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan(args) => plan(args),
+        Command::Plan(args) => plan(args, cli.config),
         Command::Init => commands::init(),
         other => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -308,7 +312,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn plan(args: PlanArgs) -> Result<String, Failure> {
+fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> {
     let opts = args.opts;
     let file = match (args.shorthand, args.plan) {
         (Some(s), _) => PlanFile::from_intent(shorthand(s)?),
@@ -326,12 +330,25 @@ fn plan(args: PlanArgs) -> Result<String, Failure> {
     if opts.write {
         saved = write_plan(&file)?;
     }
-    let templates = Templates::with_overrides(opts.dialect, &opts.templates)
-        .map_err(|e| Failure::input(format!("error: {e}")))?;
-    let catalog = Catalog::offline();
-    let plan = Planner::new(&templates, &catalog)
-        .plan(&file)
-        .map_err(|e| Failure::input(format!("error: {}: {e}", plan_label(&file))))?;
+    let plan = match &opts.env {
+        Some(env) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    Failure::input(format!("error: cannot start the async runtime: {e}"))
+                })?;
+            rt.block_on(commands::plan_live(config, env, file))?
+        }
+        None => {
+            let templates = Templates::with_overrides(opts.dialect, &opts.templates)
+                .map_err(|e| Failure::input(format!("error: {e}")))?;
+            let catalog = Catalog::offline();
+            Planner::new(&templates, &catalog)
+                .plan(&file)
+                .map_err(|e| Failure::input(format!("error: {}: {e}", plan_label(&file))))?
+        }
+    };
     let mut out = output::render(&plan, opts.format);
     if !saved.is_empty() && opts.format == Format::Text {
         out.push_str(&saved);
