@@ -228,3 +228,13 @@ async fn rename_column_schema_qualified_offline() {
     })
     .await
 }
+
+#[tokio::test]
+async fn rename_carries_indexes_and_constraints() {
+    with_postgres(scenarios::rename_carries_constraints).await
+}
+
+#[tokio::test]
+async fn change_primary_key_type_moves_the_primary_key() {
+    with_postgres(scenarios::change_primary_key_type).await
+}

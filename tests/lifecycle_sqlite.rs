@@ -172,3 +172,8 @@ async fn rename_column_not_null_with_default() {
 async fn add_index_partial_unique_named() {
     with_sqlite(scenarios::add_index_partial_unique).await
 }
+
+#[tokio::test]
+async fn rename_carries_indexes_and_foreign_key() {
+    with_sqlite(scenarios::rename_carries_constraints).await
+}

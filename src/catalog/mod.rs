@@ -200,6 +200,10 @@ pub struct ForeignKeyFacts {
     pub initially_deferred: bool,
     /// False for a Postgres foreign key added NOT VALID and never validated.
     pub validated: bool,
+    /// SQLite: declared in its column's own definition (`c INTEGER
+    /// REFERENCES p (id)`), which DROP COLUMN removes with the column; a
+    /// table-level `FOREIGN KEY` naming the column makes DROP COLUMN fail.
+    pub declared_inline: bool,
 }
 
 /// A table as the database describes it.

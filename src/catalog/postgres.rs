@@ -379,6 +379,7 @@ async fn foreign_keys(
                 deferrable: r.try_get("deferrable").ok()?,
                 initially_deferred: r.try_get("deferred").ok()?,
                 validated: r.try_get("validated").ok()?,
+                declared_inline: false,
             })
         })();
         let Some(fk) = fk else { continue };

@@ -368,16 +368,15 @@ fn matching(toks: &[Token], open: usize) -> Option<usize> {
 
 const TABLE_CONSTRAINT_STARTS: &[&str] = &["constraint", "primary", "unique", "check", "foreign"];
 
-/// The CHECK constraints of an SQLite `CREATE TABLE` statement.
-pub(crate) fn sqlite_checks(create_table: &str) -> Vec<SqliteCheck> {
-    let toks = tokens(create_table, Flavor::Sqlite);
+/// The items of a `CREATE TABLE` body (column definitions and table
+/// constraints) as token ranges, split at top-level commas.
+fn table_items(toks: &[Token]) -> Vec<(usize, usize)> {
     let Some(open) = toks.iter().position(|t| t.is('(')) else {
         return Vec::new();
     };
-    let Some(close) = matching(&toks, open) else {
+    let Some(close) = matching(toks, open) else {
         return Vec::new();
     };
-    // The body's items, split at top-level commas.
     let mut items: Vec<(usize, usize)> = Vec::new();
     let (mut depth, mut from) = (0usize, open + 1);
     for (j, tok) in toks.iter().enumerate().take(close).skip(open + 1) {
@@ -391,15 +390,36 @@ pub(crate) fn sqlite_checks(create_table: &str) -> Vec<SqliteCheck> {
         }
     }
     items.push((from, close));
+    items
+}
+
+/// The column a `CREATE TABLE` item defines (`None` for a table constraint).
+fn item_column(toks: &[Token], (a, b): (usize, usize)) -> Option<String> {
+    let first = toks.get(a).filter(|_| a < b)?;
+    if TABLE_CONSTRAINT_STARTS.iter().any(|k| first.is_word(k)) {
+        return None;
+    }
+    first.name().map(str::to_string)
+}
+
+/// The columns of an SQLite `CREATE TABLE` whose own definition holds a
+/// `REFERENCES` clause (rather than a table-level `FOREIGN KEY`).
+pub(crate) fn sqlite_inline_references(create_table: &str) -> Vec<String> {
+    let toks = tokens(create_table, Flavor::Sqlite);
+    table_items(&toks)
+        .into_iter()
+        .filter(|&(a, b)| toks[a..b].iter().any(|t| t.is_word("references")))
+        .filter_map(|item| item_column(&toks, item))
+        .collect()
+}
+
+/// The CHECK constraints of an SQLite `CREATE TABLE` statement.
+pub(crate) fn sqlite_checks(create_table: &str) -> Vec<SqliteCheck> {
+    let toks = tokens(create_table, Flavor::Sqlite);
+    let items = table_items(&toks);
     let mut out = Vec::new();
     for (a, b) in items {
-        let Some(first) = toks.get(a).filter(|_| a < b) else {
-            continue;
-        };
-        let is_table_constraint = TABLE_CONSTRAINT_STARTS.iter().any(|k| first.is_word(k));
-        let column = (!is_table_constraint)
-            .then(|| first.name().map(str::to_string))
-            .flatten();
+        let column = item_column(&toks, (a, b));
         let mut j = a;
         while j < b {
             if toks[j].is_word("check") && toks.get(j + 1).is_some_and(|t| t.is('(')) {
@@ -536,6 +556,12 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn tells_inline_references_from_table_foreign_keys() {
+        let sql = "CREATE TABLE t (a INTEGER REFERENCES p (id), b INTEGER, \"c d\" text references q, FOREIGN KEY (b) REFERENCES p (id))";
+        assert_eq!(sqlite_inline_references(sql), vec!["a", "c d"]);
     }
 
     #[test]

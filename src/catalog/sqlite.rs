@@ -292,13 +292,24 @@ async fn read_table(
             deferrable: false,
             initially_deferred: false,
             validated: true,
+            declared_inline: false,
         });
         fk.columns.extend(ident(from));
         if let Some(to) = r.try_get::<Option<String>, _>("to").ok().flatten() {
             fk.referenced_columns.extend(ident(to));
         }
     }
-    let foreign_keys = grouped.into_values().collect();
+    let inline = create_sql
+        .as_deref()
+        .map(sql_text::sqlite_inline_references)
+        .unwrap_or_default();
+    let foreign_keys = grouped
+        .into_values()
+        .map(|mut fk| {
+            fk.declared_inline = matches!(fk.columns.as_slice(), [c] if inline.iter().any(|i| i.eq_ignore_ascii_case(c.as_str())));
+            fk
+        })
+        .collect();
 
     let ref_rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT m.name AS child, f.id, f.\"from\", f.\"to\", f.on_update, f.on_delete \
@@ -340,6 +351,7 @@ async fn read_table(
                 deferrable: false,
                 initially_deferred: false,
                 validated: true,
+                declared_inline: false,
             });
         fk.columns.extend(ident(from));
         match r.try_get::<Option<String>, _>("to").ok().flatten() {

@@ -17,7 +17,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ServerVersion};
 use crate::dialect::Dialect;
 use crate::dialect::templates::{TemplateError, Templates};
 use crate::intent::{Intent, PlanFile};
@@ -312,6 +312,33 @@ impl<'a> Recipe<'a> {
         blocks: &[&'static str],
     ) -> Result<crate::dialect::templates::Blocks, PlanningError> {
         Ok(self.templates.render(kind, ctx, blocks)?)
+    }
+
+    /// The server's version, when the catalog was read from a server of
+    /// this dialect. Unknown (offline), recipes assume a server recent
+    /// enough for every path they know.
+    pub fn server(&self) -> Option<&ServerVersion> {
+        self.catalog.server().filter(|s| s.dialect == self.dialect)
+    }
+
+    /// The server's version when it is known to be older than `major.minor`.
+    pub fn server_below(&self, major: u32, minor: u32) -> Option<&ServerVersion> {
+        self.server().filter(|s| !s.at_least(major, minor))
+    }
+
+    /// Refuses the change when the server is known to lack a feature it
+    /// needs (`what`, which came in `major.minor`).
+    pub fn require(&self, major: u32, minor: u32, what: &str) -> Result<(), PlanningError> {
+        match self.server_below(major, minor) {
+            Some(v) => Err(self.unsupported(format!(
+                "needs {what}, which {} has from {major}.{minor} on; this database runs {v}",
+                match self.dialect {
+                    Dialect::Postgres => "Postgres",
+                    Dialect::Sqlite => "SQLite",
+                }
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// An error about this change.

@@ -1,7 +1,11 @@
 {#- rename_column, and the rewriting path of change_column_type (which extends
     this file): a new column kept equal to the old one while both exist.
     Context: table, table_name, old, new, new_type, cast, forward, reverse,
-    old_default, move_default, old_required, sync, key, function, trigger. -#}
+    old_default, move_default, old_required, sync, key, function, trigger,
+    execute_procedure (Postgres before 11);
+    for carrying the old column's objects to the new one (live schema only):
+    carried_index, carried_unique, carried_check, carried_foreign_key,
+    carried_constraint (one set per render, none otherwise), primary_key. -#}
 
 {#- The new column's value computed from the old one (prefix: "NEW." in a trigger). -#}
 {% macro old_to_new(prefix) -%}
@@ -65,7 +69,7 @@ $phasegate$;
 DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
 CREATE TRIGGER {{ trigger|ident }}
   BEFORE INSERT OR UPDATE ON {{ table|ident }}
-  FOR EACH ROW EXECUTE FUNCTION {{ function|ident }}();
+  FOR EACH ROW EXECUTE {% if execute_procedure %}PROCEDURE{% else %}FUNCTION{% endif %} {{ function|ident }}();
 {% endblock %}
 
 {% block drop_sync_trigger %}
@@ -78,6 +82,68 @@ DROP FUNCTION IF EXISTS {{ function|ident }}();
 
 {% block verify %}
 SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS DISTINCT FROM {{ old_to_new("") }}
+{% endblock %}
+
+{#- Carrying what the old column has to the new one, after the backfill. -#}
+
+{#- A copy of a plain index, for the new column. One statement: CONCURRENTLY
+    cannot run in a transaction block. -#}
+{% block carry_index %}
+{% if carried_index %}
+{% set ix = carried_index %}
+CREATE {% if ix.unique %}UNIQUE {% endif %}INDEX CONCURRENTLY IF NOT EXISTS {{ ix.name|ident }}
+  ON {{ table|ident }}{% if ix.method %} USING {{ ix.method|ident }}{% endif %} (
+{%- for k in ix.keys %}{% if not loop.first %}, {% endif %}{{ k.column|ident }}
+{%- if k.collation %} COLLATE {{ k.collation|ident }}{% endif %}
+{%- if k.opclass %} {{ k.opclass|ident }}{% endif %}
+{%- if k.descending %} DESC{% if not k.nulls_first %} NULLS LAST{% endif %}{% elif k.nulls_first %} NULLS FIRST{% endif %}
+{%- endfor %})
+{%- if ix.include %} INCLUDE ({{ ix.include|idents }}){% endif %}
+{%- if ix.nulls_not_distinct %} NULLS NOT DISTINCT{% endif %};
+{% endif %}
+{% endblock %}
+{% block drop_carried_index %}
+{% if carried_index %}
+DROP INDEX CONCURRENTLY IF EXISTS {{ carried_index.qualified|ident }};
+{% endif %}
+{% endblock %}
+
+{#- The unique constraint, on the copy of its index: no scan. -#}
+{% block carry_unique %}
+{% if carried_unique %}
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ carried_unique.constraint|ident }} UNIQUE USING INDEX {{ carried_unique.index|ident }}
+{%- if carried_unique.deferrable %} DEFERRABLE{% if carried_unique.deferred %} INITIALLY DEFERRED{% endif %}{% endif %};
+{% endif %}
+{% endblock %}
+
+{% block carry_check %}
+{% if carried_check %}
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ carried_check.constraint|ident }} CHECK ({{ carried_check.expression|sql }}) NOT VALID;
+{% endif %}
+{% endblock %}
+
+{% block carry_foreign_key %}
+{% if carried_foreign_key %}
+{% set fk = carried_foreign_key %}
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ fk.constraint|ident }} FOREIGN KEY ({{ fk.columns|idents }})
+  REFERENCES {{ fk.parent|ident }} ({{ fk.parent_columns|idents }})
+{%- if fk.match_full %} MATCH FULL{% endif %} ON DELETE {{ fk.on_delete|sql }} ON UPDATE {{ fk.on_update|sql }}
+{%- if fk.deferrable %} DEFERRABLE{% if fk.deferred %} INITIALLY DEFERRED{% endif %}{% endif %} NOT VALID;
+{% endif %}
+{% endblock %}
+
+{% block validate_carried %}
+{% if carried_constraint %}
+ALTER TABLE {{ table|ident }} VALIDATE CONSTRAINT {{ carried_constraint|ident }};
+{% endif %}
+{% endblock %}
+{% block drop_carried_constraint %}
+{% if carried_constraint %}
+ALTER TABLE {{ table|ident }} DROP CONSTRAINT IF EXISTS {{ carried_constraint|ident }};
+{% endif %}
 {% endblock %}
 
 {% block relax_old %}
@@ -114,4 +180,9 @@ END
 $phasegate$;
 {% endif %}
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
+{% if primary_key %}
+-- The copy of the primary key's index becomes the primary key.
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ primary_key.constraint|ident }} PRIMARY KEY USING INDEX {{ primary_key.index|ident }};
+{% endif %}
 {% endblock %}

@@ -3,7 +3,11 @@
     AFTER the write and update the row they wrote; recursive triggers are off
     by default, so that update does not fire them again.
     Context: table, table_name, old, new, new_type, cast, forward, reverse,
-    old_default, move_default, old_required, sync, key, trigger_insert, trigger_update. -#}
+    old_default, move_default, old_required, sync, key, trigger_insert, trigger_update;
+    for carrying the old column's objects to the new one (live schema only):
+    carried_index (set for one render, none otherwise), inline_reference
+    (the old column's own foreign key), drop_before_contract (indexes on the
+    old column, which SQLite cannot drop while they exist). -#}
 
 {% macro old_to_new(prefix) -%}
 {% if forward and prefix %}(SELECT {{ forward|sql }} FROM (SELECT {{ prefix|sql }}{{ old|ident }} AS {{ old|ident }}))
@@ -22,7 +26,10 @@
 {%- endmacro %}
 
 {% block add_column %}
-ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }}{% if new_type %} {{ new_type|sql }}{% endif %};
+ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }}{% if new_type %} {{ new_type|sql }}{% endif %}
+{%- if inline_reference %} REFERENCES {{ inline_reference.parent|ident }}
+{%- if inline_reference.parent_columns %} ({{ inline_reference.parent_columns|idents }}){% endif %}
+ ON DELETE {{ inline_reference.on_delete|sql }} ON UPDATE {{ inline_reference.on_update|sql }}{% endif %};
 {% endblock %}
 
 {% block drop_new_column %}
@@ -58,6 +65,30 @@ DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS NOT {{ old_to_new("") }}
 {% endblock %}
 
+{#- A copy of a plain index, for the new column. -#}
+{% block carry_index %}
+{% if carried_index %}
+{% set ix = carried_index %}
+CREATE {% if ix.unique %}UNIQUE {% endif %}INDEX IF NOT EXISTS {{ ix.qualified|ident }}
+  ON {{ table_name|ident }} (
+{%- for k in ix.keys %}{% if not loop.first %}, {% endif %}{{ k.column|ident }}
+{%- if k.collation %} COLLATE {{ k.collation|ident }}{% endif %}
+{%- if k.descending %} DESC{% endif %}
+{%- endfor %});
+{% endif %}
+{% endblock %}
+{% block drop_carried_index %}
+{% if carried_index %}
+DROP INDEX IF EXISTS {{ carried_index.qualified|ident }};
+{% endif %}
+{% endblock %}
+{#- SQLite cannot add a constraint to an existing column (see the plan's notes). -#}
+{% block carry_unique %}{% endblock %}
+{% block carry_check %}{% endblock %}
+{% block carry_foreign_key %}{% endblock %}
+{% block validate_carried %}{% endblock %}
+{% block drop_carried_constraint %}{% endblock %}
+
 {#- SQLite cannot drop NOT NULL in place (see the plan's notes). -#}
 {% block relax_old %}{% endblock %}
 {% block restore_old %}{% endblock %}
@@ -67,5 +98,8 @@ SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS NOT {{ old_to_ne
 DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endif %}
+{% for index in drop_before_contract %}
+DROP INDEX IF EXISTS {{ index|ident }};
+{% endfor %}
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
 {% endblock %}

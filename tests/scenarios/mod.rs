@@ -54,6 +54,14 @@ fn not_null_error(db: &TestDb) -> &'static str {
 // rename_column (and the shared copy-column shape)
 // ---------------------------------------------------------------------------
 
+/// The steps that give a copied column the old one's NOT NULL (Postgres).
+const NOT_NULL_CARRIED: [&str; 4] = [
+    "verify:verify_no_nulls",
+    "migration:check_not_valid",
+    "migration:validate_check",
+    "migration:set_not_null",
+];
+
 /// How the column to rename is declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OldColumn<'a> {
@@ -276,18 +284,19 @@ pub async fn rename_column(
     let db = &db;
     let mut s = RenameColumn::setup(db, table, old, new, old_column).await?;
     let plan = plan_for(db, catalogue, &s.changes("trigger"), &[table]).await?;
+    let mut expand = vec![
+        "migration:add_column",
+        "migration:sync_trigger",
+        "backfill:backfill",
+        "verify:verify",
+    ];
+    if !s.nullable && catalogue == Catalogue::Live && db.dialect == Dialect::Postgres {
+        // Known NOT NULL: the new column gets it too, the lock-safe way.
+        expand.extend(NOT_NULL_CARRIED);
+    }
     assert_shape(
         &plan,
-        &[
-            &[
-                "migration:add_column",
-                "migration:sync_trigger",
-                "backfill:backfill",
-                "verify:verify",
-            ],
-            &["app:app_switch"],
-            &["migration:contract"],
-        ],
+        &[&expand, &["app:app_switch"], &["migration:contract"]],
     )?;
     assert_reversible(&plan, &[true, true, false])?;
     if s.default.is_some()
@@ -367,11 +376,17 @@ pub async fn rename_column_dual_write(db: TestDb, not_null: bool) -> TestResult 
     } else {
         &["app:app_stop_writing_old"]
     };
+    let mut phase2 = vec!["backfill:backfill", "verify:verify"];
+    if relaxes {
+        // The new column is NOT NULL like the old one, once releases write both.
+        phase2.extend(NOT_NULL_CARRIED);
+    }
+    phase2.push("app:app_read_new");
     assert_shape(
         &plan,
         &[
             &["migration:add_column", "app:app_write_both"],
-            &["backfill:backfill", "verify:verify", "app:app_read_new"],
+            &phase2,
             phase3,
             &["migration:contract"],
         ],
@@ -2057,6 +2072,349 @@ pub async fn contradiction(db: TestDb) -> TestResult {
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Carrying a column's indexes and constraints over (rename, type change)
+// ---------------------------------------------------------------------------
+
+/// `users.email`, renamed to `email_address` while old and new code write
+/// it. The plan is made against the live schema, so what `email` has is
+/// carried over to `email_address`.
+struct Emails {
+    model: Model,
+    touched: i64,
+    contracted: bool,
+}
+
+impl Emails {
+    const OLD: &'static str = "email";
+    const NEW: &'static str = "email_address";
+
+    fn address(n: i64) -> String {
+        format!("user{n}@example.com")
+    }
+
+    /// The columns that exist after `phase`.
+    fn columns(&self) -> Vec<&'static str> {
+        if self.contracted {
+            vec![Self::NEW]
+        } else {
+            vec![Self::OLD, Self::NEW]
+        }
+    }
+}
+
+impl Scenario for Emails {
+    async fn release(&mut self, db: &TestDb, k: usize) -> TestResult {
+        let col = if k >= 2 { Self::NEW } else { Self::OLD };
+        let value = Self::address(self.model.rows.len() as i64 + 1000);
+        let id = self.model.insert(Some(&value));
+        db.exec(&format!(
+            "INSERT INTO users (id, {col}, name) VALUES ({id}, {}, 'release {k}')",
+            lit(Some(&value))
+        ))
+        .await?;
+        self.touched += 11;
+        let target = self.touched;
+        let updated = Self::address(2000 + target);
+        db.exec(&format!(
+            "UPDATE users SET {col} = {} WHERE id = {target}",
+            lit(Some(&updated))
+        ))
+        .await?;
+        self.model.set(target, Some(&updated));
+        let read = db
+            .text(&format!("SELECT {col} FROM users WHERE id = {id}"))
+            .await?;
+        if read.as_deref() != Some(value.as_str()) {
+            return Err(fail(format!("release {k} read back {read:?} from {col}")));
+        }
+        Ok(())
+    }
+
+    async fn before(&mut self, _db: &TestDb, phase: usize) -> TestResult {
+        self.contracted = phase >= 3;
+        Ok(())
+    }
+
+    async fn check(&mut self, db: &TestDb, phase: usize) -> TestResult {
+        let when = format!("after phase {phase}");
+        for col in self.columns() {
+            db.assert_rows("users", col, &self.model.rows, &when)
+                .await?;
+            // Unique, and a foreign key to mailboxes, through either name.
+            db.assert_fails(
+                &format!("INSERT INTO users (id, {col}, name) VALUES (900000, 'user1@example.com', 'dup')"),
+                db.pick("duplicate key", "UNIQUE constraint failed"),
+            )
+            .await?;
+            db.assert_fails(
+                &format!(
+                    "INSERT INTO users (id, {col}, name) VALUES (900001, 'nobody@example.org', 'x')"
+                ),
+                db.pick("foreign key", "FOREIGN KEY constraint failed"),
+            )
+            .await?;
+            if db.dialect == Dialect::Postgres {
+                db.assert_fails(
+                    &format!("INSERT INTO users (id, {col}, name) VALUES (900002, NULL, 'x')"),
+                    "null value",
+                )
+                .await?;
+                db.assert_fails(
+                    &format!(
+                        "INSERT INTO users (id, {col}, name) VALUES (900003, 'no-at-sign', 'x')"
+                    ),
+                    "check constraint",
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A unique, indexed, NOT NULL `email` with a CHECK and a foreign key
+/// (Postgres; on SQLite: nullable, with a unique index, a plain index and an
+/// inline foreign key, and a CHECK that SQLite cannot carry), renamed on a
+/// populated table. After the contract the new column is still unique,
+/// indexed, NOT NULL, checked, and references mailboxes with the same ON
+/// DELETE; the expression index is named in a note.
+pub async fn rename_carries_constraints(db: TestDb) -> TestResult {
+    let db = &db;
+    let id = id_type(db);
+    db.create_table("mailboxes", "address text PRIMARY KEY")
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO mailboxes (address) SELECT 'user' || i || '@example.com' FROM {}",
+        db.series(5000)
+    ))
+    .await?;
+    let email = db.pick(
+        "text NOT NULL CONSTRAINT users_email_key UNIQUE CONSTRAINT users_email_check CHECK (email LIKE '%@%') CONSTRAINT users_email_fkey REFERENCES mailboxes (address) ON DELETE CASCADE",
+        "text CHECK (email LIKE '%@%') REFERENCES mailboxes (address) ON DELETE CASCADE",
+    );
+    db.create_table(
+        "users",
+        &format!("id {id} PRIMARY KEY, email {email}, name text"),
+    )
+    .await?;
+    if db.dialect == Dialect::Sqlite {
+        db.exec("CREATE UNIQUE INDEX users_email_key ON users (email)")
+            .await?;
+    }
+    db.exec("CREATE INDEX users_name_email_idx ON users (name, email DESC)")
+        .await?;
+    db.exec("CREATE INDEX users_email_lower_idx ON users (lower(email))")
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO users (id, email, name) SELECT i, 'user' || i || '@example.com', 'name ' || (i % 7) FROM {}",
+        db.series(300)
+    ))
+    .await?;
+    let model = Model::from_rows(db.rows("users", "id", "email").await?);
+    let plan = plan_live(
+        db,
+        "  - rename_column: { table: users, from: email, to: email_address }\n",
+        &["users"],
+    )
+    .await?;
+    let expand: Vec<&str> = match db.dialect {
+        Dialect::Postgres => vec![
+            "migration:add_column",
+            "migration:sync_trigger",
+            "backfill:backfill",
+            "verify:verify",
+            "migration:index_1",
+            "migration:unique_1",
+            "migration:index_2",
+            "verify:verify_no_nulls",
+            "migration:check_not_valid",
+            "migration:validate_check",
+            "migration:set_not_null",
+            "migration:check_1",
+            "migration:check_1_validate",
+            "migration:foreign_key_1",
+            "migration:foreign_key_1_validate",
+        ],
+        Dialect::Sqlite => vec![
+            "migration:add_column",
+            "migration:sync_trigger",
+            "backfill:backfill",
+            "verify:verify",
+            "migration:index_1",
+            "migration:index_2",
+        ],
+    };
+    assert_shape(
+        &plan,
+        &[&expand, &["app:app_switch"], &["migration:contract"]],
+    )?;
+    assert_reversible(&plan, &[true, true, false])?;
+    let noted = |needle: &str| plan.notes.iter().any(|n| n.text.contains(needle));
+    if !noted("users_email_lower_idx") {
+        return Err(fail(format!(
+            "the expression index should be named in a note: {:#?}",
+            plan.notes
+        )));
+    }
+    if db.dialect == Dialect::Sqlite && !noted("cannot add a CHECK") {
+        return Err(fail(format!(
+            "SQLite should note the CHECK it cannot carry: {:#?}",
+            plan.notes
+        )));
+    }
+    let mut s = Emails {
+        model,
+        touched: 0,
+        contracted: false,
+    };
+    roll_out(db, &plan, &mut s).await?;
+
+    // The new column's indexes, as the catalog shows them.
+    let (unique, plain) = match db.dialect {
+        Dialect::Postgres => (
+            db.scalar(
+                "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                  WHERE i.indrelid = 'users'::regclass AND a.attname = 'email_address' AND i.indisvalid AND i.indisunique AND i.indnatts = 1",
+            )
+            .await?,
+            db.scalar(
+                "SELECT count(*) FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] \
+                  WHERE i.indrelid = 'users'::regclass AND a.attname = 'email_address' AND i.indisvalid AND NOT i.indisunique",
+            )
+            .await?,
+        ),
+        Dialect::Sqlite => (
+            db.scalar(
+                "SELECT count(*) FROM pragma_index_list('users') AS l, pragma_index_info(l.name) AS i \
+                  WHERE l.\"unique\" = 1 AND i.name = 'email_address'",
+            )
+            .await?,
+            db.scalar(
+                "SELECT count(*) FROM pragma_index_list('users') AS l, pragma_index_info(l.name) AS i \
+                  WHERE l.\"unique\" = 0 AND i.name = 'email_address' AND i.seqno = 1",
+            )
+            .await?,
+        ),
+    };
+    if (unique, plain) != (1, 1) {
+        return Err(fail(format!(
+            "after the contract email_address should have one unique and one plain index, has {unique} and {plain}"
+        )));
+    }
+    if db.dialect == Dialect::Postgres {
+        if db.is_nullable("users", "email_address").await? {
+            return Err(fail("email_address should be NOT NULL"));
+        }
+        let constraints = db
+            .texts(
+                "SELECT contype::text || ' ' || conname || ' ' || convalidated FROM pg_constraint \
+                  WHERE conrelid = 'users'::regclass AND contype <> 'p' ORDER BY 1",
+            )
+            .await?;
+        let expected = [
+            "c users_email_address_check true",
+            "f users_email_address_fkey true",
+            "u users_email_address_key true",
+        ];
+        if constraints != expected {
+            return Err(fail(format!(
+                "constraints after the contract: {constraints:?}"
+            )));
+        }
+    }
+    // ON DELETE CASCADE came along.
+    db.exec("DELETE FROM mailboxes WHERE address = 'user7@example.com'")
+        .await?;
+    if db.scalar("SELECT count(*) FROM users WHERE id = 7").await? != 0 {
+        return Err(fail("deleting user 7's mailbox should delete user 7"));
+    }
+    Ok(())
+}
+
+/// Postgres: `counters.id integer PRIMARY KEY` becomes `bigint`: a new
+/// column, whose copy of the primary key's index becomes the primary key at
+/// the contract.
+pub async fn change_primary_key_type(db: TestDb) -> TestResult {
+    let db = &db;
+    db.create_table("counters", "id integer PRIMARY KEY, n integer")
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO counters (id, n) SELECT i, i * 2 FROM {}",
+        db.series(300)
+    ))
+    .await?;
+    let plan = plan_live(
+        db,
+        "  - change_column_type: { table: counters, column: id, type: bigint }\n",
+        &["counters"],
+    )
+    .await?;
+    assert_shape(
+        &plan,
+        &[
+            &[
+                "migration:add_column",
+                "migration:sync_trigger",
+                "backfill:backfill",
+                "verify:verify",
+                "migration:index_1",
+                "verify:verify_no_nulls",
+                "migration:check_not_valid",
+                "migration:validate_check",
+                "migration:set_not_null",
+            ],
+            &["app:app_switch"],
+            &["migration:contract"],
+        ],
+    )?;
+    struct Counters(i64);
+    impl Scenario for Counters {
+        async fn release(&mut self, db: &TestDb, k: usize) -> TestResult {
+            self.0 += 1;
+            let id = 1000 + self.0;
+            let col = if k >= 2 { "id_new" } else { "id" };
+            db.exec(&format!(
+                "INSERT INTO counters ({col}, n) VALUES ({id}, {k})"
+            ))
+            .await?;
+            db.assert_fails(
+                &format!("INSERT INTO counters ({col}, n) VALUES ({id}, 0)"),
+                "duplicate key",
+            )
+            .await
+        }
+        async fn check(&mut self, db: &TestDb, phase: usize) -> TestResult {
+            let n = db
+                .scalar("SELECT count(*) FROM counters WHERE id_new IS NOT NULL")
+                .await?;
+            if n != 300 + self.0 {
+                return Err(fail(format!("{n} rows with id_new after phase {phase}")));
+            }
+            Ok(())
+        }
+    }
+    roll_out(db, &plan, &mut Counters(0)).await?;
+    let pk = db
+        .texts(
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+              WHERE conrelid = 'counters'::regclass AND contype = 'p'",
+        )
+        .await?;
+    if pk != ["counters_pkey PRIMARY KEY (id_new)"] {
+        return Err(fail(format!("primary key after the contract: {pk:?}")));
+    }
+    if db
+        .text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'id_new'")
+        .await?
+        .as_deref()
+        != Some("bigint")
+    {
+        return Err(fail("id_new should be bigint"));
     }
     Ok(())
 }

@@ -13,7 +13,19 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningError> {
     let (t, c) = (&i.table, &i.column);
     let default = i.default.as_ref().map(|d| d.as_str());
-    let instant = default.filter(|d| r.dialect.add_column_with_default_is_instant(d));
+    // Before Postgres 11 every ADD COLUMN … DEFAULT rewrites the table.
+    let rewrites = r
+        .server_below(11, 0)
+        .filter(|_| r.dialect == Dialect::Postgres)
+        .cloned();
+    let instant = default
+        .filter(|d| r.dialect.add_column_with_default_is_instant(d))
+        .filter(|_| rewrites.is_none());
+    if let (Some(v), Some(d)) = (&rewrites, default) {
+        r.note(format!(
+            "{v} rewrites the whole table for ADD COLUMN … DEFAULT (a catalog-only default needs Postgres 11): {c} is added without a default, DEFAULT {d} is set for new rows, and existing rows are filled in batches"
+        ));
+    }
     if let (Dialect::Sqlite, Some(d), Some(b)) = (r.dialect, instant, i.backfill.as_ref()) {
         return Err(r.unsupported(format!(
             "SQLite cannot give existing rows `{b}` while new rows get the default `{d}`: ADD COLUMN … DEFAULT fills existing rows with the default, and SQLite cannot set a default afterwards; drop one of the two"
@@ -81,14 +93,25 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
                 .unwrap_or_default()
         )
     };
+    // SQLite before 3.35 has no DROP COLUMN to undo the step with.
+    let no_drop = r
+        .server_below(3, 35)
+        .filter(|_| r.dialect == Dialect::Sqlite)
+        .cloned();
     let add = r.migration(
         "add_column",
         what,
         sql.get("add_column"),
-        Some(sql.get("drop_column")),
+        no_drop.is_none().then(|| sql.get("drop_column")),
         lock,
     );
     r.step(add).table = Some(t.clone());
+    if let Some(v) = no_drop {
+        r.step(add).reversible = false;
+        r.note(format!(
+            "{v} has no DROP COLUMN (it came in SQLite 3.35): adding {c} cannot be rolled back"
+        ));
+    }
     r.effects.creates.push((t.clone(), c.clone(), add));
 
     if let (Some(d), None) = (default, instant) {

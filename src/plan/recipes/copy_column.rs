@@ -4,7 +4,7 @@
 
 use minijinja::context;
 
-use super::{beside, table_value};
+use super::{beside, carry, table_value};
 use crate::dialect::Dialect;
 use crate::intent::SyncMode;
 use crate::name::{Ident, TableName};
@@ -55,6 +55,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
             "{t}.{old} is NOT NULL without a default and SQLite cannot relax that in place, so inserts by code that writes only {new} would fail while both columns exist; rebuild the table with a `sql` change instead"
         )));
     }
+    if r.dialect == Dialect::Sqlite {
+        // The contract drops the old column.
+        r.require(
+            3,
+            35,
+            "ALTER TABLE … DROP COLUMN (the contract drops the old column)",
+        )?;
+    }
     let table_name = t.name.as_str();
     let key: Vec<String> = r
         .catalog
@@ -67,14 +75,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         })
         .unwrap_or_default();
     let sync_trigger = c.sync == SyncMode::Trigger;
+    let carry = carry::plan(r, &c)?;
+    let carried = carry::context(carry.as_ref());
     let ctx = context! {
         table => table_value(t),
         table_name,
         old, new,
-        new_type => c.new_type,
+        new_type => c.new_type.clone(),
         cast => c.cast,
-        forward => c.forward,
-        reverse => c.reverse,
+        forward => c.forward.clone(),
+        reverse => c.reverse.clone(),
         old_default => c.old_default.clone(),
         move_default => c.move_default,
         old_required => c.old_required == Some(true),
@@ -84,6 +94,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         trigger => derived_name(&[table_name, old.as_str(), new.as_str(), "sync"]),
         trigger_insert => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync_ins"])),
         trigger_update => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync_upd"])),
+        // `EXECUTE FUNCTION` came in Postgres 11; `EXECUTE PROCEDURE` still works.
+        execute_procedure => r.server_below(11, 0).is_some(),
+        ..carried
     };
     let sql = r.render(c.kind, &ctx, BLOCKS)?;
     let brief = |r: &Recipe<'_>, mode: &str| {
@@ -141,6 +154,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         sql.get("verify"),
         0,
     );
+    if let Some(carry) = carry {
+        carry::emit(r, &c, carry, &ctx)?;
+    }
 
     if sync_trigger {
         r.next_deploy();

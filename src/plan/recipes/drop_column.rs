@@ -11,6 +11,9 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningError> {
     let (t, c) = (&i.table, &i.column);
+    if r.dialect == Dialect::Sqlite {
+        r.require(3, 35, "ALTER TABLE … DROP COLUMN")?;
+    }
     let ctx = context! { table => table_value(t), column => c };
     let sql = r.render(
         "drop_column",

@@ -110,17 +110,32 @@ pub(super) fn enforce(
                 None,
                 lock,
             );
+            // Postgres 12 is the first to let a valid check spare SET NOT NULL its scan.
+            let scans = r.server_below(12, 0).cloned();
             let lock = r.lock(
                 "ACCESS EXCLUSIVE",
                 &[t],
                 Blocks::ReadsAndWrites,
-                LockDuration::Brief,
+                if scans.is_some() {
+                    LockDuration::Scan
+                } else {
+                    LockDuration::Brief
+                },
             );
-            r.migration(
-                "set_not_null",
-                format!(
+            let how = match &scans {
+                Some(v) => {
+                    r.note(format!(
+                        "{v} scans the whole of {t} for SET NOT NULL on {column} under ACCESS EXCLUSIVE (from Postgres 12 the valid check spares that scan): reads and writes of {t} wait for it"
+                    ));
+                    format!("SET NOT NULL on {column} (scans the table on {v}) and drop the check")
+                }
+                None => format!(
                     "SET NOT NULL on {column} (the valid check spares the scan) and drop the check"
                 ),
+            };
+            r.migration(
+                "set_not_null",
+                how,
                 sql.get("set_not_null"),
                 Some(sql.get("drop_not_null")),
                 lock,
