@@ -18,6 +18,9 @@ use crate::plan::{Step, StepKind};
 use crate::tracker::gates::VerifyOutcome;
 use crate::tracker::{EventKind, NewEvent, Store, TrackerError, is_busy};
 
+/// How the message of a step that gave way on its lock every time begins.
+const GAVE_WAY: &str = "could not take its lock";
+
 /// A step that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("phase {phase}, step {step} failed: {message}")]
@@ -146,7 +149,19 @@ pub(super) async fn run(
             .phase(cx.phase)
             .step(&step.id)
             .detail(f.message.clone());
-        if let Err(e) = store.append(&event, cx.clock.now(), cx.actor).await {
+        // SQLite: a step that gave way because another session holds the
+        // database would, waiting to record that, hold the application's
+        // new readers back (PENDING lock) for another whole lock_timeout
+        // right after giving way. Record it only if that takes no waiting.
+        let no_wait = cx.env.dialect == Dialect::Sqlite && f.message.starts_with(GAVE_WAY);
+        if no_wait {
+            store.set_lock_wait(Duration::ZERO).await?;
+        }
+        let recorded = store.append(&event, cx.clock.now(), cx.actor).await;
+        if no_wait {
+            store.set_lock_wait(cx.env.lock_timeout).await?;
+        }
+        if let Err(e) = recorded {
             // The step's own error is the one to show, not the log's.
             return Err(failure(
                 step,
@@ -224,7 +239,7 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
                 }
                 let message = if is_lock_timeout(&e) {
                     format!(
-                        "could not take its lock within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
+                        "{GAVE_WAY} within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
                         cx.env.lock_timeout.as_millis(),
                         attempt + 1
                     )
