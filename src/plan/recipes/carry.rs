@@ -184,12 +184,38 @@ fn carried_name(object: &str, old: &Ident, new: &Ident, taken: &mut Vec<String>)
     name
 }
 
-fn taken_names(facts: &TableFacts) -> Vec<String> {
+/// The names of the table's indexes and constraints, which copies must not
+/// take. Objects on the new column are left out: they are the copies
+/// themselves when the plan is made again after its first phase ran, and
+/// must get the same names as the first time.
+fn taken_names(facts: &TableFacts, new: &Ident) -> Vec<String> {
     let mut taken: Vec<String> = facts
         .indexes
         .iter()
+        .filter(|i| !i.uses(new))
         .map(|i| i.name.as_str().to_string())
         .collect();
+    let facts = TableFacts {
+        uniques: facts
+            .uniques
+            .iter()
+            .filter(|u| !u.columns.contains(new))
+            .cloned()
+            .collect(),
+        checks: facts
+            .checks
+            .iter()
+            .filter(|c| !c.columns.contains(new))
+            .cloned()
+            .collect(),
+        foreign_keys: facts
+            .foreign_keys
+            .iter()
+            .filter(|f| !f.columns.contains(new))
+            .cloned()
+            .collect(),
+        ..TableFacts::default()
+    };
     taken.extend(facts.uniques.iter().map(|u| u.name.as_str().to_string()));
     taken.extend(
         facts
@@ -249,7 +275,7 @@ fn postgres(
     nullable: bool,
 ) -> Carry {
     let mut carry = Carry::default();
-    let mut taken = taken_names(facts);
+    let mut taken = taken_names(facts, new);
     let retyped = c.cast;
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
@@ -496,7 +522,7 @@ fn sqlite(
     }
 
     let mut carry = Carry::default();
-    let mut taken = taken_names(facts);
+    let mut taken = taken_names(facts, new);
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
         carry
@@ -998,6 +1024,43 @@ mod tests {
         }
         // The contract needs nothing more: the old column's objects go with it.
         assert!(!sql_of(&p, "contract").contains("PRIMARY KEY"));
+    }
+
+    #[test]
+    fn planned_again_after_the_first_phase_the_copies_keep_their_names() {
+        let before = plan_ok(Dialect::Postgres, &pg_users(), RENAME);
+        // Phase 1 ran: mail exists, with the copies.
+        let mut after = pg_users();
+        let mut facts = after.table(&t("users")).cloned().unwrap_or_default();
+        facts.columns.push(col("mail", "text", false));
+        let mut copy = index("users_mail_key", vec![key("mail")], &["mail"]);
+        (copy.unique, copy.constraint) = (true, Some(id("users_mail_key")));
+        facts.indexes.push(copy);
+        facts.indexes.push(index(
+            "users_name_mail_idx",
+            vec![key("name"), key("mail")],
+            &["name", "mail", "code"],
+        ));
+        facts.uniques.push(UniqueFacts {
+            name: id("users_mail_key"),
+            index: id("users_mail_key"),
+            columns: ids(&["mail"]),
+            deferrable: true,
+            initially_deferred: false,
+        });
+        facts.checks.push(CheckFacts {
+            name: Some(id("users_mail_check")),
+            expression: "(mail <> ''::text)".into(),
+            columns: ids(&["mail"]),
+            column: None,
+            validated: true,
+        });
+        after.insert(t("users"), facts);
+        let again = plan_ok(Dialect::Postgres, &after, RENAME);
+        let sql = |p: &crate::plan::Plan| -> Vec<Option<String>> {
+            p.steps.iter().map(|s| s.sql.clone()).collect()
+        };
+        assert_eq!(sql(&before), sql(&again));
     }
 
     #[test]
