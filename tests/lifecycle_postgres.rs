@@ -238,3 +238,13 @@ async fn rename_carries_indexes_and_constraints() {
 async fn change_primary_key_type_moves_the_primary_key() {
     with_postgres(scenarios::change_primary_key_type).await
 }
+
+#[tokio::test]
+async fn validation_against_live_schema() {
+    with_postgres(scenarios::validation_against_live_schema).await
+}
+
+#[tokio::test]
+async fn add_column_on_an_old_postgres_takes_the_multi_phase_path() {
+    with_postgres(scenarios::add_column_on_an_old_postgres).await
+}

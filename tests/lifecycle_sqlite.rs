@@ -177,3 +177,13 @@ async fn add_index_partial_unique_named() {
 async fn rename_carries_indexes_and_foreign_key() {
     with_sqlite(scenarios::rename_carries_constraints).await
 }
+
+#[tokio::test]
+async fn validation_against_live_schema() {
+    with_sqlite(scenarios::validation_against_live_schema).await
+}
+
+#[tokio::test]
+async fn drop_column_on_an_old_sqlite_is_refused() {
+    with_sqlite(scenarios::drop_column_on_an_old_sqlite).await
+}

@@ -2418,3 +2418,206 @@ pub async fn change_primary_key_type(db: TestDb) -> TestResult {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Checking a plan against the live schema; version rules
+// ---------------------------------------------------------------------------
+
+/// Every kind of mismatch between a plan and the live schema is refused by
+/// `validate_against` before anything runs, naming the change and the
+/// nearest existing name.
+pub async fn validation_against_live_schema(db: TestDb) -> TestResult {
+    let db = &db;
+    people(db, "users").await?;
+    db.create_table("customers", &format!("id {} PRIMARY KEY", id_type(db)))
+        .await?;
+    db.exec("CREATE VIEW people_view AS SELECT * FROM users")
+        .await?;
+    let cases: &[(&str, &str)] = &[
+        (
+            "  - rename_column: { table: users, from: nmae, to: full_name }\n",
+            "changes[0] (rename_column users.nmae → full_name) does not match the live schema: table `users` has no column `nmae`; did you mean `name`?",
+        ),
+        (
+            "  - rename_column: { table: users, from: name, to: id }\n",
+            "table `users` already has a column `id`",
+        ),
+        (
+            "  - add_column: { table: users, column: name, type: text }\n",
+            "changes[0] (add_column users.name text) does not match the live schema: table `users` already has a column `name`",
+        ),
+        (
+            "  - add_column: { table: usres, column: nick, type: text }\n",
+            "table `usres` does not exist; did you mean `users`?",
+        ),
+        (
+            "  - change_column_type: { table: users, column: nam, type: integer }\n",
+            "has no column `nam`; did you mean `name`?",
+        ),
+        (
+            "  - change_column_type: { table: users, column: id, type: text, new_column: name }\n",
+            "table `users` already has a column `name`",
+        ),
+        (
+            "  - drop_column: { table: users, column: legacy }\n",
+            "changes[0] (drop_column users.legacy) does not match the live schema: table `users` has no column `legacy`",
+        ),
+        (
+            "  - set_not_null: { table: users, column: email }\n",
+            "table `users` has no column `email`",
+        ),
+        (
+            "  - rename_table: { from: users, to: customers }\n",
+            "a table named `customers` already exists",
+        ),
+        (
+            "  - rename_table: { from: user, to: members }\n",
+            "table `user` does not exist; did you mean `users`?",
+        ),
+        (
+            "  - add_index: { table: users, columns: [name, nick] }\n",
+            "table `users` has no column `nick`",
+        ),
+        (
+            "  - add_foreign_key: { table: users, columns: [id], references: { table: customers, columns: [customer_id] } }\n",
+            "table `customers` has no column `customer_id`",
+        ),
+        (
+            "  - add_check: { table: orders, name: positive, check: 'id > 0' }\n",
+            "table `orders` does not exist",
+        ),
+        (
+            "  - drop_table: { table: people_view }\n",
+            "`people_view` is a view, not a table",
+        ),
+        (
+            "  - add_column: { table: users, column: region, type: text }\n  - add_index: { table: users, columns: [regoin] }\n",
+            "changes[1] (add_index users(regoin)) does not match the live schema: table `users` has no column `regoin`; did you mean `region`?",
+        ),
+    ];
+    for (changes, expected) in cases {
+        let text = format!("name: lifecycle\nchanges:\n{changes}");
+        let file = phasegate::intent::parse_plan(&text, "lifecycle.yaml", "lifecycle")
+            .map_err(|e| fail(format!("{e}")))?;
+        let tables = phasegate::plan::tables_touched(&file);
+        let catalog = Catalog::read(&db.url, &tables).await?;
+        match phasegate::plan::validate_against(&file, &catalog) {
+            Err(e @ PlanningError::LiveSchema { .. }) if e.to_string().contains(expected) => {}
+            other => {
+                return Err(fail(format!(
+                    "{changes}: expected an error containing {expected:?}, got {:?}",
+                    other.map_err(|e| e.to_string())
+                )));
+            }
+        }
+    }
+    // A plan that matches passes, and so does one whose later change builds
+    // on an earlier one.
+    for changes in [
+        "  - rename_column: { table: users, from: name, to: full_name }\n",
+        "  - add_column: { table: users, column: region, type: text }\n  - add_index: { table: users, columns: [region] }\n",
+    ] {
+        let text = format!("name: lifecycle\nchanges:\n{changes}");
+        let file = phasegate::intent::parse_plan(&text, "lifecycle.yaml", "lifecycle")
+            .map_err(|e| fail(format!("{e}")))?;
+        let catalog = Catalog::read(&db.url, &phasegate::plan::tables_touched(&file)).await?;
+        phasegate::plan::validate_against(&file, &catalog)
+            .map_err(|e| fail(format!("{changes}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Postgres: the live schema, but a server older than 11: a required
+/// column with a constant default takes the multi-phase path (no
+/// `ADD COLUMN … DEFAULT`, which would rewrite the table there) and, rolled
+/// out here, fills every row.
+pub async fn add_column_on_an_old_postgres(db: TestDb) -> TestResult {
+    let db = &db;
+    let model = people(db, "people").await?;
+    let mut catalog = db.catalog(&["people"]).await?;
+    catalog.set_server(phasegate::catalog::ServerVersion::postgres(100_021));
+    let plan = crate::common::plan_with(
+        db.dialect,
+        &catalog,
+        "  - add_column: { table: people, column: active, type: boolean, nullable: false, default: 'true' }\n",
+    )?;
+    assert_shape(
+        &plan,
+        &[&[
+            "migration:add_column",
+            "migration:set_default",
+            "backfill:backfill",
+            "verify:verify_no_nulls",
+            "migration:check_not_valid",
+            "migration:validate_check",
+            "migration:set_not_null",
+            "app:app_use",
+        ]],
+    )?;
+    if !plan
+        .notes
+        .iter()
+        .any(|n| n.text.contains("Postgres 10.21 rewrites the whole table"))
+    {
+        return Err(fail(format!("the plan should say why: {:#?}", plan.notes)));
+    }
+    let mut s = AddColumn {
+        t: db.table("people"),
+        col: "active".into(),
+        omitted: Box::new(|_, _| Some("yes".into())),
+        writes_from: usize::MAX,
+        model: Model::from_rows(
+            model
+                .rows
+                .keys()
+                .map(|&id| (id, Some("yes".into())))
+                .collect(),
+        ),
+        read: "CASE WHEN active THEN 'yes' ELSE 'no' END".into(),
+    };
+    roll_out(db, &plan, &mut s).await?;
+    if db.is_nullable("people", "active").await? {
+        return Err(fail("active should be NOT NULL"));
+    }
+    // The same plan against the real server (15) is one catalog-only step.
+    let live = plan_live(
+        db,
+        "  - add_column: { table: people, column: verified, type: boolean, nullable: false, default: 'false' }\n",
+        &["people"],
+    )
+    .await?;
+    assert_shape(&live, &[&["migration:add_column", "app:app_use"]])
+}
+
+/// SQLite: the live schema, but a library older than 3.35 (no DROP
+/// COLUMN): dropping or renaming a column is refused before anything runs.
+pub async fn drop_column_on_an_old_sqlite(db: TestDb) -> TestResult {
+    let db = &db;
+    people(db, "people").await?;
+    let mut catalog = db.catalog(&["people"]).await?;
+    let old = phasegate::catalog::ServerVersion::sqlite("3.31.1")
+        .ok_or_else(|| fail("3.31.1 is a version"))?;
+    catalog.set_server(old);
+    for changes in [
+        "  - drop_column: { table: people, column: name }\n",
+        "  - rename_column: { table: people, from: name, to: full_name }\n",
+    ] {
+        match plan_error(db.dialect, &catalog, changes) {
+            Some(PlanningError::Unsupported { message, .. })
+                if message.contains("this database runs SQLite 3.31.1") => {}
+            other => {
+                return Err(fail(format!(
+                    "{changes}: expected a refusal naming SQLite 3.31.1, got {other:?}"
+                )));
+            }
+        }
+    }
+    // The real library is new enough.
+    plan_live(
+        db,
+        "  - drop_column: { table: people, column: name }\n",
+        &["people"],
+    )
+    .await?;
+    Ok(())
+}
