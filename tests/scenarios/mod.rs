@@ -322,6 +322,11 @@ pub async fn rename_column(
         }
     }
     roll_out(db, &plan, &mut s).await?;
+    let carried_not_null =
+        !s.nullable && catalogue == Catalogue::Live && db.dialect == Dialect::Postgres;
+    if carried_not_null && db.is_nullable(table, new).await? {
+        return Err(fail(format!("{new} should be NOT NULL like {old} was")));
+    }
     if let (OldColumn::NotNullDefault(d), Dialect::Postgres) = (old_column, db.dialect) {
         // The new column took over the old one's default at the contract.
         let id = s.model.insert(Some(d));
@@ -392,7 +397,11 @@ pub async fn rename_column_dual_write(db: TestDb, not_null: bool) -> TestResult 
         ],
     )?;
     assert_reversible(&plan, &[true, true, true, false])?;
-    roll_out(db, &plan, &mut DualWrite(s)).await
+    roll_out(db, &plan, &mut DualWrite(s)).await?;
+    if relaxes && db.is_nullable("people", "full_name").await? {
+        return Err(fail("full_name should be NOT NULL like name was"));
+    }
+    Ok(())
 }
 
 /// The releases of the dual-write recipe (see [`rename_column_dual_write`]).
