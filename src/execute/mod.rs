@@ -449,7 +449,7 @@ impl<'a> Workspace<'a> {
 
         store.set_lock_wait(env.lock_timeout).await?;
         if state.checksum.is_none() {
-            let detail = serde_json::json!({ "checksum": crate::tracker::checksum(&loaded.text), "text": loaded.text }).to_string();
+            let detail = started_detail(plan, loaded);
             let started = NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail);
             // SQLite: the application may hold the write lock; give way like a step does.
             let mut attempt = 0;
@@ -578,7 +578,7 @@ impl Workspace<'_> {
             let now = self.clock.now();
             let mut events = Vec::new();
             if state.checksum.is_none() {
-                let detail = serde_json::json!({ "checksum": crate::tracker::checksum(&loaded.text), "text": loaded.text }).to_string();
+                let detail = started_detail(&plan, &loaded);
                 events.push(NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail));
             }
             if state.phase(phase).is_some_and(|r| r.status < PhaseStatus::Migrated) {
@@ -627,12 +627,19 @@ impl Workspace<'_> {
                     env.name
                 )));
             }
-            let applied = record.map(|r| r.applied_steps).unwrap_or_default();
-            let undo: Vec<_> = plan.phase_steps(phase).filter(|s| applied.contains(&s.id)).collect();
+            // What ran, undone as planned when the plan started here: a plan
+            // made now, against the schema the phase changed, may not know
+            // (drop_column's relax_not_null is gone once the column is nullable).
+            let planned = planned_undo(&events);
             let now = self.clock.now();
-            for step in undo.iter().rev() {
-                let Some(sql) = step.rollback_sql.as_deref() else { continue };
-                let run = if step.transactional || env.dialect == Dialect::Sqlite {
+            for id in applied_in_order(&events, n).iter().rev() {
+                let now_planned = plan.phase_steps(phase).find(|s| &s.id == id);
+                let Some((sql, transactional)) = planned.get(id).cloned().or_else(|| {
+                    now_planned.and_then(|s| s.rollback_sql.clone().map(|sql| (sql, s.transactional)))
+                }) else {
+                    continue;
+                };
+                let run = if transactional || env.dialect == Dialect::Sqlite {
                     format!("{}\n{sql}\nCOMMIT;", steps::prelude(env, true).join("\n"))
                 } else {
                     sql.to_string()
@@ -640,8 +647,7 @@ impl Workspace<'_> {
                 if let Err(e) = store.exec(&run).await {
                     store.rollback().await;
                     return Err(RunError::Refused(format!(
-                        "rolling back step {} failed, and phase {n} is partly undone: {e}; fix the cause and run rollback again",
-                        step.id
+                        "rolling back step {id} failed, and phase {n} is partly undone: {e}; fix the cause and run rollback again"
                     )));
                 }
             }
@@ -765,9 +771,13 @@ impl Workspace<'_> {
                 }
                 Some(_) => {}
             }
-            let detail =
-                serde_json::json!({ "checksum": now_sum, "text": loaded.text, "reason": reason })
-                    .to_string();
+            let detail = serde_json::json!({
+                "checksum": now_sum,
+                "text": loaded.text,
+                "reason": reason,
+                "undo": undo_map(&plan),
+            })
+            .to_string();
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::ChangeAccepted).detail(detail),
@@ -966,6 +976,81 @@ impl Workspace<'_> {
         }
         Ok(out)
     }
+}
+
+/// The `plan_started` record: the plan file's checksum and text, and how
+/// each step undoes itself as planned now, against the schema the plan
+/// starts from (see [`planned_undo`]).
+fn started_detail(plan: &Plan, loaded: &LoadedPlan) -> String {
+    serde_json::json!({
+        "checksum": crate::tracker::checksum(&loaded.text),
+        "text": loaded.text,
+        "undo": undo_map(plan),
+    })
+    .to_string()
+}
+
+/// Each step's rollback SQL, and whether it runs in a transaction.
+fn undo_map(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    plan.steps
+        .iter()
+        .filter_map(|s| {
+            let sql = s.rollback_sql.as_ref()?;
+            Some((
+                s.id.clone(),
+                serde_json::json!({ "sql": sql, "transactional": s.transactional }),
+            ))
+        })
+        .collect()
+}
+
+/// Each step's rollback SQL (and whether it runs in a transaction) as
+/// planned when the plan started in this environment, or when an edit of
+/// it was accepted there (a later record wins, step by step). Rollback uses
+/// it rather than a plan made now: every command plans against the live
+/// schema, which the plan's own phases have changed since.
+fn planned_undo(events: &[Event]) -> std::collections::HashMap<String, (String, bool)> {
+    let mut undo = std::collections::HashMap::new();
+    for e in events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PlanStarted | EventKind::ChangeAccepted))
+    {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.detail) else {
+            continue;
+        };
+        for (id, u) in v["undo"].as_object().into_iter().flatten() {
+            if let Some(sql) = u["sql"].as_str() {
+                let transactional = u["transactional"].as_bool().unwrap_or(true);
+                undo.insert(id.clone(), (sql.to_string(), transactional));
+            }
+        }
+    }
+    undo
+}
+
+/// The steps of phase `n` applied (or resolved as applied) since it last
+/// rolled back, in the order they ran.
+fn applied_in_order(events: &[Event], n: usize) -> Vec<String> {
+    let since = events
+        .iter()
+        .rposition(|e| e.kind == EventKind::PhaseRolledBack && e.phase == Some(n))
+        .map_or(0, |i| i + 1);
+    let mut out: Vec<String> = Vec::new();
+    for e in &events[since..] {
+        let applied = match e.kind {
+            EventKind::StepApplied => true,
+            EventKind::StepResolved => e.detail == "applied",
+            _ => false,
+        };
+        if applied
+            && e.phase == Some(n)
+            && let Some(id) = &e.step
+            && !out.contains(id)
+        {
+            out.push(id.clone());
+        }
+    }
+    out
 }
 
 fn check_phase(plan: &Plan, phase: usize) -> Result<(), RunError> {
