@@ -1020,7 +1020,8 @@ async fn rollout(db: TestDb, scn: Arc<dyn Scenario>, breaks: bool) -> TestResult
     let clock = SystemClock;
     let ws = Workspace::new(&project.config, &clock, "zero-downtime");
     let loaded = ws.load(PLAN)?;
-    let plan = ws.plan_for(&loaded, d)?;
+    let _ = loaded;
+    let plan = ws.plan_against(ENV, PLAN).await?;
     // The releases below follow the plan's deploys: its phases must hold
     // (at least, and in order) the steps this test models.
     let shape = shape_of(&plan);
@@ -1556,6 +1557,60 @@ async fn a_failed_concurrent_index_build_leaves_no_invalid_index() {
             "duplicate key",
         )
         .await?;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Rollback after the schema moved on
+// ---------------------------------------------------------------------------
+
+/// Every command plans against the live schema, which the plan's own
+/// phases change. Phase 1 of a drop_column on Postgres makes the column
+/// nullable (so new code's inserts succeed); planned again afterwards, the
+/// column is nullable and the plan no longer has that step. Rolling phase 1
+/// back must still restore NOT NULL: it undoes what ran, as planned when it
+/// started, and the schema is what it was before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_undoes_what_ran_after_the_schema_moved_on() {
+    with_postgres(|db| async move {
+        accounts(&db).await?;
+        let plan =
+            format!("name: {PLAN}\nchanges:\n  - drop_column: {{ table: accounts, column: v }}\n");
+        let project = Project::new(&db, &[], PLAN, &plan)?;
+        let clock = SystemClock;
+        let ws = Workspace::new(&project.config, &clock, "zero-downtime");
+        let schema = async || -> TestResult<Vec<String>> {
+            Ok(db.schema().await?.into_iter().filter(|l| !l.contains("phasegate_")).collect())
+        };
+        let before = schema().await?;
+        let first = shape_of(&ws.plan_against(ENV, PLAN).await?);
+        let applied = ws.apply(ENV, PLAN, false).await?;
+        let again = shape_of(&ws.plan_against(ENV, PLAN).await?);
+        println!(
+            "drop_column planned before phase 1: {first:?}\n  applied {:?}; planned again: {again:?}",
+            applied.ran
+        );
+        if !db.is_nullable("accounts", "v").await? {
+            return Err(fail("phase 1 did not relax NOT NULL"));
+        }
+        ws.rollback(ENV, PLAN, false).await?;
+        let after = schema().await?;
+        if after != before {
+            let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+            let left: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+            return Err(fail(format!(
+                "rolling back phase 1 did not restore the schema\nmissing: {gone:#?}\nleft: {left:#?}"
+            )));
+        }
+        // And forward again, to the end.
+        ws.apply(ENV, PLAN, false).await?;
+        ws.mark(ENV, PLAN, 1, "v1").await?;
+        ws.apply(ENV, PLAN, false).await?;
+        if db.has_column("accounts", "v").await? {
+            return Err(fail("the column was not dropped"));
+        }
         Ok(())
     })
     .await;
