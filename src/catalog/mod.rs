@@ -31,7 +31,7 @@ use crate::name::{Ident, SqlType, TableName};
 pub(crate) use sql_text::{Flavor, rewrite_column};
 
 /// A column as the database describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnFacts {
     pub name: Ident,
     /// The type as the database prints it (`character varying(50)`).
@@ -44,7 +44,7 @@ pub struct ColumnFacts {
 }
 
 /// What kind of relation a name refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum RelationKind {
     /// A table (Postgres: also a partitioned table).
     #[default]
@@ -56,7 +56,7 @@ pub enum RelationKind {
 }
 
 /// One key of an index.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct IndexKey {
     /// The column, or `None` for an expression.
     pub column: Option<Ident>,
@@ -70,7 +70,7 @@ pub struct IndexKey {
 }
 
 /// An index of a table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IndexFacts {
     pub name: Ident,
     pub unique: bool,
@@ -111,7 +111,7 @@ impl IndexFacts {
 }
 
 /// A unique constraint, and the index that implements it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UniqueFacts {
     pub name: Ident,
     pub index: Ident,
@@ -121,7 +121,7 @@ pub struct UniqueFacts {
 }
 
 /// A check constraint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckFacts {
     /// Postgres names every check; an SQLite check has a name only when declared with one.
     pub name: Option<Ident>,
@@ -136,7 +136,7 @@ pub struct CheckFacts {
 }
 
 /// What a foreign key does when the referenced row is deleted or updated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ReferentialAction {
     #[default]
     NoAction,
@@ -181,7 +181,7 @@ impl ReferentialAction {
 }
 
 /// A foreign key: `table (columns)` references `references (referenced_columns)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ForeignKeyFacts {
     /// Postgres names every constraint; SQLite does not report names.
     pub name: Option<Ident>,
@@ -207,7 +207,7 @@ pub struct ForeignKeyFacts {
 }
 
 /// A table as the database describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableFacts {
     pub kind: RelationKind,
     /// In table order.
@@ -233,7 +233,7 @@ impl TableFacts {
 }
 
 /// A server's version, as far as the planner cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServerVersion {
     pub dialect: Dialect,
     pub major: u32,
@@ -300,7 +300,7 @@ pub enum Lookup<'a> {
 }
 
 /// Known tables, keyed by the name the plan uses for them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Catalog {
     tables: HashMap<TableName, TableFacts>,
     /// Tables looked up and not found.

@@ -17,7 +17,9 @@ use serde::Serialize;
 use crate::name::{SqlType, TableName};
 
 /// A database family phasegate generates SQL for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     Postgres,

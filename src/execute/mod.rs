@@ -74,6 +74,20 @@ pub struct LoadedPlan {
     pub label: String,
 }
 
+/// A plan made for an environment, with the schema it was made against.
+#[derive(Debug, Clone)]
+pub struct LivePlan {
+    pub plan: Plan,
+    pub catalog: Catalog,
+}
+
+impl std::ops::Deref for LivePlan {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
+}
+
 /// What `apply` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
@@ -201,32 +215,59 @@ impl<'a> Workspace<'a> {
             })
     }
 
-    /// Plans `plan` for `env` against its live schema and server version.
-    /// A plan that has not started there is first checked against that
-    /// schema, so a change that does not match it (no such column, column
-    /// already there) is refused before anything runs.
-    pub async fn plan_live(&self, plan: &LoadedPlan, env: &Environment) -> Result<Plan, RunError> {
-        let catalog = self.read_catalog(env, &[plan]).await?;
+    /// Plans `plan` for `env`. A plan that has not started there is made
+    /// against the live schema and server version, after checking every
+    /// change against that schema (no such column, column already there);
+    /// the schema is recorded when the plan starts. A plan that has started is
+    /// made against that recorded schema, so later phases are the ones that
+    /// were reviewed, not ones re-derived from a schema the earlier phases
+    /// changed.
+    pub async fn plan_live(
+        &self,
+        plan: &LoadedPlan,
+        env: &Environment,
+    ) -> Result<LivePlan, RunError> {
         let mut store = self.open_read_only(env).await?;
         let events = store.events(Some(&plan.file.name)).await;
         store.close().await;
-        let started = events?.iter().any(|e| e.plan.is_some());
-        if !started {
-            crate::plan::validate_against(&plan.file, &catalog).map_err(|source| {
-                RunError::Planning {
-                    plan: plan.label.clone(),
-                    source,
-                }
-            })?;
+        let events = events?;
+        if events.iter().any(|e| e.plan.is_some()) {
+            let state = derive(&events, 0);
+            if let Some(catalog) = state
+                .catalog
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<Catalog>(c).ok())
+            {
+                return Ok(LivePlan {
+                    plan: self.plan_with(plan, env.dialect, &catalog)?,
+                    catalog,
+                });
+            }
+            // Started by a phasegate that did not record the schema: plan live.
+            let catalog = self.read_catalog(env, &[plan]).await?;
+            return Ok(LivePlan {
+                plan: self.plan_with(plan, env.dialect, &catalog)?,
+                catalog,
+            });
         }
-        self.plan_with(plan, env.dialect, &catalog)
+        let catalog = self.read_catalog(env, &[plan]).await?;
+        crate::plan::validate_against(&plan.file, &catalog).map_err(|source| {
+            RunError::Planning {
+                plan: plan.label.clone(),
+                source,
+            }
+        })?;
+        Ok(LivePlan {
+            plan: self.plan_with(plan, env.dialect, &catalog)?,
+            catalog,
+        })
     }
 
     /// `phasegate plan --env E`: the plan as `apply` would run it there.
     pub async fn plan_against(&self, env: &str, target: &str) -> Result<Plan, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        self.plan_live(&loaded, env).await
+        Ok(self.plan_live(&loaded, env).await?.plan)
     }
 
     /// The live schema of every table the plans touch.
@@ -379,7 +420,7 @@ impl<'a> Workspace<'a> {
         &self,
         store: &mut Store,
         env: &Environment,
-        plan: &Plan,
+        plan: &LivePlan,
         loaded: &LoadedPlan,
         dry_run: bool,
     ) -> Result<Applied, RunError> {
@@ -627,16 +668,15 @@ impl Workspace<'_> {
                     env.name
                 )));
             }
-            // What ran, undone as planned when the plan started here: a plan
-            // made now, against the schema the phase changed, may not know
-            // (drop_column's relax_not_null is gone once the column is nullable).
-            let planned = planned_undo(&events);
+            // What ran, undone in reverse order, as planned (against the
+            // schema recorded when the plan started here).
             let now = self.clock.now();
             for id in applied_in_order(&events, n).iter().rev() {
-                let now_planned = plan.phase_steps(phase).find(|s| &s.id == id);
-                let Some((sql, transactional)) = planned.get(id).cloned().or_else(|| {
-                    now_planned.and_then(|s| s.rollback_sql.clone().map(|sql| (sql, s.transactional)))
-                }) else {
+                let Some((sql, transactional)) = plan
+                    .phase_steps(phase)
+                    .find(|s| &s.id == id)
+                    .and_then(|s| s.rollback_sql.clone().map(|sql| (sql, s.transactional)))
+                else {
                     continue;
                 };
                 let run = if transactional || env.dialect == Dialect::Sqlite {
@@ -775,7 +815,6 @@ impl Workspace<'_> {
                 "checksum": now_sum,
                 "text": loaded.text,
                 "reason": reason,
-                "undo": undo_map(&plan),
             })
             .to_string();
             store
@@ -919,12 +958,17 @@ impl Workspace<'_> {
             };
             let mut rows = Vec::new();
             for loaded in &plans {
-                let plan = self.plan_with(loaded, env.dialect, catalog)?;
                 let mine: Vec<Event> = events
                     .iter()
-                    .filter(|e| e.plan.as_deref().is_none_or(|p| p == plan.name))
+                    .filter(|e| e.plan.as_deref().is_none_or(|p| p == loaded.file.name))
                     .cloned()
                     .collect();
+                // A plan that started here is planned against the schema it started with.
+                let snapshot = derive(&mine, 0)
+                    .catalog
+                    .and_then(|c| serde_json::from_str::<Catalog>(&c).ok());
+                let plan =
+                    self.plan_with(loaded, env.dialect, snapshot.as_ref().unwrap_or(catalog))?;
                 let state = derive(&mine, plan.phases.len());
                 let prev_state = i.checked_sub(1).map(|p| {
                     let s = logs[p].as_ref().map(|(ev, _)| {
@@ -978,54 +1022,16 @@ impl Workspace<'_> {
     }
 }
 
-/// The `plan_started` record: the plan file's checksum and text, and how
-/// each step undoes itself as planned now, against the schema the plan
-/// starts from (see [`planned_undo`]).
-fn started_detail(plan: &Plan, loaded: &LoadedPlan) -> String {
+/// What `plan_started` records: the plan file's checksum and text (for the
+/// drift gate) and the schema the plan was made against (for every later
+/// phase).
+fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     serde_json::json!({
         "checksum": crate::tracker::checksum(&loaded.text),
         "text": loaded.text,
-        "undo": undo_map(plan),
+        "catalog": plan.catalog,
     })
     .to_string()
-}
-
-/// Each step's rollback SQL, and whether it runs in a transaction.
-fn undo_map(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
-    plan.steps
-        .iter()
-        .filter_map(|s| {
-            let sql = s.rollback_sql.as_ref()?;
-            Some((
-                s.id.clone(),
-                serde_json::json!({ "sql": sql, "transactional": s.transactional }),
-            ))
-        })
-        .collect()
-}
-
-/// Each step's rollback SQL (and whether it runs in a transaction) as
-/// planned when the plan started in this environment, or when an edit of
-/// it was accepted there (a later record wins, step by step). Rollback uses
-/// it rather than a plan made now: every command plans against the live
-/// schema, which the plan's own phases have changed since.
-fn planned_undo(events: &[Event]) -> std::collections::HashMap<String, (String, bool)> {
-    let mut undo = std::collections::HashMap::new();
-    for e in events
-        .iter()
-        .filter(|e| matches!(e.kind, EventKind::PlanStarted | EventKind::ChangeAccepted))
-    {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.detail) else {
-            continue;
-        };
-        for (id, u) in v["undo"].as_object().into_iter().flatten() {
-            if let Some(sql) = u["sql"].as_str() {
-                let transactional = u["transactional"].as_bool().unwrap_or(true);
-                undo.insert(id.clone(), (sql.to_string(), transactional));
-            }
-        }
-    }
-    undo
 }
 
 /// The steps of phase `n` applied (or resolved as applied) since it last

@@ -206,6 +206,10 @@ pub struct PlanState {
     pub outstanding: Vec<Outstanding>,
     /// Backfills that committed batches but did not finish, by step id.
     pub checkpoints: std::collections::BTreeMap<String, Checkpoint>,
+    /// The live schema the plan was made against when it started here (JSON
+    /// of a [`crate::catalog::Catalog`]): every later phase is planned against
+    /// it, so the plan stays the one that was reviewed.
+    pub catalog: Option<String>,
 }
 
 /// What the plan does next in this environment.
@@ -271,6 +275,7 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         phases: vec![blank.clone(); phase_count],
         outstanding: Vec::new(),
         checkpoints: std::collections::BTreeMap::new(),
+        catalog: None,
     };
     for e in events {
         let idx = e
@@ -285,6 +290,9 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.detail) {
                     s.checksum = v["checksum"].as_str().map(str::to_string);
                     s.text = v["text"].as_str().map(str::to_string);
+                    if let Some(c) = v.get("catalog").filter(|c| !c.is_null()) {
+                        s.catalog = Some(c.to_string());
+                    }
                 }
             }
             EventKind::StepStarted => {

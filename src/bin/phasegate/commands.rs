@@ -53,7 +53,10 @@ pub async fn plan_live(
         file,
         label,
     };
-    ws.plan_live(&loaded, environment).await.map_err(fail)
+    ws.plan_live(&loaded, environment)
+        .await
+        .map(|p| p.plan)
+        .map_err(fail)
 }
 
 pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
