@@ -102,35 +102,6 @@ impl Drop for LockFiles {
     }
 }
 
-/// The URL phasegate uses for a test database.
-fn db_url(db: &TestDb) -> String {
-    match db.dialect {
-        Dialect::Sqlite => format!("sqlite://{}", db.name),
-        Dialect::Postgres => {
-            let server = std::env::var(common::POSTGRES_URL_ENV)
-                .unwrap_or_else(|_| common::DEFAULT_POSTGRES_URL.to_string());
-            with_database(&server, &db.name)
-        }
-    }
-}
-
-/// `postgres://u@h:5432/postgres?x=y` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let authority = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[authority..].find('/') {
-        Some(i) => &head[..authority + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// A scratch project folder with `plans/`, removed when dropped.
 struct Project {
     dir: PathBuf,
@@ -256,7 +227,7 @@ struct Fixture {
 impl Fixture {
     fn new(dbs: [TestDb; 3], settings: [&str; 3]) -> TestResult<Fixture> {
         let project = Project::new("tracker")?;
-        let urls = [db_url(&dbs[0]), db_url(&dbs[1]), db_url(&dbs[2])];
+        let urls = [dbs[0].url.clone(), dbs[1].url.clone(), dbs[2].url.clone()];
         let config = project.configure(&config_text(&[
             ("dev", &urls[0], settings[0]),
             ("staging", &urls[1], settings[1]),
@@ -1566,7 +1537,7 @@ async fn a_held_lock_makes_apply_wait_then_fail_clearly_on_postgres() {
 async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
     let project = Project::new("status")?;
     project.write("plans/rename-users-name.yaml", RENAME)?;
-    let urls = [db_url(&dbs[0]), db_url(&dbs[1]), db_url(&dbs[2])];
+    let urls = [dbs[0].url.clone(), dbs[1].url.clone(), dbs[2].url.clone()];
     for db in &dbs {
         seed_users(db, 10).await?;
     }

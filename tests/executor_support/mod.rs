@@ -22,35 +22,6 @@ use crate::common::{self, TestDb, TestResult, fail};
 /// The one environment every executor test configures.
 pub const ENV: &str = "test";
 
-/// The URL phasegate (and the application's client) use for a test database.
-pub fn db_url(db: &TestDb) -> String {
-    match db.dialect {
-        Dialect::Sqlite => format!("sqlite://{}", db.name),
-        Dialect::Postgres => {
-            let server = std::env::var(common::POSTGRES_URL_ENV)
-                .unwrap_or_else(|_| common::DEFAULT_POSTGRES_URL.to_string());
-            with_database(&server, &db.name)
-        }
-    }
-}
-
-/// `postgres://u@h:5432/postgres?x=y` with its database replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let authority = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[authority..].find('/') {
-        Some(i) => &head[..authority + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 /// A scratch project folder (`phasegate.yaml`, `plans/`) for one test
 /// database, removed when dropped, with the side-car lock file phasegate
 /// keeps beside a SQLite database.
@@ -78,7 +49,7 @@ impl Project {
         std::fs::create_dir_all(dir.join("plans"))?;
         let mut text = format!(
             "environments:\n  - name: {ENV}\n    database_url: '{}'\n",
-            db_url(db).replace('\'', "''")
+            db.url.clone().replace('\'', "''")
         );
         for s in settings {
             text.push_str(&format!("    {s}\n"));
@@ -177,7 +148,7 @@ impl Conn {
     /// application sharing the file with a writer would set.
     pub async fn open(db: &TestDb) -> TestResult<Conn> {
         Ok(match db.dialect {
-            Dialect::Postgres => Conn::Pg(PgConnection::connect(&db_url(db)).await?),
+            Dialect::Postgres => Conn::Pg(PgConnection::connect(&db.url.clone()).await?),
             Dialect::Sqlite => {
                 let opts = SqliteConnectOptions::new()
                     .filename(&db.name)
