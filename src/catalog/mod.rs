@@ -16,6 +16,7 @@
 //! find is *missing* ([`Lookup::Missing`]), one it was never asked about is
 //! *not read* ([`Lookup::NotRead`]) and judged by nobody.
 
+mod mysql;
 mod postgres;
 mod sql_text;
 mod sqlite;
@@ -41,6 +42,12 @@ pub struct ColumnFacts {
     pub nullable: bool,
     /// The default expression as the database prints it.
     pub default: Option<String>,
+    /// The character set of a text column (MySQL/MariaDB: `utf8mb4`).
+    #[serde(default)]
+    pub charset: Option<String>,
+    /// The collation of a text column (MySQL/MariaDB).
+    #[serde(default)]
+    pub collation: Option<String>,
 }
 
 /// What kind of relation a name refers to.
@@ -239,6 +246,9 @@ pub struct ServerVersion {
     pub major: u32,
     pub minor: u32,
     pub patch: u32,
+    /// MariaDB rather than MySQL (dialect `mysql` only).
+    #[serde(default)]
+    pub mariadb: bool,
 }
 
 impl ServerVersion {
@@ -254,6 +264,7 @@ impl ServerVersion {
             major,
             minor,
             patch,
+            mariadb: false,
         }
     }
 
@@ -265,6 +276,28 @@ impl ServerVersion {
             major: parts.next()??,
             minor: parts.next().flatten().unwrap_or(0),
             patch: parts.next().flatten().unwrap_or(0),
+            mariadb: false,
+        })
+    }
+
+    /// From MySQL's or MariaDB's `SELECT VERSION()` (`8.0.36`,
+    /// `10.11.6-MariaDB-1:10.11.6+maria~ubu2204`).
+    pub fn mysql(text: &str) -> Option<ServerVersion> {
+        let t = text.trim();
+        let mariadb = t.to_ascii_lowercase().contains("mariadb");
+        // MariaDB 10 once reported `5.5.5-10.x…` to old clients.
+        let t = t.strip_prefix("5.5.5-").unwrap_or(t);
+        let numeric: String = t
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
+        Some(ServerVersion {
+            dialect: Dialect::Mysql,
+            major: parts.next()??,
+            minor: parts.next().flatten().unwrap_or(0),
+            patch: parts.next().flatten().unwrap_or(0),
+            mariadb,
         })
     }
 
@@ -284,6 +317,14 @@ impl fmt::Display for ServerVersion {
             (Dialect::Sqlite, _) => {
                 write!(f, "SQLite {}.{}.{}", self.major, self.minor, self.patch)
             }
+            (Dialect::Mysql, _) => write!(
+                f,
+                "{} {}.{}.{}",
+                if self.mariadb { "MariaDB" } else { "MySQL" },
+                self.major,
+                self.minor,
+                self.patch
+            ),
         }
     }
 }
@@ -323,7 +364,7 @@ pub enum CatalogError {
     #[error("connecting to {url}: no answer within {}s", .timeout.as_secs())]
     Timeout { url: String, timeout: Duration },
     #[error(
-        "`{url}` is not a database URL phasegate can read a schema from; expected postgres://… or sqlite:…"
+        "`{url}` is not a database URL phasegate can read a schema from; expected postgres://…, mysql://… or sqlite:…"
     )]
     Url { url: String },
 }
@@ -403,7 +444,8 @@ impl Catalog {
         self.tables.is_empty() && self.missing.is_empty() && self.server.is_none()
     }
 
-    /// Connects to `url` (`postgres://…`, `postgresql://…` or `sqlite:…`)
+    /// Connects to `url` (`postgres://…`, `postgresql://…`, `mysql://…`,
+    /// `mariadb://…` or `sqlite:…`)
     /// and reads the server's version and `tables`. Waits at most
     /// [`DEFAULT_CONNECT_TIMEOUT`] for the connection. The connection only
     /// reads, and is closed before this returns.
@@ -446,6 +488,24 @@ impl Catalog {
                 pool.close().await;
                 catalog
             }
+            "mysql" | "mariadb" => {
+                let url = match url.strip_prefix("mariadb") {
+                    Some(rest) => format!("mysql{rest}"),
+                    None => url.to_string(),
+                };
+                let opts = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(connect_err)?;
+                let pool = sqlx::mysql::MySqlPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(timeout)
+                    .connect_with(opts);
+                let pool = tokio::time::timeout(timeout, pool)
+                    .await
+                    .map_err(|_| timed_out())?
+                    .map_err(connect_err)?;
+                let catalog = Catalog::read_mysql(&pool, tables).await;
+                pool.close().await;
+                catalog
+            }
             "sqlite" => {
                 let opts =
                     sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
@@ -476,6 +536,13 @@ impl Catalog {
 
     /// Reads the library's version and `tables` from an SQLite database. A
     /// table that does not exist is recorded as missing.
+    pub async fn read_mysql(
+        pool: &sqlx::MySqlPool,
+        tables: &[TableName],
+    ) -> Result<Catalog, CatalogError> {
+        mysql::read(pool, tables).await
+    }
+
     pub async fn read_sqlite(
         pool: &sqlx::SqlitePool,
         tables: &[TableName],
@@ -556,7 +623,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_url_is_refused() {
-        let err = Catalog::read("mysql://h/db", &[]).await.map(|_| ());
+        let err = Catalog::read("oracle://h/db", &[]).await.map(|_| ());
         assert!(matches!(err, Err(CatalogError::Url { .. })), "{err:?}");
     }
 }

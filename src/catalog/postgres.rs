@@ -131,6 +131,8 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
                     type_sql,
                     nullable: r.try_get("nullable").ok()?,
                     default: r.try_get("dflt").ok()?,
+                    charset: None,
+                    collation: None,
                 })
             })
             .collect();

@@ -110,6 +110,8 @@ async fn read_table(
             type_sql,
             nullable: notnull == 0,
             default,
+            charset: None,
+            collation: None,
         });
     }
     pk.sort();

@@ -24,15 +24,18 @@ use crate::name::{SqlType, TableName};
 pub enum Dialect {
     Postgres,
     Sqlite,
+    /// MySQL 8 and MariaDB 10.5+.
+    Mysql,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 2] = [Dialect::Postgres, Dialect::Sqlite];
+    pub const ALL: [Dialect; 3] = [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql];
 
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Postgres => "postgres",
             Dialect::Sqlite => "sqlite",
+            Dialect::Mysql => "mysql",
         }
     }
 
@@ -42,10 +45,13 @@ impl Dialect {
     /// matches no column is silently read by SQLite as a string literal, so a
     /// misspelt name in a verification query would compare strings and pass.
     /// A backticked name is always an identifier.
+    ///
+    /// MySQL quotes names with backticks too (double quotes are strings
+    /// unless `ANSI_QUOTES` is set).
     pub fn quote_ident(self, ident: &str) -> String {
         let q = match self {
             Dialect::Postgres => '"',
-            Dialect::Sqlite => '`',
+            Dialect::Sqlite | Dialect::Mysql => '`',
         };
         let mut out = String::with_capacity(ident.len() + 2);
         out.push(q);
@@ -94,8 +100,27 @@ impl Dialect {
     /// Quotes a string literal: `it's` → `'it''s'`. Postgres runs with
     /// `standard_conforming_strings` on (the default since 9.1), so a
     /// backslash is an ordinary character in both dialects.
+    ///
+    /// MySQL treats a backslash in a string as an escape (unless the session
+    /// sets `NO_BACKSLASH_ESCAPES`), so there both `'` and `\` are doubled
+    /// (`a\b` → `'a\\b'`). A session with `NO_BACKSLASH_ESCAPES` would read
+    /// the doubled backslash as two: phasegate's SQL assumes the server
+    /// default (backslash escapes on).
     pub fn quote_literal(self, value: &str) -> String {
         match self {
+            Dialect::Mysql => {
+                let mut out = String::with_capacity(value.len() + 2);
+                out.push('\'');
+                for c in value.chars() {
+                    match c {
+                        '\'' => out.push_str("''"),
+                        '\\' => out.push_str("\\\\"),
+                        _ => out.push(c),
+                    }
+                }
+                out.push('\'');
+                out
+            }
             Dialect::Postgres | Dialect::Sqlite => {
                 let mut out = String::with_capacity(value.len() + 2);
                 out.push('\'');
@@ -147,6 +172,33 @@ impl Dialect {
         }
     }
 
+    /// MySQL/MariaDB: whether `MODIFY` from `from` to `to` is done in place
+    /// (`ALGORITHM=INPLACE, LOCK=NONE`, no table copy). Only a VARCHAR
+    /// widened while its length prefix keeps the same size qualifies: a
+    /// column of up to 255 bytes has a 1-byte prefix, a longer one 2 bytes,
+    /// so widening across 255 bytes copies the table. `bytes_per_char` is
+    /// the column's character set's maximum (utf8mb4: 4, latin1: 1).
+    pub fn mysql_varchar_widening_in_place(
+        from: &SqlType,
+        to: &SqlType,
+        bytes_per_char: u32,
+    ) -> bool {
+        if from.array_dims > 0 || to.array_dims > 0 {
+            return false;
+        }
+        let varchar = |b: &str| matches!(b, "varchar" | "character varying");
+        if !varchar(&from.base) || !varchar(&to.base) {
+            return false;
+        }
+        match (from.modifiers.as_slice(), to.modifiers.as_slice()) {
+            ([a], [b]) if b >= a => {
+                let bytes = |n: u32| n.saturating_mul(bytes_per_char.max(1));
+                (bytes(*a) <= 255) == (bytes(*b) <= 255)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `ADD COLUMN … NOT NULL DEFAULT expr` is a catalog-only change
     /// here, so a required column with this default can be added in one phase.
     ///
@@ -157,6 +209,10 @@ impl Dialect {
         match self {
             Dialect::Postgres => !expression_is_volatile(default),
             Dialect::Sqlite => is_sqlite_constant(default),
+            // INSTANT ADD COLUMN (MySQL 8.0.12+, MariaDB 10.3.2+) takes a
+            // constant default; an expression default (MySQL 8.0.13+) is
+            // evaluated per row and copies the table.
+            Dialect::Mysql => is_sqlite_constant(default),
         }
     }
 }
@@ -169,7 +225,7 @@ impl fmt::Display for Dialect {
 
 /// An unknown dialect name, with the nearest known one.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", crate::suggest::unknown("dialect", .given, &["postgres", "sqlite"]))]
+#[error("{}", crate::suggest::unknown("dialect", .given, &["postgres", "sqlite", "mysql"]))]
 pub struct UnknownDialect {
     pub given: String,
 }
@@ -180,6 +236,7 @@ impl FromStr for Dialect {
         match s.to_ascii_lowercase().as_str() {
             "postgres" | "postgresql" | "pg" => Ok(Dialect::Postgres),
             "sqlite" | "sqlite3" => Ok(Dialect::Sqlite),
+            "mysql" | "mariadb" => Ok(Dialect::Mysql),
             _ => Err(UnknownDialect {
                 given: s.to_string(),
             }),
@@ -327,6 +384,24 @@ mod tests {
         assert_eq!(pg.quote_literal("it's"), "'it''s'");
         assert_eq!(Dialect::Sqlite.quote_ident("we`ird"), "`we``ird`");
         assert_eq!(Dialect::Sqlite.quote_literal("a\\b"), "'a\\b'");
+        let my = Dialect::Mysql;
+        assert_eq!(my.quote_ident("user"), "`user`");
+        assert_eq!(my.quote_ident("we`ird"), "`we``ird`");
+        assert_eq!(my.quote_literal("it's a\\b"), "'it''s a\\\\b'");
+        assert_eq!("mariadb".parse::<Dialect>().ok(), Some(Dialect::Mysql));
+        assert_eq!("MySQL".parse::<Dialect>().ok(), Some(Dialect::Mysql));
+    }
+
+    #[test]
+    fn mysql_varchar_widening_keeps_its_length_prefix() {
+        let w = Dialect::mysql_varchar_widening_in_place;
+        assert!(w(&ty("varchar(20)"), &ty("varchar(60)"), 4));
+        assert!(!w(&ty("varchar(60)"), &ty("varchar(64)"), 4));
+        assert!(w(&ty("varchar(60)"), &ty("varchar(64)"), 1));
+        assert!(w(&ty("varchar(100)"), &ty("varchar(300)"), 4));
+        assert!(!w(&ty("varchar(100)"), &ty("varchar(50)"), 4));
+        assert!(!w(&ty("int"), &ty("bigint"), 4));
+        assert!(!w(&ty("varchar(10)"), &ty("text"), 4));
     }
 
     #[test]

@@ -157,6 +157,11 @@ async fn batch(
                     last,
                 }
             }
+            Dialect::Mysql => {
+                return Err(sqlx::Error::Configuration(
+                    crate::tracker::MYSQL_NOT_SUPPORTED.into(),
+                ));
+            }
             Dialect::Sqlite => {
                 let (select, last_sql, update) = sqlite_batch(b, key, after, n);
                 let scanned: i64 = sqlx::query_scalar(AssertSqlSafe(select))
@@ -301,6 +306,7 @@ pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> 
     let n = u64::from(env.backfill_batch_size);
     match env.dialect {
         Dialect::Postgres => format!("{};", postgres_batch(b, key, None, n)),
+        Dialect::Mysql => format!("-- {}", crate::tracker::MYSQL_NOT_SUPPORTED),
         Dialect::Sqlite => {
             let (_, _, update) = sqlite_batch(b, key, None, n);
             format!("{update};")
@@ -315,6 +321,9 @@ pub(super) async fn primary_key(
 ) -> Result<Vec<String>, RunError> {
     let dialect = store.dialect();
     let rows: Vec<String> = match dialect {
+        Dialect::Mysql => Err(sqlx::Error::Configuration(
+            crate::tracker::MYSQL_NOT_SUPPORTED.into(),
+        )),
         Dialect::Postgres => {
             sqlx::query_scalar(
                 "SELECT a.attname::text FROM pg_index i \
@@ -357,6 +366,7 @@ async fn estimate_rows(store: &mut Store, dialect: Dialect, table: &TableName) -
             dialect.quote_literal(&dialect.quote_table(table))
         ),
         Dialect::Sqlite => format!("SELECT count(*) FROM {}", dialect.quote_table(table)),
+        Dialect::Mysql => return None,
     };
     let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
         .fetch_one(store.conn())

@@ -60,6 +60,8 @@ pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
             v
         }
         (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
+        // Never reached: config refuses mysql:// environments.
+        (Dialect::Mysql, _) => vec![format!("-- {}", crate::tracker::MYSQL_NOT_SUPPORTED)],
     }
 }
 

@@ -273,6 +273,8 @@ mod tests {
             ty: SqlType::parse(ty).ok(),
             nullable: true,
             default: None,
+            charset: None,
+            collation: None,
         }
     }
 

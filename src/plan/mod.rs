@@ -335,6 +335,7 @@ impl<'a> Recipe<'a> {
                 match self.dialect {
                     Dialect::Postgres => "Postgres",
                     Dialect::Sqlite => "SQLite",
+                    Dialect::Mysql => "MySQL/MariaDB",
                 }
             ))),
             None => Ok(()),
@@ -368,7 +369,8 @@ impl<'a> Recipe<'a> {
             description: description.into(),
             sql: None,
             rollback_sql: None,
-            transactional: true,
+            // MySQL DDL commits as it runs: nothing there is one transaction.
+            transactional: self.dialect != Dialect::Mysql,
             reversible: true,
             change: self.change,
             table: None,
@@ -433,6 +435,7 @@ impl<'a> Recipe<'a> {
             mode: match dialect {
                 Dialect::Postgres => "ROW EXCLUSIVE (row locks per batch)".into(),
                 Dialect::Sqlite => "database write lock per batch".into(),
+                Dialect::Mysql => "InnoDB row locks per batch".into(),
             },
             tables: vec![table.to_string()],
             // Postgres locks only the rows of a batch; SQLite's single writer
@@ -440,6 +443,7 @@ impl<'a> Recipe<'a> {
             blocks: match dialect {
                 Dialect::Postgres => Blocks::Nothing,
                 Dialect::Sqlite => Blocks::Writes,
+                Dialect::Mysql => Blocks::Nothing,
             },
             duration: LockDuration::PerBatch,
         });
@@ -478,6 +482,16 @@ impl<'a> Recipe<'a> {
         let mode = match self.dialect {
             Dialect::Sqlite => "database write lock".to_string(),
             Dialect::Postgres => mode.to_string(),
+            // Recipes name Postgres lock levels; MySQL takes metadata locks.
+            Dialect::Mysql => match mode {
+                "ACCESS EXCLUSIVE" | "SHARE ROW EXCLUSIVE" | "SHARE" => {
+                    "exclusive metadata lock (brief)".to_string()
+                }
+                "SHARE UPDATE EXCLUSIVE" | "ACCESS SHARE" | "ROW EXCLUSIVE" => {
+                    "shared metadata lock".to_string()
+                }
+                other => other.to_string(),
+            },
         };
         LockNote {
             mode,

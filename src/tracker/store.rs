@@ -23,6 +23,10 @@ const SCHEMA_LOCK_KEY: i64 = LOCK_KEY + 1;
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
+    /// Execution on MySQL/MariaDB (event log, GET_LOCK, started/finished
+    /// records) is not written yet; config refuses `mysql://` before this.
+    #[error("{env}: {MYSQL_NOT_SUPPORTED}")]
+    MysqlNotSupported { env: String },
     #[error("{env}: cannot connect: {source}")]
     Connect { env: String, source: sqlx::Error },
     #[error("{env}: no answer within {}s", timeout.as_secs_f64())]
@@ -59,6 +63,9 @@ pub struct Store {
     /// False when opened read-only on a database phasegate never wrote to.
     has_log: bool,
 }
+
+/// Why a MySQL environment cannot be used yet.
+pub const MYSQL_NOT_SUPPORTED: &str = "MySQL environments are not supported by this release yet";
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +105,11 @@ impl Store {
         timeout: Duration,
         create: bool,
     ) -> Result<Store, TrackerError> {
+        if dialect == Dialect::Mysql {
+            return Err(TrackerError::MysqlNotSupported {
+                env: env.to_string(),
+            });
+        }
         sqlx::any::install_default_drivers();
         let connect = AnyConnection::connect(url);
         let conn = tokio::time::timeout(timeout, connect)
@@ -135,6 +147,13 @@ impl Store {
         &mut self.conn
     }
 
+    /// The error every MySQL arm returns (a Store is never opened on MySQL).
+    pub fn mysql_not_supported(&self) -> TrackerError {
+        TrackerError::MysqlNotSupported {
+            env: self.env.clone(),
+        }
+    }
+
     pub fn db_error(&self, source: sqlx::Error) -> TrackerError {
         TrackerError::Database {
             env: self.env.clone(),
@@ -157,6 +176,7 @@ impl Store {
         let sql = match self.dialect {
             Dialect::Postgres => "BEGIN",
             Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Mysql => return Err(self.mysql_not_supported()),
         };
         self.exec(sql).await
     }
@@ -180,6 +200,7 @@ impl Store {
             Dialect::Sqlite => {
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'phasegate_meta'"
             }
+            Dialect::Mysql => return Err(self.mysql_not_supported()),
         };
         let exists: i64 = sqlx::query_scalar(exists_sql)
             .fetch_one(&mut self.conn)
@@ -211,6 +232,7 @@ impl Store {
     async fn create_tables(&mut self, wait: Duration) -> Result<(), TrackerError> {
         let busy = wait.as_millis();
         let ddl = match self.dialect {
+            Dialect::Mysql => return Err(self.mysql_not_supported()),
             Dialect::Postgres => format!(
                 "BEGIN;
                  SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
@@ -290,6 +312,7 @@ impl Store {
         };
         let start = Instant::now();
         match self.dialect {
+            Dialect::Mysql => Err(self.mysql_not_supported()),
             Dialect::Sqlite => {
                 let lock_url = sqlite_lock_url(&self.url);
                 let mut conn = AnyConnection::connect(&lock_url).await.map_err(|source| {
@@ -344,6 +367,7 @@ impl Store {
                     let _ = conn.close().await;
                 }
             }
+            Dialect::Mysql => {}
         }
     }
 
@@ -372,6 +396,7 @@ impl Store {
             Dialect::Sqlite => {
                 "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             }
+            Dialect::Mysql => return Err(self.mysql_not_supported()),
         };
         sqlx::query(sql)
             .bind(at.timestamp_millis())
@@ -402,6 +427,7 @@ impl Store {
                     Dialect::Sqlite => {
                         format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id")
                     }
+                    Dialect::Mysql => return Err(self.mysql_not_supported()),
                 };
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(p.to_string())

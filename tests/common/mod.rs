@@ -336,6 +336,7 @@ impl TestDb {
         match self.dialect {
             Dialect::Postgres => postgres,
             Dialect::Sqlite => sqlite,
+            Dialect::Mysql => panic!("the harness has no MySQL databases yet"),
         }
     }
 
@@ -371,6 +372,9 @@ impl TestDb {
     /// `generate_series` on Postgres, a recursive CTE on SQLite.
     pub fn series(&self, n: u32) -> String {
         match self.dialect {
+            Dialect::Mysql => format!(
+                "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
+            ),
             Dialect::Postgres => format!("generate_series(1, {n}) AS s(i)"),
             Dialect::Sqlite => format!(
                 "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) SELECT i FROM s) AS s"
@@ -662,6 +666,7 @@ impl TestDb {
         let sql = match self.dialect {
             Dialect::Postgres => PG_SCHEMA_SNAPSHOT,
             Dialect::Sqlite => SQLITE_SCHEMA_SNAPSHOT,
+            Dialect::Mysql => return Err(fail("the harness has no MySQL databases yet")),
         };
         self.texts(sql).await
     }

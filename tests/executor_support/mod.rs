@@ -148,6 +148,9 @@ impl Conn {
     /// application sharing the file with a writer would set.
     pub async fn open(db: &TestDb) -> TestResult<Conn> {
         Ok(match db.dialect {
+            Dialect::Mysql => {
+                return Err("MySQL environments are not supported by this release yet".into());
+            }
             Dialect::Postgres => Conn::Pg(PgConnection::connect(&db.url.clone()).await?),
             Dialect::Sqlite => {
                 let opts = SqliteConnectOptions::new()

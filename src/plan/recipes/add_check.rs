@@ -1,6 +1,11 @@
 //! `add_check`: the application writes only rows that pass the check; then
 //! existing rows are verified, and the check is added NOT VALID and validated
 //! in its own transaction. SQLite enforces it with triggers.
+//!
+//! MySQL/MariaDB have no NOT VALID: adding a CHECK (enforced from MySQL
+//! 8.0.16; MariaDB 10.2+) validates every existing row, and is a table copy
+//! (`ALGORITHM=COPY`) during which writes wait. So existing rows are verified
+//! first, and the note says what the ALTER costs.
 
 use minijinja::context;
 
@@ -70,6 +75,29 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddCheck) -> Result<(), PlanningErr
                 ),
                 sql.get("validate"),
                 None,
+                lock,
+            );
+        }
+        Dialect::Mysql => {
+            r.require(8, 0, "CHECK constraints that are enforced (MySQL 8.0.16+)")?;
+            let lock = r.lock(
+                "table copy (ALGORITHM=COPY, LOCK=SHARED) under a metadata lock",
+                &[t],
+                Blocks::Writes,
+                LockDuration::Scan,
+            );
+            r.note(format!(
+                "MySQL/MariaDB have no NOT VALID: adding check {} copies {t} and checks every row, and writes to {t} wait for the whole copy (reads continue); run it at a quiet time",
+                i.name
+            ));
+            r.migration(
+                "add_check",
+                format!(
+                    "Add check {}: validates existing rows in a table copy (writes wait)",
+                    i.name
+                ),
+                sql.get("add_not_valid"),
+                Some(sql.get("drop_constraint")),
                 lock,
             );
         }

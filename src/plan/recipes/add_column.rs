@@ -5,7 +5,7 @@
 
 use minijinja::context;
 
-use super::{set_not_null, table_value};
+use super::{mysql_at_least, set_not_null, table_value};
 use crate::dialect::Dialect;
 use crate::intent::AddColumn;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
@@ -18,9 +18,13 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         .server_below(11, 0)
         .filter(|_| r.dialect == Dialect::Postgres)
         .cloned();
+    // MySQL adds a column INSTANT from 8.0.12, MariaDB from 10.3.2; before
+    // that, ADD COLUMN rebuilds the table (in place, writes go on).
+    let instant_ddl = r.dialect == Dialect::Mysql && mysql_at_least(r, (8, 0, 12), (10, 3, 2));
     let instant = default
         .filter(|d| r.dialect.add_column_with_default_is_instant(d))
-        .filter(|_| rewrites.is_none());
+        .filter(|_| rewrites.is_none())
+        .filter(|_| r.dialect != Dialect::Mysql || instant_ddl);
     if let (Some(v), Some(d)) = (&rewrites, default) {
         r.note(format!(
             "{v} rewrites the whole table for ADD COLUMN … DEFAULT (a catalog-only default needs Postgres 11): {c} is added without a default, DEFAULT {d} is set for new rows, and existing rows are filled in batches"
@@ -58,6 +62,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         default => instant,
         later_default => default.filter(|_| instant.is_none()),
         not_null => one_phase_required,
+        instant_ddl,
     };
     let sql = r.render(
         "add_column",
@@ -72,12 +77,26 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         ],
     )?;
 
-    let lock = r.lock(
-        "ACCESS EXCLUSIVE",
-        &[t],
-        Blocks::ReadsAndWrites,
-        LockDuration::Brief,
-    );
+    let lock = match r.dialect {
+        Dialect::Mysql if !instant_ddl => r.lock(
+            "online rebuild (ALGORITHM=INPLACE, LOCK=NONE); brief metadata locks",
+            &[t],
+            Blocks::Nothing,
+            LockDuration::Scan,
+        ),
+        Dialect::Mysql => r.lock(
+            "exclusive metadata lock (ALGORITHM=INSTANT, brief)",
+            &[t],
+            Blocks::ReadsAndWrites,
+            LockDuration::Brief,
+        ),
+        _ => r.lock(
+            "ACCESS EXCLUSIVE",
+            &[t],
+            Blocks::ReadsAndWrites,
+            LockDuration::Brief,
+        ),
+    };
     let what = if one_phase_required {
         format!(
             "Add column {c} {} NOT NULL DEFAULT {} (catalog only: existing rows read the default)",
@@ -151,7 +170,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
             format!("Write {c} on every insert and update of {t} (rows written by the previous release hold NULL until the backfill)"),
         );
     }
-    set_not_null::enforce(r, t, c, fill)?;
+    set_not_null::enforce(r, t, c, fill, Some((i.ty.written.as_str(), default)))?;
     if default.is_some() {
         r.app("app_use", format!("New code may read and write {t}.{c}"));
     }

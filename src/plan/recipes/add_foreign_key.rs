@@ -5,6 +5,13 @@
 //!
 //! SQLite cannot add a constraint to an existing table without rebuilding
 //! it, so triggers enforce the reference and the ON DELETE action.
+//!
+//! MySQL/MariaDB have no NOT VALID. After the app stage and the orphan
+//! verification, the key is added with `foreign_key_checks = 0` and
+//! `ALGORITHM=INPLACE, LOCK=NONE`: InnoDB then neither scans existing rows
+//! nor copies the table (it adds the constraint, and an index on the columns
+//! when there is none, in place); the verification is what stands for the
+//! scan. New writes are checked as soon as the key exists.
 
 use minijinja::context;
 
@@ -15,6 +22,11 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), PlanningError> {
     let (t, p) = (&i.table, &i.references.table);
+    if r.dialect == Dialect::Mysql && i.on_delete == Some(OnDelete::SetDefault) {
+        return Err(r.unsupported(
+            "InnoDB rejects ON DELETE SET DEFAULT; use cascade, set_null, restrict or no_action",
+        ));
+    }
     if r.dialect == Dialect::Sqlite && i.on_delete == Some(OnDelete::SetDefault) {
         return Err(r.unsupported("SQLite's trigger-enforced foreign keys support on_delete cascade, set_null, restrict and no_action, not set_default"));
     }
@@ -103,6 +115,21 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), Planni
                 format!("Validate {name}: scans {t} without blocking reads or writes"),
                 sql.get("validate"),
                 None,
+                lock,
+            );
+        }
+        Dialect::Mysql => {
+            let lock = r.lock(
+                "metadata lock (ALGORITHM=INPLACE, LOCK=NONE; foreign_key_checks=0)",
+                &[t, p],
+                Blocks::Nothing,
+                LockDuration::Brief,
+            );
+            r.migration(
+                "add_foreign_key",
+                format!("Add foreign key {name} in place with foreign_key_checks=0: existing rows are not scanned (the verification checked them), new writes are checked"),
+                sql.get("add_not_valid"),
+                Some(sql.get("drop_constraint")),
                 lock,
             );
         }

@@ -2,6 +2,10 @@
 //! on Postgres, which cannot run in a transaction). A unique index is a
 //! constraint new rows must already satisfy, so the application stops writing
 //! duplicates one deploy before, and a verification finds none left.
+//!
+//! MySQL/MariaDB build a secondary index online (`ALGORITHM=INPLACE,
+//! LOCK=NONE`): reads and writes go on, with a brief metadata lock at the
+//! start and end. They have no partial indexes, so `where` is refused.
 
 use minijinja::context;
 
@@ -12,6 +16,11 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningError> {
     let t = &i.table;
+    if r.dialect == Dialect::Mysql && i.predicate.is_some() {
+        return Err(r.unsupported(
+            "MySQL and MariaDB have no partial indexes: drop `where`, or index an expression column",
+        ));
+    }
     let cols = i
         .columns
         .iter()
@@ -61,23 +70,29 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningErr
             LockDuration::Scan,
         ),
         Dialect::Sqlite => r.lock("", &[t], Blocks::Writes, LockDuration::Scan),
+        Dialect::Mysql => r.lock(
+            "online build (ALGORITHM=INPLACE, LOCK=NONE); brief metadata lock at start and end",
+            &[t],
+            Blocks::Nothing,
+            LockDuration::Scan,
+        ),
     };
     let unique = if i.unique { "unique " } else { "" };
     let step = r.migration(
         "create_index",
         format!(
             "Build {unique}index {name} on {t} ({cols}){}",
-            if r.dialect == Dialect::Postgres {
-                " concurrently"
-            } else {
-                ""
+            match r.dialect {
+                Dialect::Postgres => " concurrently",
+                Dialect::Mysql => " online (INPLACE, LOCK=NONE)",
+                Dialect::Sqlite => "",
             }
         ),
         sql.get("create_index"),
         Some(sql.get("drop_index")),
         lock,
     );
-    let transactional = r.dialect != Dialect::Postgres;
+    let transactional = r.dialect == Dialect::Sqlite;
     let s = r.step(step);
     s.transactional = transactional;
     s.table = Some(t.clone());

@@ -263,6 +263,8 @@ pub(super) fn plan(r: &Recipe<'_>, c: &Copy<'_>) -> Result<Option<Carry>, Planni
             column.default.is_some(),
         )
         .map(Some),
+        // Not carried on MySQL yet: copy_column notes it.
+        Dialect::Mysql => Ok(None),
     }
 }
 
@@ -637,6 +639,12 @@ pub(super) fn emit(
                 LockDuration::Scan,
             ),
             Dialect::Sqlite => r.lock("", &[t], Blocks::Writes, LockDuration::Scan),
+            Dialect::Mysql => r.lock(
+                "online build (ALGORITHM=INPLACE, LOCK=NONE)",
+                &[t],
+                Blocks::Nothing,
+                LockDuration::Scan,
+            ),
         };
         let unique = if index.ctx.unique { "unique " } else { "" };
         let step = r.migration(
@@ -689,7 +697,7 @@ pub(super) fn emit(
         }
     }
     if carry.not_null && r.dialect == Dialect::Postgres {
-        set_not_null::enforce(r, t, new, None)?;
+        set_not_null::enforce(r, t, new, None, None)?;
     }
     for (k, check) in carry.checks.iter().enumerate() {
         let n = k + 1;
@@ -832,6 +840,8 @@ mod tests {
             ty: crate::name::SqlType::parse(ty).ok(),
             nullable,
             default: None,
+            charset: None,
+            collation: None,
         }
     }
 

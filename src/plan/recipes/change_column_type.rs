@@ -4,7 +4,8 @@
 use minijinja::context;
 
 use super::copy_column::{self, Copy};
-use super::table_value;
+use super::{mysql_bytes_per_char, mysql_definition, table_value};
+use crate::dialect::Dialect;
 use crate::intent::{ChangeColumnType, SyncMode};
 use crate::name::Ident;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
@@ -14,7 +15,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
     let coercible = live
         .as_ref()
         .and_then(|c| c.ty.as_ref())
-        .is_some_and(|from| r.dialect.is_binary_coercible(from, &i.ty));
+        .is_some_and(|from| match r.dialect {
+            Dialect::Mysql => Dialect::mysql_varchar_widening_in_place(
+                from,
+                &i.ty,
+                mysql_bytes_per_char(live.as_ref().and_then(|c| c.charset.as_deref())),
+            ),
+            _ => r.dialect.is_binary_coercible(from, &i.ty),
+        });
     if coercible && i.using.is_none() {
         let from = live
             .as_ref()
@@ -25,6 +33,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             column => &i.column,
             new_type => i.ty.written.as_str(),
             old_type => from.as_str(),
+            new_definition => live.as_ref().map(|c| mysql_definition(i.ty.written.as_str(), Some(c), c.default.as_deref())),
+            old_definition => live.as_ref().map(|c| mysql_definition(&c.type_sql, Some(c), c.default.as_deref())),
+            not_null => live.as_ref().is_some_and(|c| !c.nullable),
         };
         let sql = r.render(
             "change_column_type",
@@ -32,15 +43,28 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             &["alter_type", "alter_type_back"],
         )?;
         let lock = r.lock(
-            "ACCESS EXCLUSIVE",
+            if r.dialect == Dialect::Mysql {
+                "exclusive metadata lock (ALGORITHM=INPLACE, LOCK=NONE; brief)"
+            } else {
+                "ACCESS EXCLUSIVE"
+            },
             &[&i.table],
-            Blocks::ReadsAndWrites,
+            if r.dialect == Dialect::Mysql {
+                Blocks::Nothing
+            } else {
+                Blocks::ReadsAndWrites
+            },
             LockDuration::Brief,
         );
+        let how = if r.dialect == Dialect::Mysql {
+            "a VARCHAR widened within the same length prefix: in place, no table copy"
+        } else {
+            "binary coercible: catalog only, no rewrite"
+        };
         let step = r.migration(
             "alter_type",
             format!(
-                "Change {}.{} from {from} to {} (binary coercible: catalog only, no rewrite)",
+                "Change {}.{} from {from} to {} ({how})",
                 i.table, i.column, i.ty
             ),
             sql.get("alter_type"),
@@ -49,8 +73,13 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
         );
         r.step(step).table = Some(i.table.clone());
         r.effects.uses.push((i.table.clone(), i.column.clone()));
+        let cost = if r.dialect == Dialect::Mysql {
+            "copies the table (writes wait)"
+        } else {
+            "scans the table"
+        };
         r.note(format!(
-            "rolling back narrows {} to {from} again, which scans the table and fails if longer values were written since",
+            "rolling back narrows {} to {from} again, which {cost} and fails if longer values were written since",
             i.column
         ));
         return Ok(());

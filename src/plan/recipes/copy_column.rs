@@ -4,7 +4,7 @@
 
 use minijinja::context;
 
-use super::{beside, carry, table_value};
+use super::{beside, carry, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::SyncMode;
 use crate::name::{Ident, TableName};
@@ -75,6 +75,23 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         })
         .unwrap_or_default();
     let sync_trigger = c.sync == SyncMode::Trigger;
+    // MySQL: the old column's definition (to relax it with MODIFY) and the
+    // new one's final definition (NOT NULL and the default move at the contract).
+    let live_old = r.catalog.column(t, old);
+    let old_definition =
+        live_old.map(|col| mysql_definition(&col.type_sql, Some(col), col.default.as_deref()));
+    let new_type_sql = c.new_type.clone().unwrap_or_default();
+    let new_definition = mysql_definition(
+        &new_type_sql,
+        live_old.filter(|_| !c.cast),
+        c.old_default.as_deref(),
+    );
+    let new_not_null = live_old.is_some_and(|col| !col.nullable);
+    if r.dialect == Dialect::Mysql && r.catalog.table(t).is_some() {
+        r.note(format!(
+            "on MySQL, indexes, unique, check and foreign-key constraints on {old} are not carried to {new} yet: add them with add_index, add_check or add_foreign_key before the contract"
+        ));
+    }
     let carry = carry::plan(r, &c)?;
     let carried = carry::context(carry.as_ref());
     let ctx = context! {
@@ -96,6 +113,10 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         trigger_update => beside(t, &derived_name(&[table_name, old.as_str(), new.as_str(), "sync_upd"])),
         // `EXECUTE FUNCTION` came in Postgres 11; `EXECUTE PROCEDURE` still works.
         execute_procedure => r.server_below(11, 0).is_some(),
+        old_definition,
+        new_definition,
+        new_not_null,
+        instant_ddl => super::mysql_at_least(r, (8, 0, 12), (10, 3, 2)),
         ..carried
     };
     let sql = r.render(c.kind, &ctx, BLOCKS)?;
@@ -174,7 +195,17 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
             format!("Read {new}; keep writing both {old} and {new}"),
         );
         // New code stops writing the old column: it must accept NULL first.
-        if c.old_required != Some(false) && r.dialect == Dialect::Postgres {
+        let relax = match r.dialect {
+            Dialect::Postgres => c.old_required != Some(false),
+            Dialect::Mysql => c.old_required == Some(true),
+            Dialect::Sqlite => false,
+        };
+        if r.dialect == Dialect::Mysql && c.old_required.is_none() {
+            r.note(format!(
+                "planned offline: if {old} is NOT NULL without a default, new code must keep writing it until the contract (MySQL's MODIFY needs its full definition to relax it: plan against the database)"
+            ));
+        }
+        if relax {
             let lock = brief(r, "ACCESS EXCLUSIVE");
             let i = r.migration(
                 "relax_old",

@@ -4,7 +4,7 @@
 
 use minijinja::context;
 
-use super::table_value;
+use super::{mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::DropColumn;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
@@ -14,13 +14,15 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
     if r.dialect == Dialect::Sqlite {
         r.require(3, 35, "ALTER TABLE … DROP COLUMN")?;
     }
-    let ctx = context! { table => table_value(t), column => c };
+    let live = r.catalog.column(t, c);
+    let definition =
+        live.map(|col| mysql_definition(&col.type_sql, Some(col), col.default.as_deref()));
+    let ctx = context! { table => table_value(t), column => c, definition };
     let sql = r.render(
         "drop_column",
         &ctx,
         &["relax_not_null", "restore_not_null", "drop_column"],
     )?;
-    let live = r.catalog.column(t, c);
     // Offline, relaxing is harmless when the column is nullable already.
     let required = live.is_none_or(|col| !col.nullable && col.default.is_none());
     if required {
@@ -42,6 +44,25 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
                     r.note(format!("{c} is made nullable in case it is NOT NULL; this fails if it is part of the primary key"));
                 }
             }
+            Dialect::Mysql if live.is_some() => {
+                let lock = r.lock(
+                    "online rebuild (ALGORITHM=INPLACE, LOCK=NONE); brief metadata locks",
+                    &[t],
+                    Blocks::Nothing,
+                    LockDuration::Scan,
+                );
+                let i = r.migration(
+                    "relax_not_null",
+                    format!("MODIFY {c} NULL online, so inserts from code that no longer writes it succeed"),
+                    sql.get("relax_not_null"),
+                    Some(sql.get("restore_not_null")),
+                    lock,
+                );
+                r.step(i).table = Some(t.clone());
+            }
+            Dialect::Mysql => r.note(format!(
+                "planned offline: if {c} is NOT NULL without a default, code must keep writing it until it is dropped (plan against the database to have it made nullable first; MySQL's MODIFY needs its full definition)"
+            )),
             Dialect::Sqlite => r.note(format!(
                 "SQLite cannot drop NOT NULL in place: if {c} is NOT NULL without a default, code must keep writing it until it is dropped"
             )),
@@ -53,12 +74,21 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
             "Stop reading and writing {t}.{c} (remove it from every query, model and SELECT *)"
         ),
     );
-    let lock = r.lock(
-        "ACCESS EXCLUSIVE",
-        &[t],
-        Blocks::ReadsAndWrites,
-        LockDuration::Brief,
-    );
+    let lock = if r.dialect == Dialect::Mysql {
+        r.lock(
+            "INSTANT on MySQL 8.0.29+ / MariaDB 10.4+ (brief metadata lock), otherwise an online rebuild",
+            &[t],
+            Blocks::Nothing,
+            LockDuration::Brief,
+        )
+    } else {
+        r.lock(
+            "ACCESS EXCLUSIVE",
+            &[t],
+            Blocks::ReadsAndWrites,
+            LockDuration::Brief,
+        )
+    };
     let drop = r.migration(
         "drop_column",
         format!("Drop column {c} of {t}"),

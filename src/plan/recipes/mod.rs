@@ -63,6 +63,44 @@ fn names(cols: &[Ident]) -> Value {
     )
 }
 
+/// MySQL/MariaDB: a column's definition as template context (`type`,
+/// `charset`, `collation`, `default`), for a `MODIFY` that must restate all
+/// of it. `live` supplies the character set and collation when known.
+fn mysql_definition(
+    type_sql: &str,
+    live: Option<&crate::catalog::ColumnFacts>,
+    default: Option<&str>,
+) -> Value {
+    minijinja::context! {
+        type => type_sql,
+        charset => live.and_then(|c| c.charset.clone()),
+        collation => live.and_then(|c| c.collation.clone()),
+        default => default,
+    }
+}
+
+/// MySQL/MariaDB: whether the server (assumed recent offline) is at least
+/// `mysql` when it is MySQL, or `mariadb` when it is MariaDB.
+fn mysql_at_least(r: &Recipe<'_>, mysql: (u32, u32, u32), mariadb: (u32, u32, u32)) -> bool {
+    match r.server() {
+        None => true,
+        Some(v) => {
+            let want = if v.mariadb { mariadb } else { mysql };
+            (v.major, v.minor, v.patch) >= want
+        }
+    }
+}
+
+/// Bytes per character of a MySQL character set (its maximum); 4 when unknown.
+fn mysql_bytes_per_char(charset: Option<&str>) -> u32 {
+    match charset.map(str::to_ascii_lowercase).as_deref() {
+        Some("latin1" | "ascii" | "binary" | "latin2" | "cp1252") => 1,
+        Some("ucs2") => 2,
+        Some("utf8" | "utf8mb3") => 3,
+        _ => 4,
+    }
+}
+
 fn cols_text(cols: &[Ident]) -> String {
     cols.iter()
         .map(Ident::as_str)
@@ -269,5 +307,321 @@ mod version_tests {
         // A Postgres catalog does not make SQLite plans refuse anything.
         let changes = "  - drop_column: { table: users, column: legacy }\n";
         assert!(plan_with(Dialect::Sqlite, &pg(90_600), changes).is_ok());
+    }
+}
+
+/// The MySQL shape of every intent kind, offline and against a live table.
+#[cfg(test)]
+mod mysql_tests {
+    use super::testing::{plan, plan_with, reversible, shape, sql_of};
+    use crate::catalog::{Catalog, ColumnFacts, ServerVersion, TableFacts};
+    use crate::dialect::Dialect;
+    use crate::name::{Ident, SqlType, TableName};
+
+    const MY: Dialect = Dialect::Mysql;
+
+    fn col(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> ColumnFacts {
+        ColumnFacts {
+            name: Ident::new(name).unwrap_or_else(|e| panic!("{e}")),
+            type_sql: ty.into(),
+            ty: SqlType::parse(ty).ok(),
+            nullable,
+            default: default.map(str::to_string),
+            charset: ty.starts_with("varchar").then(|| "utf8mb4".to_string()),
+            collation: ty
+                .starts_with("varchar")
+                .then(|| "utf8mb4_general_ci".to_string()),
+        }
+    }
+
+    fn users(version: &str) -> Catalog {
+        let mut c = Catalog::offline();
+        c.set_server(ServerVersion::mysql(version).unwrap_or_else(|| panic!("{version}")));
+        let facts = TableFacts {
+            columns: vec![
+                col("id", "bigint", false, None),
+                col("name", "varchar(50)", false, None),
+                col("nick", "varchar(20)", true, Some("'x'")),
+                col("age", "int", true, None),
+            ],
+            primary_key: vec![Ident::new("id").unwrap_or_else(|e| panic!("{e}"))],
+            ..TableFacts::default()
+        };
+        let t = TableName::parse("users").unwrap_or_else(|e| panic!("{e}"));
+        c.insert(t, facts);
+        c
+    }
+
+    fn ok(catalog: &Catalog, changes: &str) -> crate::plan::Plan {
+        plan_with(MY, catalog, changes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn versions_are_read_with_their_flavour() {
+        let m = ServerVersion::mysql("10.11.6-MariaDB-1:10.11.6+maria~ubu2204");
+        assert_eq!(
+            m.as_ref().map(|v| (v.major, v.minor, v.patch, v.mariadb)),
+            Some((10, 11, 6, true))
+        );
+        assert_eq!(m.map(|v| v.to_string()).as_deref(), Some("MariaDB 10.11.6"));
+        let m = ServerVersion::mysql("8.0.36");
+        assert_eq!(m.map(|v| v.to_string()).as_deref(), Some("MySQL 8.0.36"));
+    }
+
+    #[test]
+    fn rename_uses_before_triggers_and_moves_not_null_at_the_contract() {
+        let p = ok(
+            &users("10.11.6-MariaDB"),
+            "  - rename_column: { table: users, from: name, to: full_name }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec![
+                    "migration:add_column",
+                    "migration:sync_trigger",
+                    "backfill:backfill",
+                    "verify:verify"
+                ],
+                vec!["app:app_switch"],
+                vec!["migration:contract"],
+            ]
+        );
+        assert_eq!(reversible(&p), vec![true, true, false]);
+        let add = sql_of(&p, "add_column");
+        assert!(add.contains("ADD COLUMN `full_name` varchar(50) CHARACTER SET `utf8mb4` COLLATE `utf8mb4_general_ci` NULL, ALGORITHM=INSTANT"), "{add}");
+        let trig = sql_of(&p, "sync_trigger");
+        assert!(
+            trig.contains("BEFORE INSERT ON `users` FOR EACH ROW"),
+            "{trig}"
+        );
+        assert!(
+            trig.contains("SET NEW.`name` = IF(NEW.`full_name` IS NULL"),
+            "{trig}"
+        );
+        let contract = sql_of(&p, "contract");
+        assert!(
+            contract.contains("DROP COLUMN `name`,\n  MODIFY `full_name` varchar(50)"),
+            "{contract}"
+        );
+        assert!(contract.contains("NOT NULL;"), "{contract}");
+        assert!(p.steps.iter().all(|s| !s.transactional));
+        assert!(
+            sql_of(&p, "backfill")
+                .starts_with("UPDATE `users` SET `full_name` = `name` WHERE NOT (")
+        );
+    }
+
+    #[test]
+    fn rename_offline_asks_for_the_database() {
+        let e = plan_with(
+            MY,
+            &Catalog::offline(),
+            "  - rename_column: { table: users, from: name, to: full_name }\n",
+        );
+        assert!(e.is_err_and(|e| e.to_string().contains("plan against the database")));
+    }
+
+    #[test]
+    fn rename_with_app_sync_relaxes_the_old_not_null_column() {
+        let p = ok(
+            &users("8.0.36"),
+            "  - rename_column: { table: users, from: name, to: full_name, sync: app }\n",
+        );
+        let relax = sql_of(&p, "relax_old");
+        assert!(relax.contains("MODIFY `name` varchar(50) CHARACTER SET `utf8mb4` COLLATE `utf8mb4_general_ci` NULL, ALGORITHM=INPLACE, LOCK=NONE"), "{relax}");
+    }
+
+    #[test]
+    fn add_column_required_with_constant_default_is_one_instant_phase() {
+        let p = plan(
+            MY,
+            "  - add_column: { table: users, column: status, type: varchar(20), nullable: false, default: \"'new'\" }\n",
+        );
+        assert_eq!(shape(&p), vec![vec!["migration:add_column", "app:app_use"]]);
+        assert!(sql_of(&p, "add_column").ends_with("NOT NULL DEFAULT 'new', ALGORITHM=INSTANT;"));
+        // A server without INSTANT ADD COLUMN takes the multi-phase path.
+        let old = Catalog::offline()
+            .with_server(ServerVersion::mysql("8.0.11").unwrap_or_else(|| panic!()));
+        let p = ok(
+            &old,
+            "  - add_column: { table: users, column: status, type: varchar(20), nullable: false, default: \"'new'\" }\n",
+        );
+        assert!(
+            shape(&p)[0].contains(&"backfill:backfill".to_string()),
+            "{:?}",
+            shape(&p)
+        );
+        assert!(sql_of(&p, "add_column").ends_with("ALGORITHM=INPLACE, LOCK=NONE;"));
+        let set = sql_of(&p, "set_not_null");
+        assert!(
+            set.contains(
+                "MODIFY `status` varchar(20) NOT NULL DEFAULT 'new', ALGORITHM=INPLACE, LOCK=NONE"
+            ),
+            "{set}"
+        );
+    }
+
+    #[test]
+    fn add_column_required_without_default_is_multi_phase() {
+        let p = plan(
+            MY,
+            "  - add_column: { table: users, column: plan, type: int, nullable: false, backfill: \"0\" }\n",
+        );
+        assert!(shape(&p).len() > 1);
+        assert!(
+            sql_of(&p, "set_not_null")
+                .contains("MODIFY `plan` int NOT NULL, ALGORITHM=INPLACE, LOCK=NONE")
+        );
+    }
+
+    #[test]
+    fn varchar_widening_is_in_place_only_within_its_length_prefix() {
+        let c = users("10.11.6-MariaDB");
+        let p = ok(
+            &c,
+            "  - change_column_type: { table: users, column: nick, type: varchar(60) }\n",
+        );
+        assert_eq!(shape(&p), vec![vec!["migration:alter_type"]]);
+        let sql = sql_of(&p, "alter_type");
+        assert!(sql.contains("MODIFY `nick` varchar(60) CHARACTER SET `utf8mb4` COLLATE `utf8mb4_general_ci` NULL DEFAULT 'x', ALGORITHM=INPLACE, LOCK=NONE"), "{sql}");
+        // 20 → 64 characters of utf8mb4 crosses 255 bytes: a table copy, so a new column.
+        let p = ok(
+            &c,
+            "  - change_column_type: { table: users, column: nick, type: varchar(64) }\n",
+        );
+        assert!(shape(&p).len() == 3, "{:?}", shape(&p));
+        let p = ok(
+            &c,
+            "  - change_column_type: { table: users, column: age, type: bigint }\n",
+        );
+        assert!(sql_of(&p, "add_column").contains("ADD COLUMN `age_new` bigint NULL"));
+        // Offline the old type is unknown: the copy path.
+        let p = plan(
+            MY,
+            "  - change_column_type: { table: users, column: nick, type: varchar(60) }\n",
+        );
+        assert!(shape(&p).len() > 1);
+    }
+
+    #[test]
+    fn drop_column_relaxes_a_required_column_from_the_live_definition() {
+        let p = ok(
+            &users("8.0.36"),
+            "  - drop_column: { table: users, column: name }\n",
+        );
+        assert_eq!(
+            shape(&p),
+            vec![
+                vec!["migration:relax_not_null", "app:app_stop_using"],
+                vec!["migration:drop_column"]
+            ]
+        );
+        assert!(sql_of(&p, "relax_not_null").contains("MODIFY `name` varchar(50)"));
+        let p = plan(MY, "  - drop_column: { table: users, column: name }\n");
+        assert_eq!(
+            shape(&p),
+            vec![vec!["app:app_stop_using"], vec!["migration:drop_column"]]
+        );
+    }
+
+    #[test]
+    fn rename_table_swaps_names_atomically() {
+        let p = plan(MY, "  - rename_table: { from: user, to: members }\n");
+        let c = sql_of(&p, "contract");
+        assert!(
+            c.starts_with(
+                "RENAME TABLE `members` TO `members_phasegate_view`, `user` TO `members`;"
+            ),
+            "{c}"
+        );
+        assert!(c.ends_with("DROP VIEW `members_phasegate_view`;"), "{c}");
+    }
+
+    #[test]
+    fn indexes_are_built_online_and_partial_ones_refused() {
+        let p = plan(
+            MY,
+            "  - add_index: { table: users, columns: [email], unique: true }\n",
+        );
+        assert!(sql_of(&p, "create_index").contains(
+            "ADD UNIQUE INDEX `users_email_key` (`email`), ALGORITHM=INPLACE, LOCK=NONE;"
+        ));
+        let e = plan_with(
+            MY,
+            &Catalog::offline(),
+            "  - add_index: { table: users, columns: [email], where: \"email IS NOT NULL\" }\n",
+        );
+        assert!(e.is_err_and(|e| e.to_string().contains("partial")));
+    }
+
+    #[test]
+    fn foreign_keys_are_added_in_place_without_checks() {
+        let p = plan(
+            MY,
+            "  - add_foreign_key: { table: orders, columns: [user_id], references: { table: users, columns: [id] } }\n",
+        );
+        let sql = sql_of(&p, "add_foreign_key");
+        assert!(
+            sql.starts_with("SET SESSION foreign_key_checks = 0;"),
+            "{sql}"
+        );
+        assert!(sql.contains(", ALGORITHM=INPLACE, LOCK=NONE;"), "{sql}");
+        assert!(
+            sql.ends_with("SET SESSION foreign_key_checks = 1;"),
+            "{sql}"
+        );
+        assert_eq!(
+            p.steps[p.steps.len() - 1].rollback_sql.as_deref(),
+            Some("ALTER TABLE `orders` DROP FOREIGN KEY `orders_user_id_fkey`;")
+        );
+    }
+
+    #[test]
+    fn set_not_null_needs_the_live_definition() {
+        let e = plan_with(
+            MY,
+            &Catalog::offline(),
+            "  - set_not_null: { table: users, column: age }\n",
+        );
+        assert!(e.is_err_and(|e| e.to_string().contains("plan against the database")));
+        let p = ok(
+            &users("10.11.6-MariaDB"),
+            "  - set_not_null: { table: users, column: age, backfill: \"0\" }\n",
+        );
+        assert!(
+            sql_of(&p, "set_not_null")
+                .contains("MODIFY `age` int NOT NULL, ALGORITHM=INPLACE, LOCK=NONE;")
+        );
+        assert_eq!(
+            sql_of(&p, "backfill"),
+            "UPDATE `users` SET `age` = 0 WHERE `age` IS NULL;"
+        );
+    }
+
+    #[test]
+    fn checks_are_verified_then_added_with_a_copy() {
+        let p = plan(
+            MY,
+            "  - add_check: { table: users, name: age_positive, check: \"age > 0\" }\n",
+        );
+        assert!(sql_of(&p, "add_check").contains("CHECK (age > 0), ALGORITHM=COPY, LOCK=SHARED;"));
+        assert_eq!(
+            p.steps.last().and_then(|s| s.rollback_sql.as_deref()),
+            Some("ALTER TABLE `users` DROP CONSTRAINT `age_positive`;")
+        );
+    }
+
+    #[test]
+    fn awkward_names_are_quoted() {
+        let p = plan(
+            MY,
+            "  - add_column: { table: user, column: \"we`ird\", type: int }\n",
+        );
+        assert!(
+            sql_of(&p, "add_column").starts_with("ALTER TABLE `user` ADD COLUMN `we``ird` int")
+        );
+        let p = plan(MY, "  - drop_table: { table: user }\n");
+        assert_eq!(sql_of(&p, "drop_table"), "DROP TABLE `user`;");
     }
 }

@@ -49,6 +49,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         trigger_insert => beside(from, &derived_name(&[to.as_str(), "write_ins"])),
         trigger_update => beside(from, &derived_name(&[to.as_str(), "write_upd"])),
         trigger_delete => beside(from, &derived_name(&[to.as_str(), "write_del"])),
+        parked_view => beside(from, &derived_name(&[to.as_str(), "phasegate_view"])),
     };
     let sql = r.render(
         "rename_table",
@@ -58,7 +59,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
     r.effects.replaces_table = Some((from.clone(), "renames"));
     // CREATE VIEW takes only ACCESS SHARE on the table it reads.
     let lock = r.lock(
-        "ACCESS SHARE",
+        if r.dialect == Dialect::Mysql {
+            "shared metadata lock"
+        } else {
+            "ACCESS SHARE"
+        },
         &[from],
         Blocks::Nothing,
         LockDuration::Brief,
@@ -78,14 +83,27 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         format!("Use {to} instead of {} in every query", from.name),
     );
     let lock = r.lock(
-        "ACCESS EXCLUSIVE",
+        if r.dialect == Dialect::Mysql {
+            "exclusive metadata lock (RENAME TABLE, atomic)"
+        } else {
+            "ACCESS EXCLUSIVE"
+        },
         &[from],
         Blocks::ReadsAndWrites,
         LockDuration::Brief,
     );
+    if r.dialect == Dialect::Mysql {
+        r.note(format!(
+            "rolling back the contract renames {to} back to {from} and then recreates the view: between the two statements {to} does not exist"
+        ));
+    }
     let s = r.migration(
         "contract",
-        format!("In one transaction: drop view {view} and rename table {from} to {to}"),
+        if r.dialect == Dialect::Mysql {
+            format!("In one RENAME TABLE: move view {view} aside and rename table {from} to {to}; then drop the view")
+        } else {
+            format!("In one transaction: drop view {view} and rename table {from} to {to}")
+        },
         sql.get("contract"),
         Some(sql.get("contract_back")),
         lock,

@@ -6,16 +6,26 @@
 //! of scanning under ACCESS EXCLUSIVE, then the check is dropped.
 //! SQLite cannot add NOT NULL to an existing column without rebuilding the
 //! table, so BEFORE INSERT/UPDATE triggers enforce it.
+//!
+//! MySQL/MariaDB: `MODIFY` restating the column's whole definition (type,
+//! character set, collation, default) with NOT NULL, `ALGORITHM=INPLACE,
+//! LOCK=NONE`: an online rebuild (reads and writes go on; brief metadata
+//! locks at start and end) that fails if a NULL is left. The definition
+//! comes from the live catalog (or, for a column the plan adds, its intent);
+//! offline it is unknown, and the change is refused.
 
 use minijinja::context;
 
-use super::{beside, table_value};
+use super::{beside, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::SetNotNull;
 use crate::name::{Ident, TableName};
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &SetNotNull) -> Result<(), PlanningError> {
+    if r.dialect == Dialect::Mysql && r.catalog.column(&i.table, &i.column).is_none() {
+        return Err(needs_definition(r, &i.table, &i.column));
+    }
     r.effects.uses.push((i.table.clone(), i.column.clone()));
     r.app(
         "app_write_value",
@@ -29,7 +39,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SetNotNull) -> Result<(), PlanningE
         &i.table,
         &i.column,
         i.backfill.as_ref().map(|b| b.as_str()),
+        None,
     )
+}
+
+fn needs_definition(r: &Recipe<'_>, t: &TableName, column: &Ident) -> PlanningError {
+    r.unsupported(format!(
+        "MySQL adds NOT NULL with MODIFY, which restates {t}.{column}'s whole definition (type, character set, default): plan against the database (`phasegate plan --env ENV`) so it is read from the live schema"
+    ))
 }
 
 /// Backfill (when `backfill` is given), verify, and enforce NOT NULL on a
@@ -39,8 +56,19 @@ pub(super) fn enforce(
     t: &TableName,
     column: &Ident,
     backfill: Option<&str>,
+    // MySQL: the (type, default) of a column this plan adds, not in the catalog.
+    added: Option<(&str, Option<&str>)>,
 ) -> Result<(), PlanningError> {
     let table_name = t.name.as_str();
+    let live = r.catalog.column(t, column);
+    let definition = match (live, added) {
+        (Some(c), _) => Some(mysql_definition(&c.type_sql, Some(c), c.default.as_deref())),
+        (None, Some((ty, default))) => Some(mysql_definition(ty, None, default)),
+        (None, None) => None,
+    };
+    if r.dialect == Dialect::Mysql && definition.is_none() {
+        return Err(needs_definition(r, t, column));
+    }
     let ctx = context! {
         table => table_value(t),
         table_name,
@@ -50,6 +78,7 @@ pub(super) fn enforce(
         trigger_insert => beside(t, &derived_name(&[table_name, column.as_str(), "not_null_ins"])),
         trigger_update => beside(t, &derived_name(&[table_name, column.as_str(), "not_null_upd"])),
         message => format!("{t}.{column} may not be NULL"),
+        definition,
     };
     let sql = r.render(
         "set_not_null",
@@ -136,6 +165,24 @@ pub(super) fn enforce(
             r.migration(
                 "set_not_null",
                 how,
+                sql.get("set_not_null"),
+                Some(sql.get("drop_not_null")),
+                lock,
+            );
+        }
+        Dialect::Mysql => {
+            let lock = r.lock(
+                "online rebuild (ALGORITHM=INPLACE, LOCK=NONE); brief metadata locks at start and end",
+                &[t],
+                Blocks::Nothing,
+                LockDuration::Scan,
+            );
+            r.note(format!(
+                "MODIFY restates {column}'s type, character set, collation and default; anything else on the column (AUTO_INCREMENT, ON UPDATE, a comment, a generated expression) would be lost, so check the SQL"
+            ));
+            r.migration(
+                "set_not_null",
+                format!("MODIFY {column} NOT NULL online: rebuilds {t} in place without blocking reads or writes; fails if a NULL is left"),
                 sql.get("set_not_null"),
                 Some(sql.get("drop_not_null")),
                 lock,

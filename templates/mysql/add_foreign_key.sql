@@ -1,0 +1,32 @@
+{#- add_foreign_key. MySQL/MariaDB have no NOT VALID: with
+    foreign_key_checks = 0 the key is added in place (ALGORITHM=INPLACE,
+    LOCK=NONE) without scanning existing rows, which the orphan verification
+    checked first. InnoDB adds an index on the columns when none leads with them.
+    Context: table, table_name, parent, parent_name, columns, parent_columns,
+    pairs ([column, parent column]), on_delete, constraint, message. -#}
+
+{% block verify_orphans %}
+SELECT count(*) FROM {{ table|ident }} AS child
+ WHERE {% for c in columns %}{% if not loop.first %} AND {% endif %}child.{{ c|ident }} IS NOT NULL{% endfor %}
+
+   AND NOT EXISTS (
+     SELECT 1 FROM {{ parent|ident }} AS parent
+      WHERE {% for pair in pairs %}{% if not loop.first %} AND {% endif %}parent.{{ pair[1]|ident }} = child.{{ pair[0]|ident }}{% endfor %}
+
+   )
+{% endblock %}
+
+{% block add_not_valid %}
+SET SESSION foreign_key_checks = 0;
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ constraint|ident }} FOREIGN KEY ({{ columns|idents }})
+  REFERENCES {{ parent|ident }} ({{ parent_columns|idents }})
+{%- if on_delete %} ON DELETE {{ on_delete|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
+SET SESSION foreign_key_checks = 1;
+{% endblock %}
+
+{% block drop_constraint %}
+ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ constraint|ident }};
+{% endblock %}
+
+{% block validate %}{% endblock %}

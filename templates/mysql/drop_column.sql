@@ -1,0 +1,28 @@
+{#- drop_column. Relaxing NOT NULL is a MODIFY that restates the column's
+    definition (read from the live schema), rebuilt online.
+    Context: table, column, definition {type, charset, collation, default} (live only). -#}
+
+{% macro def(d) -%}
+{{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
+{%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
+{%- endmacro %}
+{% macro default(d) -%}
+{% if d.default %} DEFAULT {{ d.default|sql }}{% endif %}
+{%- endmacro %}
+
+{% block relax_not_null %}
+{% if definition %}
+ALTER TABLE {{ table|ident }}
+  MODIFY {{ column|ident }} {{ def(definition) }} NULL{{ default(definition) }}, ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
+{% endblock %}
+{% block restore_not_null %}
+{% if definition %}
+ALTER TABLE {{ table|ident }}
+  MODIFY {{ column|ident }} {{ def(definition) }} NOT NULL{{ default(definition) }}, ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
+{% endblock %}
+
+{% block drop_column %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ column|ident }};
+{% endblock %}

@@ -1,0 +1,91 @@
+{#- rename_column, and the copying path of change_column_type (which extends
+    this file). MySQL/MariaDB BEFORE triggers assign to NEW, one trigger per
+    event: whichever column the writer set, the other is derived from it.
+    The SET assigns left to right, so the old column is derived first, while
+    NEW of the new column is still what the writer wrote. The new column has
+    no default and stays nullable until the contract, which drops the old
+    column and, in the same ALTER, gives the new one the old one's NOT NULL
+    and default. Conversions are MySQL's own on assignment (CAST to most
+    column types does not exist in MySQL), or `forward`/`reverse`.
+    Context: table, table_name, old, new, new_type, cast, forward, reverse,
+    old_default, old_required, sync, trigger_insert, trigger_update,
+    old_definition, new_definition {type, charset, collation, default},
+    new_not_null, instant_ddl. -#}
+
+{% macro old_to_new(prefix) -%}
+{% if forward and prefix %}(SELECT {{ forward|sql }} FROM (SELECT {{ prefix|sql }}{{ old|ident }} AS {{ old|ident }}) AS phasegate_row)
+{%- elif forward %}({{ forward|sql }})
+{%- else %}{{ prefix|sql }}{{ old|ident }}{% endif %}
+{%- endmacro %}
+{% macro new_to_old(prefix) -%}
+{% if reverse %}(SELECT {{ reverse|sql }} FROM (SELECT {{ prefix|sql }}{{ new|ident }} AS {{ new|ident }}) AS phasegate_row)
+{%- else %}{{ prefix|sql }}{{ new|ident }}{% endif %}
+{%- endmacro %}
+{% macro def(d) -%}
+{{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
+{%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
+{%- endmacro %}
+
+{% block add_column %}
+ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ def(new_definition) }} NULL
+{%- if instant_ddl %}, ALGORITHM=INSTANT{% else %}, ALGORITHM=INPLACE, LOCK=NONE{% endif %};
+{% endblock %}
+
+{% block drop_new_column %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ new|ident }};
+{% endblock %}
+
+{% block sync_trigger %}
+CREATE TRIGGER {{ trigger_insert|ident }} BEFORE INSERT ON {{ table|ident }} FOR EACH ROW
+  SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} IS NULL, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
+      NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} IS NULL, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
+CREATE TRIGGER {{ trigger_update|ident }} BEFORE UPDATE ON {{ table|ident }} FOR EACH ROW
+  SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
+      NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
+{% endblock %}
+
+{% block drop_sync_trigger %}
+DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
+DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
+{% endblock %}
+
+{% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
+{% block backfill_pending %}NOT ({{ new|ident }} <=> {{ old_to_new("") }}){% endblock %}
+
+{% block verify %}
+SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ new|ident }} <=> {{ old_to_new("") }})
+{% endblock %}
+
+{#- Not carried on MySQL yet (see the plan's notes). -#}
+{% block carry_index %}{% endblock %}
+{% block drop_carried_index %}{% endblock %}
+{% block carry_unique %}{% endblock %}
+{% block carry_check %}{% endblock %}
+{% block carry_foreign_key %}{% endblock %}
+{% block validate_carried %}{% endblock %}
+{% block drop_carried_constraint %}{% endblock %}
+
+{#- sync=app: new code stops writing the old column, which must accept NULL. -#}
+{% block relax_old %}
+{% if old_definition %}
+ALTER TABLE {{ table|ident }}
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
+{% endblock %}
+{% block restore_old %}
+{% if old_definition %}
+ALTER TABLE {{ table|ident }}
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NOT NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
+{% endblock %}
+
+{% block contract %}
+{% if sync == "trigger" %}
+DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
+DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
+{% endif %}
+ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }}
+{%- if new_not_null or new_definition.default %},
+  MODIFY {{ new|ident }} {{ def(new_definition) }}{% if new_not_null %} NOT NULL{% else %} NULL{% endif %}
+{%- if new_definition.default %} DEFAULT {{ new_definition.default|sql }}{% endif %}{% endif %};
+{% endblock %}
