@@ -1,8 +1,10 @@
 {#- add_foreign_key. MySQL/MariaDB have no NOT VALID: with
     foreign_key_checks = 0 the key is added in place (ALGORITHM=INPLACE,
     LOCK=NONE) without scanning existing rows, which the orphan verification
-    checked first. InnoDB adds an index on the columns when none leads with them.
-    Context: table, table_name, parent, parent_name, columns, parent_columns,
+    checked first. InnoDB needs an index leading with the columns: unless the
+    live schema shows one, the step adds it (named like the key) so that a
+    rollback can drop it again.
+    Context: add_index, table, table_name, parent, parent_name, columns, parent_columns,
     pairs ([column, parent column]), on_delete, constraint, message. -#}
 
 {% block verify_orphans %}
@@ -19,6 +21,9 @@ SELECT count(*) FROM {{ table|ident }} AS child
 {% block add_not_valid %}
 SET SESSION foreign_key_checks = 0;
 ALTER TABLE {{ table|ident }}
+{% if add_index %}
+  ADD INDEX {{ constraint|ident }} ({{ columns|idents }}),
+{% endif %}
   ADD CONSTRAINT {{ constraint|ident }} FOREIGN KEY ({{ columns|idents }})
   REFERENCES {{ parent|ident }} ({{ parent_columns|idents }})
 {%- if on_delete %} ON DELETE {{ on_delete|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
@@ -26,7 +31,8 @@ SET SESSION foreign_key_checks = 1;
 {% endblock %}
 
 {% block drop_constraint %}
-ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ constraint|ident }};
+ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ constraint|ident }}
+{%- if add_index %}, DROP INDEX {{ constraint|ident }}{% endif %};
 {% endblock %}
 
 {% block validate %}{% endblock %}

@@ -35,13 +35,17 @@ use phasegate::dialect::templates::Templates;
 use phasegate::intent::parse_plan;
 use phasegate::name::TableName;
 use phasegate::plan::{Phase, Plan, Planner, PlanningError, Step, StepKind};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection, MySqlPool, PgPool, SqlitePool};
 
 /// The Postgres server tests create their databases on.
 pub const POSTGRES_URL_ENV: &str = "PHASEGATE_TEST_POSTGRES_URL";
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The MySQL/MariaDB server tests create their databases on.
+pub const MYSQL_URL_ENV: &str = "PHASEGATE_TEST_MYSQL_URL";
+pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 /// Set to `1` to make a missing database a failure instead of a skip.
 pub const REQUIRE_ENV: &str = "PHASEGATE_REQUIRE_DATABASES";
 
@@ -62,6 +66,7 @@ pub fn fail(message: impl Into<String>) -> Box<dyn Error> {
 pub enum Pool {
     Postgres(PgPool),
     Sqlite(SqlitePool),
+    Mysql(MySqlPool),
 }
 
 /// A test's own database, of either dialect.
@@ -82,6 +87,7 @@ macro_rules! on_pool {
         match &$db.pool {
             Pool::Postgres($p) => $body,
             Pool::Sqlite($p) => $body,
+            Pool::Mysql($p) => $body,
         }
     };
 }
@@ -263,6 +269,83 @@ fn url_with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
+/// Gives `body` a fresh MySQL/MariaDB database on the server at
+/// `PHASEGATE_TEST_MYSQL_URL` (default [`DEFAULT_MYSQL_URL`]) and drops it
+/// afterwards, even when the body fails or panics. Skips (or, with
+/// `PHASEGATE_REQUIRE_DATABASES=1`, fails) when no server answers.
+pub async fn with_mysql<F, Fut>(body: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = TestResult>,
+{
+    let url = std::env::var(MYSQL_URL_ENV).unwrap_or_else(|_| DEFAULT_MYSQL_URL.into());
+    let shown = redact(&url);
+    let admin_opts = MySqlConnectOptions::from_str(&url)
+        .unwrap_or_else(|e| panic!("{MYSQL_URL_ENV}={shown} is not a MySQL URL: {e}"));
+    let connected = tokio::time::timeout(
+        Duration::from_secs(5),
+        MySqlConnection::connect_with(&admin_opts),
+    )
+    .await;
+    let mut admin = match connected {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if !is_unreachable(&e) => {
+            panic!("MySQL at {shown} answered but refused the connection: {e}")
+        }
+        unreachable => {
+            let why = match unreachable {
+                Ok(Err(e)) => e.to_string(),
+                _ => "connection timed out".to_string(),
+            };
+            if databases_required() {
+                panic!("no MySQL at {shown} ({why}) and {REQUIRE_ENV}=1");
+            }
+            println!(
+                "skipped: {}: no MySQL at {shown} ({why}; {REQUIRE_ENV}=1 makes this a failure)",
+                test_name()
+            );
+            return;
+        }
+    };
+    let name = unique_name();
+    let quoted = Dialect::Mysql.quote_ident(&name);
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating database {name} on {shown}: {e}"));
+    let pool = MySqlPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(admin_opts.clone().database(&name))
+        .await;
+    let pool = match pool {
+        Ok(pool) => pool,
+        Err(e) => {
+            let _ = drop_mysql(&mut admin, &quoted).await;
+            panic!("connecting to test database {name}: {e}");
+        }
+    };
+    let db = TestDb {
+        dialect: Dialect::Mysql,
+        pool: Pool::Mysql(pool.clone()),
+        name: name.clone(),
+        url: url_with_database(&url, &name),
+    };
+    let cleanup = async move {
+        pool.close().await;
+        drop_mysql(&mut admin, &quoted).await
+    };
+    run_and_clean(&format!("database {name}"), body(db), cleanup).await;
+}
+
+async fn drop_mysql(admin: &mut MySqlConnection, quoted: &str) -> Result<(), String> {
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {quoted}")))
+        .execute(&mut *admin)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 async fn drop_postgres(admin: &mut PgConnection, quoted: &str) -> Result<(), String> {
     sqlx::raw_sql(AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"
@@ -336,7 +419,16 @@ impl TestDb {
         match self.dialect {
             Dialect::Postgres => postgres,
             Dialect::Sqlite => sqlite,
-            Dialect::Mysql => panic!("the harness has no MySQL databases yet"),
+            Dialect::Mysql => panic!("no MySQL spelling given: use pick3"),
+        }
+    }
+
+    /// Picks the SQL spelling of this dialect, MySQL included.
+    pub fn pick3<'a>(&self, postgres: &'a str, sqlite: &'a str, mysql: &'a str) -> &'a str {
+        match self.dialect {
+            Dialect::Postgres => postgres,
+            Dialect::Sqlite => sqlite,
+            Dialect::Mysql => mysql,
         }
     }
 
@@ -469,8 +561,16 @@ impl TestDb {
     /// `SELECT id, value` of every row of `table` (SQL as written), the value
     /// cast to text.
     pub async fn rows(&self, table: &str, id: &str, value: &str) -> TestResult<Rows> {
-        let sql =
-            format!("SELECT CAST({id} AS BIGINT), CAST({value} AS TEXT) FROM {table} ORDER BY 1");
+        let sql = match self.dialect {
+            Dialect::Mysql => {
+                format!(
+                    "SELECT CAST({id} AS SIGNED), CAST({value} AS CHAR) FROM {table} ORDER BY 1"
+                )
+            }
+            _ => format!(
+                "SELECT CAST({id} AS BIGINT), CAST({value} AS TEXT) FROM {table} ORDER BY 1"
+            ),
+        };
         let v = on_pool!(self, p => sqlx::query_as::<_, (i64, Option<String>)>(AssertSqlSafe(sql.clone()))
             .persistent(false)
             .fetch_all(p)
@@ -527,6 +627,7 @@ impl TestDb {
         let catalog = match &self.pool {
             Pool::Postgres(p) => Catalog::read_postgres(p, &names).await?,
             Pool::Sqlite(p) => Catalog::read_sqlite(p, &names).await?,
+            Pool::Mysql(p) => Catalog::read_mysql(p, &names).await?,
         };
         Ok(catalog)
     }
@@ -554,6 +655,17 @@ impl TestDb {
                 .fetch_one(p)
                 .await?
             }
+            Pool::Mysql(p) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM information_schema.COLUMNS \
+                      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                )
+                .bind(t.schema.as_ref().map(|s| s.as_str().to_string()))
+                .bind(t.name.as_str())
+                .bind(column)
+                .fetch_one(p)
+                .await?
+            }
         };
         Ok(n > 0)
     }
@@ -574,6 +686,16 @@ impl TestDb {
             .bind(t.name.as_str())
             .fetch_one(p)
             .await?,
+            Pool::Mysql(p) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM information_schema.TABLES \
+                  WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                )
+                .bind(t.schema.as_ref().map(|s| s.as_str().to_string()))
+                .bind(t.name.as_str())
+                .fetch_one(p)
+                .await?
+            }
         };
         Ok(n > 0)
     }
@@ -595,6 +717,17 @@ impl TestDb {
                 sqlx::query_scalar::<_, String>(
                     "SELECT type FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
                 )
+                .bind(t.name.as_str())
+                .fetch_optional(p)
+                .await?
+            }
+            Pool::Mysql(p) => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' ELSE 'table' END \
+                       FROM information_schema.TABLES \
+                      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+                )
+                .bind(t.schema.as_ref().map(|s| s.as_str().to_string()))
                 .bind(t.name.as_str())
                 .fetch_optional(p)
                 .await?
@@ -622,6 +755,16 @@ impl TestDb {
                     .fetch_one(p)
                     .await?;
                     // SQLite has no invalid indexes: one that exists is usable.
+                    (n > 0).then_some(true)
+                }
+                Pool::Mysql(p) => {
+                    let n = sqlx::query_scalar::<_, i64>(
+                        "SELECT count(*) FROM information_schema.STATISTICS \
+                          WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?",
+                    )
+                    .bind(index)
+                    .fetch_one(p)
+                    .await?;
                     (n > 0).then_some(true)
                 }
             };
@@ -653,6 +796,18 @@ impl TestDb {
                 .await?
                     != 0
             }
+            Pool::Mysql(p) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT (IS_NULLABLE = 'NO') + 0 FROM information_schema.COLUMNS \
+                      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                )
+                .bind(t.schema.as_ref().map(|s| s.as_str().to_string()))
+                .bind(t.name.as_str())
+                .bind(column)
+                .fetch_one(p)
+                .await?
+                    != 0
+            }
         };
         Ok(!not_null)
     }
@@ -666,7 +821,7 @@ impl TestDb {
         let sql = match self.dialect {
             Dialect::Postgres => PG_SCHEMA_SNAPSHOT,
             Dialect::Sqlite => SQLITE_SCHEMA_SNAPSHOT,
-            Dialect::Mysql => return Err(fail("the harness has no MySQL databases yet")),
+            Dialect::Mysql => MYSQL_SCHEMA_SNAPSHOT,
         };
         self.texts(sql).await
     }
@@ -708,6 +863,27 @@ SELECT line FROM (
   UNION ALL
   SELECT format('view %s: %s', c.oid::regclass, pg_get_viewdef(c.oid))
     FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM ns) AND c.relkind = 'v'
+) AS snapshot
+ORDER BY line
+"#;
+
+const MYSQL_SCHEMA_SNAPSHOT: &str = r#"
+SELECT line FROM (
+  SELECT CAST(CONCAT('relation ', TABLE_NAME, ' ', TABLE_TYPE) AS CHAR) AS line
+    FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()
+  UNION ALL
+  SELECT CAST(CONCAT('column ', TABLE_NAME, '.', COLUMN_NAME, ' ', COLUMN_TYPE, ' nullable=', IS_NULLABLE,
+                     ' default=', COALESCE(COLUMN_DEFAULT, '-'), ' collation=', COALESCE(COLLATION_NAME, '-')) AS CHAR)
+    FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()
+  UNION ALL
+  SELECT CAST(CONCAT('index ', TABLE_NAME, '.', INDEX_NAME, ' unique=', 1 - NON_UNIQUE, ' ', SEQ_IN_INDEX, ':', COALESCE(COLUMN_NAME, '-')) AS CHAR)
+    FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()
+  UNION ALL
+  SELECT CAST(CONCAT('constraint ', TABLE_NAME, '.', CONSTRAINT_NAME, ' ', CONSTRAINT_TYPE) AS CHAR)
+    FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = DATABASE()
+  UNION ALL
+  SELECT CAST(CONCAT('trigger ', TRIGGER_NAME, ' ', ACTION_TIMING, ' ', EVENT_MANIPULATION, ' on ', EVENT_OBJECT_TABLE, ': ', ACTION_STATEMENT) AS CHAR)
+    FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()
 ) AS snapshot
 ORDER BY line
 "#;

@@ -46,7 +46,20 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), Planni
         .zip(&i.references.columns)
         .map(|(c, rc)| (c.as_str().to_string(), rc.as_str().to_string()))
         .collect();
+    // MySQL: InnoDB needs an index leading with the columns; one it creates
+    // itself would outlive a rollback, so the step names it and drops it.
+    let has_index = r.catalog.table(t).is_some_and(|f| {
+        f.indexes.iter().any(|ix| {
+            ix.keys.len() >= i.columns.len()
+                && ix
+                    .keys
+                    .iter()
+                    .zip(&i.columns)
+                    .all(|(k, c)| k.column.as_ref() == Some(c))
+        })
+    });
     let ctx = context! {
+        add_index => !has_index,
         table => table_value(t),
         table_name => t.name.as_str(),
         parent => table_value(p),

@@ -568,12 +568,18 @@ mod mysql_tests {
         );
         assert!(sql.contains(", ALGORITHM=INPLACE, LOCK=NONE;"), "{sql}");
         assert!(
+            sql.contains("ADD INDEX `orders_user_id_fkey` (`user_id`),"),
+            "{sql}"
+        );
+        assert!(
             sql.ends_with("SET SESSION foreign_key_checks = 1;"),
             "{sql}"
         );
         assert_eq!(
             p.steps[p.steps.len() - 1].rollback_sql.as_deref(),
-            Some("ALTER TABLE `orders` DROP FOREIGN KEY `orders_user_id_fkey`;")
+            Some(
+                "ALTER TABLE `orders` DROP FOREIGN KEY `orders_user_id_fkey`, DROP INDEX `orders_user_id_fkey`;"
+            )
         );
     }
 

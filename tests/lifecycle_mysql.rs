@@ -1,0 +1,505 @@
+//! Every intent kind, planned against a populated MariaDB/MySQL database and
+//! rolled out phase by phase (reversible phases up, down, up, with the
+//! schema proved unchanged by the rollback), with writes of the old and the
+//! new release in between, and the constraint each plan adds proved to
+//! refuse bad rows afterwards.
+//!
+//! Needs a MySQL or MariaDB server: `PHASEGATE_TEST_MYSQL_URL` (default
+//! `mysql://root@127.0.0.1:3306/test`). Each test creates and drops its own
+//! database. Without a server each test prints one `skipped:` line, unless
+//! `PHASEGATE_REQUIRE_DATABASES=1`.
+//!
+//! MySQL DDL is not transactional: every step is planned non-transactional
+//! and the harness runs it outside a transaction.
+
+mod common;
+
+use common::{
+    TestDb, TestResult, apply_phase, fail, plan_live, plan_offline, rollback_phase, with_mysql,
+};
+use phasegate::dialect::Dialect;
+use phasegate::plan::Plan;
+
+const ROWS: i64 = 300;
+
+/// Applies every phase; a reversible phase is applied, rolled back (the
+/// schema must be as before) and applied again. `between` runs after each
+/// phase with its number (the release that phase ships is running).
+async fn roll_out<F>(db: &TestDb, plan: &Plan, mut between: F) -> TestResult
+where
+    F: AsyncFnMut(usize) -> TestResult,
+{
+    if plan.steps.iter().any(|s| s.transactional) {
+        return Err(fail("a MySQL step is planned as transactional"));
+    }
+    for phase in &plan.phases {
+        let before = db.schema().await?;
+        apply_phase(db, plan, phase).await?;
+        if phase.reversible {
+            rollback_phase(db, plan, phase).await?;
+            let after = db.schema().await?;
+            if before != after {
+                return Err(fail(format!(
+                    "phase {} rollback left the schema changed:\nbefore: {before:#?}\nafter: {after:#?}",
+                    phase.number
+                )));
+            }
+            apply_phase(db, plan, phase).await?;
+        }
+        between(phase.number).await?;
+    }
+    Ok(())
+}
+
+async fn populate(db: &TestDb, table: &str, columns: &str, select: &str) -> TestResult {
+    db.exec(&format!("CREATE TABLE {table} ({columns})"))
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO {table} WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {ROWS}) SELECT {select} FROM s"
+    ))
+    .await?;
+    Ok(())
+}
+
+fn check(ok: bool, what: impl Into<String>) -> TestResult {
+    if ok { Ok(()) } else { Err(fail(what.into())) }
+}
+
+#[tokio::test]
+async fn rename_column_trigger_awkward_names() {
+    with_mysql(|db| async move {
+        // A table named `user` and a column with a backtick in its name.
+        populate(
+            &db,
+            "`user`",
+            "id bigint PRIMARY KEY, `we``ird` varchar(50) NOT NULL DEFAULT 'it''s', age int",
+            "i, CONCAT('n', i), i",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - rename_column: { table: user, from: \"we`ird\", to: \"full name\" }\n",
+            &["user"],
+        )
+        .await?;
+        check(
+            plan.phases.len() == 3,
+            format!("{} phases", plan.phases.len()),
+        )?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            let db = &db2;
+            match n {
+                1 | 2 => {
+                    // The old release writes only the old column, the new one only the new.
+                    db.exec(&format!(
+                        "INSERT INTO `user` (id, `we``ird`) VALUES ({}, 'old')",
+                        1000 + n
+                    ))
+                    .await?;
+                    db.exec(&format!(
+                        "INSERT INTO `user` (id, `full name`) VALUES ({}, 'new')",
+                        2000 + n
+                    ))
+                    .await?;
+                    db.exec("UPDATE `user` SET `we``ird` = 'changed old' WHERE id = 1")
+                        .await?;
+                    db.exec("UPDATE `user` SET `full name` = 'changed new' WHERE id = 2")
+                        .await?;
+                    let differ = db
+                        .scalar("SELECT count(*) FROM `user` WHERE NOT (`we``ird` <=> `full name`)")
+                        .await?;
+                    check(differ == 0, format!("{differ} rows differ after phase {n}"))?;
+                    let old = db
+                        .text(&format!(
+                            "SELECT `we``ird` FROM `user` WHERE id = {}",
+                            2000 + n
+                        ))
+                        .await?;
+                    check(old.as_deref() == Some("new"), format!("old column {old:?}"))?;
+                }
+                _ => {
+                    check(
+                        !db.has_column("user", "we`ird").await?,
+                        "old column still there",
+                    )?;
+                    check(
+                        !db.is_nullable("user", "full name").await?,
+                        "full name should be NOT NULL",
+                    )?;
+                    db.exec("INSERT INTO `user` (id) VALUES (9999)").await?;
+                    let v = db
+                        .text("SELECT `full name` FROM `user` WHERE id = 9999")
+                        .await?;
+                    check(
+                        v.as_deref() == Some("it's"),
+                        format!("default moved: {v:?}"),
+                    )?;
+                    db.fails("INSERT INTO `user` (id, `full name`) VALUES (9998, NULL)")
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        let n = db
+            .scalar("SELECT count(*) FROM `user` WHERE `full name` = CONCAT('n', id)")
+            .await?;
+        check(n == ROWS - 2, format!("{n} rows kept their value"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rename_column_dual_write_relaxes_not_null() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "people",
+            "id bigint PRIMARY KEY, name varchar(40) NOT NULL",
+            "i, CONCAT('p', i)",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - rename_column: { table: people, from: name, to: full_name, sync: app }\n",
+            &["people"],
+        )
+        .await?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            let db = &db2;
+            if n == 1 {
+                // The release of phase 1 writes both.
+                db.exec("INSERT INTO people (id, name, full_name) VALUES (5001, 'a', 'a')")
+                    .await?;
+            }
+            if db.has_column("people", "name").await? && db.is_nullable("people", "name").await? {
+                // Code that writes only the new column.
+                db.exec(&format!(
+                    "INSERT INTO people (id, full_name) VALUES ({}, 'b')",
+                    6000 + n
+                ))
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        check(
+            !db.has_column("people", "name").await?,
+            "old column dropped",
+        )?;
+        let n = db
+            .scalar("SELECT count(*) FROM people WHERE full_name = CONCAT('p', id)")
+            .await?;
+        check(n == ROWS, format!("{n} rows copied"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn add_column_required_constant_default_is_one_instant_phase() {
+    with_mysql(|db| async move {
+        populate(&db, "orders", "id bigint PRIMARY KEY, amount int", "i, i").await?;
+        let plan = plan_live(&db, "  - add_column: { table: orders, column: currency, type: varchar(3), nullable: false, default: \"'EUR'\" }\n", &["orders"]).await?;
+        check(plan.phases.len() == 1, "one phase")?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        let n = db.scalar("SELECT count(*) FROM orders WHERE currency = 'EUR'").await?;
+        check(n == ROWS, format!("{n} rows read the default"))?;
+        db.fails("INSERT INTO orders (id, currency) VALUES (7000, NULL)").await.map(|_| ())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn add_column_required_with_backfill_then_null_fails() {
+    with_mysql(|db| async move {
+        populate(&db, "orders", "id bigint PRIMARY KEY, amount int", "i, i").await?;
+        let plan = plan_offline(Dialect::Mysql, "  - add_column: { table: orders, column: region, type: varchar(20), nullable: false, backfill: \"'unknown'\" }\n")?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            if n == 1 {
+                // The release that writes the value.
+                db2.exec("INSERT INTO orders (id, amount, region) VALUES (8001, 1, 'eu')").await?;
+            }
+            Ok(())
+        })
+        .await?;
+        check(!db.is_nullable("orders", "region").await?, "region NOT NULL")?;
+        let n = db.scalar("SELECT count(*) FROM orders WHERE region = 'unknown'").await?;
+        check(n == ROWS, format!("{n} rows backfilled"))?;
+        db.fails("INSERT INTO orders (id, amount, region) VALUES (8002, 1, NULL)").await.map(|_| ())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn change_column_type_widening_in_place_and_int_to_bigint_copy() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "items",
+            "id bigint PRIMARY KEY, code varchar(20) NOT NULL, qty int",
+            "i, CONCAT('c', i), i",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - change_column_type: { table: items, column: code, type: varchar(60) }\n",
+            &["items"],
+        )
+        .await?;
+        check(
+            plan.phases.len() == 1 && plan.steps.len() == 1,
+            "widening within 255 bytes is one step",
+        )?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        check(
+            !db.is_nullable("items", "code").await?,
+            "code still NOT NULL",
+        )?;
+        let plan = plan_live(
+            &db,
+            "  - change_column_type: { table: items, column: qty, type: bigint }\n",
+            &["items"],
+        )
+        .await?;
+        check(plan.phases.len() == 3, "int -> bigint is the copy path")?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            if n < 3 {
+                db2.exec(&format!(
+                    "INSERT INTO items (id, code, qty) VALUES ({}, 'x', 5000000)",
+                    9000 + n
+                ))
+                .await?;
+                // The new release writes only the new column (within int's
+                // range while the trigger still mirrors it to the old one).
+                db2.exec(&format!(
+                    "INSERT INTO items (id, code, qty_new) VALUES ({}, 'y', 40000)",
+                    9100 + n
+                ))
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        let n = db
+            .scalar("SELECT count(*) FROM items WHERE qty_new = id")
+            .await?;
+        check(n == ROWS, format!("{n} rows copied"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn drop_column_relaxes_not_null_first() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "profiles",
+            "id bigint PRIMARY KEY, legacy varchar(10) NOT NULL, keep int",
+            "i, 'x', i",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - drop_column: { table: profiles, column: legacy }\n",
+            &["profiles"],
+        )
+        .await?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            if n == 1 {
+                db2.exec("INSERT INTO profiles (id, keep) VALUES (5000, 1)")
+                    .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        check(!db.has_column("profiles", "legacy").await?, "dropped")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn rename_table_through_an_updatable_view() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "`user`",
+            "id bigint PRIMARY KEY, name varchar(20) DEFAULT 'd'",
+            "i, CONCAT('u', i)",
+        )
+        .await?;
+        let plan = plan_offline(
+            Dialect::Mysql,
+            "  - rename_table: { from: user, to: members }\n",
+        )?;
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            let db = &db2;
+            if n == 1 {
+                db.exec("INSERT INTO members (id) VALUES (5001)").await?;
+                db.exec("UPDATE members SET name = 'via view' WHERE id = 1")
+                    .await?;
+                db.exec("DELETE FROM members WHERE id = 2").await?;
+                db.exec("INSERT INTO `user` (id, name) VALUES (5002, 'old')")
+                    .await?;
+                let v = db.text("SELECT name FROM `user` WHERE id = 5001").await?;
+                check(
+                    v.as_deref() == Some("d"),
+                    format!("default through the view: {v:?}"),
+                )?;
+            } else {
+                check(
+                    db.relation_kind("members").await?.as_deref() == Some("table"),
+                    "members is the table",
+                )?;
+                check(!db.has_relation("user").await?, "user is gone")?;
+            }
+            Ok(())
+        })
+        .await?;
+        let n = db.scalar("SELECT count(*) FROM members").await?;
+        check(n == ROWS + 1, format!("{n} rows"))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unique_index_then_duplicates_fail() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "accounts",
+            "id bigint PRIMARY KEY, email varchar(100)",
+            "i, CONCAT('e', i, '@x')",
+        )
+        .await?;
+        let plan = plan_offline(
+            Dialect::Mysql,
+            "  - add_index: { table: accounts, columns: [email], unique: true }\n",
+        )?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        let e = db
+            .fails("INSERT INTO accounts (id, email) VALUES (9000, 'e1@x')")
+            .await?;
+        check(e.contains("Duplicate"), e)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn foreign_key_then_orphans_fail() {
+    with_mysql(|db| async move {
+        populate(&db, "`user`", "id bigint PRIMARY KEY", "i").await?;
+        populate(&db, "orders", "id bigint PRIMARY KEY, user_id bigint", "i, IF(i % 10 = 0, NULL, i)").await?;
+        let plan = plan_offline(Dialect::Mysql, "  - add_foreign_key: { table: orders, columns: [user_id], references: { table: user, columns: [id] }, on_delete: cascade }\n")?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        let e = db.fails("INSERT INTO orders (id, user_id) VALUES (9000, 123456)").await?;
+        check(e.contains("foreign key"), e.clone())?;
+        db.exec("DELETE FROM `user` WHERE id = 1").await?;
+        let n = db.scalar("SELECT count(*) FROM orders WHERE user_id = 1").await?;
+        check(n == 0, "cascade")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn set_not_null_then_null_fails() {
+    with_mysql(|db| async move {
+        populate(
+            &db,
+            "tasks",
+            "id bigint PRIMARY KEY, owner varchar(20) DEFAULT 'me'",
+            "i, IF(i % 3 = 0, NULL, 'x')",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - set_not_null: { table: tasks, column: owner, backfill: \"'nobody'\" }\n",
+            &["tasks"],
+        )
+        .await?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        check(!db.is_nullable("tasks", "owner").await?, "NOT NULL")?;
+        db.exec("INSERT INTO tasks (id) VALUES (9000)").await?;
+        let v = db.text("SELECT owner FROM tasks WHERE id = 9000").await?;
+        check(v.as_deref() == Some("me"), format!("default kept: {v:?}"))?;
+        db.fails("INSERT INTO tasks (id, owner) VALUES (9001, NULL)")
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn set_not_null_offline_is_refused() {
+    with_mysql(|_db| async move {
+        match plan_offline(
+            Dialect::Mysql,
+            "  - set_not_null: { table: tasks, column: owner }\n",
+        ) {
+            Ok(_) => Err(fail("planned offline")),
+            Err(e) => check(
+                e.to_string().contains("plan against the database"),
+                e.to_string(),
+            ),
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn add_check_then_violations_fail() {
+    with_mysql(|db| async move {
+        populate(&db, "payments", "id bigint PRIMARY KEY, amount int", "i, i").await?;
+        let plan = plan_offline(
+            Dialect::Mysql,
+            "  - add_check: { table: payments, name: amount_positive, check: \"amount > 0\" }\n",
+        )?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        let e = db
+            .fails("INSERT INTO payments (id, amount) VALUES (9000, -1)")
+            .await?;
+        check(e.contains("amount_positive"), e)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn drop_table_after_the_app_stops() {
+    with_mysql(|db| async move {
+        populate(&db, "audit_log", "id bigint PRIMARY KEY", "i").await?;
+        let plan = plan_offline(Dialect::Mysql, "  - drop_table: { table: audit_log }\n")?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        check(!db.has_relation("audit_log").await?, "dropped")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_catalog_reads_columns_indexes_and_constraints() {
+    with_mysql(|db| async move {
+        db.exec("CREATE TABLE parent (id bigint PRIMARY KEY)").await?;
+        db.exec("CREATE TABLE child (id bigint PRIMARY KEY, p bigint, name varchar(30) CHARACTER SET latin1 NOT NULL DEFAULT 'it''s', n int DEFAULT 3, UNIQUE KEY child_name_key (name), KEY child_p (p), CONSTRAINT child_n_pos CHECK (n > 0), CONSTRAINT child_p_fk FOREIGN KEY (p) REFERENCES parent (id) ON DELETE SET NULL)").await?;
+        let c = db.catalog(&["child", "parent", "ghost"]).await?;
+        let v = c.server().ok_or_else(|| fail("no version"))?;
+        check(v.dialect == Dialect::Mysql, format!("{v}"))?;
+        let child = c.table(&phasegate::name::TableName::parse("child").map_err(|e| fail(e.to_string()))?).ok_or_else(|| fail("child"))?;
+        let name = child.columns.iter().find(|x| x.name.as_str() == "name").ok_or_else(|| fail("name"))?;
+        check(!name.nullable && name.charset.as_deref() == Some("latin1"), format!("{name:?}"))?;
+        check(name.default.as_deref() == Some("'it''s'"), format!("{name:?}"))?;
+        let n = child.columns.iter().find(|x| x.name.as_str() == "n").ok_or_else(|| fail("n"))?;
+        check(n.default.as_deref() == Some("3"), format!("{n:?}"))?;
+        check(child.primary_key.iter().map(|k| k.as_str()).collect::<Vec<_>>() == ["id"], "pk")?;
+        check(child.uniques.iter().any(|u| u.name.as_str() == "child_name_key"), format!("{:?}", child.uniques))?;
+        check(child.checks.iter().any(|k| k.name.as_ref().is_some_and(|n| n.as_str() == "child_n_pos")), format!("{:?}", child.checks))?;
+        check(child.foreign_keys.len() == 1 && child.foreign_keys[0].on_delete == phasegate::catalog::ReferentialAction::SetNull, format!("{:?}", child.foreign_keys))?;
+        let parent = c.table(&phasegate::name::TableName::parse("parent").map_err(|e| fail(e.to_string()))?).ok_or_else(|| fail("parent"))?;
+        check(parent.referenced_by.len() == 1, format!("{:?}", parent.referenced_by))?;
+        check(matches!(c.lookup(&phasegate::name::TableName::parse("ghost").map_err(|e| fail(e.to_string()))?), phasegate::catalog::Lookup::Missing), "ghost missing")
+    })
+    .await
+}
