@@ -13,12 +13,15 @@
 //! and the harness runs it outside a transaction.
 
 mod common;
+mod scenarios;
 
 use common::{
     TestDb, TestResult, apply_phase, fail, plan_live, plan_offline, rollback_phase, with_mysql,
 };
 use phasegate::dialect::Dialect;
 use phasegate::plan::Plan;
+use scenarios::Catalogue::Live;
+use scenarios::OldColumn::{NotNull, NotNullDefault, Nullable};
 
 const ROWS: i64 = 300;
 
@@ -502,4 +505,77 @@ async fn the_catalog_reads_columns_indexes_and_constraints() {
         check(matches!(c.lookup(&phasegate::name::TableName::parse("ghost").map_err(|e| fail(e.to_string()))?), phasegate::catalog::Lookup::Missing), "ghost missing")
     })
     .await
+}
+
+// ---------------------------------------------------------------------------
+// The shared scenarios of tests/scenarios (as lifecycle_postgres and
+// lifecycle_sqlite run them) that hold on MySQL as they are written. The
+// others assume Postgres/SQLite spellings or plan shapes (see the module
+// notes in docs/intents.md).
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn shared_rename_column_live() {
+    with_mysql(|db| scenarios::rename_column(db, "users", "name", "full_name", Nullable, Live))
+        .await
+}
+
+#[tokio::test]
+async fn shared_rename_column_not_null_live() {
+    with_mysql(|db| scenarios::rename_column(db, "users", "name", "full_name", NotNull, Live)).await
+}
+
+#[tokio::test]
+async fn shared_rename_column_awkward_names_live_moves_the_default() {
+    with_mysql(|db| {
+        scenarios::rename_column(
+            db,
+            "user",
+            "we`ird",
+            "full name",
+            NotNullDefault("it's"),
+            Live,
+        )
+    })
+    .await
+}
+
+#[tokio::test]
+async fn shared_rename_column_dual_write_nullable() {
+    with_mysql(|db| scenarios::rename_column_dual_write(db, false)).await
+}
+
+#[tokio::test]
+async fn shared_add_column_nullable() {
+    with_mysql(scenarios::add_column_nullable).await
+}
+
+#[tokio::test]
+async fn shared_add_column_required_with_default() {
+    with_mysql(scenarios::add_column_required_with_default).await
+}
+
+#[tokio::test]
+async fn shared_rename_table_user() {
+    with_mysql(|db| scenarios::rename_table(db, "user", "members")).await
+}
+
+#[tokio::test]
+async fn shared_add_foreign_key_cascade() {
+    with_mysql(|db| scenarios::add_foreign_key(db, "customers", "invoices", Some("cascade"))).await
+}
+
+#[tokio::test]
+async fn shared_add_check() {
+    with_mysql(scenarios::add_check).await
+}
+
+#[tokio::test]
+async fn shared_drop_table() {
+    with_mysql(scenarios::drop_table).await
+}
+
+#[tokio::test]
+async fn shared_sql_phases() {
+    with_mysql(scenarios::sql_phases).await
 }
