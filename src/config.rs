@@ -333,7 +333,11 @@ fn dialect_of(url: &str) -> Result<Dialect, String> {
     match scheme.as_str() {
         "postgres" | "postgresql" => Ok(Dialect::Postgres),
         "sqlite" => Ok(Dialect::Sqlite),
-        "mysql" | "mariadb" => Err("MySQL and MariaDB are not supported yet".into()),
+        // Planning for MySQL exists (`plan --dialect mysql`); running plans there does not.
+        "mysql" | "mariadb" => Err(
+            "MySQL environments are not supported by this release yet (plans for MySQL can be made with `phasegate plan --dialect mysql`)"
+                .into(),
+        ),
         _ => Err(format!(
             "`{scheme}:` is not a database phasegate knows; expected postgres://… or sqlite://…"
         )),

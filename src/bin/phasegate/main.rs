@@ -159,7 +159,7 @@ struct PlanArgs {
 
 #[derive(Args, Clone)]
 struct PlanOpts {
-    /// SQL dialect: postgres or sqlite.
+    /// SQL dialect: postgres, sqlite or mysql (MySQL 8 / MariaDB 10.5+; alias mariadb).
     #[arg(long, global = true, default_value = "postgres", value_parser = parse_dialect)]
     dialect: Dialect,
     /// Output: text, json, markdown, mermaid, dot or sql.
