@@ -206,7 +206,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
             ));
         }
         if relax {
-            let lock = brief(r, "ACCESS EXCLUSIVE");
+            let lock = if r.dialect == Dialect::Mysql {
+                r.lock(
+                    "online rebuild (ALGORITHM=INPLACE, LOCK=NONE); brief metadata locks",
+                    &[t],
+                    Blocks::Nothing,
+                    LockDuration::Scan,
+                )
+            } else {
+                brief(r, "ACCESS EXCLUSIVE")
+            };
             let i = r.migration(
                 "relax_old",
                 format!("Let {old} accept NULL, so inserts that no longer write it succeed"),
@@ -224,7 +233,18 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         );
     }
 
-    let lock = brief(r, "ACCESS EXCLUSIVE");
+    // MySQL: DROP COLUMN (and the MODIFY that moves NOT NULL and the
+    // default) rebuilds the table in place while reads and writes go on.
+    let lock = if r.dialect == Dialect::Mysql {
+        r.lock(
+            "online rebuild (in place; brief metadata locks at start and end)",
+            &[t],
+            Blocks::Nothing,
+            LockDuration::Scan,
+        )
+    } else {
+        brief(r, "ACCESS EXCLUSIVE")
+    };
     let contract = r.migration(
         "contract",
         format!(
