@@ -469,21 +469,10 @@ impl Catalog {
             url: shown.clone(),
             source,
         };
-        let timed_out = || CatalogError::Timeout {
-            url: shown.clone(),
-            timeout,
-        };
         match scheme.as_str() {
             "postgres" | "postgresql" => {
                 let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(connect_err)?;
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(timeout)
-                    .connect_with(opts);
-                let pool = tokio::time::timeout(timeout, pool)
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(connect_err)?;
+                let pool = one_connection(opts, timeout, &shown).await?;
                 let catalog = Catalog::read_postgres(&pool, tables).await;
                 pool.close().await;
                 catalog
@@ -494,14 +483,7 @@ impl Catalog {
                     None => url.to_string(),
                 };
                 let opts = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(connect_err)?;
-                let pool = sqlx::mysql::MySqlPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(timeout)
-                    .connect_with(opts);
-                let pool = tokio::time::timeout(timeout, pool)
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(connect_err)?;
+                let pool = one_connection(opts, timeout, &shown).await?;
                 let catalog = Catalog::read_mysql(&pool, tables).await;
                 pool.close().await;
                 catalog
@@ -509,14 +491,7 @@ impl Catalog {
             "sqlite" => {
                 let opts =
                     sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
-                let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(timeout)
-                    .connect_with(opts);
-                let pool = tokio::time::timeout(timeout, pool)
-                    .await
-                    .map_err(|_| timed_out())?
-                    .map_err(connect_err)?;
+                let pool = one_connection(opts, timeout, &shown).await?;
                 let catalog = Catalog::read_sqlite(&pool, tables).await;
                 pool.close().await;
                 catalog
@@ -573,6 +548,42 @@ fn redact(url: &str) -> String {
 
 fn ident(s: impl Into<String>) -> Option<Ident> {
     Ident::new(s).ok()
+}
+
+/// Table names as a plan would write them, from rows of (schema, name,
+/// whether the schema is the connection's default): unqualified in the
+/// default schema, qualified elsewhere.
+fn plan_table_names(rows: Vec<(String, String, bool)>) -> Vec<TableName> {
+    rows.into_iter()
+        .filter_map(|(schema, name, default)| {
+            Some(TableName {
+                schema: if default { None } else { Some(ident(schema)?) },
+                name: ident(name)?,
+            })
+        })
+        .collect()
+}
+
+/// A pool of one connection to read a schema with, within `timeout`.
+async fn one_connection<DB: sqlx::Database>(
+    opts: <DB::Connection as sqlx::Connection>::Options,
+    timeout: Duration,
+    shown: &str,
+) -> Result<sqlx::Pool<DB>, CatalogError> {
+    let connect = sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect_with(opts);
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| CatalogError::Timeout {
+            url: shown.to_string(),
+            timeout,
+        })?
+        .map_err(|source| CatalogError::Connect {
+            url: shown.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use sqlx::{MySqlPool, Row};
 use super::{
     Catalog, CatalogError, CheckFacts, ColumnFacts, ForeignKeyFacts, IndexFacts, IndexKey,
     ReferentialAction, RelationKind, ServerVersion, TableFacts, UniqueFacts, ident,
+    plan_table_names,
 };
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
@@ -148,21 +149,12 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
         table: "(the list of tables)".into(),
         source,
     })?;
-    catalog.set_table_names(
+    catalog.set_table_names(plan_table_names(
         names
             .into_iter()
-            .filter_map(|(schema, name, current)| {
-                Some(TableName {
-                    schema: if current != 0 {
-                        None
-                    } else {
-                        Some(ident(schema)?)
-                    },
-                    name: ident(name)?,
-                })
-            })
+            .map(|(schema, name, current)| (schema, name, current != 0))
             .collect(),
-    );
+    ));
 
     for table in tables {
         let err = err(table);

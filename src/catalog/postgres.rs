@@ -8,6 +8,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::{
     Catalog, CatalogError, CheckFacts, ColumnFacts, ForeignKeyFacts, IndexFacts, IndexKey,
     ReferentialAction, RelationKind, ServerVersion, TableFacts, UniqueFacts, ident,
+    plan_table_names,
 };
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
@@ -85,17 +86,7 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
         table: "(the list of tables)".into(),
         source,
     })?;
-    catalog.set_table_names(
-        names
-            .into_iter()
-            .filter_map(|(schema, name, visible)| {
-                Some(TableName {
-                    schema: if visible { None } else { Some(ident(schema)?) },
-                    name: ident(name)?,
-                })
-            })
-            .collect(),
-    );
+    catalog.set_table_names(plan_table_names(names));
 
     for table in tables {
         let quoted = Dialect::Postgres.quote_table(table);

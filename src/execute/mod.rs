@@ -195,11 +195,6 @@ impl<'a> Workspace<'a> {
         })
     }
 
-    /// Plans `plan` for `dialect` with the project's templates, offline.
-    pub fn plan_for(&self, plan: &LoadedPlan, dialect: Dialect) -> Result<Plan, RunError> {
-        self.plan_with(plan, dialect, &Catalog::offline())
-    }
-
     fn plan_with(
         &self,
         plan: &LoadedPlan,
@@ -468,21 +463,12 @@ impl<'a> Workspace<'a> {
         if dry_run {
             let mut sql = Vec::new();
             for s in &todo {
-                match &s.backfill {
-                    Some(b) => {
-                        let key = backfill::primary_key(store, &b.table).await?;
-                        sql.push(format!("-- {} [backfill]: {}", s.id, s.description));
-                        sql.push(format!(
-                            "-- in batches of {} rows over ({}), each its own transaction; the first:",
-                            env.backfill_batch_size,
-                            key.join(", ")
-                        ));
-                        sql.extend(steps::prelude(env, true));
-                        sql.push(backfill::example_batch(env, b, &key));
-                        sql.push("COMMIT;".into());
-                    }
-                    None => sql.extend(steps::dry_run(s, env)),
-                }
+                // A backfill's batches walk the table's primary key.
+                let key = match &s.backfill {
+                    Some(b) => backfill::primary_key(store, &b.table).await?,
+                    None => Vec::new(),
+                };
+                sql.extend(steps::dry_run(s, env, &key));
             }
             report.dry_run = Some(sql);
             return Ok(report);

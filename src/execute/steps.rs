@@ -76,8 +76,9 @@ pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
     }
 }
 
-/// Every statement a step sends, in order, as `apply --dry-run` prints them.
-pub fn dry_run(step: &Step, env: &Environment) -> Vec<String> {
+/// Every statement a step sends, in order, as `apply --dry-run` prints them;
+/// for a backfill, the first batch over `key` (the table's primary key).
+pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
     let Some(sql) = step.sql.as_deref() else {
         return Vec::new();
     };
@@ -93,12 +94,16 @@ pub fn dry_run(step: &Step, env: &Environment) -> Vec<String> {
             lines.push(format!("{sql};"));
         }
         StepKind::Backfill => {
-            // The batches depend on the table's primary key, which the
-            // executor reads; `apply --dry-run` shows the first batch.
-            lines.push(format!(
-                "{sql}  -- run in batches of {} rows by apply",
-                env.backfill_batch_size
-            ));
+            if let Some(b) = &step.backfill {
+                lines.push(format!(
+                    "-- in batches of {} rows over ({}), each its own transaction; the first:",
+                    env.backfill_batch_size,
+                    key.join(", ")
+                ));
+                lines.extend(prelude(env, true));
+                lines.push(backfill::example_batch(env, b, key));
+                lines.push("COMMIT;".into());
+            }
         }
         _ => {
             lines.extend(prelude(env, step.transactional));

@@ -412,6 +412,24 @@ impl<'a> Recipe<'a> {
         i
     }
 
+    /// `VALIDATE CONSTRAINT` in a step of its own: Postgres scans the table
+    /// under SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes.
+    pub fn validate(
+        &mut self,
+        slug: &str,
+        description: impl Into<String>,
+        sql: String,
+        table: &TableName,
+    ) -> usize {
+        let lock = self.lock(
+            "SHARE UPDATE EXCLUSIVE",
+            &[table],
+            Blocks::Nothing,
+            LockDuration::Scan,
+        );
+        self.migration(slug, description, sql, None, lock)
+    }
+
     /// A batched backfill of `table`: `SET <set> WHERE <pending>`.
     pub fn backfill(
         &mut self,

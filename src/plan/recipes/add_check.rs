@@ -61,21 +61,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddCheck) -> Result<(), PlanningErr
                 Some(sql.get("drop_constraint")),
                 lock,
             );
-            let lock = r.lock(
-                "SHARE UPDATE EXCLUSIVE",
-                &[t],
-                Blocks::Nothing,
-                LockDuration::Scan,
-            );
-            r.migration(
+            r.validate(
                 "validate",
                 format!(
                     "Validate check {}: scans {t} without blocking reads or writes",
                     i.name
                 ),
                 sql.get("validate"),
-                None,
-                lock,
+                t,
             );
         }
         Dialect::Mysql => {

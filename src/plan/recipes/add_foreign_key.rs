@@ -117,18 +117,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), Planni
                 Some(sql.get("drop_constraint")),
                 lock,
             );
-            let lock = r.lock(
-                "SHARE UPDATE EXCLUSIVE",
-                &[t],
-                Blocks::Nothing,
-                LockDuration::Scan,
-            );
-            r.migration(
+            r.validate(
                 "validate",
                 format!("Validate {name}: scans {t} without blocking reads or writes"),
                 sql.get("validate"),
-                None,
-                lock,
+                t,
             );
         }
         Dialect::Mysql => {

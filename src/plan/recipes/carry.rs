@@ -727,21 +727,14 @@ pub(super) fn emit(
         );
         r.step(step).table = Some(t.clone());
         if check.validate {
-            let lock = r.lock(
-                "SHARE UPDATE EXCLUSIVE",
-                &[t],
-                Blocks::Nothing,
-                LockDuration::Scan,
-            );
-            let step = r.migration(
+            let step = r.validate(
                 &format!("check_{n}_validate"),
                 format!(
                     "Validate {}: scans {t} without blocking reads or writes",
                     check.ctx.constraint
                 ),
                 sql.get("validate_carried"),
-                None,
-                lock,
+                t,
             );
             r.step(step).table = Some(t.clone());
         }
@@ -781,21 +774,14 @@ pub(super) fn emit(
         );
         r.step(step).table = Some(t.clone());
         if fk.validate {
-            let lock = r.lock(
-                "SHARE UPDATE EXCLUSIVE",
-                &[t],
-                Blocks::Nothing,
-                LockDuration::Scan,
-            );
-            let step = r.migration(
+            let step = r.validate(
                 &format!("foreign_key_{n}_validate"),
                 format!(
                     "Validate {}: scans {t} without blocking reads or writes",
                     fk.ctx.constraint
                 ),
                 sql.get("validate_carried"),
-                None,
-                lock,
+                t,
             );
             r.step(step).table = Some(t.clone());
         }

@@ -126,18 +126,11 @@ pub(super) fn enforce(
                 Some(sql.get("drop_check")),
                 lock,
             );
-            let lock = r.lock(
-                "SHARE UPDATE EXCLUSIVE",
-                &[t],
-                Blocks::Nothing,
-                LockDuration::Scan,
-            );
-            r.migration(
+            r.validate(
                 "validate_check",
                 "Validate the check: scans the table without blocking reads or writes",
                 sql.get("validate_check"),
-                None,
-                lock,
+                t,
             );
             // Postgres 12 is the first to let a valid check spare SET NOT NULL its scan.
             let scans = r.server_below(12, 0).cloned();
