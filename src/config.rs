@@ -333,13 +333,13 @@ fn dialect_of(url: &str) -> Result<Dialect, String> {
     match scheme.as_str() {
         "postgres" | "postgresql" => Ok(Dialect::Postgres),
         "sqlite" => Ok(Dialect::Sqlite),
-        // Planning for MySQL exists (`plan --dialect mysql`); running plans there does not.
-        "mysql" | "mariadb" => Err(
-            "MySQL environments are not supported by this release yet (plans for MySQL can be made with `phasegate plan --dialect mysql`)"
+        "mysql" => Ok(Dialect::Mysql),
+        "mariadb" => Err(
+            "MariaDB is reached with a mysql:// URL (mysql://user:password@host:3306/database)"
                 .into(),
         ),
         _ => Err(format!(
-            "`{scheme}:` is not a database phasegate knows; expected postgres://… or sqlite://…"
+            "`{scheme}:` is not a database phasegate knows; expected postgres://…, mysql://… or sqlite://…"
         )),
     }
 }

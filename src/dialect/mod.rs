@@ -7,10 +7,12 @@
 //! engine refuses to print any plain string that did not pass through one of
 //! them.
 
+pub mod statements;
 pub mod templates;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -363,6 +365,14 @@ pub fn has_statement_separator(fragment: &str) -> bool {
         || fragment.contains("--")
         || fragment.contains("/*")
         || fragment.contains("$phasegate$")
+}
+
+/// The statement that bounds a MySQL session's lock waits: the metadata
+/// lock DDL waits for and the row locks a backfill's UPDATE waits for. MySQL
+/// counts both in whole seconds, at least one, so `wait` is rounded up.
+pub fn mysql_lock_wait(wait: Duration) -> String {
+    let secs = wait.as_millis().div_ceil(1000).max(1);
+    format!("SET SESSION lock_wait_timeout = {secs}, SESSION innodb_lock_wait_timeout = {secs}")
 }
 
 #[cfg(test)]

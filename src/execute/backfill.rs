@@ -7,6 +7,11 @@
 //! written behind it meanwhile are caught by a final sweep of the step's
 //! "still pending" predicate; the verification step that follows proves none
 //! is left.
+//!
+//! Each database gets the batch in its own syntax: one statement with a
+//! data-modifying CTE on Postgres; on SQLite and MySQL (no `RETURNING` from
+//! an UPDATE there) the batch's bounds are read first and the UPDATE then
+//! walks that key range.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -72,13 +77,22 @@ pub(super) async fn run(
         }
     }
     // Rows written behind the walk (a key lower than where it was) and left pending.
-    let sweep = format!(
-        "UPDATE {t} SET {set} WHERE ({keys}) IN (SELECT {keys} FROM {t} WHERE ({pending}) LIMIT {n}) AND ({pending})",
-        t = dialect.quote_table(&b.table),
-        set = b.set,
-        pending = b.pending,
-        keys = quoted(dialect, &key).join(", "),
-    );
+    let t = dialect.quote_table(&b.table);
+    let keys = quoted(dialect, &key).join(", ");
+    let sweep = match dialect {
+        // MySQL cannot read the table it updates in a subquery, but its
+        // UPDATE takes ORDER BY and LIMIT.
+        Dialect::Mysql => format!(
+            "UPDATE {t} SET {set} WHERE ({pending}) ORDER BY {keys} LIMIT {n}",
+            set = b.set,
+            pending = b.pending,
+        ),
+        Dialect::Postgres | Dialect::Sqlite => format!(
+            "UPDATE {t} SET {set} WHERE ({keys}) IN (SELECT {keys} FROM {t} WHERE ({pending}) LIMIT {n}) AND ({pending})",
+            set = b.set,
+            pending = b.pending,
+        ),
+    };
     let max_sweeps = scanned_total / n + 3;
     for _ in 0..max_sweeps {
         let prelude = prelude(cx.env, true).join("\n");
@@ -158,9 +172,35 @@ async fn batch(
                 }
             }
             Dialect::Mysql => {
-                return Err(sqlx::Error::Configuration(
-                    crate::tracker::MYSQL_NOT_SUPPORTED.into(),
-                ));
+                let (select, last_sql) = mysql_batch_bounds(b, key, after, n);
+                let scanned: i64 = sqlx::query_scalar(AssertSqlSafe(select))
+                    .fetch_one(store.conn())
+                    .await?;
+                let mut last = Vec::with_capacity(key.len());
+                if let Some(row) = sqlx::query(AssertSqlSafe(last_sql))
+                    .fetch_optional(store.conn())
+                    .await?
+                {
+                    for i in 0..key.len() {
+                        let text: Option<String> = row.try_get(format!("last_{i}").as_str())?;
+                        last.push(
+                            text.map_or_else(|| "NULL".to_string(), |t| dialect.quote_literal(&t)),
+                        );
+                    }
+                }
+                let updated = if last.is_empty() {
+                    0
+                } else {
+                    sqlx::query(AssertSqlSafe(mysql_batch_update(b, key, after, &last)))
+                        .execute(store.conn())
+                        .await?
+                        .rows_affected()
+                };
+                Batch {
+                    scanned: scanned.max(0) as u64,
+                    updated,
+                    last,
+                }
             }
             Dialect::Sqlite => {
                 let (select, last_sql, update) = sqlite_batch(b, key, after, n);
@@ -301,12 +341,77 @@ fn sqlite_batch(
     )
 }
 
+/// MySQL: (the count of the batch, its last key as text).
+fn mysql_batch_bounds(
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    n: u64,
+) -> (String, String) {
+    let d = Dialect::Mysql;
+    let t = d.quote_table(&b.table);
+    let q = quoted(d, key);
+    let keys = q.join(", ");
+    let desc = q
+        .iter()
+        .map(|k| format!("{k} DESC"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let window = format!(
+        "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
+        after_clause(&keys, after)
+    );
+    // MySQL compares a number column with a string literal as numbers, so
+    // the key travels as text whatever its type.
+    let cols: Vec<String> = q
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("CAST({k} AS CHAR) AS last_{i}"))
+        .collect();
+    (
+        format!("SELECT count(*) FROM ({window}) AS phasegate_batch"),
+        format!(
+            "SELECT {} FROM ({window}) AS phasegate_batch ORDER BY {desc} LIMIT 1",
+            cols.join(", ")
+        ),
+    )
+}
+
+/// MySQL: the UPDATE of the key range after `after`, up to and including `last`.
+fn mysql_batch_update(
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    last: &[String],
+) -> String {
+    let d = Dialect::Mysql;
+    let keys = quoted(d, key).join(", ");
+    let lower = match after {
+        Some(a) if !a.is_empty() => format!("({keys}) > ({}) AND ", a.join(", ")),
+        _ => String::new(),
+    };
+    format!(
+        "UPDATE {t} SET {set} WHERE {lower}({keys}) <= ({upper}) AND ({pending})",
+        t = d.quote_table(&b.table),
+        set = b.set,
+        upper = last.join(", "),
+        pending = b.pending,
+    )
+}
+
 /// The first batch's statement, for `--dry-run`.
 pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> String {
     let n = u64::from(env.backfill_batch_size);
     match env.dialect {
         Dialect::Postgres => format!("{};", postgres_batch(b, key, None, n)),
-        Dialect::Mysql => format!("-- {}", crate::tracker::MYSQL_NOT_SUPPORTED),
+        Dialect::Mysql => {
+            let (_, last) = mysql_batch_bounds(b, key, None, n);
+            let bound: Vec<String> = (0..key.len()).map(|i| format!("@last_{i}")).collect();
+            format!(
+                "-- the batch's last key, read first:\n{last};\n{};",
+                mysql_batch_update(b, key, None, &bound)
+            )
+        }
         Dialect::Sqlite => {
             let (_, _, update) = sqlite_batch(b, key, None, n);
             format!("{update};")
@@ -321,9 +426,17 @@ pub(super) async fn primary_key(
 ) -> Result<Vec<String>, RunError> {
     let dialect = store.dialect();
     let rows: Vec<String> = match dialect {
-        Dialect::Mysql => Err(sqlx::Error::Configuration(
-            crate::tracker::MYSQL_NOT_SUPPORTED.into(),
-        )),
+        Dialect::Mysql => {
+            sqlx::query_scalar(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.key_column_usage \
+                  WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ? \
+                    AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+            )
+            .bind(table.schema.as_ref().map(|s| s.as_str().to_string()))
+            .bind(table.name.as_str().to_string())
+            .fetch_all(store.conn())
+            .await
+        }
         Dialect::Postgres => {
             sqlx::query_scalar(
                 "SELECT a.attname::text FROM pg_index i \
@@ -366,7 +479,15 @@ async fn estimate_rows(store: &mut Store, dialect: Dialect, table: &TableName) -
             dialect.quote_literal(&dialect.quote_table(table))
         ),
         Dialect::Sqlite => format!("SELECT count(*) FROM {}", dialect.quote_table(table)),
-        Dialect::Mysql => return None,
+        Dialect::Mysql => format!(
+            "SELECT CAST(table_rows AS SIGNED) FROM information_schema.tables WHERE table_schema = {} AND table_name = {}",
+            table
+                .schema
+                .as_ref()
+                .map_or("DATABASE()".to_string(), |s| dialect
+                    .quote_literal(s.as_str())),
+            dialect.quote_literal(table.name.as_str())
+        ),
     };
     let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
         .fetch_one(store.conn())

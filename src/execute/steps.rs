@@ -2,10 +2,18 @@
 //!
 //! Every transactional step runs in its own short transaction that also
 //! writes its `step_applied` event, so the log and the schema cannot
-//! disagree. DDL waits for its lock at most `lock_timeout` (Postgres
-//! `lock_timeout`, SQLite's busy timeout) and is retried `lock_retries` times
-//! with backoff and jitter: a long transaction on the table never makes the
-//! application's queries queue behind phasegate for longer than that.
+//! disagree. A step that cannot run in a transaction (a concurrent index on
+//! Postgres; any DDL on MySQL, which commits each statement) is recorded as
+//! started before it runs and as applied after: one found started and never
+//! finished blocks the environment until someone checks the database and
+//! says what happened (`phasegate resolve`).
+//!
+//! DDL waits for its lock at most `lock_timeout` (Postgres `lock_timeout`,
+//! SQLite's busy timeout, MySQL's `lock_wait_timeout` in whole seconds) and
+//! is retried `lock_retries` times with backoff and jitter: a long
+//! transaction on the table never makes the application's queries queue
+//! behind phasegate for longer than that. On MySQL a step runs statement by
+//! statement and the retry repeats only the statement that gave way.
 
 use std::time::Duration;
 
@@ -13,7 +21,8 @@ use sqlx::AssertSqlSafe;
 
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
-use crate::dialect::Dialect;
+use crate::dialect::statements::split_mysql;
+use crate::dialect::{Dialect, mysql_lock_wait};
 use crate::plan::{Step, StepKind};
 use crate::tracker::gates::VerifyOutcome;
 use crate::tracker::{EventKind, NewEvent, Store, TrackerError, is_busy};
@@ -60,8 +69,12 @@ pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
             v
         }
         (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
-        // Never reached: config refuses mysql:// environments.
-        (Dialect::Mysql, _) => vec![format!("-- {}", crate::tracker::MYSQL_NOT_SUPPORTED)],
+        // Set once per session (`Store::set_lock_wait`), shown with each step.
+        (Dialect::Mysql, true) => vec![
+            format!("{};", mysql_lock_wait(env.lock_timeout)),
+            "START TRANSACTION;".to_string(),
+        ],
+        (Dialect::Mysql, false) => vec![format!("{};", mysql_lock_wait(env.lock_timeout))],
     }
 }
 
@@ -72,6 +85,7 @@ pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
             "RESET lock_timeout;".into(),
             "RESET statement_timeout;".into(),
         ],
+        (Dialect::Mysql, false) => Vec::new(),
         _ => vec!["COMMIT;".into()],
     }
 }
@@ -221,42 +235,54 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             drop_invalid_index(store, ix).await?;
         }
     }
-    let mut attempt = 0;
-    loop {
-        let result = if step.transactional {
-            in_transaction(store, cx.env, sql, &applied, cx).await
-        } else {
-            outside_transaction(store, cx.env, sql).await
-        };
-        match result {
-            Ok(()) => {
-                if !step.transactional {
-                    store.append(&applied, cx.clock.now(), cx.actor).await?;
-                }
-                return Ok(());
+    // MySQL commits each DDL statement: run them one by one, so a retry
+    // repeats only the one that gave way.
+    let units = if !step.transactional && cx.env.dialect == Dialect::Mysql {
+        split_mysql(sql)
+    } else {
+        vec![sql.to_string()]
+    };
+    for (n, unit) in units.iter().enumerate() {
+        let mut attempt = 0;
+        loop {
+            let result = if step.transactional {
+                in_transaction(store, cx.env, unit, &applied, cx).await
+            } else {
+                outside_transaction(store, cx.env, unit).await
+            };
+            let Err(e) = result else { break };
+            if let Some(ix) = &index {
+                drop_invalid_index(store, ix).await?;
             }
-            Err(e) => {
-                if let Some(ix) = &index {
-                    drop_invalid_index(store, ix).await?;
-                }
-                if is_lock_timeout(&e) && attempt < cx.env.lock_retries {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                let message = if is_lock_timeout(&e) {
-                    format!(
-                        "{GAVE_WAY} within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
-                        cx.env.lock_timeout.as_millis(),
-                        attempt + 1
-                    )
-                } else {
-                    e.to_string()
-                };
-                return Err(failure(step, cx.phase, message));
+            if is_lock_timeout(&e) && attempt < cx.env.lock_retries {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
             }
+            let mut message = if is_lock_timeout(&e) {
+                format!(
+                    "{GAVE_WAY} within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
+                    cx.env.lock_timeout.as_millis(),
+                    attempt + 1
+                )
+            } else {
+                e.to_string()
+            };
+            if n > 0 {
+                message.push_str(&format!(
+                    " (statement {} of {}; the {} before it ran and committed, and running the step again runs them again: undo them, or finish the step by hand and `phasegate resolve` it)",
+                    n + 1,
+                    units.len(),
+                    if n == 1 { "one" } else { "ones" }
+                ));
+            }
+            return Err(failure(step, cx.phase, message));
         }
     }
+    if !step.transactional {
+        store.append(&applied, cx.clock.now(), cx.actor).await?;
+    }
+    Ok(())
 }
 
 /// `BEGIN; SET LOCAL …; <sql>; <event>; COMMIT`, rolled back whole on error.
@@ -314,9 +340,16 @@ pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
 }
 
 /// The statement gave up waiting for a lock: Postgres `lock_not_available`,
-/// SQLite busy.
+/// SQLite busy, MySQL `ER_LOCK_WAIT_TIMEOUT` (a metadata or a row lock).
 pub(super) fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    is_busy(e) || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03"))
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    is_busy(e)
+        || db.code().as_deref() == Some("55P03")
+        || db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|m| m.number() == 1205)
 }
 
 /// 0.5s, 1s, 2s … plus up to 50% jitter, so retries from several runs do not align.

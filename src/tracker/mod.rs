@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use store::{MYSQL_NOT_SUPPORTED, Store, TrackerError, is_busy, phase_reached};
+pub use store::{Store, TrackerError, is_busy, phase_reached};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

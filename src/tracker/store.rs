@@ -1,6 +1,7 @@
 //! The event log in an environment's database, through sqlx's `Any` driver:
-//! one code path for Postgres and SQLite, with dialect-specific SQL where the
-//! two differ (placeholders, auto-increment, locking).
+//! one code path for Postgres, SQLite and MySQL/MariaDB, with
+//! dialect-specific SQL where they differ (placeholders, auto-increment,
+//! locking).
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, mysql_lock_wait};
 
 /// The version of phasegate's own tables. A later release that changes them
 /// migrates from the version it finds here.
@@ -23,10 +24,6 @@ const SCHEMA_LOCK_KEY: i64 = LOCK_KEY + 1;
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
-    /// Execution on MySQL/MariaDB (event log, GET_LOCK, started/finished
-    /// records) is not written yet; config refuses `mysql://` before this.
-    #[error("{env}: {MYSQL_NOT_SUPPORTED}")]
-    MysqlNotSupported { env: String },
     #[error("{env}: cannot connect: {source}")]
     Connect { env: String, source: sqlx::Error },
     #[error("{env}: no answer within {}s", timeout.as_secs_f64())]
@@ -63,9 +60,6 @@ pub struct Store {
     /// False when opened read-only on a database phasegate never wrote to.
     has_log: bool,
 }
-
-/// Why a MySQL environment cannot be used yet.
-pub const MYSQL_NOT_SUPPORTED: &str = "MySQL environments are not supported by this release yet";
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,11 +99,6 @@ impl Store {
         timeout: Duration,
         create: bool,
     ) -> Result<Store, TrackerError> {
-        if dialect == Dialect::Mysql {
-            return Err(TrackerError::MysqlNotSupported {
-                env: env.to_string(),
-            });
-        }
         sqlx::any::install_default_drivers();
         let connect = AnyConnection::connect(url);
         let conn = tokio::time::timeout(timeout, connect)
@@ -147,13 +136,6 @@ impl Store {
         &mut self.conn
     }
 
-    /// The error every MySQL arm returns (a Store is never opened on MySQL).
-    pub fn mysql_not_supported(&self) -> TrackerError {
-        TrackerError::MysqlNotSupported {
-            env: self.env.clone(),
-        }
-    }
-
     pub fn db_error(&self, source: sqlx::Error) -> TrackerError {
         TrackerError::Database {
             env: self.env.clone(),
@@ -176,7 +158,7 @@ impl Store {
         let sql = match self.dialect {
             Dialect::Postgres => "BEGIN",
             Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Mysql => return Err(self.mysql_not_supported()),
+            Dialect::Mysql => "START TRANSACTION",
         };
         self.exec(sql).await
     }
@@ -200,7 +182,9 @@ impl Store {
             Dialect::Sqlite => {
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'phasegate_meta'"
             }
-            Dialect::Mysql => return Err(self.mysql_not_supported()),
+            Dialect::Mysql => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'phasegate_meta' AND table_schema = DATABASE()"
+            }
         };
         let exists: i64 = sqlx::query_scalar(exists_sql)
             .fetch_one(&mut self.conn)
@@ -213,26 +197,43 @@ impl Store {
             }
             self.create_tables(wait).await?;
         }
-        let found: String =
-            sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
-                .fetch_one(&mut self.conn)
-                .await
-                .map_err(|e| self.db_error(e))?;
-        let found = found.parse::<i64>().unwrap_or(i64::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(TrackerError::NewerSchema {
-                env: self.env.clone(),
-                found,
-            });
-        }
-        Ok(())
+        self.check_schema_version().await
     }
 
     /// Creates phasegate's tables, waiting at most `wait` for SQLite's write lock.
     async fn create_tables(&mut self, wait: Duration) -> Result<(), TrackerError> {
         let busy = wait.as_millis();
         let ddl = match self.dialect {
-            Dialect::Mysql => return Err(self.mysql_not_supported()),
+            // DDL commits as it goes on MySQL: every statement is safe to
+            // repeat, so a creation killed halfway is finished by the next.
+            Dialect::Mysql => format!(
+                "DO GET_LOCK({lock}, {secs});
+                 CREATE TABLE IF NOT EXISTS phasegate_meta (
+                   `key` varchar(64) NOT NULL PRIMARY KEY,
+                   value text NOT NULL
+                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+                 CREATE TABLE IF NOT EXISTS phasegate_events (
+                   id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                   at_ms bigint NOT NULL,
+                   plan varchar(255) NULL,
+                   kind varchar(64) NOT NULL,
+                   phase bigint NULL,
+                   step text NULL,
+                   detail longtext NOT NULL,
+                   actor text NOT NULL,
+                   KEY phasegate_events_plan_idx (plan, id)
+                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+                 DROP TRIGGER IF EXISTS phasegate_events_no_update;
+                 CREATE TRIGGER phasegate_events_no_update BEFORE UPDATE ON phasegate_events FOR EACH ROW
+                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'phasegate_events is append-only';
+                 DROP TRIGGER IF EXISTS phasegate_events_no_delete;
+                 CREATE TRIGGER phasegate_events_no_delete BEFORE DELETE ON phasegate_events FOR EACH ROW
+                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'phasegate_events is append-only';
+                 INSERT IGNORE INTO phasegate_meta (`key`, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
+                 DO RELEASE_LOCK({lock});",
+                lock = mysql_lock_name(SCHEMA_LOCK_KEY),
+                secs = wait.as_secs().max(1),
+            ),
             Dialect::Postgres => format!(
                 "BEGIN;
                  SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
@@ -281,13 +282,30 @@ impl Store {
         };
         if let Err(e) = self.exec(&ddl).await {
             self.rollback().await;
+            if self.dialect == Dialect::Mysql {
+                let _ = self
+                    .exec(&format!(
+                        "DO RELEASE_LOCK({})",
+                        mysql_lock_name(SCHEMA_LOCK_KEY)
+                    ))
+                    .await;
+            }
             return Err(e);
         }
-        let found: String =
-            sqlx::query_scalar("SELECT value FROM phasegate_meta WHERE key = 'schema_version'")
-                .fetch_one(&mut self.conn)
-                .await
-                .map_err(|e| self.db_error(e))?;
+        self.check_schema_version().await
+    }
+
+    /// Refuses tables written by a newer phasegate.
+    async fn check_schema_version(&mut self) -> Result<(), TrackerError> {
+        // `key` is a reserved word on MySQL.
+        let sql = format!(
+            "SELECT value FROM phasegate_meta WHERE {} = 'schema_version'",
+            self.dialect.quote_ident("key")
+        );
+        let found: String = sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.db_error(e))?;
         let found = found.parse::<i64>().unwrap_or(i64::MAX);
         if found > SCHEMA_VERSION {
             return Err(TrackerError::NewerSchema {
@@ -300,19 +318,23 @@ impl Store {
 
     /// Takes this environment's lock, waiting up to `wait` for another run.
     ///
-    /// Postgres: a session advisory lock. SQLite: an exclusive lock on a
+    /// Postgres: a session advisory lock. MySQL: a named lock (`GET_LOCK`)
+    /// for this database, a server-wide name. SQLite: an exclusive lock on a
     /// side-car file (`<database>.phasegate-lock`), so the database itself
     /// stays writable by the application between phasegate's transactions.
-    /// Either way the lock dies with the process: a killed run never leaves
-    /// it held.
+    /// Every one dies with its session: a killed run never leaves it held.
     pub async fn lock(&mut self, wait: Duration) -> Result<(), TrackerError> {
         let busy = |env: &str, start: Instant| TrackerError::Busy {
             env: env.to_string(),
             waited: start.elapsed(),
         };
         let start = Instant::now();
-        match self.dialect {
-            Dialect::Mysql => Err(self.mysql_not_supported()),
+        let try_lock = match self.dialect {
+            Dialect::Postgres => format!("pg_try_advisory_lock({LOCK_KEY})"),
+            Dialect::Mysql => format!(
+                "COALESCE(GET_LOCK({}, 0), 0) = 1",
+                mysql_lock_name(LOCK_KEY)
+            ),
             Dialect::Sqlite => {
                 let lock_url = sqlite_lock_url(&self.url);
                 let mut conn = AnyConnection::connect(&lock_url).await.map_err(|source| {
@@ -325,30 +347,31 @@ impl Store {
                     "PRAGMA busy_timeout = {}; BEGIN EXCLUSIVE",
                     wait.as_millis()
                 );
-                match sqlx::raw_sql(AssertSqlSafe(take)).execute(&mut conn).await {
+                return match sqlx::raw_sql(AssertSqlSafe(take)).execute(&mut conn).await {
                     Ok(_) => {
                         self.lock_conn = Some(conn);
                         Ok(())
                     }
                     Err(e) if is_busy(&e) => Err(busy(&self.env, start)),
                     Err(e) => Err(self.db_error(e)),
-                }
+                };
             }
-            Dialect::Postgres => loop {
-                let got: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-                    "SELECT pg_try_advisory_lock({LOCK_KEY})"
-                )))
-                .fetch_one(&mut self.conn)
-                .await
-                .map_err(|e| self.db_error(e))?;
-                if got {
-                    return Ok(());
-                }
-                if start.elapsed() >= wait {
-                    return Err(busy(&self.env, start));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            },
+        };
+        loop {
+            // Compared in SQL: each driver spells a boolean its own way.
+            let got: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT CASE WHEN {try_lock} THEN 1 ELSE 0 END"
+            )))
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(|e| self.db_error(e))?;
+            if got == 1 {
+                return Ok(());
+            }
+            if start.elapsed() >= wait {
+                return Err(busy(&self.env, start));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -367,19 +390,30 @@ impl Store {
                     let _ = conn.close().await;
                 }
             }
-            Dialect::Mysql => {}
+            Dialect::Mysql => {
+                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DO RELEASE_LOCK({})",
+                    mysql_lock_name(LOCK_KEY)
+                )))
+                .execute(&mut self.conn)
+                .await;
+            }
         }
     }
 
     /// Sets how long this connection's statements wait for a lock
     /// (Postgres `lock_timeout` is set per transaction by the executor;
-    /// SQLite's is the connection's busy timeout).
+    /// SQLite's is the connection's busy timeout; MySQL's are the session's
+    /// metadata and row lock timeouts, in whole seconds).
     pub async fn set_lock_wait(&mut self, wait: Duration) -> Result<(), TrackerError> {
-        if self.dialect == Dialect::Sqlite {
-            self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
-                .await?;
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.exec(&format!("PRAGMA busy_timeout = {}", wait.as_millis()))
+                    .await
+            }
+            Dialect::Mysql => self.exec(&mysql_lock_wait(wait)).await,
+            Dialect::Postgres => Ok(()),
         }
-        Ok(())
     }
 
     /// Appends an event (inside the caller's transaction, if one is open).
@@ -396,7 +430,9 @@ impl Store {
             Dialect::Sqlite => {
                 "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             }
-            Dialect::Mysql => return Err(self.mysql_not_supported()),
+            Dialect::Mysql => {
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            }
         };
         sqlx::query(sql)
             .bind(at.timestamp_millis())
@@ -427,7 +463,7 @@ impl Store {
                     Dialect::Sqlite => {
                         format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id")
                     }
-                    Dialect::Mysql => return Err(self.mysql_not_supported()),
+                    Dialect::Mysql => format!("{base} WHERE plan = ? OR plan IS NULL ORDER BY id"),
                 };
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(p.to_string())
@@ -479,6 +515,12 @@ pub fn is_busy(e: &sqlx::Error) -> bool {
         || db.message().contains("database is locked"))
 }
 
+/// The server-wide name of a MySQL named lock for this database: `key`
+/// and a digest of the database name, within MySQL's 64-character limit.
+fn mysql_lock_name(key: i64) -> String {
+    format!("CONCAT('phasegate:{key:x}:', SHA1(DATABASE()))")
+}
+
 /// `sqlite:///x/app.db?mode=rwc` → `sqlite:///x/app.db.phasegate-lock?mode=rwc`.
 fn sqlite_lock_url(url: &str) -> String {
     let (path, _) = url.split_once('?').unwrap_or((url, ""));
@@ -511,6 +553,8 @@ pub async fn phase_reached(
         })?;
     let sql = if database_url.starts_with("sqlite") {
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ?1 ORDER BY id"
+    } else if database_url.starts_with("mysql") {
+        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ? ORDER BY id"
     } else {
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = $1 ORDER BY id"
     };
