@@ -20,7 +20,7 @@ use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, Verdict, VerifyOutcome};
 use crate::tracker::{
     Checkpoint, Clock, Event, EventKind, NewEvent, Next, PhaseStatus, PlanState, Store,
-    TrackerError, derive,
+    TrackerError, derive, interrupted_elsewhere,
 };
 
 pub use steps::StepError;
@@ -86,6 +86,21 @@ impl std::ops::Deref for LivePlan {
     fn deref(&self) -> &Plan {
         &self.plan
     }
+}
+
+/// What `resolve` recorded, and so what the next `apply` does with the step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub plan: String,
+    pub env: String,
+    pub step: String,
+    pub phase: usize,
+    /// Recorded as applied (the next apply skips it) or not (it runs again).
+    pub applied: bool,
+    /// The step had started and never finished (rather than failed).
+    pub interrupted: bool,
+    /// For a backfill recorded as not applied: where the rerun resumes.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// What `apply` did.
@@ -355,6 +370,8 @@ impl<'a> Workspace<'a> {
             }
             _ => None,
         };
+        let all = store.events(None).await?;
+        let elsewhere = interrupted_elsewhere(&all, &plan.name);
         let ctx = GateContext {
             plan,
             plan_label: &loaded.label,
@@ -367,6 +384,7 @@ impl<'a> Workspace<'a> {
             now: self.clock.now(),
             text_now: &loaded.text,
             verify: verify.as_deref(),
+            elsewhere: &elsewhere,
         };
         let mut verdict = gates::verdict(&ctx);
         if let Some(p) = marking {
@@ -822,7 +840,7 @@ impl Workspace<'_> {
         target: &str,
         step: &str,
         applied: bool,
-    ) -> Result<(), RunError> {
+    ) -> Result<Resolution, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
@@ -845,7 +863,15 @@ impl Workspace<'_> {
                 .step(step)
                 .detail(if applied { "applied" } else { "not_applied" });
             store.append(&event, self.clock.now(), &self.actor).await?;
-            Ok(())
+            Ok(Resolution {
+                plan: plan.name.clone(),
+                env: env.name.clone(),
+                step: step.to_string(),
+                phase: o.phase,
+                applied,
+                interrupted: o.error.is_none(),
+                checkpoint: state.checkpoints.get(step).cloned(),
+            })
         })
         .await
     }
@@ -968,6 +994,7 @@ impl Workspace<'_> {
                     (envs[p].name.as_str(), s.map_err(|e| e.clone()))
                 });
                 let backups = backups(&mine);
+                let elsewhere = interrupted_elsewhere(events, &plan.name);
                 let ctx = GateContext {
                     plan: &plan,
                     plan_label: &loaded.label,
@@ -980,6 +1007,7 @@ impl Workspace<'_> {
                     now: self.clock.now(),
                     text_now: &loaded.text,
                     verify: None,
+                    elsewhere: &elsewhere,
                 };
                 let verdict = gates::verdict(&ctx);
                 let current = match state.next() {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Next, PhaseStatus, PlanState};
+use super::{Next, Outstanding, PhaseStatus, PlanState};
 use crate::config::Environment;
 use crate::plan::{Plan, StepKind};
 
@@ -70,6 +70,9 @@ pub struct GateContext<'a> {
     pub text_now: &'a str,
     /// The previous phase's verification answers; `None` when not checked.
     pub verify: Option<&'a [VerifyOutcome]>,
+    /// Steps of other plans that started in this environment and never
+    /// finished, as (plan, step): they hold this plan too.
+    pub elsewhere: &'a [(String, Outstanding)],
 }
 
 /// The gates for the plan's next step.
@@ -387,21 +390,29 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
     }
 
     // clean
-    let blocking: Vec<String> = state
+    let resolve = |plan: &str, o: &Outstanding| {
+        format!(
+            "step {step} of {plan} started {ago} ago and never finished (the run was killed or lost its connection; {partly}): check the database, then either `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there (apply then goes on after it) or `--as not-applied` if it is not (apply then runs it again)",
+            step = o.step,
+            ago = ago(ctx.now, o.since),
+            partly = if env.dialect == crate::dialect::Dialect::Mysql {
+                "MySQL commits DDL statement by statement, so part of it may have run"
+            } else {
+                "it may or may not have taken effect"
+            },
+            env = env.name,
+        )
+    };
+    let mut blocking: Vec<String> = state
         .outstanding
         .iter()
         .filter(|o| o.error.is_none() || o.phase != phase)
         .map(|o| match &o.error {
-            None => format!(
-                "step {} started {} ago and never finished: check the database, then `phasegate resolve --env {} {label} --step {} --as applied` (or `--as not-applied`)",
-                o.step,
-                ago(ctx.now, o.since),
-                env.name,
-                o.step
-            ),
+            None => resolve(label, o),
             Some(e) => format!("step {} of phase {} failed: {e}", o.step, o.phase),
         })
         .collect();
+    blocking.extend(ctx.elsewhere.iter().map(|(plan, o)| resolve(plan, o)));
     let retries: Vec<&str> = state
         .outstanding
         .iter()

@@ -258,6 +258,35 @@ impl PlanState {
     }
 }
 
+/// The steps of every plan other than `except` that started in this
+/// environment and never finished, as (plan, step). Such a step may have
+/// left a table half-changed, so it holds every plan in the environment,
+/// not only its own, until it is resolved.
+pub fn interrupted_elsewhere(events: &[Event], except: &str) -> Vec<(String, Outstanding)> {
+    let mut plans: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.plan.as_deref())
+        .filter(|p| *p != except)
+        .collect();
+    plans.sort_unstable();
+    plans.dedup();
+    let mut out = Vec::new();
+    for plan in plans {
+        let theirs: Vec<Event> = events
+            .iter()
+            .filter(|e| e.plan.as_deref() == Some(plan))
+            .cloned()
+            .collect();
+        let phases = theirs.iter().filter_map(|e| e.phase).max().unwrap_or(0);
+        for o in derive(&theirs, phases).outstanding {
+            if o.error.is_none() {
+                out.push((plan.to_string(), o));
+            }
+        }
+    }
+    out
+}
+
 /// Reads a plan's state from its events (in log order).
 pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
     let blank = PhaseRecord {

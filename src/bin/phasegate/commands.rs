@@ -289,11 +289,35 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
             step,
             outcome,
         } => {
-            ws.resolve(&env, &plan, &step, outcome == "applied")
+            let r = ws
+                .resolve(&env, &plan, &step, outcome == "applied")
                 .await
                 .map_err(fail)?;
+            let what = if r.interrupted {
+                "started and never finished"
+            } else {
+                "failed"
+            };
+            let next = match (&r.applied, &r.checkpoint) {
+                (true, _) => format!(
+                    "phasegate will not run it again: the next `phasegate apply --env {env} {plan}` goes on with the rest of phase {}",
+                    r.phase
+                ),
+                (false, Some(c)) => format!(
+                    "the next `phasegate apply --env {env} {plan}` runs it again, resuming the backfill after its last checkpoint ({} rows done)",
+                    c.updated
+                ),
+                (false, None) => format!(
+                    "the next `phasegate apply --env {env} {plan}` runs it again from its start"
+                ),
+            };
             Ok(format!(
-                "{plan}: step {step} resolved as {outcome} in {env}\n"
+                "{}: step {} (phase {}), which {what}, is recorded as {} in {}.\n{next}\n",
+                r.plan,
+                r.step,
+                r.phase,
+                if r.applied { "applied" } else { "not applied" },
+                r.env
             ))
         }
     }

@@ -135,6 +135,12 @@ enum Command {
         reason: String,
     },
     /// Settle a step that failed or never finished, after checking the database by hand.
+    ///
+    /// `--as applied` records that the step's change is in the database: apply
+    /// skips it and goes on. `--as not-applied` records that it is not: apply
+    /// runs it again (a backfill resumes after its last checkpoint). A step
+    /// that ran only in part (MySQL commits DDL statement by statement) must
+    /// first be finished or undone by hand.
     Resolve {
         #[arg(long)]
         env: String,
