@@ -391,8 +391,13 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
 
     // clean
     let resolve = |plan: &str, o: &Outstanding| {
+        let whose = if plan == label {
+            String::new()
+        } else {
+            format!(" of {plan}")
+        };
         format!(
-            "step {step} of {plan} started {ago} ago and never finished (the run was killed or lost its connection; {partly}): check the database, then either `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there (apply then goes on after it) or `--as not-applied` if it is not (apply then runs it again)",
+            "step {step}{whose} started {ago} ago and never finished (the run was killed or lost its connection; {partly}): check the database, then either `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there (apply then goes on after it) or `--as not-applied` if it is not (apply then runs it again)",
             step = o.step,
             ago = ago(ctx.now, o.since),
             partly = if env.dialect == crate::dialect::Dialect::Mysql {
