@@ -97,6 +97,26 @@ pub fn split_mysql(sql: &str) -> Vec<String> {
     out
 }
 
+/// Whether running `sql` on MySQL commits by itself: any statement but
+/// plain data changes and reads (DDL, and anything phasegate cannot tell,
+/// such as `CALL`) ends the open transaction, so it cannot share one with
+/// the event that records it.
+pub fn mysql_commits_implicitly(sql: &str) -> bool {
+    const DATA: &[&str] = &[
+        "INSERT", "UPDATE", "DELETE", "REPLACE", "SELECT", "WITH", "DO", "SET", "VALUES", "TABLE",
+    ];
+    split_mysql(sql).iter().any(|statement| {
+        let word: String = statement
+            .lines()
+            .map(str::trim)
+            .filter(|l| !(l.starts_with("-- ") || l.starts_with('#') || l.is_empty()))
+            .flat_map(|l| l.chars())
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        !DATA.iter().any(|d| d.eq_ignore_ascii_case(&word))
+    })
+}
+
 fn skip_line(bytes: &[u8], i: &mut usize) {
     while *i < bytes.len() && bytes[*i] != b'\n' {
         *i += 1;
@@ -139,6 +159,17 @@ mod tests {
             split_mysql("BEGIN; UPDATE a SET c = 1; COMMIT"),
             vec!["BEGIN", "UPDATE a SET c = 1", "COMMIT"]
         );
+    }
+
+    #[test]
+    fn ddl_commits_implicitly_and_data_changes_do_not() {
+        assert!(!mysql_commits_implicitly(
+            "-- fix the rows\nUPDATE a SET c = 1; INSERT INTO b VALUES (1)"
+        ));
+        assert!(mysql_commits_implicitly(
+            "UPDATE a SET c = 1; ALTER TABLE a ADD COLUMN d int"
+        ));
+        assert!(mysql_commits_implicitly("CALL tidy_up()"));
     }
 
     #[test]

@@ -69,12 +69,19 @@ pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
             v
         }
         (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
-        // Set once per session (`Store::set_lock_wait`), shown with each step.
-        (Dialect::Mysql, true) => vec![
-            format!("{};", mysql_lock_wait(env.lock_timeout)),
-            "START TRANSACTION;".to_string(),
-        ],
-        (Dialect::Mysql, false) => vec![format!("{};", mysql_lock_wait(env.lock_timeout))],
+        (Dialect::Mysql, transactional) => {
+            // MariaDB bounds any statement with `max_statement_time`; the
+            // `/*M! … */` comment runs there only. MySQL has no bound for
+            // DDL (`max_execution_time` covers SELECT only).
+            let bound = env.statement_timeout.map_or(String::new(), |t| {
+                format!(" /*M!, SESSION max_statement_time = {} */", t.as_secs_f64())
+            });
+            let mut v = vec![format!("{}{bound};", mysql_lock_wait(env.lock_timeout))];
+            if transactional {
+                v.push("START TRANSACTION;".to_string());
+            }
+            v
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! irreversible. phasegate cannot know what hand-written SQL locks; the plan
 //! says so.
 
+use crate::dialect::Dialect;
+use crate::dialect::statements::mysql_commits_implicitly;
 use crate::intent::SqlPhases;
 use crate::plan::{Blocks, LockDuration, LockNote, PlanningError, Recipe};
 
@@ -28,8 +30,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
                 .filter(|d| !d.is_empty()),
             lock,
         );
+        // MySQL commits DDL by itself: such a step is recorded as started
+        // and finished around it instead of sharing a transaction.
+        let commits = r.dialect == Dialect::Mysql && mysql_commits_implicitly(&phase.up);
         let s = r.step(step);
-        s.transactional = phase.transactional;
+        s.transactional = phase.transactional && !commits;
         s.reversible = s.rollback_sql.is_some();
         if let Some(app) = &phase.app {
             r.app(&format!("app_{}", n + 1), app.trim());
