@@ -243,7 +243,7 @@ impl Config {
                 )
             })?;
             environments.push(Environment {
-                database_url: resolve_sqlite_path(&url, root),
+                database_url: resolve_sqlite_path(&mariadb_as_mysql(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak)?,
                 require_approval: e.require_approval,
@@ -333,14 +333,18 @@ fn dialect_of(url: &str) -> Result<Dialect, String> {
     match scheme.as_str() {
         "postgres" | "postgresql" => Ok(Dialect::Postgres),
         "sqlite" => Ok(Dialect::Sqlite),
-        "mysql" => Ok(Dialect::Mysql),
-        "mariadb" => Err(
-            "MariaDB is reached with a mysql:// URL (mysql://user:password@host:3306/database)"
-                .into(),
-        ),
+        "mysql" | "mariadb" => Ok(Dialect::Mysql),
         _ => Err(format!(
             "`{scheme}:` is not a database phasegate knows; expected postgres://…, mysql://… or sqlite://…"
         )),
+    }
+}
+
+/// `mariadb://…` is spelt `mysql://…` for the driver: one wire protocol.
+fn mariadb_as_mysql(url: &str) -> String {
+    match url.get(..8) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mariadb:") => format!("mysql:{}", &url[8..]),
+        _ => url.to_string(),
     }
 }
 
@@ -404,6 +408,27 @@ mod tests {
         );
         assert_eq!(c.previous("prod").map(|e| e.name.as_str()), Some("dev"));
         assert!(c.previous("dev").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn mysql_and_mariadb_urls_are_mysql_environments() -> Result<(), ConfigError> {
+        let c = parse(
+            "environments:\n  - name: a\n    database_url: mysql://u@db/app\n  - name: b\n    database_url: MariaDB://u@db/app\n",
+            &[],
+        )?;
+        for e in &c.environments {
+            assert_eq!(e.dialect, Dialect::Mysql);
+            assert_eq!(e.database_url, "mysql://u@db/app");
+        }
+        let err = parse(
+            "environments:\n  - name: a\n    database_url: oracle://u@db/app\n",
+            &[],
+        );
+        assert!(err.is_err_and(|e| {
+            e.to_string()
+                .contains("expected postgres://…, mysql://… or sqlite://…")
+        }));
         Ok(())
     }
 
