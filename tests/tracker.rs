@@ -1,7 +1,7 @@
 //! The tracker, the gates and the environments workflow, on real databases:
-//! every test makes its own three databases (dev → staging → prod) on SQLite
-//! and on Postgres, and a scratch project folder with `plans/`, and removes
-//! them afterwards.
+//! every test makes its own three databases (dev → staging → prod) on SQLite,
+//! on Postgres and on MySQL/MariaDB, and a scratch project folder with
+//! `plans/`, and removes them afterwards.
 //!
 //! The library ([`Workspace`]) is driven with a [`ManualClock`], so soak
 //! periods and backup windows are tested by moving the clock, never by
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{Rows, TestDb, TestResult, fail, with_postgres, with_sqlite};
+use common::{Rows, TestDb, TestResult, fail, with_mysql, with_postgres, with_sqlite};
 use phasegate::config::Config;
 use phasegate::dialect::Dialect;
 use phasegate::execute::{PlanStatus, RunError, Workspace};
@@ -51,15 +51,25 @@ changes:
 // ---------------------------------------------------------------------------
 
 /// Runs `body` with three fresh databases of `dialect` (dev, staging, prod),
-/// all removed afterwards whatever happens. Postgres tests skip (one line)
-/// when no server answers, unless PHASEGATE_REQUIRE_DATABASES=1.
+/// all removed afterwards whatever happens. Postgres and MySQL tests skip
+/// (one line) when no server answers, unless PHASEGATE_REQUIRE_DATABASES=1.
 async fn with_envs<F, Fut>(dialect: Dialect, body: F)
 where
     F: FnOnce([TestDb; 3]) -> Fut,
     Fut: Future<Output = TestResult>,
 {
     match dialect {
-        Dialect::Mysql => panic!("MySQL environments are not supported by this release yet"),
+        Dialect::Mysql => {
+            with_mysql(|a| async move {
+                with_mysql(|b| async move {
+                    with_mysql(|c| async move { body([a, b, c]).await }).await;
+                    Ok(())
+                })
+                .await;
+                Ok(())
+            })
+            .await
+        }
         Dialect::Sqlite => {
             with_sqlite(|a| async move {
                 with_sqlite(|b| async move {
@@ -305,8 +315,10 @@ impl Fixture {
 async fn seed_users(db: &TestDb, n: u32) -> TestResult<Rows> {
     db.create_table("users", "id INTEGER PRIMARY KEY, name TEXT")
         .await?;
+    // `||` is OR on MySQL.
+    let label = db.pick3("'user ' || i", "'user ' || i", "CONCAT('user ', i)");
     db.exec(&format!(
-        "INSERT INTO users (id, name) SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'user ' || i END FROM {}",
+        "INSERT INTO users (id, name) SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE {label} END FROM {}",
         db.series(n)
     ))
     .await?;
@@ -395,8 +407,13 @@ fn count(events: &[Event], kind: EventKind) -> usize {
     events.iter().filter(|e| e.kind == kind).count()
 }
 
-fn kinds(events: &[Event]) -> Vec<&'static str> {
-    events.iter().map(|e| e.kind.name()).collect()
+/// A database URL of `dialect`'s server kind at `addr` (SQLite has no
+/// server: a Postgres URL stands in), for environments that do not answer.
+fn server_url(dialect: Dialect, addr: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("mysql://root@{addr}/x"),
+        Dialect::Postgres | Dialect::Sqlite => format!("postgres://postgres@{addr}/x"),
+    }
 }
 
 /// apply, apply, mark: the rename at its irreversible phase in `env`.
@@ -572,30 +589,39 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
                 && e.step.as_deref() == Some("1.backfill")),
         "the backfill records its checkpoints: {prod:#?}"
     );
-    let story: Vec<Event> = prod
+    let story: Vec<(&str, Option<&str>)> = prod
         .iter()
         .filter(|e| e.kind != EventKind::BackfillProgress)
-        .cloned()
+        .map(|e| (e.kind.name(), e.step.as_deref()))
         .collect();
-    assert_eq!(
-        kinds(&story),
-        [
-            "plan_started",
-            "step_applied",
-            "step_applied",
-            "step_applied",
-            "step_applied",
-            "phase_migrated",
-            "phase_deployed",
-            "phase_migrated",
-            "phase_deployed",
-            "backup",
-            "approved",
-            "step_applied",
-            "phase_migrated",
-            "phase_deployed",
-        ]
-    );
+    // MySQL commits each DDL statement: a DDL step is recorded as started
+    // before it runs and as applied after. Elsewhere it is applied in the
+    // transaction that records it.
+    let mysql = fx.dbs[0].dialect == Dialect::Mysql;
+    let ddl = |step: &'static str| {
+        let applied = ("step_applied", Some(step));
+        if mysql {
+            vec![("step_started", Some(step)), applied]
+        } else {
+            vec![applied]
+        }
+    };
+    let mut expected = vec![("plan_started", None)];
+    expected.extend(ddl("1.add_column"));
+    expected.extend(ddl("1.sync_trigger"));
+    expected.extend([
+        ("step_applied", Some("1.backfill")),
+        ("step_applied", Some("1.verify")),
+        ("phase_migrated", None),
+        ("phase_deployed", None),
+        ("phase_migrated", None),
+        ("phase_deployed", None),
+        ("backup", None),
+        ("approved", None),
+    ]);
+    expected.extend(ddl("1.contract"));
+    expected.extend([("phase_migrated", None), ("phase_deployed", None)]);
+    assert_eq!(story, expected, "{prod:#?}");
     let deployed2 = prod
         .iter()
         .find(|e| e.kind == EventKind::PhaseDeployed && e.phase == Some(2))
@@ -631,6 +657,11 @@ async fn a_rename_goes_through_dev_staging_prod_on_sqlite() {
 #[tokio::test]
 async fn a_rename_goes_through_dev_staging_prod_on_postgres() {
     with_envs(Dialect::Postgres, full_rename).await;
+}
+
+#[tokio::test]
+async fn a_rename_goes_through_dev_staging_prod_on_mysql() {
+    with_envs(Dialect::Mysql, full_rename).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -706,6 +737,11 @@ async fn order_and_promotion_gates_on_postgres() {
     with_envs(Dialect::Postgres, order_and_promotion).await;
 }
 
+#[tokio::test]
+async fn order_and_promotion_gates_on_mysql() {
+    with_envs(Dialect::Mysql, order_and_promotion).await;
+}
+
 async fn verify_gate(dbs: [TestDb; 3]) -> TestResult {
     let fx = Fixture::new(dbs, NO_SETTINGS)?;
     fx.plan(PLAN, RENAME)?;
@@ -717,8 +753,9 @@ async fn verify_gate(dbs: [TestDb; 3]) -> TestResult {
     assert_held(&v, "verify", "phase 1's 1 verification queries pass now");
 
     // Someone drops the sync trigger, then an old release writes `name`.
-    db.exec(db.pick(
+    db.exec(db.pick3(
         "DROP TRIGGER users_name_full_name_sync ON users",
+        "DROP TRIGGER users_name_full_name_sync_ins; DROP TRIGGER users_name_full_name_sync_upd",
         "DROP TRIGGER users_name_full_name_sync_ins; DROP TRIGGER users_name_full_name_sync_upd",
     ))
     .await?;
@@ -762,6 +799,11 @@ async fn verify_gate_on_sqlite() {
 #[tokio::test]
 async fn verify_gate_on_postgres() {
     with_envs(Dialect::Postgres, verify_gate).await;
+}
+
+#[tokio::test]
+async fn verify_gate_on_mysql() {
+    with_envs(Dialect::Mysql, verify_gate).await;
 }
 
 async fn soak_gate(dbs: [TestDb; 3]) -> TestResult {
@@ -808,6 +850,11 @@ async fn soak_gate_on_sqlite() {
 #[tokio::test]
 async fn soak_gate_on_postgres() {
     with_envs(Dialect::Postgres, soak_gate).await;
+}
+
+#[tokio::test]
+async fn soak_gate_on_mysql() {
+    with_envs(Dialect::Mysql, soak_gate).await;
 }
 
 async fn backup_gate(dbs: [TestDb; 3]) -> TestResult {
@@ -889,6 +936,11 @@ async fn backup_gate_on_postgres() {
     with_envs(Dialect::Postgres, backup_gate).await;
 }
 
+#[tokio::test]
+async fn backup_gate_on_mysql() {
+    with_envs(Dialect::Mysql, backup_gate).await;
+}
+
 async fn approval_gate(dbs: [TestDb; 3]) -> TestResult {
     let fx = Fixture::new(dbs, ["require_approval: true", "", ""])?;
     fx.plan(PLAN, RENAME)?;
@@ -930,6 +982,11 @@ async fn approval_gate_on_sqlite() {
 #[tokio::test]
 async fn approval_gate_on_postgres() {
     with_envs(Dialect::Postgres, approval_gate).await;
+}
+
+#[tokio::test]
+async fn approval_gate_on_mysql() {
+    with_envs(Dialect::Mysql, approval_gate).await;
 }
 
 async fn drift_gate(dbs: [TestDb; 3]) -> TestResult {
@@ -1015,13 +1072,19 @@ async fn drift_gate_on_postgres() {
     with_envs(Dialect::Postgres, drift_gate).await;
 }
 
+#[tokio::test]
+async fn drift_gate_on_mysql() {
+    with_envs(Dialect::Mysql, drift_gate).await;
+}
+
 /// Three hand-written phases: a table, a step that needs a table nobody
-/// created, and a non-transactional index build.
+/// created, and a non-transactional index build (concurrent on Postgres;
+/// MySQL has no CONCURRENTLY, and its DROP INDEX names the table).
 fn gadgets_plan(dialect: Dialect) -> String {
-    let concurrently = match dialect {
-        Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
-        Dialect::Postgres => "CONCURRENTLY ",
-        Dialect::Sqlite => "",
+    let (concurrently, on_table) = match dialect {
+        Dialect::Mysql => ("", " ON widgets"),
+        Dialect::Postgres => ("CONCURRENTLY ", ""),
+        Dialect::Sqlite => ("", ""),
     };
     format!(
         "name: gadgets
@@ -1033,7 +1096,7 @@ changes:
         - up: INSERT INTO gadgets (id) VALUES (1)
           down: DELETE FROM gadgets
         - up: CREATE INDEX {concurrently}widgets_id_idx ON widgets (id)
-          down: DROP INDEX widgets_id_idx
+          down: DROP INDEX widgets_id_idx{on_table}
           transactional: false
 "
     )
@@ -1180,6 +1243,11 @@ async fn clean_gate_failed_and_interrupted_steps_on_postgres() {
     with_envs(Dialect::Postgres, clean_gate).await;
 }
 
+#[tokio::test]
+async fn clean_gate_failed_and_interrupted_steps_on_mysql() {
+    with_envs(Dialect::Mysql, clean_gate).await;
+}
+
 // ---------------------------------------------------------------------------
 // 3. Rollback
 // ---------------------------------------------------------------------------
@@ -1283,15 +1351,26 @@ async fn rollback_on_postgres() {
     with_envs(Dialect::Postgres, rollback).await;
 }
 
+#[tokio::test]
+async fn rollback_on_mysql() {
+    with_envs(Dialect::Mysql, rollback).await;
+}
+
 // ---------------------------------------------------------------------------
 // 4. Concurrent runs and the environment lock
 // ---------------------------------------------------------------------------
 
 /// A phase that takes a moment (so two runs overlap), records how often it
 /// ran, and has an app stage; two intents more, so it has several steps.
+/// MySQL cannot index a `text` column without a prefix length: the indexed
+/// column is a varchar there.
 fn race_plan(dialect: Dialect) -> String {
+    let nickname = match dialect {
+        Dialect::Mysql => "varchar(255)",
+        Dialect::Postgres | Dialect::Sqlite => "text",
+    };
     let slow = match dialect {
-        Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
+        Dialect::Mysql => "DO SLEEP(1.5);",
         Dialect::Postgres => "SELECT pg_sleep(1.5);",
         Dialect::Sqlite => {
             "CREATE TABLE burn AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) AS n FROM c;"
@@ -1308,7 +1387,7 @@ changes:
             {slow}
           down: DROP TABLE runs
           app: Ship the code that reads runs
-  - add_column: {{ table: users, column: nickname, type: text }}
+  - add_column: {{ table: users, column: nickname, type: {nickname} }}
   - add_index: {{ table: users, columns: [nickname] }}
 "
     )
@@ -1381,6 +1460,21 @@ async fn concurrent_applies(dbs: [TestDb; 3]) -> TestResult {
         ["1.sql_1", "2.add_column", "3.create_index"],
         "each step applied exactly once: {events:#?}"
     );
+    // Steps run outside a transaction are recorded as started, by the run
+    // that ran them only: every DDL step on MySQL, the concurrent index
+    // build on Postgres, none on SQLite.
+    let mut started: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::StepStarted)
+        .filter_map(|e| e.step.as_deref())
+        .collect();
+    started.sort();
+    let expected: &[&str] = match dialect {
+        Dialect::Mysql => &["1.sql_1", "2.add_column", "3.create_index"],
+        Dialect::Postgres => &["3.create_index"],
+        Dialect::Sqlite => &[],
+    };
+    assert_eq!(started, expected, "each step started once: {events:#?}");
     assert_eq!(count(&events, EventKind::PlanStarted), 1, "{events:#?}");
     assert_eq!(count(&events, EventKind::PhaseMigrated), 1, "{events:#?}");
     assert_eq!(count(&events, EventKind::StepFailed), 0, "{events:#?}");
@@ -1399,6 +1493,11 @@ async fn two_concurrent_applies_record_everything_once_on_sqlite() {
 #[tokio::test]
 async fn two_concurrent_applies_record_everything_once_on_postgres() {
     with_envs(Dialect::Postgres, concurrent_applies).await;
+}
+
+#[tokio::test]
+async fn two_concurrent_applies_record_everything_once_on_mysql() {
+    with_envs(Dialect::Mysql, concurrent_applies).await;
 }
 
 /// A run that finds the environment locked waits `lock_wait`, then says so.
@@ -1430,7 +1529,8 @@ async fn lock_wait(dbs: [TestDb; 3]) -> TestResult {
     let dev = fx.db("dev");
     seed_users(dev, 10).await?;
     // The environment's lock, held by another run (Postgres: an advisory
-    // lock; SQLite: the side-car lock file beside the database).
+    // lock; MySQL: a named lock, GET_LOCK; SQLite: the side-car lock file
+    // beside the database).
     let mut holder = fx.store("dev").await?;
     holder.lock(Duration::from_secs(5)).await?;
     let refused = assert_lock_refused(&fx).await;
@@ -1533,6 +1633,11 @@ async fn a_held_lock_makes_apply_wait_then_fail_clearly_on_postgres() {
     with_envs(Dialect::Postgres, lock_wait).await;
 }
 
+#[tokio::test]
+async fn a_held_lock_makes_apply_wait_then_fail_clearly_on_mysql() {
+    with_envs(Dialect::Mysql, lock_wait).await;
+}
+
 // ---------------------------------------------------------------------------
 // 5. status with an environment that does not answer
 // ---------------------------------------------------------------------------
@@ -1546,11 +1651,13 @@ async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
     }
     // A server that accepts connections and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let silent_url = format!("postgres://postgres@{}/x", silent.local_addr()?);
+    let silent_url = server_url(dbs[0].dialect, &silent.local_addr()?.to_string());
+    // A port nothing listens on.
+    let nowhere = server_url(dbs[0].dialect, "127.0.0.1:1");
     let clock = ManualClock::new(Utc::now());
 
     for (prod_url, why) in [
-        ("postgres://postgres@127.0.0.1:1/x", "cannot connect"),
+        (nowhere.as_str(), "cannot connect"),
         (silent_url.as_str(), "no answer within 1s"),
     ] {
         let config = project.configure(&config_text(&[
@@ -1626,11 +1733,7 @@ async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
     // The environment before prod unreachable: promotion cannot be judged.
     let config = project.configure(&config_text(&[
         ("dev", &urls[0], ""),
-        (
-            "staging",
-            "postgres://postgres@127.0.0.1:1/x",
-            "connect_timeout: 1s",
-        ),
+        ("staging", &nowhere, "connect_timeout: 1s"),
         ("prod", &urls[2], ""),
     ]))?;
     let ws = Workspace::new(&config, &clock, "tester");
@@ -1649,6 +1752,11 @@ async fn status_shows_an_unreachable_environment_beside_the_others_on_sqlite() {
 #[tokio::test]
 async fn status_shows_an_unreachable_environment_beside_the_others_on_postgres() {
     with_envs(Dialect::Postgres, status_unreachable).await;
+}
+
+#[tokio::test]
+async fn status_shows_an_unreachable_environment_beside_the_others_on_mysql() {
+    with_envs(Dialect::Mysql, status_unreachable).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1773,6 +1881,11 @@ async fn cli_exit_codes_on_postgres() {
 }
 
 #[tokio::test]
+async fn cli_exit_codes_on_mysql() {
+    with_envs(Dialect::Mysql, cli_exit_codes).await;
+}
+
+#[tokio::test]
 async fn an_unset_variable_in_the_config_is_exit_2_naming_it() -> TestResult {
     let p = Project::new("unset")?;
     p.write(
@@ -1884,7 +1997,7 @@ async fn reached(dbs: [TestDb; 3]) -> TestResult {
     assert!(phase_reached(url, PLAN, 1).await?);
 
     assert!(
-        phase_reached("postgres://postgres@127.0.0.1:1/x", PLAN, 1)
+        phase_reached(&server_url(fx.dbs[0].dialect, "127.0.0.1:1"), PLAN, 1)
             .await
             .is_err(),
         "an unreachable database is an error, not `false`"
@@ -1900,4 +2013,9 @@ async fn phase_reached_on_sqlite() {
 #[tokio::test]
 async fn phase_reached_on_postgres() {
     with_envs(Dialect::Postgres, reached).await;
+}
+
+#[tokio::test]
+async fn phase_reached_on_mysql() {
+    with_envs(Dialect::Mysql, reached).await;
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{MySqlPool, Row};
+use sqlx::{AssertSqlSafe, MySqlPool, Row};
 
 use super::{
     Catalog, CatalogError, CheckFacts, ColumnFacts, ForeignKeyFacts, IndexFacts, IndexKey,
@@ -136,13 +136,26 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
         }
     };
 
-    let names: Vec<(String, String, i64)> = sqlx::query_as(
+    // The environment's own database, and any other the plan names: a
+    // server holds other applications' databases, which are none of the
+    // plan's business (and would leak into the log and the hints).
+    let named: Vec<String> = tables
+        .iter()
+        .filter_map(|t| t.schema.as_ref())
+        .map(|s| Dialect::Mysql.quote_literal(s.as_str()))
+        .collect();
+    let also = if named.is_empty() {
+        String::new()
+    } else {
+        format!(" OR TABLE_SCHEMA IN ({})", named.join(", "))
+    };
+    let names: Vec<(String, String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), \
                 (TABLE_SCHEMA = DATABASE()) + 0 \
            FROM information_schema.TABLES \
-          WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
-          ORDER BY 1, 2 LIMIT 10000",
-    )
+          WHERE TABLE_SCHEMA = DATABASE(){also} \
+          ORDER BY 1, 2 LIMIT 10000"
+    )))
     .fetch_all(pool)
     .await
     .map_err(|source| CatalogError::Query {

@@ -268,8 +268,8 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             }
             let mut message = if is_lock_timeout(&e) {
                 format!(
-                    "{GAVE_WAY} within {}ms, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
-                    cx.env.lock_timeout.as_millis(),
+                    "{GAVE_WAY} within {}, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
+                    lock_wait_text(cx.env),
                     attempt + 1
                 )
             } else {
@@ -357,6 +357,16 @@ pub(super) fn is_lock_timeout(e: &sqlx::Error) -> bool {
         || db
             .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
             .is_some_and(|m| m.number() == 1205)
+}
+
+/// How long a lock wait lasted, as the database applied `lock_timeout`
+/// (MySQL rounds it up to whole seconds).
+fn lock_wait_text(env: &Environment) -> String {
+    let ms = env.lock_timeout.as_millis();
+    match env.dialect {
+        Dialect::Mysql => format!("{}s", ms.div_ceil(1000).max(1)),
+        Dialect::Postgres | Dialect::Sqlite => format!("{ms}ms"),
+    }
 }
 
 /// 0.5s, 1s, 2s … plus up to 50% jitter, so retries from several runs do not align.
