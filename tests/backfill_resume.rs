@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Rows, TestDb, TestResult, fail, with_postgres, with_sqlite};
-use executor_support::{Conn, ENV, Project, Query, Rng, int, text};
+use common::{Rows, TestDb, TestResult, fail, with_mysql, with_postgres, with_sqlite};
+use executor_support::{Conn, ENV, Project, Query, Rng, int, series, text};
 use phasegate::execute::Workspace;
 use phasegate::tracker::SystemClock;
 
@@ -217,12 +217,12 @@ async fn killed_backfill_resumes(db: TestDb, kind: Kind) -> TestResult {
     let d = db.dialect;
     db.exec(&format!(
         "CREATE TABLE big (id {} PRIMARY KEY, amount integer NOT NULL DEFAULT 0, memo text)",
-        db.pick("bigint", "INTEGER")
+        db.pick3("bigint", "INTEGER", "bigint")
     ))
     .await?;
     db.exec(&format!(
         "INSERT INTO big (id, amount, memo) SELECT 2 * i, (i * 7919) % 100000, 'seed' FROM {}",
-        db.series(ROWS as u32)
+        series(&db, ROWS as u32)
     ))
     .await?;
     let plan = format!("name: {PLAN}\nchanges:\n{}", kind.change());
@@ -437,4 +437,14 @@ async fn a_killed_type_change_backfill_resumes_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_add_column_backfill_resumes_and_sweeps_rows_behind_it_on_sqlite() {
     with_sqlite(|db| killed_backfill_resumes(db, Kind::AddColumn)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_type_change_backfill_resumes_on_mysql() {
+    with_mysql(|db| killed_backfill_resumes(db, Kind::TypeChange)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_add_column_backfill_resumes_and_sweeps_rows_behind_it_on_mysql() {
+    with_mysql(|db| killed_backfill_resumes(db, Kind::AddColumn)).await;
 }

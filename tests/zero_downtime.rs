@@ -18,6 +18,11 @@
 //! after `lock_timeout` × `lock_retries` without stalling other sessions
 //! for longer than `lock_timeout`, and succeeds once the transaction ends;
 //! a failed `CREATE INDEX CONCURRENTLY` leaves no INVALID index behind.
+//!
+//! Every scenario runs on Postgres, SQLite and MySQL/MariaDB, each with the
+//! queries an application on that database sends (on MySQL: positional `?`
+//! parameters, `CAST(… AS CHAR)`); the Postgres-only behaviours (concurrent
+//! index builds, NOT VALID constraints) stay Postgres-only.
 
 mod common;
 mod executor_support;
@@ -28,8 +33,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Rows, TestDb, TestResult, fail, with_postgres, with_sqlite};
-use executor_support::{Conn, ENV, Project, Query, Rng, int, null, text};
+use common::{Rows, TestDb, TestResult, fail, with_mysql, with_postgres, with_sqlite};
+use executor_support::{Conn, ENV, Project, Query, Rng, int, null, series, text};
 use phasegate::dialect::Dialect;
 use phasegate::execute::{RunError, Workspace};
 use phasegate::plan::StepKind;
@@ -90,12 +95,14 @@ trait Scenario: Send + Sync + 'static {
     fn initial(&self, id: i64) -> Cell;
     /// The checked column, read at the end (after the plan completes).
     fn final_value(&self) -> &'static str;
-    fn insert(&self, release: usize, id: i64, rng: &mut Rng) -> (Query, Cell);
+    /// The application's queries are what release `release` sends to a
+    /// database of dialect `d`.
+    fn insert(&self, d: Dialect, release: usize, id: i64, rng: &mut Rng) -> (Query, Cell);
     /// The update, and the checked column's new value when it changes.
-    fn update(&self, release: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>);
+    fn update(&self, d: Dialect, release: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>);
     /// A read of row `id` whose first column is the checked one when the
     /// second value is true.
-    fn select(&self, release: usize, id: i64) -> (Query, bool);
+    fn select(&self, d: Dialect, release: usize, id: i64) -> (Query, bool);
     /// The release that stops working once the plan completes.
     fn retired(&self) -> Option<usize>;
     /// Statements that must fail once the plan completes.
@@ -110,6 +117,24 @@ trait Scenario: Send + Sync + 'static {
     /// Schema facts that must hold at the end.
     fn schema_checks(&self, _db: &TestDb) -> Vec<(String, i64)> {
         Vec::new()
+    }
+}
+
+/// `expr` as text, the way an application reading a number as a string
+/// spells it: MySQL casts to CHAR (it has no TEXT target type).
+fn as_text(d: Dialect, expr: &str) -> String {
+    match d {
+        Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+        Dialect::Postgres | Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+    }
+}
+
+/// `'prefix' || i || 'suffix'`: MySQL's `||` is a logical OR (unless the
+/// session sets PIPES_AS_CONCAT); its string concatenation is CONCAT.
+fn concat(db: &TestDb, parts: &[&str]) -> String {
+    match db.dialect {
+        Dialect::Mysql => format!("CONCAT({})", parts.join(", ")),
+        Dialect::Postgres | Dialect::Sqlite => parts.join(" || "),
     }
 }
 
@@ -146,15 +171,17 @@ impl Scenario for Rename {
     fn setup(&self, db: &TestDb) -> Vec<String> {
         // SQLite's sync triggers run AFTER the write, so a NOT NULL old
         // column would refuse new-release inserts (the planner says so).
-        let name = db.pick("text NOT NULL", "text");
+        // MySQL's are BEFORE triggers that set NEW.name, as on Postgres.
+        let name = db.pick3("text NOT NULL", "text", "varchar(200) NOT NULL");
         vec![
             format!(
                 "CREATE TABLE users (id {} PRIMARY KEY, name {name}, note text)",
-                db.pick("bigint", "INTEGER")
+                db.pick3("bigint", "INTEGER", "bigint")
             ),
             format!(
-                "INSERT INTO users (id, name, note) SELECT i, 'name ' || i, 'seed' FROM {}",
-                db.series(ROWS as u32)
+                "INSERT INTO users (id, name, note) SELECT i, {}, 'seed' FROM {}",
+                concat(db, &["'name '", "i"]),
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -164,7 +191,7 @@ impl Scenario for Rename {
     fn final_value(&self) -> &'static str {
         "full_name"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let v = seq_value(&format!("r{r}"), rng);
         let col = if r < 2 { "name" } else { "full_name" };
         let q = Query::new(
@@ -173,7 +200,7 @@ impl Scenario for Rename {
         );
         (q, exact(Some(v)))
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let v = seq_value(&format!("u{r}"), rng);
         let col = if r < 2 { "name" } else { "full_name" };
         let q = Query::new(
@@ -182,7 +209,7 @@ impl Scenario for Rename {
         );
         (q, Some(exact(Some(v))))
     }
-    fn select(&self, r: usize, id: i64) -> (Query, bool) {
+    fn select(&self, _: Dialect, r: usize, id: i64) -> (Query, bool) {
         let col = if r < 2 { "name" } else { "full_name" };
         (
             Query::new(
@@ -215,7 +242,12 @@ impl Scenario for AddRequired {
     }
     fn shape(&self, d: Dialect) -> Vec<Vec<&'static str>> {
         let enforce = match d {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
+            // MODIFY … NOT NULL, rebuilt in place (ALGORITHM=INPLACE, LOCK=NONE).
+            Dialect::Mysql => vec![
+                "backfill:backfill",
+                "verify:verify_no_nulls",
+                "migration:set_not_null",
+            ],
             Dialect::Postgres => vec![
                 "backfill:backfill",
                 "verify:verify_no_nulls",
@@ -238,11 +270,11 @@ impl Scenario for AddRequired {
         vec![
             format!(
                 "CREATE TABLE orders (id {} PRIMARY KEY, total integer NOT NULL, note text)",
-                db.pick("bigint", "INTEGER")
+                db.pick3("bigint", "INTEGER", "bigint")
             ),
             format!(
                 "INSERT INTO orders (id, total, note) SELECT i, i % 1000, 'seed' FROM {}",
-                db.series(ROWS as u32)
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -252,7 +284,7 @@ impl Scenario for AddRequired {
     fn final_value(&self) -> &'static str {
         "currency"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let total = rng.range(0, 100_000);
         if r == 0 {
             let q = Query::new(
@@ -268,7 +300,7 @@ impl Scenario for AddRequired {
         );
         (q, exact(Some(c.into())))
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let total = rng.range(0, 100_000);
         if r == 0 {
             let q = Query::new(
@@ -285,10 +317,13 @@ impl Scenario for AddRequired {
         );
         (q, Some(exact(Some(c.into()))))
     }
-    fn select(&self, r: usize, id: i64) -> (Query, bool) {
+    fn select(&self, d: Dialect, r: usize, id: i64) -> (Query, bool) {
         if r == 0 {
             let q = Query::new(
-                "SELECT CAST(total AS TEXT), note FROM orders WHERE id = $1",
+                &format!(
+                    "SELECT {}, note FROM orders WHERE id = $1",
+                    as_text(d, "total")
+                ),
                 vec![int(id)],
             );
             return (q, false);
@@ -304,8 +339,9 @@ impl Scenario for AddRequired {
     }
     fn schema_checks(&self, db: &TestDb) -> Vec<(String, i64)> {
         match db.dialect {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
-            Dialect::Postgres => vec![(not_null_count(db, "orders", "currency"), 1)],
+            Dialect::Postgres | Dialect::Mysql => {
+                vec![(not_null_count(db, "orders", "currency"), 1)]
+            }
             Dialect::Sqlite => Vec::new(),
         }
     }
@@ -344,15 +380,15 @@ impl Scenario for IntToBigint {
         "ledger"
     }
     fn setup(&self, db: &TestDb) -> Vec<String> {
-        let amount = db.pick("integer NOT NULL", "integer");
+        let amount = db.pick3("integer NOT NULL", "integer", "integer NOT NULL");
         vec![
             format!(
                 "CREATE TABLE ledger (id {} PRIMARY KEY, amount {amount}, memo text)",
-                db.pick("bigint", "INTEGER")
+                db.pick3("bigint", "INTEGER", "bigint")
             ),
             format!(
                 "INSERT INTO ledger (id, amount, memo) SELECT i, (i * 7919) % 100000 - 50000, 'seed' FROM {}",
-                db.series(ROWS as u32)
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -362,7 +398,7 @@ impl Scenario for IntToBigint {
     fn final_value(&self) -> &'static str {
         "amount_new"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let v = Self::amount(r, rng);
         let q = Query::new(
             &format!(
@@ -373,7 +409,7 @@ impl Scenario for IntToBigint {
         );
         (q, exact(Some(v.to_string())))
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let v = Self::amount(r, rng);
         let q = Query::new(
             &format!(
@@ -384,11 +420,11 @@ impl Scenario for IntToBigint {
         );
         (q, Some(exact(Some(v.to_string()))))
     }
-    fn select(&self, r: usize, id: i64) -> (Query, bool) {
+    fn select(&self, d: Dialect, r: usize, id: i64) -> (Query, bool) {
         let q = Query::new(
             &format!(
-                "SELECT CAST({} AS TEXT), memo FROM ledger WHERE id = $1",
-                Self::column(r)
+                "SELECT {}, memo FROM ledger WHERE id = $1",
+                as_text(d, Self::column(r))
             ),
             vec![int(id)],
         );
@@ -399,9 +435,12 @@ impl Scenario for IntToBigint {
     }
     fn schema_checks(&self, db: &TestDb) -> Vec<(String, i64)> {
         let mut v = vec![(column_count(db, "ledger", "amount"), 0)];
-        if db.dialect == Dialect::Postgres {
+        if db.dialect != Dialect::Sqlite {
             v.push((
-                "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger' AND column_name = 'amount_new' AND data_type = 'bigint'".into(),
+                format!(
+                    "SELECT count(*) FROM information_schema.columns WHERE {} AND table_name = 'ledger' AND column_name = 'amount_new' AND data_type = 'bigint'",
+                    this_database(db)
+                ),
                 1,
             ));
         }
@@ -434,11 +473,12 @@ impl Scenario for SetNotNull {
         vec![
             format!(
                 "CREATE TABLE profiles (id {} PRIMARY KEY, email text, bio text)",
-                db.pick("bigint", "INTEGER")
+                db.pick3("bigint", "INTEGER", "bigint")
             ),
             format!(
-                "INSERT INTO profiles (id, email, bio) SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE 'u' || i || '@example.com' END, 'seed' FROM {}",
-                db.series(ROWS as u32)
+                "INSERT INTO profiles (id, email, bio) SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE {} END, 'seed' FROM {}",
+                concat(db, &["'u'", "i", "'@example.com'"]),
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -452,7 +492,7 @@ impl Scenario for SetNotNull {
     fn final_value(&self) -> &'static str {
         "email"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let (v, cell) = if r == 0 && rng.chance(50) {
             (null(), filled_later(UNKNOWN))
         } else {
@@ -465,7 +505,7 @@ impl Scenario for SetNotNull {
         );
         (q, cell)
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let (v, cell) = if r == 0 && rng.chance(30) {
             (null(), filled_later(UNKNOWN))
         } else {
@@ -478,7 +518,7 @@ impl Scenario for SetNotNull {
         );
         (q, Some(cell))
     }
-    fn select(&self, _: usize, id: i64) -> (Query, bool) {
+    fn select(&self, _: Dialect, _: usize, id: i64) -> (Query, bool) {
         (
             Query::new(
                 "SELECT email, bio FROM profiles WHERE id = $1",
@@ -492,8 +532,9 @@ impl Scenario for SetNotNull {
     }
     fn schema_checks(&self, db: &TestDb) -> Vec<(String, i64)> {
         match db.dialect {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
-            Dialect::Postgres => vec![(not_null_count(db, "profiles", "email"), 1)],
+            Dialect::Postgres | Dialect::Mysql => {
+                vec![(not_null_count(db, "profiles", "email"), 1)]
+            }
             Dialect::Sqlite => Vec::new(),
         }
     }
@@ -526,7 +567,9 @@ impl Scenario for ForeignKey {
     }
     fn shape(&self, d: Dialect) -> Vec<Vec<&'static str>> {
         let enforce = match d {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
+            // ADD CONSTRAINT in place with foreign_key_checks=0: existing
+            // rows are not scanned (the verification checked them).
+            Dialect::Mysql => vec!["verify:verify_orphans", "migration:add_foreign_key"],
             Dialect::Postgres => vec![
                 "verify:verify_orphans",
                 "migration:add_not_valid",
@@ -540,20 +583,18 @@ impl Scenario for ForeignKey {
         "orders"
     }
     fn setup(&self, db: &TestDb) -> Vec<String> {
-        let id = db.pick("bigint", "INTEGER");
+        let id = db.pick3("bigint", "INTEGER", "bigint");
         vec![
             format!("CREATE TABLE customers (id {id} PRIMARY KEY, name text)"),
             format!(
-                "INSERT INTO customers (id, name) SELECT i, 'customer ' || i FROM {}",
-                db.series(CUSTOMERS as u32)
+                "INSERT INTO customers (id, name) SELECT i, {} FROM {}",
+                concat(db, &["'customer '", "i"]),
+                series(db, CUSTOMERS as u32)
             ),
-            format!(
-                "CREATE TABLE orders (id {id} PRIMARY KEY, customer_id {}, total integer)",
-                db.pick("bigint", "INTEGER")
-            ),
+            format!("CREATE TABLE orders (id {id} PRIMARY KEY, customer_id {id}, total integer)"),
             format!(
                 "INSERT INTO orders (id, customer_id, total) SELECT i, i % {CUSTOMERS} + 1, i FROM {}",
-                db.series(ROWS as u32)
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -563,7 +604,7 @@ impl Scenario for ForeignKey {
     fn final_value(&self) -> &'static str {
         "customer_id"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let c = Self::customer(r, rng);
         let q = Query::new(
             "INSERT INTO orders (id, customer_id, total) VALUES ($1, $2, $3)",
@@ -571,7 +612,7 @@ impl Scenario for ForeignKey {
         );
         (q, exact(Some(c.to_string())))
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let c = Self::customer(r, rng);
         let q = Query::new(
             "UPDATE orders SET customer_id = $2, total = $3 WHERE id = $1",
@@ -579,10 +620,13 @@ impl Scenario for ForeignKey {
         );
         (q, Some(exact(Some(c.to_string()))))
     }
-    fn select(&self, _: usize, id: i64) -> (Query, bool) {
+    fn select(&self, d: Dialect, _: usize, id: i64) -> (Query, bool) {
         (
             Query::new(
-                "SELECT CAST(customer_id AS TEXT), total FROM orders WHERE id = $1",
+                &format!(
+                    "SELECT {}, total FROM orders WHERE id = $1",
+                    as_text(d, "customer_id")
+                ),
                 vec![int(id)],
             ),
             true,
@@ -613,7 +657,11 @@ impl Scenario for ForeignKey {
     }
     fn schema_checks(&self, db: &TestDb) -> Vec<(String, i64)> {
         match db.dialect {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
+            // MySQL has no NOT VALID constraint: one that exists is enforced.
+            Dialect::Mysql => vec![(
+                "SELECT count(*) FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE() AND table_name = 'orders' AND referenced_table_name = 'customers'".into(),
+                1,
+            )],
             Dialect::Postgres => vec![(
                 "SELECT count(*) FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'f' AND convalidated".into(),
                 1,
@@ -636,8 +684,8 @@ impl Scenario for DropColumn {
     }
     fn shape(&self, d: Dialect) -> Vec<Vec<&'static str>> {
         match d {
-            Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
-            Dialect::Postgres => vec![
+            // MySQL relaxes NOT NULL with a MODIFY rebuilt in place.
+            Dialect::Postgres | Dialect::Mysql => vec![
                 vec!["migration:relax_not_null", "app:app_stop_using"],
                 vec!["migration:drop_column"],
             ],
@@ -648,17 +696,19 @@ impl Scenario for DropColumn {
         "items"
     }
     fn setup(&self, db: &TestDb) -> Vec<String> {
-        // Postgres relaxes NOT NULL first; SQLite cannot, so there the
-        // column has a default (the planner's note says why).
-        let legacy = db.pick("text NOT NULL", "text NOT NULL DEFAULT ''");
+        // Postgres and MySQL relax NOT NULL first; SQLite cannot, so there
+        // the column has a default (the planner's note says why).
+        let legacy = db.pick3("text NOT NULL", "text NOT NULL DEFAULT ''", "text NOT NULL");
         vec![
             format!(
                 "CREATE TABLE items (id {} PRIMARY KEY, title text NOT NULL, legacy {legacy})",
-                db.pick("bigint", "INTEGER")
+                db.pick3("bigint", "INTEGER", "bigint")
             ),
             format!(
-                "INSERT INTO items (id, title, legacy) SELECT i, 'item ' || i, 'old ' || i FROM {}",
-                db.series(ROWS as u32)
+                "INSERT INTO items (id, title, legacy) SELECT i, {}, {} FROM {}",
+                concat(db, &["'item '", "i"]),
+                concat(db, &["'old '", "i"]),
+                series(db, ROWS as u32)
             ),
         ]
     }
@@ -668,7 +718,7 @@ impl Scenario for DropColumn {
     fn final_value(&self) -> &'static str {
         "title"
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+    fn insert(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
         let v = seq_value(&format!("r{r}"), rng);
         let q = if r == 0 {
             Query::new(
@@ -683,7 +733,7 @@ impl Scenario for DropColumn {
         };
         (q, exact(Some(v)))
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+    fn update(&self, _: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
         let v = seq_value(&format!("u{r}"), rng);
         let q = if r == 0 {
             Query::new(
@@ -698,7 +748,7 @@ impl Scenario for DropColumn {
         };
         (q, Some(exact(Some(v))))
     }
-    fn select(&self, r: usize, id: i64) -> (Query, bool) {
+    fn select(&self, _: Dialect, r: usize, id: i64) -> (Query, bool) {
         let sql = if r == 0 {
             "SELECT title, legacy FROM items WHERE id = $1"
         } else {
@@ -714,11 +764,21 @@ impl Scenario for DropColumn {
     }
 }
 
+/// Restricts `information_schema` to the test's own database: MySQL's
+/// spans every database on the server (other tests have the same tables).
+/// (SQLite has no `information_schema`; its checks read pragmas.)
+fn this_database(db: &TestDb) -> &'static str {
+    match db.dialect {
+        Dialect::Mysql => "table_schema = DATABASE()",
+        Dialect::Postgres | Dialect::Sqlite => "table_catalog = current_database()",
+    }
+}
+
 fn column_count(db: &TestDb, table: &str, column: &str) -> String {
     match db.dialect {
-        Dialect::Mysql => unreachable!("MySQL is not run by this test yet"),
-        Dialect::Postgres => format!(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}'"
+        Dialect::Postgres | Dialect::Mysql => format!(
+            "SELECT count(*) FROM information_schema.columns WHERE {} AND table_name = '{table}' AND column_name = '{column}'",
+            this_database(db)
         ),
         Dialect::Sqlite => {
             format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = '{column}'")
@@ -726,9 +786,10 @@ fn column_count(db: &TestDb, table: &str, column: &str) -> String {
     }
 }
 
-fn not_null_count(_db: &TestDb, table: &str, column: &str) -> String {
+fn not_null_count(db: &TestDb, table: &str, column: &str) -> String {
     format!(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = '{table}' AND column_name = '{column}' AND is_nullable = 'NO'"
+        "SELECT count(*) FROM information_schema.columns WHERE {} AND table_name = '{table}' AND column_name = '{column}' AND is_nullable = 'NO'",
+        this_database(db)
     )
 }
 
@@ -741,6 +802,7 @@ fn not_null_count(_db: &TestDb, table: &str, column: &str) -> String {
 /// must hold. Instances own disjoint rows, so each one's model is exact.
 struct Instance {
     no: u64,
+    dialect: Dialect,
     conn: Conn,
     rows: BTreeMap<i64, Cell>,
     keys: Vec<i64>,
@@ -793,6 +855,7 @@ impl Instance {
         }
         Ok(Instance {
             no,
+            dialect: db.dialect,
             conn: Conn::open(db).await?,
             keys: rows.keys().copied().collect(),
             rows,
@@ -829,7 +892,7 @@ impl Instance {
         if roll < 25 {
             let id = self.next_id;
             self.next_id += 2;
-            let (q, cell) = scn.insert(r, id, &mut self.rng);
+            let (q, cell) = scn.insert(self.dialect, r, id, &mut self.rng);
             match self.conn.run(&q).await {
                 Ok(_) => {
                     self.rows.insert(id, cell);
@@ -843,7 +906,7 @@ impl Instance {
             }
         } else if roll < 55 {
             let id = pick(&mut self.rng, &self.keys);
-            let (q, cell) = scn.update(r, id, &mut self.rng);
+            let (q, cell) = scn.update(self.dialect, r, id, &mut self.rng);
             match self.conn.run(&q).await {
                 Ok(_) => {
                     if let Some(c) = cell {
@@ -857,7 +920,7 @@ impl Instance {
             }
         } else if roll < 97 || self.inserted.is_empty() {
             let id = pick(&mut self.rng, &self.keys);
-            let (q, checked) = scn.select(r, id);
+            let (q, checked) = scn.select(self.dialect, r, id);
             match self.conn.run(&q).await {
                 Ok(got) => {
                     let want = &self.rows[&id];
@@ -1263,14 +1326,14 @@ impl Scenario for NaiveRename {
     fn final_value(&self) -> &'static str {
         Rename.final_value()
     }
-    fn insert(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
-        Rename.insert(Self::code(r), id, rng)
+    fn insert(&self, d: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Cell) {
+        Rename.insert(d, Self::code(r), id, rng)
     }
-    fn update(&self, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
-        Rename.update(Self::code(r), id, rng)
+    fn update(&self, d: Dialect, r: usize, id: i64, rng: &mut Rng) -> (Query, Option<Cell>) {
+        Rename.update(d, Self::code(r), id, rng)
     }
-    fn select(&self, r: usize, id: i64) -> (Query, bool) {
-        Rename.select(Self::code(r), id)
+    fn select(&self, d: Dialect, r: usize, id: i64) -> (Query, bool) {
+        Rename.select(d, Self::code(r), id)
     }
     fn retired(&self) -> Option<usize> {
         None
@@ -1285,6 +1348,11 @@ async fn a_one_step_rename_is_caught_breaking_the_old_release_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_step_rename_is_caught_breaking_the_old_release_on_sqlite() {
     with_sqlite(|db| rollout(db, Arc::new(NaiveRename), true)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_step_rename_is_caught_breaking_the_old_release_on_mysql() {
+    with_mysql(|db| rollout(db, Arc::new(NaiveRename), true)).await;
 }
 
 macro_rules! zero_downtime_tests {
@@ -1304,6 +1372,15 @@ macro_rules! zero_downtime_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     with_sqlite(|db| zero_downtime(db, Arc::new($scenario))).await;
+                }
+            )*
+        }
+        mod mysql {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    with_mysql(|db| zero_downtime(db, Arc::new($scenario))).await;
                 }
             )*
         }
@@ -1333,15 +1410,17 @@ struct Latency {
 }
 
 /// Reads rows of `accounts` one by one, timing each, until `stop` is set.
-async fn time_reads(mut conn: Conn, stop: Arc<AtomicBool>) -> (Conn, Latency, Vec<String>) {
+async fn time_reads(
+    mut conn: Conn,
+    d: Dialect,
+    stop: Arc<AtomicBool>,
+) -> (Conn, Latency, Vec<String>) {
     let mut l = Latency::default();
     let mut errors = Vec::new();
     let mut rng = Rng::new(7);
+    let sql = format!("SELECT {} FROM accounts WHERE id = $1", as_text(d, "v"));
     while !stop.load(Ordering::Relaxed) {
-        let q = Query::new(
-            "SELECT CAST(v AS TEXT) FROM accounts WHERE id = $1",
-            vec![int(rng.range(1, ROWS))],
-        );
+        let q = Query::new(&sql, vec![int(rng.range(1, ROWS))]);
         let t = Instant::now();
         if let Err(e) = conn.run(&q).await {
             errors.push(e.to_string());
@@ -1361,33 +1440,48 @@ async fn accounts(db: &TestDb) -> TestResult {
     db.exec("CREATE TABLE accounts (id bigint PRIMARY KEY, v integer NOT NULL, email text)")
         .await?;
     db.exec(&format!(
-        "INSERT INTO accounts (id, v, email) SELECT i, i, 'a' || i || '@example.com' FROM {}",
-        db.series(ROWS as u32)
+        "INSERT INTO accounts (id, v, email) SELECT i, i, {} FROM {}",
+        concat(db, &["'a'", "i", "'@example.com'"]),
+        series(db, ROWS as u32)
     ))
     .await?;
     Ok(())
 }
 
 /// A DDL step meets a transaction that read the table and stays open. Each
-/// attempt waits `lock_timeout` (200ms) and gives way; after `lock_retries`
-/// (2) retries the apply fails, saying why, in bounded time; meanwhile
-/// other sessions' reads queue behind the waiting DDL for at most about
-/// `lock_timeout`, never for the whole long transaction. Once the
+/// attempt waits `lock_timeout` (200ms; 1s on MySQL) and gives way; after
+/// `lock_retries` (2) retries the apply fails, saying why, in bounded time;
+/// meanwhile other sessions' reads queue behind the waiting DDL for at most
+/// about `lock_timeout`, never for the whole long transaction. Once the
 /// transaction ends, the same apply succeeds.
 ///
 /// The plan drops `accounts.email`: phase 1 (the app stops using it) runs
 /// first, then phase 2's DROP COLUMN meets the long transaction. On
 /// Postgres the DDL waits for ACCESS EXCLUSIVE behind the reader's ACCESS
 /// SHARE; on SQLite its COMMIT waits for the reader's SHARED lock while
-/// holding PENDING, which holds new readers back the same way.
+/// holding PENDING, which holds new readers back the same way. On MySQL
+/// the ALTER waits for an exclusive metadata lock behind the reader's
+/// shared one, and while it waits, every new statement on the table
+/// (the application's plain reads included) queues behind it: that is
+/// what `lock_wait_timeout` bounds.
 async fn ddl_behind_a_long_transaction(db: TestDb) -> TestResult {
     let d = db.dialect;
     accounts(&db).await?;
     let plan =
         format!("name: {PLAN}\nchanges:\n  - drop_column: {{ table: accounts, column: email }}\n");
+    // MySQL's lock_wait_timeout counts whole seconds (phasegate rounds
+    // lock_timeout up): 1s is the shortest wait it can have, so that is
+    // what this environment configures, and what every bound below scales.
+    let lock_timeout = match d {
+        Dialect::Mysql => Duration::from_secs(1),
+        Dialect::Postgres | Dialect::Sqlite => Duration::from_millis(200),
+    };
     let project = Project::new(
         &db,
-        &["lock_timeout: 200ms", "lock_retries: 2"],
+        &[
+            &format!("lock_timeout: {}ms", lock_timeout.as_millis()),
+            "lock_retries: 2",
+        ],
         PLAN,
         &plan,
     )?;
@@ -1400,7 +1494,7 @@ async fn ddl_behind_a_long_transaction(db: TestDb) -> TestResult {
     let mut long = Conn::open(&db).await?;
     long.exec("BEGIN; SELECT count(*) FROM accounts;").await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = tokio::spawn(time_reads(Conn::open(&db).await?, stop.clone()));
+    let reader = tokio::spawn(time_reads(Conn::open(&db).await?, d, stop.clone()));
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let t0 = Instant::now();
@@ -1433,10 +1527,13 @@ async fn ddl_behind_a_long_transaction(db: TestDb) -> TestResult {
             "the failure does not say it could not take its lock 3 times: {message}"
         )));
     }
-    // 3 attempts of 200ms, and backoffs of 0.5–0.75s and 1–1.5s.
-    if took < Duration::from_millis(2000) || took > Duration::from_secs(6) {
+    // 3 attempts of lock_timeout, and backoffs of 0.5–0.75s and 1–1.5s:
+    // 2.1–2.9s for 200ms, 4.5–5.3s for MySQL's 1s.
+    let least = lock_timeout * 3 + Duration::from_millis(1400);
+    let most = lock_timeout * 3 + Duration::from_millis(5400);
+    if took < least || took > most {
         return Err(fail(format!(
-            "the apply gave up after {took:?}; expected 3 × 200ms plus backoff (2.1–2.9s)"
+            "the apply gave up after {took:?}; expected 3 × {lock_timeout:?} plus backoff (between {least:?} and {most:?})"
         )));
     }
     if !errors.is_empty() {
@@ -1444,18 +1541,22 @@ async fn ddl_behind_a_long_transaction(db: TestDb) -> TestResult {
     }
     // The reads did queue behind each attempt (the queue is real), but
     // never much longer than lock_timeout.
-    // (Twice lock_timeout, 400ms, is what an apply that queues them again
-    // to record its failure would cost them.)
-    if latency.max < Duration::from_millis(150) || latency.max >= Duration::from_millis(400) {
+    // (Twice lock_timeout is what an apply that queues them again to
+    // record its failure would cost them.) On MySQL this wait is the
+    // expected cost of a DDL meeting a long transaction: a pending
+    // exclusive metadata lock holds back every new statement on the
+    // table, for at most lock_wait_timeout.
+    if latency.max < lock_timeout * 3 / 4 || latency.max >= lock_timeout * 2 {
         return Err(fail(format!(
-            "the slowest concurrent read took {:?}; expected about lock_timeout (200ms): queued behind an attempt, released when it gave way",
+            "the slowest concurrent read took {:?}; expected about lock_timeout ({lock_timeout:?}): queued behind an attempt, released when it gave way",
             latency.max
         )));
     }
-    // Postgres records the failure beside the table the long transaction
-    // holds; SQLite's whole file is held, so the log may not take it.
+    // Postgres and MySQL record the failure beside the table the long
+    // transaction holds; SQLite's whole file is held, so the log may not
+    // take it.
     let failed = step_failures(&db).await - failed_before;
-    if d == Dialect::Postgres && failed != 1 {
+    if d != Dialect::Sqlite && failed != 1 {
         return Err(fail(format!("{failed} step_failed events, expected 1")));
     }
     if !db.has_column("accounts", "email").await? {
@@ -1493,6 +1594,11 @@ async fn a_ddl_behind_a_long_transaction_gives_way_then_succeeds_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ddl_behind_a_long_transaction_gives_way_then_succeeds_on_sqlite() {
     with_sqlite(ddl_behind_a_long_transaction).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ddl_behind_a_long_transaction_gives_way_then_succeeds_on_mysql() {
+    with_mysql(ddl_behind_a_long_transaction).await;
 }
 
 /// The invalid indexes on `accounts`, by name.

@@ -79,8 +79,17 @@ ALTER TABLE {{ table|ident }}
 {% endif %}
 {% endblock %}
 
+{#- The contract's statements commit one by one. Once the triggers are gone,
+    the new release's inserts (which write only the new column) would fail
+    on an old column that is NOT NULL without a default, until the ALTER
+    that drops it commits: it accepts NULL first, while the triggers still
+    fill it. -#}
 {% block contract %}
 {% if sync == "trigger" %}
+{% if old_required and old_definition %}
+ALTER TABLE {{ table|ident }}
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL, ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
 DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endif %}

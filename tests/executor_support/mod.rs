@@ -3,7 +3,8 @@
 //! the application's client connections, and a small deterministic RNG.
 //!
 //! The databases themselves come from the common harness (`with_postgres`,
-//! `with_sqlite`); this module only adds what the executor needs around them.
+//! `with_sqlite`, `with_mysql`); this module only adds what the executor
+//! needs around them.
 
 #![allow(dead_code)]
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use phasegate::config::Config;
 use phasegate::dialect::Dialect;
+use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{AssertSqlSafe, Connection, Row};
@@ -82,14 +84,40 @@ impl Drop for Project {
     }
 }
 
+/// A `FROM` item of `n` rows with one integer column `i` = 1..=n:
+/// [`TestDb::series`] on Postgres and SQLite; on MySQL the digits of
+/// `i - 1` cross-joined, because a recursive CTE stops at 1,000 iterations
+/// on MySQL 8 (`cte_max_recursion_depth`) and on servers configured alike
+/// (MariaDB's `max_recursive_iterations`, 1000 on the test server), and the
+/// executor tests fill 10,000 and 100,000 rows.
+pub fn series(db: &TestDb, n: u32) -> String {
+    if db.dialect != Dialect::Mysql {
+        return db.series(n);
+    }
+    let digit = "(SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 \
+                 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    // As many digits as n - 1 has.
+    let width = (n.max(1) - 1).to_string().len() as u32;
+    let places: Vec<String> = (0..width).map(|p| format!("{digit} AS d{p}")).collect();
+    let sum: Vec<String> = (0..width)
+        .map(|p| format!("{} * d{p}.d", 10u32.pow(p)))
+        .collect();
+    format!(
+        "(SELECT i FROM (SELECT {} + 1 AS i FROM {}) AS digits WHERE i <= {n}) AS s",
+        sum.join(" + "),
+        places.join(" CROSS JOIN ")
+    )
+}
+
 // ---------------------------------------------------------------------------
 // The application's connections
 // ---------------------------------------------------------------------------
 
-/// One connection of the application, of either dialect.
+/// One connection of the application, of any dialect.
 pub enum Conn {
     Pg(PgConnection),
     Sqlite(SqliteConnection),
+    My(MySqlConnection),
 }
 
 /// A parameter of an application query.
@@ -100,8 +128,9 @@ pub enum Val {
 }
 
 /// An application query: SQL with `$1`, `$2`… placeholders (rewritten to
-/// `?1`, `?2`… on SQLite) and its parameters, sent as a prepared statement
-/// as an application would.
+/// `?1`, `?2`… on SQLite, and to positional `?` on MySQL, the parameters
+/// bound in the order their placeholders appear) and its parameters, sent
+/// as a prepared statement as an application would.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub sql: String,
@@ -143,14 +172,37 @@ fn sqlite_placeholders(sql: &str) -> String {
     out
 }
 
+/// `$2 … $1` → `? … ?`: MySQL's placeholders are positional, so the SQL
+/// comes back with the (1-based) parameter numbers in the order they
+/// appear, to bind in that order.
+fn mysql_placeholders(sql: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            let mut n = 0usize;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = n * 10 + d as usize;
+                chars.next();
+            }
+            order.push(n);
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    (out, order)
+}
+
 impl Conn {
     /// A new connection to `db`; on SQLite with a busy timeout of 5s, as an
-    /// application sharing the file with a writer would set.
+    /// application sharing the file with a writer would set. On MySQL with
+    /// the server's defaults (`lock_wait_timeout`, `innodb_lock_wait_timeout`),
+    /// as an application would connect.
     pub async fn open(db: &TestDb) -> TestResult<Conn> {
         Ok(match db.dialect {
-            Dialect::Mysql => {
-                return Err("MySQL environments are not supported by this release yet".into());
-            }
+            Dialect::Mysql => Conn::My(MySqlConnection::connect(&db.url.clone()).await?),
             Dialect::Postgres => Conn::Pg(PgConnection::connect(&db.url.clone()).await?),
             Dialect::Sqlite => {
                 let opts = SqliteConnectOptions::new()
@@ -165,9 +217,12 @@ impl Conn {
     /// first row as text (`Some(None)` for NULL), `None` when no row came back.
     pub async fn run(&mut self, q: &Query) -> Result<Option<Option<String>>, sqlx::Error> {
         macro_rules! go {
-            ($c:expr, $sql:expr) => {{
+            ($c:expr, $sql:expr) => {
+                go!($c, $sql, q.args.iter())
+            };
+            ($c:expr, $sql:expr, $args:expr) => {{
                 let mut query = sqlx::query(AssertSqlSafe($sql));
-                for a in &q.args {
+                for a in $args {
                     query = match a {
                         Val::Int(i) => query.bind(*i),
                         Val::Text(t) => query.bind(t.clone()),
@@ -182,6 +237,18 @@ impl Conn {
         match self {
             Conn::Pg(c) => go!(c, q.sql.clone()),
             Conn::Sqlite(c) => go!(c, sqlite_placeholders(&q.sql)),
+            Conn::My(c) => {
+                let (sql, order) = mysql_placeholders(&q.sql);
+                let args: Vec<&Val> = order
+                    .iter()
+                    .map(|n| {
+                        q.args.get(n.wrapping_sub(1)).ok_or_else(|| {
+                            sqlx::Error::Protocol(format!("${n} has no parameter in {}", q.sql))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                go!(c, sql, args)
+            }
         }
     }
 
@@ -196,6 +263,10 @@ impl Conn {
                 .execute(&mut *c)
                 .await
                 .map(|_| ()),
+            Conn::My(c) => sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
+                .execute(&mut *c)
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -203,6 +274,7 @@ impl Conn {
         let _ = match self {
             Conn::Pg(c) => c.close().await,
             Conn::Sqlite(c) => c.close().await,
+            Conn::My(c) => c.close().await,
         };
     }
 }
@@ -252,33 +324,26 @@ impl Rng {
 /// when the log does not exist yet).
 pub async fn events(db: &TestDb) -> Vec<(i64, String, Option<String>, String)> {
     let sql = "SELECT id, kind, step, detail FROM phasegate_events ORDER BY id";
+    macro_rules! read {
+        ($p:expr) => {
+            sqlx::query(sql).fetch_all($p).await.map(|rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        Some((
+                            r.try_get(0).ok()?,
+                            r.try_get(1).ok()?,
+                            r.try_get(2).ok()?,
+                            r.try_get(3).ok()?,
+                        ))
+                    })
+                    .collect()
+            })
+        };
+    }
     let rows = match &db.pool {
-        common::Pool::Postgres(p) => sqlx::query(sql).fetch_all(p).await.map(|rows| {
-            rows.iter()
-                .filter_map(|r| {
-                    Some((
-                        r.try_get(0).ok()?,
-                        r.try_get(1).ok()?,
-                        r.try_get(2).ok()?,
-                        r.try_get(3).ok()?,
-                    ))
-                })
-                .collect()
-        }),
-        common::Pool::Sqlite(p) => sqlx::query(sql).fetch_all(p).await.map(|rows| {
-            rows.iter()
-                .filter_map(|r| {
-                    Some((
-                        r.try_get(0).ok()?,
-                        r.try_get(1).ok()?,
-                        r.try_get(2).ok()?,
-                        r.try_get(3).ok()?,
-                    ))
-                })
-                .collect()
-        }),
-        // No MySQL event log yet (execution on MySQL is not in this release).
-        common::Pool::Mysql(_) => Ok(Vec::new()),
+        common::Pool::Postgres(p) => read!(p),
+        common::Pool::Sqlite(p) => read!(p),
+        common::Pool::Mysql(p) => read!(p),
     };
     rows.unwrap_or_default()
 }
