@@ -646,6 +646,19 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
         assert_eq!(e.plans.len(), 1, "{e:?}");
         assert_eq!(e.plans[0].next, Next::Complete, "{e:?}");
     }
+    if mysql {
+        // phasegate's sessions use the server's sql_mode, not the driver's
+        // (which adds PIPES_AS_CONCAT): its triggers keep the mode they
+        // were created under, and must read SQL as the application does.
+        let modes = fx.dbs[2]
+            .texts("SELECT CAST(sql_mode AS CHAR) FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND event_object_table = 'phasegate_events'")
+            .await?;
+        assert_eq!(modes.len(), 2, "{modes:?}");
+        assert!(
+            modes.iter().all(|m| !m.contains("PIPES_AS_CONCAT")),
+            "{modes:?}"
+        );
+    }
     Ok(())
 }
 

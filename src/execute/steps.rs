@@ -258,6 +258,12 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
                 outside_transaction(store, cx.env, unit).await
             };
             let Err(e) = result else { break };
+            if cx.env.dialect == Dialect::Mysql {
+                // A failed unit skips the rest of its step, which may hold
+                // the reset of a session setting it changed (add_foreign_key
+                // turns foreign_key_checks off around its ALTER).
+                let _ = store.exec("SET SESSION foreign_key_checks = 1").await;
+            }
             if let Some(ix) = &index {
                 drop_invalid_index(store, ix).await?;
             }

@@ -101,7 +101,7 @@ impl Store {
     ) -> Result<Store, TrackerError> {
         sqlx::any::install_default_drivers();
         let connect = AnyConnection::connect(url);
-        let conn = tokio::time::timeout(timeout, connect)
+        let mut conn = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| TrackerError::Timeout {
                 env: env.to_string(),
@@ -111,6 +111,21 @@ impl Store {
                 env: env.to_string(),
                 source,
             })?;
+        if dialect == Dialect::Mysql {
+            // The driver adds PIPES_AS_CONCAT to sql_mode and sets the time
+            // zone to UTC; phasegate's SQL, and the triggers it creates
+            // (which keep the sql_mode they were created under), must mean
+            // what they mean in the application's sessions.
+            sqlx::raw_sql(
+                "SET SESSION sql_mode = @@GLOBAL.sql_mode, SESSION time_zone = @@GLOBAL.time_zone",
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(|source| TrackerError::Database {
+                env: env.to_string(),
+                source,
+            })?;
+        }
         let mut store = Store {
             conn,
             dialect,
