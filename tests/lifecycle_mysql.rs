@@ -732,3 +732,122 @@ async fn shared_validation_against_live_schema() {
 async fn shared_change_column_type_varchar_widened_in_place() {
     with_mysql(scenarios::change_column_type_coercible).await
 }
+
+/// A rename carries the old column's indexes (a prefix key and a composite
+/// unique one) and its foreign key to the new column, online, before the
+/// switch; the contract drops the old ones by name with the column (MariaDB
+/// refuses to drop a column of a composite index; MySQL would shrink it).
+#[tokio::test]
+async fn rename_column_carries_indexes_and_foreign_keys() {
+    with_mysql(|db| async move {
+        populate(&db, "customers", "id bigint PRIMARY KEY", "i").await?;
+        populate(
+            &db,
+            "orders",
+            "id bigint PRIMARY KEY, cust bigint NOT NULL, ref varchar(50) NOT NULL, \
+             KEY cust_ref_idx (cust, ref(10)), UNIQUE KEY orders_cust_uq (cust, ref), \
+             CONSTRAINT orders_cust_fk FOREIGN KEY (cust) REFERENCES customers (id) ON DELETE CASCADE",
+            "i, i, CONCAT('r', i)",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - rename_column: { table: orders, from: cust, to: customer_id }\n",
+            &["orders", "customers"],
+        )
+        .await?;
+        let sql: String = plan
+            .steps
+            .iter()
+            .filter_map(|s| s.sql.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for needle in [
+            "ADD INDEX `customer_id_ref_idx` (`customer_id`, `ref`(10)), ALGORITHM=INPLACE, LOCK=NONE",
+            "ADD UNIQUE INDEX `orders_customer_id_uq` (`customer_id`, `ref`), ALGORITHM=INPLACE, LOCK=NONE",
+            "FOREIGN KEY (`customer_id`)",
+            "DROP FOREIGN KEY `orders_cust_fk`",
+            "DROP INDEX `cust_ref_idx`",
+        ] {
+            check(sql.contains(needle), format!("the plan has no `{needle}`:\n{sql}"))?;
+        }
+        let db2 = db.clone();
+        roll_out(&db, &plan, async move |n| {
+            if n == 1 {
+                // The old release still writes cust; the trigger fills customer_id.
+                db2.exec("INSERT INTO orders (id, cust, ref) VALUES (9001, 7, 'new')")
+                    .await?;
+                db2.assert_fails(
+                    "INSERT INTO orders (id, cust, ref) VALUES (9002, 7, 'new')",
+                    "Duplicate entry",
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        check(!db.has_column("orders", "cust").await?, "cust is dropped")?;
+        // The copies enforce what the originals did.
+        db.assert_fails(
+            "INSERT INTO orders (id, customer_id, ref) VALUES (9003, 7, 'new')",
+            "Duplicate entry",
+        )
+        .await?;
+        db.assert_fails(
+            "INSERT INTO orders (id, customer_id, ref) VALUES (9004, 123456, 'x')",
+            "foreign key constraint fails",
+        )
+        .await?;
+        db.exec("DELETE FROM customers WHERE id = 7").await?;
+        check(
+            db.scalar("SELECT count(*) FROM orders WHERE customer_id = 7").await? == 0,
+            "ON DELETE CASCADE was carried",
+        )?;
+        let mut indexes = db
+            .texts("SELECT DISTINCT CAST(index_name AS CHAR) FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = 'orders'")
+            .await?;
+        indexes.sort();
+        check(
+            indexes == ["PRIMARY", "customer_id_ref_idx", "orders_customer_id_uq"],
+            format!("indexes after the contract: {indexes:?}"),
+        )
+    })
+    .await
+}
+
+/// Dropping a column drops its indexes and foreign key by name, and says
+/// so for a composite index, rather than letting MySQL shrink the index.
+#[tokio::test]
+async fn drop_column_drops_its_composite_index_and_foreign_key() {
+    with_mysql(|db| async move {
+        populate(&db, "teams", "id bigint PRIMARY KEY", "i").await?;
+        populate(
+            &db,
+            "members",
+            "id bigint PRIMARY KEY, team bigint NULL, email varchar(100) NOT NULL, \
+             UNIQUE KEY members_team_email (team, email), \
+             CONSTRAINT members_team_fk FOREIGN KEY (team) REFERENCES teams (id)",
+            "i, i, CONCAT('m', i, '@x')",
+        )
+        .await?;
+        let plan = plan_live(
+            &db,
+            "  - drop_column: { table: members, column: team }\n",
+            &["members", "teams"],
+        )
+        .await?;
+        check(
+            plan.notes.iter().any(|n| {
+                n.text.contains("members_team_email") && n.text.contains("dropped with it")
+            }),
+            format!("no note about the composite index: {:?}", plan.notes),
+        )?;
+        roll_out(&db, &plan, async |_| Ok(())).await?;
+        check(!db.has_column("members", "team").await?, "team is dropped")?;
+        // Not shrunk to UNIQUE (email): two members may share an email now.
+        db.exec("INSERT INTO members (id, email) VALUES (9001, 'm1@x')")
+            .await?;
+        Ok(())
+    })
+    .await
+}

@@ -74,6 +74,9 @@ pub struct IndexKey {
     pub opclass: Option<TableName>,
     /// The collation when it is not the column's own, schema-qualified on Postgres.
     pub collation: Option<TableName>,
+    /// MySQL: the key covers only this many leading characters (bytes for binary strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<u32>,
 }
 
 /// An index of a table.

@@ -27,7 +27,7 @@ const COLUMNS: &str = "SELECT CAST(COLUMN_NAME AS CHAR) AS name, CAST(COLUMN_TYP
 
 const INDEXES: &str = "SELECT CAST(INDEX_NAME AS CHAR) AS name, NON_UNIQUE + 0 AS non_unique, \
         CAST(COLUMN_NAME AS CHAR) AS col, CAST(COLLATION AS CHAR) AS coll, \
-        CAST(INDEX_TYPE AS CHAR) AS method \
+        CAST(INDEX_TYPE AS CHAR) AS method, SUB_PART + 0 AS sub_part \
    FROM information_schema.STATISTICS \
   WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
   ORDER BY INDEX_NAME, SEQ_IN_INDEX";
@@ -269,9 +269,11 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
             if let Some(c) = &column {
                 entry.columns_used.push(c.clone());
             }
+            let prefix: Option<i64> = r.try_get("sub_part").unwrap_or_default();
             entry.keys.push(IndexKey {
                 column,
                 descending: coll.as_deref() == Some("D"),
+                prefix: prefix.and_then(|n| u32::try_from(n).ok()),
                 ..IndexKey::default()
             });
         }

@@ -277,6 +277,7 @@ async fn indexes(
             nulls_first: r.try_get("nulls_first").unwrap_or(false),
             opclass: qualified(r, "opclass_schema", "opclass_name"),
             collation: qualified(r, "collation_schema", "collation_name"),
+            prefix: None,
         });
     }
     Ok(rows

@@ -171,6 +171,7 @@ async fn read_table(
                 descending: x.try_get::<i64, _>("desc").unwrap_or(0) != 0,
                 nulls_first: false,
                 opclass: None,
+                prefix: None,
                 collation: coll
                     .filter(|c| !c.eq_ignore_ascii_case("binary"))
                     .and_then(|c| {

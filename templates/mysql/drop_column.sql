@@ -1,6 +1,9 @@
 {#- drop_column. Relaxing NOT NULL is a MODIFY that restates the column's
     definition (read from the live schema), rebuilt online.
-    Context: table, column, definition {type, charset, collation, default} (live only). -#}
+    The column's own indexes, foreign keys and checks (live only) are
+    dropped by name in the same ALTER.
+    Context: table, column, definition {type, charset, collation, default},
+    drop_indexes, drop_foreign_keys, drop_checks (live only). -#}
 
 {% macro def(d) -%}
 {{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
@@ -24,5 +27,8 @@ ALTER TABLE {{ table|ident }}
 {% endblock %}
 
 {% block drop_column %}
-ALTER TABLE {{ table|ident }} DROP COLUMN {{ column|ident }};
+ALTER TABLE {{ table|ident }}
+{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY {{ fk|ident }},{% endfor %}
+{%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
+{%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ column|ident }};
 {% endblock %}

@@ -10,7 +10,9 @@
     Context: table, table_name, old, new, new_type, cast, forward, reverse,
     old_default, old_required, sync, trigger_insert, trigger_update,
     old_definition, new_definition {type, charset, collation, default},
-    new_not_null, instant_ddl. -#}
+    new_not_null, instant_ddl; carried_index, carried_foreign_key (one set
+    per render, none otherwise); drop_indexes, drop_foreign_keys,
+    drop_checks (the old column's, dropped with it at the contract). -#}
 
 {% macro old_to_new(prefix) -%}
 {% if forward and prefix %}(SELECT {{ forward|sql }} FROM (SELECT {{ prefix|sql }}{{ old|ident }} AS {{ old|ident }}) AS phasegate_row)
@@ -56,14 +58,46 @@ DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ new|ident }} <=> {{ old_to_new("") }})
 {% endblock %}
 
-{#- Not carried on MySQL yet (see the plan's notes). -#}
-{% block carry_index %}{% endblock %}
-{% block drop_carried_index %}{% endblock %}
+{#- A copy of an index that uses the old column, built online. -#}
+{% block carry_index %}
+{% if carried_index %}
+{% set ix = carried_index %}
+ALTER TABLE {{ table|ident }}
+  ADD {% if ix.unique %}UNIQUE {% endif %}INDEX {{ ix.name|ident }} (
+{%- for k in ix.keys %}{% if not loop.first %}, {% endif %}{{ k.column|ident }}
+{%- if k.prefix %}({{ k.prefix }}){% endif %}{% if k.descending %} DESC{% endif %}
+{%- endfor %}), ALGORITHM=INPLACE, LOCK=NONE;
+{% endif %}
+{% endblock %}
+{% block drop_carried_index %}
+{% if carried_index %}
+ALTER TABLE {{ table|ident }} DROP INDEX {{ carried_index.name|ident }};
+{% endif %}
+{% endblock %}
 {% block carry_unique %}{% endblock %}
+{#- Not recreated on MySQL: adding a CHECK copies the table (a note says so). -#}
 {% block carry_check %}{% endblock %}
-{% block carry_foreign_key %}{% endblock %}
+
+{#- With foreign_key_checks off InnoDB adds the key in place, without the
+    scan: the new column holds the verified copy of the old one's values,
+    which the old key checks. New writes are checked once it exists. -#}
+{% block carry_foreign_key %}
+{% if carried_foreign_key %}
+{% set fk = carried_foreign_key %}
+SET SESSION foreign_key_checks = 0;
+ALTER TABLE {{ table|ident }}
+  ADD CONSTRAINT {{ fk.constraint|ident }} FOREIGN KEY ({{ fk.columns|idents }})
+  REFERENCES {{ fk.parent|ident }} ({{ fk.parent_columns|idents }})
+  ON DELETE {{ fk.on_delete|sql }} ON UPDATE {{ fk.on_update|sql }}, ALGORITHM=INPLACE, LOCK=NONE;
+SET SESSION foreign_key_checks = 1;
+{% endif %}
+{% endblock %}
 {% block validate_carried %}{% endblock %}
-{% block drop_carried_constraint %}{% endblock %}
+{% block drop_carried_constraint %}
+{% if carried_foreign_key %}
+ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ carried_foreign_key.constraint|ident }};
+{% endif %}
+{% endblock %}
 
 {#- sync=app: new code stops writing the old column, which must accept NULL. -#}
 {% block relax_old %}
@@ -93,7 +127,10 @@ ALTER TABLE {{ table|ident }}
 DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endif %}
-ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }}
+ALTER TABLE {{ table|ident }}
+{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY {{ fk|ident }},{% endfor %}
+{%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
+{%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ old|ident }}
 {%- if new_not_null or new_definition.default %},
   MODIFY {{ new|ident }} {{ def(new_definition) }}{% if new_not_null %} NOT NULL{% else %} NULL{% endif %}
 {%- if new_definition.default %} DEFAULT {{ new_definition.default|sql }}{% endif %}{% endif %};

@@ -13,6 +13,17 @@
 //! is named in a note with what to do. The old column's own objects go with
 //! it at the contract.
 //!
+//! MySQL/MariaDB, after the backfill is verified: each plain index (and
+//! unique index) that uses the old column is built for the new one online
+//! (`ALGORITHM=INPLACE, LOCK=NONE`); each foreign key is added for the new
+//! column with `foreign_key_checks` off, which InnoDB does in place without
+//! scanning — the verified copy holds exactly the old column's values, which
+//! the old key already checks. At the contract the old column's foreign keys
+//! and checks are dropped in the same ALTER that drops it (MySQL refuses to
+//! drop a column a foreign key needs). A CHECK is not recreated (adding one
+//! copies the table); a note says so, as for expression indexes and foreign
+//! keys of other tables. A primary-key column is refused.
+//!
 //! SQLite: plain indexes are rebuilt and the old ones dropped just before the
 //! contract (SQLite cannot drop an indexed column); a foreign key declared
 //! with the old column is declared on the new one when it is added. SQLite
@@ -44,12 +55,21 @@ pub(super) struct Carry {
     pub drop_before_contract: Vec<Vec<String>>,
     /// SQLite: the old column's own foreign key, declared with the new column.
     pub inline_reference: Option<ReferenceCtx>,
+    /// MySQL: the old column's indexes, foreign keys and checks, dropped
+    /// with it (MySQL would otherwise shrink a composite index to the
+    /// columns left, turning `UNIQUE (old, b)` into `UNIQUE (b)`; MariaDB
+    /// refuses the DROP COLUMN).
+    pub drop_indexes: Vec<String>,
+    pub drop_foreign_keys: Vec<String>,
+    pub drop_checks: Vec<String>,
     notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct KeyCtx {
     column: String,
+    /// MySQL: a key on the leading characters only.
+    prefix: Option<u32>,
     descending: bool,
     nulls_first: bool,
     opclass: Option<Vec<String>>,
@@ -263,8 +283,7 @@ pub(super) fn plan(r: &Recipe<'_>, c: &Copy<'_>) -> Result<Option<Carry>, Planni
             column.default.is_some(),
         )
         .map(Some),
-        // Not carried on MySQL yet: copy_column notes it.
-        Dialect::Mysql => Ok(None),
+        Dialect::Mysql => mysql(r, t, old, new, c, facts).map(Some),
     }
 }
 
@@ -457,11 +476,121 @@ fn key_ctx(
     }
     Some(KeyCtx {
         column: if is_old { new } else { column }.as_str().to_string(),
+        prefix: k.prefix,
         descending: k.descending,
         nulls_first: k.nulls_first,
         opclass,
         collation,
     })
+}
+
+fn mysql(
+    r: &Recipe<'_>,
+    t: &TableName,
+    old: &Ident,
+    new: &Ident,
+    c: &Copy<'_>,
+    facts: &TableFacts,
+) -> Result<Carry, PlanningError> {
+    if facts.primary_key.contains(old) {
+        return Err(r.unsupported(format!(
+            "{t}.{old} is part of the primary key, which MySQL cannot move to another column without rebuilding the table with writes blocked; do it in a maintenance window with a `sql` change"
+        )));
+    }
+    let mut carry = Carry::default();
+    let mut taken = taken_names(facts, new);
+    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
+        let name = &index.name;
+        carry.drop_indexes.push(name.as_str().to_string());
+        let special = index
+            .method
+            .as_deref()
+            .filter(|m| matches!(*m, "fulltext" | "spatial"));
+        if index.has_expression || special.is_some() {
+            carry.notes.push(format!(
+                "index {name} is {} ({}): phasegate does not rebuild it for {new}, and it goes with {old} at the contract; before then, create the same index on {new} with a `sql` change",
+                special.map_or("on an expression".to_string(), |m| format!("a {} index", m.to_ascii_uppercase())),
+                describe(index)
+            ));
+            continue;
+        }
+        let keys: Vec<KeyCtx> = index
+            .keys
+            .iter()
+            .filter_map(|k| key_ctx(k, old, new, c.cast, name, &mut carry.notes))
+            .collect();
+        let new_name = carried_name(name.as_str(), old, new, &mut taken);
+        let columns = keys
+            .iter()
+            .map(|k| k.column.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        carry.indexes.push(CarriedIndex {
+            old: name.clone(),
+            ctx: IndexCtx {
+                name: new_name.as_str().to_string(),
+                qualified: parts(&t.sibling(new_name.clone())),
+                unique: index.unique,
+                method: None,
+                keys,
+                include: Vec::new(),
+                nulls_not_distinct: false,
+            },
+            unique: None,
+            columns,
+        });
+    }
+    for fk in facts
+        .foreign_keys
+        .iter()
+        .filter(|f| f.columns.contains(old))
+    {
+        let Some(name) = &fk.name else { continue };
+        carry.drop_foreign_keys.push(name.as_str().to_string());
+        carry.foreign_keys.push(CarriedForeignKey {
+            old: name.clone(),
+            ctx: ForeignKeyCtx {
+                constraint: carried_name(name.as_str(), old, new, &mut taken)
+                    .as_str()
+                    .to_string(),
+                columns: strings(&swap(&fk.columns, old, new)),
+                parent: parts(&fk.references),
+                parent_columns: strings(&fk.referenced_columns),
+                match_full: false,
+                on_delete: fk.on_delete.sql(),
+                on_update: fk.on_update.sql(),
+                deferrable: false,
+                deferred: false,
+            },
+            parent: fk.references.clone(),
+            // The copy equals the old column, which the old key checks.
+            validate: false,
+        });
+    }
+    for check in facts.checks.iter().filter(|k| k.columns.contains(old)) {
+        let Some(name) = &check.name else { continue };
+        carry.drop_checks.push(name.as_str().to_string());
+        carry.notes.push(format!(
+            "check {name} ({}) involves {old} and is not recreated for {new} (adding a CHECK on MySQL copies the table while writes wait); it is dropped with {old} at the contract: add it for {new} with an add_check change if you need it",
+            check.expression
+        ));
+    }
+    for fk in facts
+        .referenced_by
+        .iter()
+        .filter(|f| f.referenced_columns.contains(old))
+    {
+        let name = fk
+            .name
+            .as_ref()
+            .map_or_else(String::new, |n| format!(" {n}"));
+        carry.notes.push(format!(
+            "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new} (which has the same unique index by then) with an add_foreign_key change and drop{name} with a `sql` change",
+            fk.table,
+            super::cols_text(&fk.columns)
+        ));
+    }
+    Ok(carry)
 }
 
 fn sqlite(
@@ -603,6 +732,9 @@ pub(super) fn context(carry: Option<&Carry>) -> Value {
         primary_key => carry.and_then(|c| c.primary_key.as_ref()).map(val),
         drop_before_contract => carry.map(|c| c.drop_before_contract.clone()).unwrap_or_default(),
         inline_reference => carry.and_then(|c| c.inline_reference.as_ref()).map(val),
+        drop_indexes => carry.map(|c| c.drop_indexes.clone()).unwrap_or_default(),
+        drop_foreign_keys => carry.map(|c| c.drop_foreign_keys.clone()).unwrap_or_default(),
+        drop_checks => carry.map(|c| c.drop_checks.clone()).unwrap_or_default(),
     }
 }
 
@@ -653,10 +785,10 @@ pub(super) fn emit(
                 "Build {unique}index {} on {t} ({}){}, a copy of {} for {new}",
                 index.ctx.name,
                 index.columns,
-                if r.dialect == Dialect::Postgres {
-                    " concurrently"
-                } else {
-                    ""
+                match r.dialect {
+                    Dialect::Postgres => " concurrently",
+                    Dialect::Mysql => " online",
+                    Dialect::Sqlite => "",
                 },
                 index.old
             ),
@@ -664,7 +796,7 @@ pub(super) fn emit(
             Some(sql.get("drop_carried_index")),
             lock,
         );
-        let transactional = r.dialect != Dialect::Postgres;
+        let transactional = r.dialect == Dialect::Sqlite;
         let s = r.step(step);
         s.table = Some(t.clone());
         s.transactional = transactional;
@@ -753,16 +885,30 @@ pub(super) fn emit(
                 constraint_blocks[1],
             ],
         )?;
-        let lock = r.lock(
-            "SHARE ROW EXCLUSIVE",
-            &[t, &fk.parent],
-            Blocks::Writes,
-            LockDuration::Brief,
-        );
+        let (lock, how) = match r.dialect {
+            Dialect::Mysql => (
+                r.lock(
+                    "online (ALGORITHM=INPLACE, LOCK=NONE; foreign_key_checks off: no scan)",
+                    &[t, &fk.parent],
+                    Blocks::Nothing,
+                    LockDuration::Brief,
+                ),
+                "added in place without a scan (the verified copy holds the old column's checked values)",
+            ),
+            _ => (
+                r.lock(
+                    "SHARE ROW EXCLUSIVE",
+                    &[t, &fk.parent],
+                    Blocks::Writes,
+                    LockDuration::Brief,
+                ),
+                "NOT VALID: checked for new writes, no scan",
+            ),
+        };
         let step = r.migration(
             &format!("foreign_key_{n}"),
             format!(
-                "Add foreign key {} ({}) → {} NOT VALID, a copy of {} for {new}: checked for new writes, no scan",
+                "Add foreign key {} ({}) → {}, a copy of {} for {new}: {how}",
                 fk.ctx.constraint,
                 fk.ctx.columns.join(", "),
                 fk.parent,
@@ -1090,6 +1236,56 @@ mod tests {
         );
         assert!(!sql_of(&p, "index_2").contains("text_pattern_ops"));
         assert!(p.notes.iter().any(|n| n.text.contains("operator class")));
+    }
+
+    #[test]
+    fn mysql_builds_copies_online_and_drops_the_originals_with_the_column() {
+        let p = plan_ok(
+            Dialect::Mysql,
+            &pg_users(),
+            "  - rename_column: { table: users, from: email, to: mail }\n",
+        );
+        let sql: String = p
+            .steps
+            .iter()
+            .filter_map(|s| s.sql.as_deref())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for needle in [
+            "ADD UNIQUE INDEX `users_mail_key` (`mail`), ALGORITHM=INPLACE, LOCK=NONE",
+            "ADD INDEX `users_name_mail_idx` (`name`, `mail` DESC), ALGORITHM=INPLACE, LOCK=NONE",
+            "SET SESSION foreign_key_checks = 0;\nALTER TABLE `users`\n  ADD CONSTRAINT `users_mail_fkey` FOREIGN KEY (`mail`)",
+            "DROP FOREIGN KEY `users_email_fkey`,",
+            "DROP INDEX `users_email_key`,",
+            "DROP INDEX `users_lower_email`,",
+            "DROP CONSTRAINT `users_email_check`, DROP COLUMN `email`",
+        ] {
+            assert!(sql.contains(needle), "no `{needle}` in:\n{sql}");
+        }
+        let notes: Vec<&str> = p.notes.iter().map(|n| n.text.as_str()).collect();
+        for needle in [
+            "users_lower_email",
+            "users_email_check",
+            "orders_user_email_fkey",
+        ] {
+            assert!(notes.iter().any(|n| n.contains(needle)), "{notes:#?}");
+        }
+        // Indexes and the foreign key are built outside a transaction.
+        assert!(p.steps.iter().all(|s| !s.transactional));
+    }
+
+    #[test]
+    fn mysql_refuses_to_move_a_primary_key() {
+        let err = plan_with(
+            Dialect::Mysql,
+            &pg_users(),
+            "  - rename_column: { table: users, from: id, to: user_id }\n",
+        );
+        assert!(
+            err.as_ref()
+                .is_err_and(|e| e.to_string().contains("part of the primary key")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -87,11 +87,6 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         c.old_default.as_deref(),
     );
     let new_not_null = live_old.is_some_and(|col| !col.nullable);
-    if r.dialect == Dialect::Mysql && r.catalog.table(t).is_some() {
-        r.note(format!(
-            "on MySQL, indexes, unique, check and foreign-key constraints on {old} are not carried to {new} yet: add them with add_index, add_check or add_foreign_key before the contract"
-        ));
-    }
     let carry = carry::plan(r, &c)?;
     let carried = carry::context(carry.as_ref());
     let ctx = context! {

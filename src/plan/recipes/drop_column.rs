@@ -17,7 +17,58 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
     let live = r.catalog.column(t, c);
     let definition =
         live.map(|col| mysql_definition(&col.type_sql, Some(col), col.default.as_deref()));
-    let ctx = context! { table => table_value(t), column => c, definition };
+    // MySQL: the column's indexes, foreign keys and checks are dropped with
+    // it, by name. Left to the server, a composite index would shrink to
+    // its other columns (`UNIQUE (c, b)` becoming `UNIQUE (b)`, a different
+    // constraint) on MySQL, and MariaDB refuses the DROP COLUMN.
+    let (mut drop_indexes, mut drop_foreign_keys, mut drop_checks) = (vec![], vec![], vec![]);
+    if let (Dialect::Mysql, Some(facts)) = (r.dialect, r.catalog.table(t)) {
+        if facts.primary_key.contains(c) {
+            return Err(r.unsupported(format!(
+                "{t}.{c} is part of the primary key: dropping it would change the key of every row; do it with a `sql` change"
+            )));
+        }
+        for index in facts.indexes.iter().filter(|ix| ix.uses(c)) {
+            drop_indexes.push(index.name.as_str().to_string());
+            if index.keys.len() > 1 {
+                r.note(format!(
+                    "index {} on {t} ({}) uses {c} and is dropped with it; if the other columns still need an index, add one with add_index before the drop",
+                    index.name,
+                    index
+                        .keys
+                        .iter()
+                        .filter_map(|k| k.column.as_ref().map(|n| n.as_str().to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        for fk in facts.foreign_keys.iter().filter(|f| f.columns.contains(c)) {
+            if let Some(name) = &fk.name {
+                drop_foreign_keys.push(name.as_str().to_string());
+            }
+        }
+        for check in facts.checks.iter().filter(|k| k.columns.contains(c)) {
+            if let Some(name) = &check.name {
+                drop_checks.push(name.as_str().to_string());
+            }
+        }
+        for fk in facts
+            .referenced_by
+            .iter()
+            .filter(|f| f.referenced_columns.contains(c))
+        {
+            r.note(format!(
+                "a foreign key of {} ({}) references {t}.{c}: the drop fails while it exists; drop that foreign key first",
+                fk.table,
+                super::cols_text(&fk.columns)
+            ));
+        }
+    }
+    let ctx = context! {
+        table => table_value(t), column => c, definition,
+        drop_indexes, drop_foreign_keys, drop_checks,
+    };
     let sql = r.render(
         "drop_column",
         &ctx,
