@@ -302,14 +302,19 @@ fn postgres_batch(b: &Backfill, key: &[String], after: Option<&[String]>, n: u64
     )
 }
 
-/// (count of the batch, its last key with storage classes, the update).
-fn sqlite_batch(
-    b: &Backfill,
-    key: &[String],
-    after: Option<&[String]>,
-    n: u64,
-) -> (String, String, String) {
-    let d = Dialect::Sqlite;
+/// The next batch's keys, for the two-statement batches (SQLite, MySQL).
+struct Window {
+    /// The quoted table, its quoted key columns, and them joined.
+    t: String,
+    q: Vec<String>,
+    keys: String,
+    /// The key order reversed, to find the batch's last key.
+    desc: String,
+    /// `SELECT <keys> FROM t WHERE (<keys>) > (<after>) ORDER BY <keys> LIMIT n`.
+    window: String,
+}
+
+fn window(d: Dialect, b: &Backfill, key: &[String], after: Option<&[String]>, n: u64) -> Window {
     let t = d.quote_table(&b.table);
     let q = quoted(d, key);
     let keys = q.join(", ");
@@ -322,6 +327,29 @@ fn sqlite_batch(
         "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
         after_clause(&keys, after)
     );
+    Window {
+        t,
+        q,
+        keys,
+        desc,
+        window,
+    }
+}
+
+/// (count of the batch, its last key with storage classes, the update).
+fn sqlite_batch(
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    n: u64,
+) -> (String, String, String) {
+    let Window {
+        t,
+        q,
+        keys,
+        desc,
+        window,
+    } = window(Dialect::Sqlite, b, key, after, n);
     let cols: Vec<String> = q
         .iter()
         .enumerate()
@@ -348,19 +376,9 @@ fn mysql_batch_bounds(
     after: Option<&[String]>,
     n: u64,
 ) -> (String, String) {
-    let d = Dialect::Mysql;
-    let t = d.quote_table(&b.table);
-    let q = quoted(d, key);
-    let keys = q.join(", ");
-    let desc = q
-        .iter()
-        .map(|k| format!("{k} DESC"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let window = format!(
-        "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
-        after_clause(&keys, after)
-    );
+    let Window {
+        q, desc, window, ..
+    } = window(Dialect::Mysql, b, key, after, n);
     // MySQL compares a number column with a string literal as numbers, so
     // the key travels as text whatever its type.
     let cols: Vec<String> = q

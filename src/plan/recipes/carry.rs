@@ -484,6 +484,44 @@ fn key_ctx(
     })
 }
 
+/// A copy of `index` for `new`: its keys with `old` swapped, under a free
+/// name; no access method, INCLUDE or Postgres-only options (SQLite, MySQL).
+fn plain_copy(
+    t: &TableName,
+    index: &IndexFacts,
+    old: &Ident,
+    new: &Ident,
+    retyped: bool,
+    taken: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> CarriedIndex {
+    let keys: Vec<KeyCtx> = index
+        .keys
+        .iter()
+        .filter_map(|k| key_ctx(k, old, new, retyped, &index.name, notes))
+        .collect();
+    let new_name = carried_name(index.name.as_str(), old, new, taken);
+    let columns = keys
+        .iter()
+        .map(|k| k.column.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    CarriedIndex {
+        old: index.name.clone(),
+        ctx: IndexCtx {
+            name: new_name.as_str().to_string(),
+            qualified: parts(&t.sibling(new_name.clone())),
+            unique: index.unique,
+            method: None,
+            keys,
+            include: Vec::new(),
+            nulls_not_distinct: false,
+        },
+        unique: None,
+        columns,
+    }
+}
+
 fn mysql(
     r: &Recipe<'_>,
     t: &TableName,
@@ -514,31 +552,8 @@ fn mysql(
             ));
             continue;
         }
-        let keys: Vec<KeyCtx> = index
-            .keys
-            .iter()
-            .filter_map(|k| key_ctx(k, old, new, c.cast, name, &mut carry.notes))
-            .collect();
-        let new_name = carried_name(name.as_str(), old, new, &mut taken);
-        let columns = keys
-            .iter()
-            .map(|k| k.column.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        carry.indexes.push(CarriedIndex {
-            old: name.clone(),
-            ctx: IndexCtx {
-                name: new_name.as_str().to_string(),
-                qualified: parts(&t.sibling(new_name.clone())),
-                unique: index.unique,
-                method: None,
-                keys,
-                include: Vec::new(),
-                nulls_not_distinct: false,
-            },
-            unique: None,
-            columns,
-        });
+        let copy = plain_copy(t, index, old, new, c.cast, &mut taken, &mut carry.notes);
+        carry.indexes.push(copy);
     }
     for fk in facts
         .foreign_keys
@@ -667,31 +682,8 @@ fn sqlite(
             ));
             continue;
         }
-        let keys: Vec<KeyCtx> = index
-            .keys
-            .iter()
-            .filter_map(|k| key_ctx(k, old, new, false, name, &mut carry.notes))
-            .collect();
-        let new_name = carried_name(name.as_str(), old, new, &mut taken);
-        let columns = keys
-            .iter()
-            .map(|k| k.column.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        carry.indexes.push(CarriedIndex {
-            old: name.clone(),
-            ctx: IndexCtx {
-                name: new_name.as_str().to_string(),
-                qualified: parts(&t.sibling(new_name.clone())),
-                unique: index.unique,
-                method: None,
-                keys,
-                include: Vec::new(),
-                nulls_not_distinct: false,
-            },
-            unique: None,
-            columns,
-        });
+        let copy = plain_copy(t, index, old, new, false, &mut taken, &mut carry.notes);
+        carry.indexes.push(copy);
     }
     if let Some(fk) = facts
         .foreign_keys
