@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use super::copy_column::Copy;
 use super::set_not_null;
-use crate::catalog::{Flavor, IndexFacts, IndexKey, TableFacts, rewrite_column};
+use crate::catalog::{Flavor, ForeignKeyFacts, IndexFacts, IndexKey, TableFacts, rewrite_column};
 use crate::dialect::Dialect;
 use crate::name::{Ident, TableName};
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
@@ -416,40 +416,17 @@ fn postgres(
         .filter(|f| f.columns.contains(old))
     {
         let Some(name) = &fk.name else { continue };
-        carry.foreign_keys.push(CarriedForeignKey {
-            old: name.clone(),
-            ctx: ForeignKeyCtx {
-                constraint: carried_name(name.as_str(), old, new, &mut taken)
-                    .as_str()
-                    .to_string(),
-                columns: strings(&swap(&fk.columns, old, new)),
-                parent: parts(&fk.references),
-                parent_columns: strings(&fk.referenced_columns),
-                match_full: fk.match_full,
-                on_delete: fk.on_delete.sql(),
-                on_update: fk.on_update.sql(),
-                deferrable: fk.deferrable,
-                deferred: fk.initially_deferred,
-            },
-            parent: fk.references.clone(),
-            validate: fk.validated,
-        });
+        carry
+            .foreign_keys
+            .push(fk_copy(fk, name, old, new, &mut taken));
     }
-    for fk in facts
-        .referenced_by
-        .iter()
-        .filter(|f| f.referenced_columns.contains(old))
-    {
-        let name = fk
-            .name
-            .as_ref()
-            .map_or_else(String::new, |n| format!(" {n}"));
-        carry.notes.push(format!(
-            "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new} (add a foreign key to {new} NOT VALID, VALIDATE it, drop{name}) with a `sql` change; {new} has the same unique index by then",
-            fk.table,
-            super::cols_text(&fk.columns)
-        ));
-    }
+    carry.notes.extend(referencing_notes(
+        t,
+        facts,
+        old,
+        new,
+        &format!("add a foreign key to {new} NOT VALID, VALIDATE it, drop the old one, with a `sql` change; {new} has the same unique index by then"),
+    ));
     carry
 }
 
@@ -522,6 +499,62 @@ fn plain_copy(
     }
 }
 
+/// A copy of the old column's foreign key `fk` (named `name`) for `new`.
+fn fk_copy(
+    fk: &ForeignKeyFacts,
+    name: &Ident,
+    old: &Ident,
+    new: &Ident,
+    taken: &mut Vec<String>,
+) -> CarriedForeignKey {
+    CarriedForeignKey {
+        old: name.clone(),
+        ctx: ForeignKeyCtx {
+            constraint: carried_name(name.as_str(), old, new, taken)
+                .as_str()
+                .to_string(),
+            columns: strings(&swap(&fk.columns, old, new)),
+            parent: parts(&fk.references),
+            parent_columns: strings(&fk.referenced_columns),
+            match_full: fk.match_full,
+            on_delete: fk.on_delete.sql(),
+            on_update: fk.on_update.sql(),
+            deferrable: fk.deferrable,
+            deferred: fk.initially_deferred,
+        },
+        parent: fk.references.clone(),
+        validate: fk.validated,
+    }
+}
+
+/// Notes for other tables' foreign keys that reference the old column:
+/// they are not moved, and the contract fails while they exist; `how` says
+/// how to point them at `new` on this database.
+fn referencing_notes(
+    t: &TableName,
+    facts: &TableFacts,
+    old: &Ident,
+    new: &Ident,
+    how: &str,
+) -> Vec<String> {
+    facts
+        .referenced_by
+        .iter()
+        .filter(|f| f.referenced_columns.contains(old))
+        .map(|fk| {
+            let name = fk
+                .name
+                .as_ref()
+                .map_or_else(String::new, |n| format!(" {n}"));
+            format!(
+                "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new}: {how}",
+                fk.table,
+                super::cols_text(&fk.columns)
+            )
+        })
+        .collect()
+}
+
 fn mysql(
     r: &Recipe<'_>,
     t: &TableName,
@@ -562,25 +595,10 @@ fn mysql(
     {
         let Some(name) = &fk.name else { continue };
         carry.drop_foreign_keys.push(name.as_str().to_string());
-        carry.foreign_keys.push(CarriedForeignKey {
-            old: name.clone(),
-            ctx: ForeignKeyCtx {
-                constraint: carried_name(name.as_str(), old, new, &mut taken)
-                    .as_str()
-                    .to_string(),
-                columns: strings(&swap(&fk.columns, old, new)),
-                parent: parts(&fk.references),
-                parent_columns: strings(&fk.referenced_columns),
-                match_full: false,
-                on_delete: fk.on_delete.sql(),
-                on_update: fk.on_update.sql(),
-                deferrable: false,
-                deferred: false,
-            },
-            parent: fk.references.clone(),
-            // The copy equals the old column, which the old key checks.
-            validate: false,
-        });
+        let mut copy = fk_copy(fk, name, old, new, &mut taken);
+        // The copy equals the old column, which the old key checks.
+        copy.validate = false;
+        carry.foreign_keys.push(copy);
     }
     for check in facts.checks.iter().filter(|k| k.columns.contains(old)) {
         let Some(name) = &check.name else { continue };
@@ -590,21 +608,13 @@ fn mysql(
             check.expression
         ));
     }
-    for fk in facts
-        .referenced_by
-        .iter()
-        .filter(|f| f.referenced_columns.contains(old))
-    {
-        let name = fk
-            .name
-            .as_ref()
-            .map_or_else(String::new, |n| format!(" {n}"));
-        carry.notes.push(format!(
-            "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new} (which has the same unique index by then) with an add_foreign_key change and drop{name} with a `sql` change",
-            fk.table,
-            super::cols_text(&fk.columns)
-        ));
-    }
+    carry.notes.extend(referencing_notes(
+        t,
+        facts,
+        old,
+        new,
+        &format!("{new} has the same unique index by then: add the new key with an add_foreign_key change, drop the old one with a `sql` change"),
+    ));
     Ok(carry)
 }
 
