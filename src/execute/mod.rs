@@ -20,7 +20,7 @@ use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, Verdict, VerifyOutcome};
 use crate::tracker::{
     Checkpoint, Clock, Event, EventKind, NewEvent, Next, PhaseStatus, PlanState, Store,
-    TrackerError, derive, interrupted_elsewhere,
+    TrackerError, derive, interrupted_elsewhere, plan_events,
 };
 
 pub use steps::StepError;
@@ -342,16 +342,19 @@ impl<'a> Workspace<'a> {
         Some((prev.name.clone(), state))
     }
 
-    /// Evaluates every gate for the plan's next step, as `apply` would.
+    /// Evaluates every gate for the plan's next step, as `apply` would, from
+    /// `all` the environment's events (other plans' interrupted steps hold
+    /// this one too).
     async fn judge(
         &self,
         store: &mut Store,
         env: &Environment,
         plan: &Plan,
         loaded: &LoadedPlan,
-        events: &[Event],
+        all: &[Event],
         marking: Option<usize>,
     ) -> Result<(PlanState, Verdict), RunError> {
+        let events = &plan_events(all, &plan.name);
         let state = derive(events, plan.phases.len());
         let previous = self.previous_state(env, plan).await;
         let backups = backups(events);
@@ -370,8 +373,7 @@ impl<'a> Workspace<'a> {
             }
             _ => None,
         };
-        let all = store.events(None).await?;
-        let elsewhere = interrupted_elsewhere(&all, &plan.name);
+        let elsewhere = interrupted_elsewhere(all, &plan.name);
         let ctx = GateContext {
             plan,
             plan_label: &loaded.label,
@@ -406,7 +408,7 @@ impl<'a> Workspace<'a> {
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
         let mut store = self.open(env).await?;
-        let events = store.events(Some(&plan.name)).await?;
+        let events = store.events(None).await?;
         let (_, verdict) = self
             .judge(&mut store, env, &plan, &loaded, &events, None)
             .await?;
@@ -437,7 +439,7 @@ impl<'a> Workspace<'a> {
         loaded: &LoadedPlan,
         dry_run: bool,
     ) -> Result<Applied, RunError> {
-        let events = store.events(Some(&plan.name)).await?;
+        let events = store.events(None).await?;
         let (state, verdict) = self.judge(store, env, plan, loaded, &events, None).await?;
         let phase_no = match state.next() {
             Next::Complete => {
@@ -593,8 +595,9 @@ impl Workspace<'_> {
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
         check_phase(&plan, phase)?;
-        self.locked(env, Some(&plan.name), async |store, events| {
-            let state = derive(&events, plan.phases.len());
+        // Every plan's events: the gates look at other plans' interrupted steps.
+        self.locked(env, None, async |store, events| {
+            let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
                 Next::Deploy(n) if n == phase => {}
@@ -970,11 +973,7 @@ impl Workspace<'_> {
             };
             let mut rows = Vec::new();
             for loaded in &plans {
-                let mine: Vec<Event> = events
-                    .iter()
-                    .filter(|e| e.plan.as_deref().is_none_or(|p| p == loaded.file.name))
-                    .cloned()
-                    .collect();
+                let mine = plan_events(events, &loaded.file.name);
                 // A plan that started here is planned against the schema it started with.
                 let snapshot = derive(&mine, 0)
                     .catalog

@@ -258,6 +258,14 @@ impl PlanState {
     }
 }
 
+/// The events of `plan` and the environment-wide ones (plan `None`), in order.
+pub fn plan_events(all: &[Event], plan: &str) -> Vec<Event> {
+    all.iter()
+        .filter(|e| e.plan.as_deref().is_none_or(|p| p == plan))
+        .cloned()
+        .collect()
+}
+
 /// The steps of every plan other than `except` that started in this
 /// environment and never finished, as (plan, step). Such a step may have
 /// left a table half-changed, so it holds every plan in the environment,

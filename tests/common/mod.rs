@@ -183,6 +183,33 @@ where
     }
 }
 
+/// The admin connection to a test server, or `None` after printing why the
+/// test is skipped: no server answered (a failure instead with
+/// `PHASEGATE_REQUIRE_DATABASES=1`). A server that answers and refuses is a
+/// failure either way.
+async fn connect_admin<C>(
+    server: &str,
+    shown: &str,
+    connect: impl Future<Output = Result<C, sqlx::Error>>,
+) -> Option<C> {
+    let why = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(conn)) => return Some(conn),
+        Ok(Err(e)) if !is_unreachable(&e) => {
+            panic!("{server} at {shown} answered but refused the connection: {e}")
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "connection timed out".to_string(),
+    };
+    if databases_required() {
+        panic!("no {server} at {shown} ({why}) and {REQUIRE_ENV}=1");
+    }
+    println!(
+        "skipped: {}: no {server} at {shown} ({why}; {REQUIRE_ENV}=1 makes this a failure)",
+        test_name()
+    );
+    None
+}
+
 /// Gives `body` a fresh Postgres database on the server at
 /// `PHASEGATE_TEST_POSTGRES_URL` (default [`DEFAULT_POSTGRES_URL`]) and drops
 /// it afterwards (`WITH (FORCE)`), even when the body fails or panics.
@@ -198,30 +225,10 @@ where
     let shown = redact(&url);
     let admin_opts = PgConnectOptions::from_str(&url)
         .unwrap_or_else(|e| panic!("{POSTGRES_URL_ENV}={shown} is not a Postgres URL: {e}"));
-    let connected = tokio::time::timeout(
-        Duration::from_secs(5),
-        PgConnection::connect_with(&admin_opts),
-    )
-    .await;
-    let mut admin = match connected {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) if !is_unreachable(&e) => {
-            panic!("Postgres at {shown} answered but refused the connection: {e}")
-        }
-        unreachable => {
-            let why = match unreachable {
-                Ok(Err(e)) => e.to_string(),
-                _ => "connection timed out".to_string(),
-            };
-            if databases_required() {
-                panic!("no Postgres at {shown} ({why}) and {REQUIRE_ENV}=1");
-            }
-            println!(
-                "skipped: {}: no Postgres at {shown} ({why}; {REQUIRE_ENV}=1 makes this a failure)",
-                test_name()
-            );
-            return;
-        }
+    let Some(mut admin) =
+        connect_admin("Postgres", &shown, PgConnection::connect_with(&admin_opts)).await
+    else {
+        return;
     };
     let name = unique_name();
     let quoted = Dialect::Postgres.quote_ident(&name);
@@ -282,30 +289,10 @@ where
     let shown = redact(&url);
     let admin_opts = MySqlConnectOptions::from_str(&url)
         .unwrap_or_else(|e| panic!("{MYSQL_URL_ENV}={shown} is not a MySQL URL: {e}"));
-    let connected = tokio::time::timeout(
-        Duration::from_secs(5),
-        MySqlConnection::connect_with(&admin_opts),
-    )
-    .await;
-    let mut admin = match connected {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) if !is_unreachable(&e) => {
-            panic!("MySQL at {shown} answered but refused the connection: {e}")
-        }
-        unreachable => {
-            let why = match unreachable {
-                Ok(Err(e)) => e.to_string(),
-                _ => "connection timed out".to_string(),
-            };
-            if databases_required() {
-                panic!("no MySQL at {shown} ({why}) and {REQUIRE_ENV}=1");
-            }
-            println!(
-                "skipped: {}: no MySQL at {shown} ({why}; {REQUIRE_ENV}=1 makes this a failure)",
-                test_name()
-            );
-            return;
-        }
+    let Some(mut admin) =
+        connect_admin("MySQL", &shown, MySqlConnection::connect_with(&admin_opts)).await
+    else {
+        return;
     };
     let name = unique_name();
     let quoted = Dialect::Mysql.quote_ident(&name);

@@ -721,6 +721,17 @@ fn sqlite(
     Ok(carry)
 }
 
+/// The step that validates the carried constraint `constraint` (step `id`).
+fn validate_copy(r: &mut Recipe<'_>, t: &TableName, id: &str, constraint: &str, sql: String) {
+    let step = r.validate(
+        &format!("{id}_validate"),
+        format!("Validate {constraint}: scans {t} without blocking reads or writes"),
+        sql,
+        t,
+    );
+    r.step(step).table = Some(t.clone());
+}
+
 /// The template context the carry adds to the copy's. The `carried_*`
 /// values are set one at a time, for the item being rendered, and are none
 /// otherwise.
@@ -861,16 +872,13 @@ pub(super) fn emit(
         );
         r.step(step).table = Some(t.clone());
         if check.validate {
-            let step = r.validate(
-                &format!("check_{n}_validate"),
-                format!(
-                    "Validate {}: scans {t} without blocking reads or writes",
-                    check.ctx.constraint
-                ),
-                sql.get("validate_carried"),
+            validate_copy(
+                r,
                 t,
+                &format!("check_{n}"),
+                &check.ctx.constraint,
+                sql.get("validate_carried"),
             );
-            r.step(step).table = Some(t.clone());
         }
     }
     for (k, fk) in carry.foreign_keys.iter().enumerate() {
@@ -922,16 +930,13 @@ pub(super) fn emit(
         );
         r.step(step).table = Some(t.clone());
         if fk.validate {
-            let step = r.validate(
-                &format!("foreign_key_{n}_validate"),
-                format!(
-                    "Validate {}: scans {t} without blocking reads or writes",
-                    fk.ctx.constraint
-                ),
-                sql.get("validate_carried"),
+            validate_copy(
+                r,
                 t,
+                &format!("foreign_key_{n}"),
+                &fk.ctx.constraint,
+                sql.get("validate_carried"),
             );
-            r.step(step).table = Some(t.clone());
         }
     }
     if let Some(pk) = &carry.primary_key {
