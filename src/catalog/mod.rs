@@ -16,6 +16,7 @@
 //! find is *missing* ([`Lookup::Missing`]), one it was never asked about is
 //! *not read* ([`Lookup::NotRead`]) and judged by nobody.
 
+mod census;
 mod mysql;
 mod postgres;
 mod sql_text;
@@ -29,6 +30,10 @@ use std::time::Duration;
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
 
+pub use census::{
+    Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
+    SequenceFacts, TriggerFacts,
+};
 pub(crate) use sql_text::{Flavor, rewrite_column};
 
 /// A column as the database describes it.
@@ -230,6 +235,9 @@ pub struct TableFacts {
     pub foreign_keys: Vec<ForeignKeyFacts>,
     /// Foreign keys of other tables (or this one) that reference this table.
     pub referenced_by: Vec<ForeignKeyFacts>,
+    /// Everything else that hangs on the table's columns (see [`Census`]).
+    #[serde(default)]
+    pub census: Census,
 }
 
 impl TableFacts {

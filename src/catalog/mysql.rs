@@ -343,6 +343,13 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
         }
         let referenced_by = fks.pop().unwrap_or_default();
         let foreign_keys = fks.pop().unwrap_or_default();
+        let names: Vec<Ident> = columns
+            .iter()
+            .map(|c: &ColumnFacts| c.name.clone())
+            .collect();
+        let census = super::census::read_mysql(pool, schema.as_deref(), &name, &names)
+            .await
+            .map_err(&err)?;
 
         catalog.insert(
             table.clone(),
@@ -355,6 +362,7 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
                 checks,
                 foreign_keys,
                 referenced_by,
+                census,
             },
         );
     }

@@ -369,7 +369,13 @@ async fn read_table(
     }
     let referenced_by = grouped.into_values().collect();
 
+    let names: Vec<Ident> = columns
+        .iter()
+        .map(|c: &ColumnFacts| c.name.clone())
+        .collect();
+    let census = super::census::read_sqlite(pool, schema, table.name.as_str(), &names).await?;
     Ok(Some(TableFacts {
+        census,
         kind,
         columns,
         primary_key,

@@ -13,6 +13,7 @@
 {%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
 {%- if not_null %} NOT NULL{% else %} NULL{% endif %}
 {%- if d.default %} DEFAULT {{ d.default|sql }}{% endif %}
+{%- if d.on_update %} ON UPDATE {{ d.on_update|sql }}{% endif %}{%- if d.comment %} COMMENT {{ d.comment|literal }}{% endif %}
 {%- endmacro %}
 {% block alter_type %}
 ALTER TABLE {{ table|ident }} MODIFY {{ column|ident }} {{ def(new_definition) }}, ALGORITHM=INPLACE, LOCK=NONE;

@@ -23,6 +23,10 @@
 {% if reverse %}(SELECT {{ reverse|sql }} FROM (SELECT {{ prefix|sql }}{{ new|ident }} AS {{ new|ident }}) AS phasegate_row)
 {%- else %}{{ prefix|sql }}{{ new|ident }}{% endif %}
 {%- endmacro %}
+{#- What a MODIFY must restate after NULL / NOT NULL and DEFAULT, or lose. -#}
+{% macro extras(d) -%}
+{%- if d.on_update %} ON UPDATE {{ d.on_update|sql }}{% endif %}{%- if d.comment %} COMMENT {{ d.comment|literal }}{% endif %}
+{%- endmacro %}
 {% macro def(d) -%}
 {{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
 {%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
@@ -75,6 +79,18 @@ ALTER TABLE {{ table|ident }} DROP INDEX {{ carried_index.name|ident }};
 {% endif %}
 {% endblock %}
 {% block carry_unique %}{% endblock %}
+
+{#- Privileges on the old column, granted on the new one before the switch. -#}
+{% block carry_grants %}
+{% for g in grants %}
+GRANT {{ g.privilege|sql }} ({{ new|ident }}) ON {{ table|ident }} TO {{ g.user|literal }}@{{ g.host|literal }}{% if g.grantable %} WITH GRANT OPTION{% endif %};
+{% endfor %}
+{% endblock %}
+{% block revoke_carried_grants %}
+{% for g in grants %}
+REVOKE {{ g.privilege|sql }} ({{ new|ident }}) ON {{ table|ident }} FROM {{ g.user|literal }}@{{ g.host|literal }};
+{% endfor %}
+{% endblock %}
 {#- Not recreated on MySQL: adding a CHECK copies the table (a note says so). -#}
 {% block carry_check %}{% endblock %}
 
@@ -103,13 +119,13 @@ ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ carried_foreign_key.constraint
 {% block relax_old %}
 {% if old_definition %}
 ALTER TABLE {{ table|ident }}
-  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}{{ extras(old_definition) }}, ALGORITHM=INPLACE, LOCK=NONE;
 {% endif %}
 {% endblock %}
 {% block restore_old %}
 {% if old_definition %}
 ALTER TABLE {{ table|ident }}
-  MODIFY {{ old|ident }} {{ def(old_definition) }} NOT NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NOT NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}{{ extras(old_definition) }}, ALGORITHM=INPLACE, LOCK=NONE;
 {% endif %}
 {% endblock %}
 
@@ -122,7 +138,7 @@ ALTER TABLE {{ table|ident }}
 {% if sync == "trigger" %}
 {% if old_required and old_definition %}
 ALTER TABLE {{ table|ident }}
-  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL, ALGORITHM=INPLACE, LOCK=NONE;
+  MODIFY {{ old|ident }} {{ def(old_definition) }} NULL{% if old_definition.default %} DEFAULT {{ old_definition.default|sql }}{% endif %}{{ extras(old_definition) }}, ALGORITHM=INPLACE, LOCK=NONE;
 {% endif %}
 DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
@@ -131,7 +147,7 @@ ALTER TABLE {{ table|ident }}
 {%- for fk in drop_foreign_keys %} DROP FOREIGN KEY {{ fk|ident }},{% endfor %}
 {%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
 {%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ old|ident }}
-{%- if new_not_null or new_definition.default %},
+{%- if new_not_null or new_definition.default or new_definition.on_update or new_definition.comment %},
   MODIFY {{ new|ident }} {{ def(new_definition) }}{% if new_not_null %} NOT NULL{% else %} NULL{% endif %}
-{%- if new_definition.default %} DEFAULT {{ new_definition.default|sql }}{% endif %}{% endif %};
+{%- if new_definition.default %} DEFAULT {{ new_definition.default|sql }}{% endif %}{{ extras(new_definition) }}{% endif %};
 {% endblock %}

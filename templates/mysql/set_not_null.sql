@@ -11,6 +11,7 @@
 {%- endmacro %}
 {% macro default(d) -%}
 {% if d.default %} DEFAULT {{ d.default|sql }}{% endif %}
+{%- if d.on_update %} ON UPDATE {{ d.on_update|sql }}{% endif %}{%- if d.comment %} COMMENT {{ d.comment|literal }}{% endif %}
 {%- endmacro %}
 
 {% block backfill_set %}{% if backfill %}{{ column|ident }} = {{ backfill|sql }}{% endif %}{% endblock %}

@@ -51,6 +51,7 @@ ALTER TABLE {{ table|ident }} DROP COLUMN IF EXISTS {{ new|ident }};
 CREATE OR REPLACE FUNCTION {{ function|ident }}() RETURNS trigger
 LANGUAGE plpgsql AS $phasegate$
 BEGIN
+  -- phasegate sync trigger: keeps {{ new|ident }} and {{ old|ident }} equal.
   IF TG_OP = 'INSERT' THEN
     -- A writer on the new release sets {{ new|ident }}; one on the old release does not.
     IF NEW.{{ new|ident }} IS NULL THEN
@@ -58,7 +59,7 @@ BEGIN
     ELSE
       NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
     END IF;
-  ELSIF NEW.{{ new|ident }} IS DISTINCT FROM OLD.{{ new|ident }} THEN
+  ELSIF NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM OLD.{{ new|ident }}{% if compare_as_text %}::text{% endif %} THEN
     NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
   ELSE
     NEW.{{ new|ident }} := {{ old_to_new("NEW.") }};
@@ -78,10 +79,10 @@ DROP FUNCTION IF EXISTS {{ function|ident }}();
 {% endblock %}
 
 {% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
-{% block backfill_pending %}{{ new|ident }} IS DISTINCT FROM {{ old_to_new("") }}{% endblock %}
+{% block backfill_pending %}{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text{% endif %}{% endblock %}
 
 {% block verify %}
-SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS DISTINCT FROM {{ old_to_new("") }}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text{% endif %}
 {% endblock %}
 
 {#- Carrying what the old column has to the new one, after the backfill. -#}
@@ -146,6 +147,18 @@ ALTER TABLE {{ table|ident }} DROP CONSTRAINT IF EXISTS {{ carried_constraint|id
 {% endif %}
 {% endblock %}
 
+{#- Privileges on the old column, granted on the new one before the switch. -#}
+{% block carry_grants %}
+{% for g in grants %}
+GRANT {{ g.privilege|sql }} ({{ new|ident }}) ON {{ table|ident }} TO {% if g.role %}{{ g.role|ident }}{% else %}PUBLIC{% endif %}{% if g.grantable %} WITH GRANT OPTION{% endif %};
+{% endfor %}
+{% endblock %}
+{% block revoke_carried_grants %}
+{% for g in grants %}
+REVOKE {{ g.privilege|sql }} ({{ new|ident }}) ON {{ table|ident }} FROM {% if g.role %}{{ g.role|ident }}{% else %}PUBLIC{% endif %};
+{% endfor %}
+{% endblock %}
+
 {% block relax_old %}
 ALTER TABLE {{ table|ident }} ALTER COLUMN {{ old|ident }} DROP NOT NULL;
 {% endblock %}
@@ -179,7 +192,32 @@ BEGIN
 END
 $phasegate$;
 {% endif %}
+{% if owned_sequence %}
+-- The sequence {{ old|ident }} owns goes to {{ new|ident }}, which now uses it.
+{% if owned_sequence.widen_to %}
+ALTER SEQUENCE {{ owned_sequence.name|ident }} AS {{ owned_sequence.widen_to|sql }};
+{% endif %}
+ALTER SEQUENCE {{ owned_sequence.name|ident }} OWNED BY {{ table|ident }}.{{ new|ident }};
+{% endif %}
+{% if identity %}
+-- {{ new|ident }} becomes the identity column, numbering on from where {{ old|ident }}'s sequence stopped.
+DO $phasegate$
+DECLARE
+  position bigint;
+  called boolean;
+BEGIN
+  SELECT s.last_value, s.is_called INTO position, called FROM {{ identity.sequence|ident }} AS s;
+  ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
+  ALTER TABLE {{ table|ident }} ALTER COLUMN {{ new|ident }} ADD GENERATED {{ identity.generated|sql }} AS IDENTITY;
+  PERFORM setval(pg_get_serial_sequence({{ table|ident|literal }}, {{ new|literal }}), position, called);
+END
+$phasegate$;
+{% else %}
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
+{% endif %}
+{% if comment %}
+COMMENT ON COLUMN {{ table|ident }}.{{ new|ident }} IS {{ comment|literal }};
+{% endif %}
 {% if primary_key %}
 -- The copy of the primary key's index becomes the primary key.
 ALTER TABLE {{ table|ident }}

@@ -39,6 +39,7 @@ ALTER TABLE {{ table|ident }} DROP COLUMN {{ new|ident }};
 {% block sync_trigger %}
 CREATE TRIGGER {{ trigger_insert|ident }} AFTER INSERT ON {{ table_name|ident }}
 BEGIN
+  -- phasegate sync trigger
   UPDATE {{ table_name|ident }}
      SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN {{ old_to_new("NEW.") }} ELSE NEW.{{ new|ident }} END,
          {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN NEW.{{ old|ident }} ELSE {{ new_to_old("NEW.") }} END
@@ -46,6 +47,7 @@ BEGIN
 END;
 CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE OF {{ [old, new]|idents }} ON {{ table_name|ident }}
 BEGIN
+  -- phasegate sync trigger
   UPDATE {{ table_name|ident }}
      SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN NEW.{{ new|ident }} ELSE {{ old_to_new("NEW.") }} END,
          {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END

@@ -4,7 +4,7 @@
 use minijinja::context;
 
 use super::copy_column::{self, Copy};
-use super::{mysql_bytes_per_char, mysql_definition, table_value};
+use super::{column_census, mysql_bytes_per_char, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::{ChangeColumnType, SyncMode};
 use crate::name::Ident;
@@ -23,6 +23,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             ),
             _ => r.dialect.is_binary_coercible(from, &i.ty),
         });
+    let census = column_census(r, &i.table, &i.column);
     if coercible && i.using.is_none() {
         let from = live
             .as_ref()
@@ -33,8 +34,8 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             column => &i.column,
             new_type => i.ty.written.as_str(),
             old_type => from.as_str(),
-            new_definition => live.as_ref().map(|c| mysql_definition(i.ty.written.as_str(), Some(c), c.default.as_deref())),
-            old_definition => live.as_ref().map(|c| mysql_definition(&c.type_sql, Some(c), c.default.as_deref())),
+            new_definition => live.as_ref().map(|c| mysql_definition(i.ty.written.as_str(), Some(c), c.default.as_deref(), census.as_ref())),
+            old_definition => live.as_ref().map(|c| mysql_definition(&c.type_sql, Some(c), c.default.as_deref(), census.as_ref())),
             not_null => live.as_ref().is_some_and(|c| !c.nullable),
         };
         let sql = r.render(
@@ -107,8 +108,10 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             cast: true,
             forward: i.using.as_ref().map(|e| e.as_str().to_string()),
             reverse: i.reverse.as_ref().map(|e| e.as_str().to_string()),
-            old_default: None,
-            move_default: false,
+            // The default moves with the values (a serial key's `nextval`
+            // above all): see carry/default.rs.
+            old_default: live.as_ref().and_then(|c| c.default.clone()),
+            move_default: live.is_none() && r.dialect == Dialect::Postgres,
             old_required: live.as_ref().map(|c| !c.nullable && c.default.is_none()),
             sync: SyncMode::Trigger,
         },

@@ -4,7 +4,7 @@
 
 use minijinja::context;
 
-use super::{beside, carry, mysql_definition, table_value};
+use super::{beside, carry, column_census, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::SyncMode;
 use crate::name::{Ident, TableName};
@@ -78,14 +78,23 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
     // MySQL: the old column's definition (to relax it with MODIFY) and the
     // new one's final definition (NOT NULL and the default move at the contract).
     let live_old = r.catalog.column(t, old);
-    let old_definition =
-        live_old.map(|col| mysql_definition(&col.type_sql, Some(col), col.default.as_deref()));
+    let census = column_census(r, t, old);
+    let old_definition = live_old.map(|col| {
+        mysql_definition(
+            &col.type_sql,
+            Some(col),
+            col.default.as_deref(),
+            census.as_ref(),
+        )
+    });
     let new_type_sql = c.new_type.clone().unwrap_or_default();
     let new_definition = mysql_definition(
         &new_type_sql,
         live_old.filter(|_| !c.cast),
         c.old_default.as_deref(),
+        census.as_ref(),
     );
+    let compare_as_text = carry::equality::compare_as_text(r, &c);
     let new_not_null = live_old.is_some_and(|col| !col.nullable);
     let carry = carry::plan(r, &c)?;
     let carried = carry::context(carry.as_ref());
@@ -112,6 +121,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         new_definition,
         new_not_null,
         instant_ddl => super::mysql_at_least(r, (8, 0, 12), (10, 3, 2)),
+        compare_as_text,
         ..carried
     };
     let sql = r.render(c.kind, &ctx, BLOCKS)?;

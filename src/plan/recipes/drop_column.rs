@@ -4,7 +4,7 @@
 
 use minijinja::context;
 
-use super::{mysql_definition, table_value};
+use super::{carry, column_census, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::DropColumn;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
@@ -15,8 +15,20 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
         r.require(3, 35, "ALTER TABLE … DROP COLUMN")?;
     }
     let live = r.catalog.column(t, c);
-    let definition =
-        live.map(|col| mysql_definition(&col.type_sql, Some(col), col.default.as_deref()));
+    // Triggers, views, generated columns, policies … that use the column:
+    // refused before anything runs, or noted (carry/review.rs).
+    for note in carry::review_drop(r, t, c)? {
+        r.note(note);
+    }
+    let census = column_census(r, t, c);
+    let definition = live.map(|col| {
+        mysql_definition(
+            &col.type_sql,
+            Some(col),
+            col.default.as_deref(),
+            census.as_ref(),
+        )
+    });
     // MySQL: the column's indexes, foreign keys and checks are dropped with
     // it, by name. Left to the server, a composite index would shrink to
     // its other columns (`UNIQUE (c, b)` becoming `UNIQUE (b)`, a different

@@ -66,17 +66,32 @@ fn names(cols: &[Ident]) -> Value {
 /// MySQL/MariaDB: a column's definition as template context (`type`,
 /// `charset`, `collation`, `default`), for a `MODIFY` that must restate all
 /// of it. `live` supplies the character set and collation when known.
+/// `census` supplies `ON UPDATE` and the comment, which a `MODIFY` that
+/// does not restate them drops.
 fn mysql_definition(
     type_sql: &str,
     live: Option<&crate::catalog::ColumnFacts>,
     default: Option<&str>,
+    census: Option<&crate::catalog::ColumnCensus>,
 ) -> Value {
+    let (on_update, comment) = carry::default::mysql_extras(census);
     minijinja::context! {
         type => type_sql,
         charset => live.and_then(|c| c.charset.clone()),
         collation => live.and_then(|c| c.collation.clone()),
         default => default,
+        on_update,
+        comment,
     }
+}
+
+/// The census of `table.column` when the live schema is known.
+fn column_census(
+    r: &Recipe<'_>,
+    table: &TableName,
+    column: &Ident,
+) -> Option<crate::catalog::ColumnCensus> {
+    r.catalog.table(table).map(|f| f.census.column(column))
 }
 
 /// MySQL/MariaDB: whether the server (assumed recent offline) is at least

@@ -62,8 +62,13 @@ pub(super) fn enforce(
     let table_name = t.name.as_str();
     let live = r.catalog.column(t, column);
     let definition = match (live, added) {
-        (Some(c), _) => Some(mysql_definition(&c.type_sql, Some(c), c.default.as_deref())),
-        (None, Some((ty, default))) => Some(mysql_definition(ty, None, default)),
+        (Some(c), _) => Some(mysql_definition(
+            &c.type_sql,
+            Some(c),
+            c.default.as_deref(),
+            super::column_census(r, t, column).as_ref(),
+        )),
+        (None, Some((ty, default))) => Some(mysql_definition(ty, None, default, None)),
         (None, None) => None,
     };
     if r.dialect == Dialect::Mysql && definition.is_none() {

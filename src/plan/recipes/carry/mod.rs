@@ -1,46 +1,63 @@
-//! Carrying a column's indexes and constraints over to the column that
-//! replaces it (a rename, or a type change through a new column), when the
-//! live schema is known.
+//! What happens to everything that hangs on a column when a change replaces
+//! it (a rename, or a type change through a new column) or drops it: one
+//! file per kind of object, each saying per dialect how it is read, carried
+//! or refused, with its tests beside it.
 //!
-//! Postgres, after the backfill is verified: each plain index that uses the
-//! old column is rebuilt for the new one `CONCURRENTLY` (a unique constraint
-//! is then attached to its copy with `ADD CONSTRAINT … UNIQUE USING INDEX`;
-//! the primary key's copy becomes the primary key at the contract, once the
-//! old column is gone); NOT NULL is enforced by the lock-safe check recipe;
-//! checks and foreign keys are recreated `NOT VALID` and validated. What
-//! phasegate does not rewrite (expression and partial indexes, exclusion
-//! constraints, foreign keys of other tables that reference the old column)
-//! is named in a note with what to do. The old column's own objects go with
-//! it at the contract.
+//! | kind | file | rename / type change | drop_column |
+//! |---|---|---|---|
+//! | index (plain, unique, composite, prefix) | [`index`] | rebuilt online for the new column | dropped with it (MySQL: by name) |
+//! | unique constraint | [`unique`] | attached to the index copy (Postgres); SQLite: refused | dropped with it |
+//! | primary key | [`primary_key`] | moved at the contract (Postgres); MySQL, SQLite: refused | refused (MySQL) |
+//! | NOT NULL | [`not_null`] | enforced lock-safely (Postgres), moved by MODIFY (MySQL), noted (SQLite) | relaxed first |
+//! | check | [`check`] | recreated NOT VALID + validated (Postgres); noted (MySQL, SQLite column check); refused (SQLite table check) | dropped with it |
+//! | foreign key, both ways | [`foreign_key`] | recreated; referencing keys noted (SQLite: refused) | noted |
+//! | default (MySQL: and ON UPDATE) | [`default`] | moved at the contract | — |
+//! | sequence, identity | [`sequence`] | ownership / identity moved at the contract | noted |
+//! | comment | [`comment`] | carried | — |
+//! | column privileges | [`grant`] | granted on the new column in deploy 1 | — |
+//! | trigger | [`trigger`] | refused when it names the column, else noted for UPDATE triggers | refused when it names the column |
+//! | view, materialized view | [`view`] | refused | refused |
+//! | rule | [`rule`] | refused | refused |
+//! | generated column | [`generated`] | refused | refused |
+//! | row-level security policy | [`policy`] | refused | refused |
+//! | publication column list | [`publication`] | refused | refused |
+//! | extended statistics | [`statistics`] | noted (dropped with the old column) | noted |
+//! | anything else in `pg_depend` | [`other`] | refused, named | refused, named |
+//! | type without `=` (json, xml, point) | [`equality`] | compared as text | — |
 //!
-//! MySQL/MariaDB, after the backfill is verified: each plain index (and
-//! unique index) that uses the old column is built for the new one online
-//! (`ALGORITHM=INPLACE, LOCK=NONE`); each foreign key is added for the new
-//! column with `foreign_key_checks` off, which InnoDB does in place without
-//! scanning — the verified copy holds exactly the old column's values, which
-//! the old key already checks. At the contract the old column's foreign keys
-//! and checks are dropped in the same ALTER that drops it (MySQL refuses to
-//! drop a column a foreign key needs). A CHECK is not recreated (adding one
-//! copies the table); a note says so, as for expression indexes and foreign
-//! keys of other tables. A primary-key column is refused.
-//!
-//! SQLite: plain indexes are rebuilt and the old ones dropped just before the
-//! contract (SQLite cannot drop an indexed column); a foreign key declared
-//! with the old column is declared on the new one when it is added. SQLite
-//! cannot add NOT NULL or a CHECK to an existing column, so those are only
-//! noted; and the plan is refused when the contract could not drop the old
-//! column at all (a UNIQUE or PRIMARY KEY column, a table CHECK or FOREIGN
-//! KEY that names it, a foreign key of another table that references it).
+//! The census these decisions read is [`crate::catalog::Census`].
+
+mod check;
+mod comment;
+pub(crate) mod default;
+pub(super) mod equality;
+mod foreign_key;
+mod generated;
+mod grant;
+mod index;
+mod not_null;
+mod other;
+mod policy;
+mod primary_key;
+mod publication;
+mod review;
+mod rule;
+mod sequence;
+mod statistics;
+mod trigger;
+mod unique;
+mod view;
 
 use minijinja::Value;
 use serde::Serialize;
 
 use super::copy_column::Copy;
 use super::set_not_null;
-use crate::catalog::{Flavor, ForeignKeyFacts, IndexFacts, IndexKey, TableFacts, rewrite_column};
+use crate::catalog::{ColumnCensus, ColumnFacts, TableFacts};
 use crate::dialect::Dialect;
 use crate::name::{Ident, TableName};
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
+use review::{Fate, Subject};
 
 /// What is carried over, decided before any SQL is rendered.
 #[derive(Debug, Default)]
@@ -62,6 +79,14 @@ pub(super) struct Carry {
     pub drop_indexes: Vec<String>,
     pub drop_foreign_keys: Vec<String>,
     pub drop_checks: Vec<String>,
+    /// Postgres: a serial column's sequence, handed to the new column.
+    owned_sequence: Option<sequence::OwnedSequenceCtx>,
+    /// Postgres: an identity column's, recreated on the new column.
+    identity: Option<sequence::IdentityCtx>,
+    /// The old column's comment.
+    comment: Option<String>,
+    /// Privileges on the old column, granted on the new one.
+    grants: Vec<grant::GrantCtx>,
     notes: Vec<String>,
 }
 
@@ -254,16 +279,23 @@ fn taken_names(facts: &TableFacts, new: &Ident) -> Vec<String> {
     taken
 }
 
-fn describe(index: &IndexFacts) -> String {
-    index
-        .definition
-        .clone()
-        .unwrap_or_else(|| index.name.to_string())
+/// What every kind's decision sees: the copy, the table's facts, the old
+/// column's facts and census.
+pub(super) struct Cx<'a> {
+    pub r: &'a Recipe<'a>,
+    pub c: &'a Copy<'a>,
+    pub t: &'a TableName,
+    pub old: &'a Ident,
+    pub new: &'a Ident,
+    pub facts: &'a TableFacts,
+    pub column: &'a ColumnFacts,
+    pub census: ColumnCensus,
 }
 
 /// Decides what to carry from `c.old` to `c.new`; `Ok(None)` when the live
-/// schema does not know the table (offline: nothing is carried).
-pub(super) fn plan(r: &Recipe<'_>, c: &Copy<'_>) -> Result<Option<Carry>, PlanningError> {
+/// schema does not know the table (offline: nothing is carried). Refuses,
+/// before anything runs, what can be neither carried nor left behind.
+pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carry>, PlanningError> {
     let (t, old, new) = (c.table, c.old, c.new);
     let Some(facts) = r.catalog.table(t) else {
         return Ok(None);
@@ -271,454 +303,85 @@ pub(super) fn plan(r: &Recipe<'_>, c: &Copy<'_>) -> Result<Option<Carry>, Planni
     let Some(column) = facts.column(old) else {
         return Ok(None);
     };
-    match r.dialect {
-        Dialect::Postgres => Ok(Some(postgres(t, old, new, c, facts, column.nullable))),
-        Dialect::Sqlite => sqlite(
-            r,
-            t,
-            old,
-            new,
-            facts,
-            column.nullable,
-            column.default.is_some(),
-        )
-        .map(Some),
-        Dialect::Mysql => mysql(r, t, old, new, c, facts).map(Some),
-    }
-}
-
-fn postgres(
-    t: &TableName,
-    old: &Ident,
-    new: &Ident,
-    c: &Copy<'_>,
-    facts: &TableFacts,
-    nullable: bool,
-) -> Carry {
-    let mut carry = Carry::default();
-    let mut taken = taken_names(facts, new);
-    let retyped = c.cast;
-    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
-        let name = &index.name;
-        if index.exclusion {
-            carry.notes.push(format!(
-                "exclusion constraint {} on {t} uses {old}: it is not rebuilt for {new} and goes with {old} at the contract; recreate it for {new} with a `sql` change before then",
-                index.constraint.as_ref().unwrap_or(name)
-            ));
-            continue;
-        }
-        if !index.valid {
-            carry.notes.push(format!(
-                "index {name} on {t} is INVALID (a failed or unfinished concurrent build) and is not rebuilt for {new}"
-            ));
-            continue;
-        }
-        if index.has_expression || index.predicate.is_some() {
-            carry.notes.push(format!(
-                "index {name} uses {old} in {} ({}): phasegate does not rewrite it for {new}, and it is dropped with {old} at the contract; before the contract, create the same index on {new} with a `sql` change (CREATE INDEX CONCURRENTLY, transactional: false)",
-                if index.has_expression { "an expression" } else { "its WHERE clause" },
-                describe(index)
-            ));
-            continue;
-        }
-        if !index.options.is_empty() {
-            carry.notes.push(format!(
-                "the copy of index {name} is built without its storage parameters ({})",
-                index.options.join(", ")
-            ));
-        }
-        let keys = index
-            .keys
-            .iter()
-            .filter_map(|k| key_ctx(k, old, new, retyped, name, &mut carry.notes))
-            .collect::<Vec<_>>();
-        let new_name = carried_name(name.as_str(), old, new, &mut taken);
-        let unique = facts.uniques.iter().find(|u| &u.index == name).map(|u| {
-            let constraint = if u.name == *name {
-                new_name.clone()
-            } else {
-                carried_name(u.name.as_str(), old, new, &mut taken)
-            };
-            UniqueCtx {
-                constraint: constraint.as_str().to_string(),
-                index: new_name.as_str().to_string(),
-                deferrable: u.deferrable,
-                deferred: u.initially_deferred,
-            }
-        });
-        if index.primary {
-            carry.primary_key = Some(PrimaryKeyCtx {
-                constraint: index
-                    .constraint
-                    .as_ref()
-                    .unwrap_or(name)
-                    .as_str()
-                    .to_string(),
-                index: new_name.as_str().to_string(),
-            });
-        }
-        let columns = keys
-            .iter()
-            .map(|k| k.column.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        carry.indexes.push(CarriedIndex {
-            old: name.clone(),
-            ctx: IndexCtx {
-                name: new_name.as_str().to_string(),
-                qualified: parts(&t.sibling(new_name.clone())),
-                unique: index.unique,
-                method: index.method.clone().filter(|m| m != "btree"),
-                keys,
-                include: strings(&swap(&index.include, old, new)),
-                nulls_not_distinct: index.nulls_not_distinct,
-            },
-            unique,
-            columns,
-        });
-    }
-    carry.not_null = !nullable;
-    let quoted_new = Dialect::Postgres.quote_ident(new.as_str());
-    for check in facts.checks.iter().filter(|k| k.columns.contains(old)) {
-        let Some(name) = &check.name else { continue };
-        match rewrite_column(&check.expression, old.as_str(), &quoted_new, Flavor::Postgres) {
-            Some(expression) => {
-                if !check.validated {
-                    carry.notes.push(format!(
-                        "check {name} was never validated (NOT VALID) on {old}; its copy on {new} is left NOT VALID too"
-                    ));
-                }
-                carry.checks.push(CarriedCheck {
-                    old: name.clone(),
-                    ctx: CheckCtx {
-                        constraint: carried_name(name.as_str(), old, new, &mut taken)
-                            .as_str()
-                            .to_string(),
-                        expression,
-                    },
-                    validate: check.validated,
-                });
-            }
-            None => carry.notes.push(format!(
-                "check {name} ({}) involves {old}, but phasegate could not rewrite it for {new}; it goes with {old} at the contract: add it for {new} with an add_check change",
-                check.expression
-            )),
-        }
-    }
-    if retyped && !carry.checks.is_empty() {
-        carry.notes.push(format!(
-            "checks are recreated for {new} as written for {old}; one that does not fit the new type fails its step in phase 1, which can be rolled back"
-        ));
-    }
-    for fk in facts
-        .foreign_keys
-        .iter()
-        .filter(|f| f.columns.contains(old))
-    {
-        let Some(name) = &fk.name else { continue };
-        carry
-            .foreign_keys
-            .push(fk_copy(fk, name, old, new, &mut taken));
-    }
-    carry.notes.extend(referencing_notes(
+    let cx = Cx {
+        r,
+        c,
         t,
-        facts,
         old,
         new,
-        &format!("add a foreign key to {new} NOT VALID, VALIDATE it, drop the old one, with a `sql` change; {new} has the same unique index by then"),
-    ));
-    carry
-}
-
-/// A key of the copy of an index: the old column swapped for the new one.
-fn key_ctx(
-    k: &IndexKey,
-    old: &Ident,
-    new: &Ident,
-    retyped: bool,
-    index: &Ident,
-    notes: &mut Vec<String>,
-) -> Option<KeyCtx> {
-    let column = k.column.as_ref()?;
-    let is_old = column == old;
-    let (mut opclass, mut collation) = (
-        k.opclass.as_ref().map(parts),
-        k.collation.as_ref().map(parts),
-    );
-    if is_old && retyped && (opclass.is_some() || collation.is_some()) {
-        notes.push(format!(
-            "index {index} uses an operator class or collation chosen for {old}'s type; its copy on {new} uses the new type's defaults"
-        ));
-        (opclass, collation) = (None, None);
-    }
-    Some(KeyCtx {
-        column: if is_old { new } else { column }.as_str().to_string(),
-        prefix: k.prefix,
-        descending: k.descending,
-        nulls_first: k.nulls_first,
-        opclass,
-        collation,
-    })
-}
-
-/// A copy of `index` for `new`: its keys with `old` swapped, under a free
-/// name; no access method, INCLUDE or Postgres-only options (SQLite, MySQL).
-fn plain_copy(
-    t: &TableName,
-    index: &IndexFacts,
-    old: &Ident,
-    new: &Ident,
-    retyped: bool,
-    taken: &mut Vec<String>,
-    notes: &mut Vec<String>,
-) -> CarriedIndex {
-    let keys: Vec<KeyCtx> = index
-        .keys
-        .iter()
-        .filter_map(|k| key_ctx(k, old, new, retyped, &index.name, notes))
-        .collect();
-    let new_name = carried_name(index.name.as_str(), old, new, taken);
-    let columns = keys
-        .iter()
-        .map(|k| k.column.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    CarriedIndex {
-        old: index.name.clone(),
-        ctx: IndexCtx {
-            name: new_name.as_str().to_string(),
-            qualified: parts(&t.sibling(new_name.clone())),
-            unique: index.unique,
-            method: None,
-            keys,
-            include: Vec::new(),
-            nulls_not_distinct: false,
-        },
-        unique: None,
-        columns,
-    }
-}
-
-/// A copy of the old column's foreign key `fk` (named `name`) for `new`.
-fn fk_copy(
-    fk: &ForeignKeyFacts,
-    name: &Ident,
-    old: &Ident,
-    new: &Ident,
-    taken: &mut Vec<String>,
-) -> CarriedForeignKey {
-    CarriedForeignKey {
-        old: name.clone(),
-        ctx: ForeignKeyCtx {
-            constraint: carried_name(name.as_str(), old, new, taken)
-                .as_str()
-                .to_string(),
-            columns: strings(&swap(&fk.columns, old, new)),
-            parent: parts(&fk.references),
-            parent_columns: strings(&fk.referenced_columns),
-            match_full: fk.match_full,
-            on_delete: fk.on_delete.sql(),
-            on_update: fk.on_update.sql(),
-            deferrable: fk.deferrable,
-            deferred: fk.initially_deferred,
-        },
-        parent: fk.references.clone(),
-        validate: fk.validated,
-    }
-}
-
-/// Notes for other tables' foreign keys that reference the old column:
-/// they are not moved, and the contract fails while they exist; `how` says
-/// how to point them at `new` on this database.
-fn referencing_notes(
-    t: &TableName,
-    facts: &TableFacts,
-    old: &Ident,
-    new: &Ident,
-    how: &str,
-) -> Vec<String> {
-    facts
-        .referenced_by
-        .iter()
-        .filter(|f| f.referenced_columns.contains(old))
-        .map(|fk| {
-            let name = fk
-                .name
-                .as_ref()
-                .map_or_else(String::new, |n| format!(" {n}"));
-            format!(
-                "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new}: {how}",
-                fk.table,
-                super::cols_text(&fk.columns)
-            )
-        })
-        .collect()
-}
-
-fn mysql(
-    r: &Recipe<'_>,
-    t: &TableName,
-    old: &Ident,
-    new: &Ident,
-    c: &Copy<'_>,
-    facts: &TableFacts,
-) -> Result<Carry, PlanningError> {
-    if facts.primary_key.contains(old) {
-        return Err(r.unsupported(format!(
-            "{t}.{old} is part of the primary key, which MySQL cannot move to another column without rebuilding the table with writes blocked; do it in a maintenance window with a `sql` change"
-        )));
-    }
-    let mut carry = Carry::default();
-    let mut taken = taken_names(facts, new);
-    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
-        let name = &index.name;
-        carry.drop_indexes.push(name.as_str().to_string());
-        let special = index
-            .method
-            .as_deref()
-            .filter(|m| matches!(*m, "fulltext" | "spatial"));
-        if index.has_expression || special.is_some() {
-            carry.notes.push(format!(
-                "index {name} is {} ({}): phasegate does not rebuild it for {new}, and it goes with {old} at the contract; before then, create the same index on {new} with a `sql` change",
-                special.map_or("on an expression".to_string(), |m| format!("a {} index", m.to_ascii_uppercase())),
-                describe(index)
-            ));
-            continue;
-        }
-        let copy = plain_copy(t, index, old, new, c.cast, &mut taken, &mut carry.notes);
-        carry.indexes.push(copy);
-    }
-    for fk in facts
-        .foreign_keys
-        .iter()
-        .filter(|f| f.columns.contains(old))
-    {
-        let Some(name) = &fk.name else { continue };
-        carry.drop_foreign_keys.push(name.as_str().to_string());
-        let mut copy = fk_copy(fk, name, old, new, &mut taken);
-        // The copy equals the old column, which the old key checks.
-        copy.validate = false;
-        carry.foreign_keys.push(copy);
-    }
-    for check in facts.checks.iter().filter(|k| k.columns.contains(old)) {
-        let Some(name) = &check.name else { continue };
-        carry.drop_checks.push(name.as_str().to_string());
-        carry.notes.push(format!(
-            "check {name} ({}) involves {old} and is not recreated for {new} (adding a CHECK on MySQL copies the table while writes wait); it is dropped with {old} at the contract: add it for {new} with an add_check change if you need it",
-            check.expression
-        ));
-    }
-    carry.notes.extend(referencing_notes(
-        t,
         facts,
-        old,
-        new,
-        &format!("{new} has the same unique index by then: add the new key with an add_foreign_key change, drop the old one with a `sql` change"),
-    ));
-    Ok(carry)
-}
-
-fn sqlite(
-    r: &Recipe<'_>,
-    t: &TableName,
-    old: &Ident,
-    new: &Ident,
-    facts: &TableFacts,
-    nullable: bool,
-    has_default: bool,
-) -> Result<Carry, PlanningError> {
-    let refuse = |why: String| {
-        r.unsupported(format!(
-            "{why}, and SQLite cannot drop such a column, so the contract could not drop {old}; rebuild the table with a `sql` change instead"
-        ))
+        column,
+        census: facts.census.column(old),
     };
-    if facts.primary_key.contains(old) {
-        return Err(refuse(format!("{t}.{old} is part of the primary key")));
-    }
-    if let Some(u) = facts.uniques.iter().find(|u| u.columns.contains(old)) {
-        return Err(refuse(format!(
-            "{t}.{old} has a UNIQUE constraint ({})",
-            super::cols_text(&u.columns)
-        )));
-    }
-    for check in facts.checks.iter().filter(|k| k.columns.contains(old)) {
-        if check.column.as_ref() != Some(old) {
-            return Err(refuse(format!(
-                "CHECK ({}) of {t} {} names {old}",
-                check.expression,
-                match &check.column {
-                    Some(other) => format!("(declared with column {other})"),
-                    None => "(a table constraint)".to_string(),
-                }
-            )));
-        }
-    }
-    for fk in facts
-        .foreign_keys
-        .iter()
-        .filter(|f| f.columns.contains(old))
-    {
-        if !fk.declared_inline {
-            return Err(refuse(format!(
-                "the table-level FOREIGN KEY ({}) of {t} names {old}",
-                super::cols_text(&fk.columns)
-            )));
-        }
-    }
-    if let Some(fk) = facts
-        .referenced_by
-        .iter()
-        .find(|f| f.referenced_columns.contains(old))
-    {
-        return Err(r.unsupported(format!(
-            "{} ({}) references {t}.{old}: SQLite's DROP COLUMN at the contract would leave that foreign key pointing at a column that no longer exists; rebuild both tables with a `sql` change instead",
-            fk.table,
-            super::cols_text(&fk.columns)
-        )));
-    }
-
     let mut carry = Carry::default();
     let mut taken = taken_names(facts, new);
-    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
-        let name = &index.name;
-        carry
-            .drop_before_contract
-            .push(parts(&t.sibling(name.clone())));
-        if index.has_expression || index.predicate.is_some() {
-            carry.notes.push(format!(
-                "index {name} uses {old} in {} ({}): phasegate does not rewrite it for {new}; it is dropped just before {old} at the contract (SQLite cannot drop an indexed column); create the same index on {new} with a `sql` change before then",
-                if index.has_expression { "an expression" } else { "its WHERE clause" },
-                describe(index)
-            ));
-            continue;
+    match r.dialect {
+        Dialect::Postgres => {
+            index::postgres(&cx, &mut carry, &mut taken);
+            not_null::postgres(&cx, &mut carry);
+            check::postgres(&cx, &mut carry, &mut taken);
+            foreign_key::postgres(&cx, &mut carry, &mut taken);
+            sequence::postgres(&cx, &mut carry)?;
+            grant::carry(&cx, &mut carry);
         }
-        let copy = plain_copy(t, index, old, new, false, &mut taken, &mut carry.notes);
-        carry.indexes.push(copy);
+        Dialect::Mysql => {
+            primary_key::mysql(&cx)?;
+            index::mysql(&cx, &mut carry, &mut taken);
+            foreign_key::mysql(&cx, &mut carry, &mut taken);
+            check::mysql(&cx, &mut carry);
+            grant::carry(&cx, &mut carry);
+        }
+        Dialect::Sqlite => {
+            primary_key::sqlite(&cx)?;
+            unique::sqlite(&cx)?;
+            check::sqlite_refusals(&cx)?;
+            foreign_key::sqlite_refusals(&cx)?;
+            index::sqlite(&cx, &mut carry, &mut taken);
+            foreign_key::sqlite(&cx, &mut carry);
+            check::sqlite(&cx, &mut carry);
+            not_null::sqlite(&cx, &mut carry);
+        }
     }
-    if let Some(fk) = facts
-        .foreign_keys
-        .iter()
-        .find(|f| f.declared_inline && f.columns == [old.clone()])
-    {
-        carry.inline_reference = Some(ReferenceCtx {
-            parent: fk.references.name.as_str().to_string(),
-            parent_columns: strings(&fk.referenced_columns),
-            on_delete: fk.on_delete.sql(),
-            on_update: fk.on_update.sql(),
-        });
-    }
-    if let Some(check) = facts.checks.iter().find(|k| k.column.as_ref() == Some(old)) {
-        carry.notes.push(format!(
-            "SQLite cannot add a CHECK to an existing column: {new} does not get {old}'s CHECK ({}), which goes with {old} at the contract; the application must keep to it",
-            check.expression
-        ));
-    }
-    if !nullable && has_default {
-        carry.notes.push(format!(
-            "SQLite cannot add NOT NULL to an existing column: {new} accepts NULL, where {old} did not"
-        ));
-    }
-    Ok(carry)
+    comment::carry(&cx, &mut carry);
+    let subject = Subject {
+        table: t,
+        column: old,
+        facts,
+        fate: Fate::Replaced { by: new },
+        dialect: r.dialect,
+    };
+    carry.notes.extend(review::review(r, &subject)?);
+    Ok(Some(carry))
+}
+
+/// The same review for a column that is dropped (`drop_column`): notes, or
+/// the refusal. Nothing to do offline.
+pub(super) fn review_drop(
+    r: &Recipe<'_>,
+    table: &TableName,
+    column: &Ident,
+) -> Result<Vec<String>, PlanningError> {
+    let Some(facts) = r.catalog.table(table) else {
+        return Ok(Vec::new());
+    };
+    review::review(
+        r,
+        &Subject {
+            table,
+            column,
+            facts,
+            fate: Fate::Dropped,
+            dialect: r.dialect,
+        },
+    )
+}
+
+/// SQLite's refusal for what its DROP COLUMN cannot drop.
+fn sqlite_refusal(cx: &Cx<'_>, why: String) -> PlanningError {
+    cx.r.unsupported(format!(
+        "{why}, and SQLite cannot drop such a column, so the contract could not drop {}; rebuild the table with a `sql` change instead",
+        cx.old
+    ))
 }
 
 /// The step that validates the carried constraint `constraint` (step `id`).
@@ -748,6 +411,10 @@ pub(super) fn context(carry: Option<&Carry>) -> Value {
         drop_indexes => carry.map(|c| c.drop_indexes.clone()).unwrap_or_default(),
         drop_foreign_keys => carry.map(|c| c.drop_foreign_keys.clone()).unwrap_or_default(),
         drop_checks => carry.map(|c| c.drop_checks.clone()).unwrap_or_default(),
+        owned_sequence => carry.and_then(|c| c.owned_sequence.as_ref()).map(val),
+        identity => carry.and_then(|c| c.identity.as_ref()).map(val),
+        comment => carry.and_then(|c| c.comment.clone()),
+        grants => carry.map(|c| c.grants.iter().map(val).collect::<Vec<_>>()).unwrap_or_default(),
     }
 }
 
@@ -939,6 +606,30 @@ pub(super) fn emit(
             );
         }
     }
+    if !carry.grants.is_empty() {
+        let sql = render(
+            r,
+            minijinja::context! {},
+            &["carry_grants", "revoke_carried_grants"],
+        )?;
+        let lock = r.lock("", &[t], Blocks::Nothing, LockDuration::Brief);
+        let step = r.migration(
+            "grants",
+            format!(
+                "Grant on {new} the privileges granted on {old} ({}), before the application switches to it",
+                carry
+                    .grants
+                    .iter()
+                    .map(grant::GrantCtx::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            sql.get("carry_grants"),
+            Some(sql.get("revoke_carried_grants")),
+            lock,
+        );
+        r.step(step).table = Some(t.clone());
+    }
     if let Some(pk) = &carry.primary_key {
         r.note(format!(
             "the primary key {} moves to {new} at the contract (ADD CONSTRAINT … PRIMARY KEY USING INDEX {}, once {old} is dropped)",
@@ -955,8 +646,8 @@ pub(super) fn emit(
 mod tests {
     use super::*;
     use crate::catalog::{
-        Catalog, CheckFacts, ColumnFacts, ForeignKeyFacts, ReferentialAction, TableFacts,
-        UniqueFacts,
+        Catalog, CheckFacts, ColumnFacts, ForeignKeyFacts, IndexFacts, IndexKey, ReferentialAction,
+        TableFacts, UniqueFacts,
     };
     use crate::plan::recipes::testing::{plan_with, shape, sql_of};
 

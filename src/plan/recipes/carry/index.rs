@@ -1,0 +1,197 @@
+//! Indexes on the old column (plain, unique, composite, prefix, DESC, with
+//! operator classes and collations), rebuilt for the new column:
+//!
+//! | dialect | plain / unique / composite | expression, partial | other |
+//! |---|---|---|---|
+//! | Postgres | `CREATE INDEX CONCURRENTLY` copy after the backfill | noted: recreate with a `sql` change | exclusion: noted; INVALID: noted, not copied; storage parameters: noted |
+//! | MySQL/MariaDB | `ALGORITHM=INPLACE, LOCK=NONE` copy; the original dropped by name with the old column | noted | FULLTEXT/SPATIAL: noted |
+//! | SQLite | copied; the original dropped just before the contract (SQLite cannot drop an indexed column) | noted | — |
+//!
+//! A unique constraint that owns its index (Postgres) is handled in
+//! [`super::unique`], the primary key in [`super::primary_key`].
+
+use super::{CarriedIndex, Carry, Cx, IndexCtx, KeyCtx, parts, strings, swap};
+use crate::catalog::{IndexFacts, IndexKey};
+use crate::name::{Ident, TableName};
+
+/// The index's definition for a message, or its name.
+pub(super) fn describe(index: &IndexFacts) -> String {
+    index
+        .definition
+        .clone()
+        .unwrap_or_else(|| index.name.to_string())
+}
+
+pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+    let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
+    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
+        let name = &index.name;
+        if index.exclusion {
+            carry.notes.push(format!(
+                "exclusion constraint {} on {t} uses {old}: it is not rebuilt for {new} and goes with {old} at the contract; recreate it for {new} with a `sql` change before then",
+                index.constraint.as_ref().unwrap_or(name)
+            ));
+            continue;
+        }
+        if !index.valid {
+            carry.notes.push(format!(
+                "index {name} on {t} is INVALID (a failed or unfinished concurrent build) and is not rebuilt for {new}"
+            ));
+            continue;
+        }
+        if index.has_expression || index.predicate.is_some() {
+            carry.notes.push(format!(
+                "index {name} uses {old} in {} ({}): phasegate does not rewrite it for {new}, and it is dropped with {old} at the contract; before the contract, create the same index on {new} with a `sql` change (CREATE INDEX CONCURRENTLY, transactional: false)",
+                if index.has_expression { "an expression" } else { "its WHERE clause" },
+                describe(index)
+            ));
+            continue;
+        }
+        if !index.options.is_empty() {
+            carry.notes.push(format!(
+                "the copy of index {name} is built without its storage parameters ({})",
+                index.options.join(", ")
+            ));
+        }
+        let keys = index
+            .keys
+            .iter()
+            .filter_map(|k| key_ctx(k, old, new, cx.c.cast, name, &mut carry.notes))
+            .collect::<Vec<_>>();
+        let new_name = super::carried_name(name.as_str(), old, new, taken);
+        let unique = super::unique::postgres(cx, index, &new_name, taken);
+        if index.primary {
+            carry.primary_key = Some(super::primary_key::postgres(index, &new_name));
+        }
+        let columns = keys
+            .iter()
+            .map(|k| k.column.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        carry.indexes.push(CarriedIndex {
+            old: name.clone(),
+            ctx: IndexCtx {
+                name: new_name.as_str().to_string(),
+                qualified: parts(&t.sibling(new_name.clone())),
+                unique: index.unique,
+                method: index.method.clone().filter(|m| m != "btree"),
+                keys,
+                include: strings(&swap(&index.include, old, new)),
+                nulls_not_distinct: index.nulls_not_distinct,
+            },
+            unique,
+            columns,
+        });
+    }
+}
+
+pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+    let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
+    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
+        let name = &index.name;
+        carry.drop_indexes.push(name.as_str().to_string());
+        let special = index
+            .method
+            .as_deref()
+            .filter(|m| matches!(*m, "fulltext" | "spatial"));
+        if index.has_expression || special.is_some() {
+            carry.notes.push(format!(
+                "index {name} is {} ({}): phasegate does not rebuild it for {new}, and it goes with {old} at the contract; before then, create the same index on {new} with a `sql` change",
+                special.map_or("on an expression".to_string(), |m| format!("a {} index", m.to_ascii_uppercase())),
+                describe(index)
+            ));
+            continue;
+        }
+        let copy = plain_copy(t, index, old, new, cx.c.cast, taken, &mut carry.notes);
+        carry.indexes.push(copy);
+    }
+}
+
+pub(super) fn sqlite(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+    let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
+    for index in facts.indexes.iter().filter(|i| i.uses(old)) {
+        let name = &index.name;
+        carry
+            .drop_before_contract
+            .push(parts(&t.sibling(name.clone())));
+        if index.has_expression || index.predicate.is_some() {
+            carry.notes.push(format!(
+                "index {name} uses {old} in {} ({}): phasegate does not rewrite it for {new}; it is dropped just before {old} at the contract (SQLite cannot drop an indexed column); create the same index on {new} with a `sql` change before then",
+                if index.has_expression { "an expression" } else { "its WHERE clause" },
+                describe(index)
+            ));
+            continue;
+        }
+        let copy = plain_copy(t, index, old, new, false, taken, &mut carry.notes);
+        carry.indexes.push(copy);
+    }
+}
+
+/// A key of the copy of an index: the old column swapped for the new one.
+fn key_ctx(
+    k: &IndexKey,
+    old: &Ident,
+    new: &Ident,
+    retyped: bool,
+    index: &Ident,
+    notes: &mut Vec<String>,
+) -> Option<KeyCtx> {
+    let column = k.column.as_ref()?;
+    let is_old = column == old;
+    let (mut opclass, mut collation) = (
+        k.opclass.as_ref().map(parts),
+        k.collation.as_ref().map(parts),
+    );
+    if is_old && retyped && (opclass.is_some() || collation.is_some()) {
+        notes.push(format!(
+            "index {index} uses an operator class or collation chosen for {old}'s type; its copy on {new} uses the new type's defaults"
+        ));
+        (opclass, collation) = (None, None);
+    }
+    Some(KeyCtx {
+        column: if is_old { new } else { column }.as_str().to_string(),
+        prefix: k.prefix,
+        descending: k.descending,
+        nulls_first: k.nulls_first,
+        opclass,
+        collation,
+    })
+}
+
+/// A copy of `index` for `new`: its keys with `old` swapped, under a free
+/// name; no access method, INCLUDE or Postgres-only options (SQLite, MySQL).
+fn plain_copy(
+    t: &TableName,
+    index: &IndexFacts,
+    old: &Ident,
+    new: &Ident,
+    retyped: bool,
+    taken: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> CarriedIndex {
+    let keys: Vec<KeyCtx> = index
+        .keys
+        .iter()
+        .filter_map(|k| key_ctx(k, old, new, retyped, &index.name, notes))
+        .collect();
+    let new_name = super::carried_name(index.name.as_str(), old, new, taken);
+    let columns = keys
+        .iter()
+        .map(|k| k.column.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    CarriedIndex {
+        old: index.name.clone(),
+        ctx: IndexCtx {
+            name: new_name.as_str().to_string(),
+            qualified: parts(&t.sibling(new_name.clone())),
+            unique: index.unique,
+            method: None,
+            keys,
+            include: Vec::new(),
+            nulls_not_distinct: false,
+        },
+        unique: None,
+        columns,
+    }
+}
