@@ -10,6 +10,7 @@
 //! untouched.
 
 mod common;
+mod executor_support;
 
 use common::{
     Scenario, TestDb, TestResult, fail, plan_error, plan_live, roll_out, with_mysql, with_postgres,
@@ -545,4 +546,173 @@ async fn sqlite_triggers_and_views_are_refused() {
         check(!plan.phases.is_empty(), "the drop is planned")
     })
     .await;
+}
+
+#[tokio::test]
+async fn mysql_column_grants_follow_the_rename_and_auto_increment_is_refused() {
+    with_mysql(|db| async move {
+        let user = format!("{}_r", &db.name[db.name.len().saturating_sub(20)..]);
+        db.exec("CREATE TABLE notes (id bigint PRIMARY KEY, body varchar(200), seq int NOT NULL AUTO_INCREMENT, UNIQUE KEY (seq))")
+            .await?;
+        db.exec("INSERT INTO notes (id, body) VALUES (1, 'a'), (2, 'b')").await?;
+        db.exec(&format!("CREATE USER '{user}'@'localhost'")).await?;
+        let result = async {
+            db.exec(&format!(
+                "GRANT SELECT (id, body), UPDATE (body) ON notes TO '{user}'@'localhost'"
+            ))
+            .await?;
+            assert_refused(
+                &db,
+                "  - rename_column: { table: notes, from: seq, to: position }\n",
+                &["notes"],
+                &["AUTO_INCREMENT"],
+            )
+            .await?;
+            let plan = plan_live(
+                &db,
+                "  - rename_column: { table: notes, from: body, to: content }\n",
+                &["notes"],
+            )
+            .await?;
+            let mut app = Releases(|_| Vec::new());
+            roll_out(&db, &plan, &mut app).await?;
+            for privilege in ["SELECT", "UPDATE"] {
+                check(
+                    db.scalar(&format!(
+                        "SELECT COUNT(*) FROM information_schema.COLUMN_PRIVILEGES \
+                          WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'notes' AND COLUMN_NAME = 'content' \
+                            AND PRIVILEGE_TYPE = '{privilege}' AND GRANTEE LIKE '%{user}%'"
+                    ))
+                    .await?
+                        == 1,
+                    format!("{privilege} (content) is granted"),
+                )?;
+            }
+            Ok(())
+        }
+        .await;
+        db.exec(&format!("DROP USER '{user}'@'localhost'")).await?;
+        result
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_publication_column_list_is_refused() {
+    with_postgres(|db| async move {
+        db.exec("CREATE TABLE events (id bigint PRIMARY KEY, kind text, payload text)")
+            .await?;
+        let publication = format!("{}_pub", db.name);
+        db.exec(&format!(
+            "CREATE PUBLICATION {} FOR TABLE events (id, kind)",
+            db.ident(&publication)
+        ))
+        .await?;
+        let result = assert_refused(
+            &db,
+            "  - drop_column: { table: events, column: kind }\n",
+            &["events"],
+            &[&format!("publication {publication}"), "ALTER PUBLICATION"],
+        )
+        .await;
+        db.exec(&format!("DROP PUBLICATION {}", db.ident(&publication)))
+            .await?;
+        result
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_generated_columns_are_refused() {
+    with_sqlite(|db| async move {
+        db.exec("CREATE TABLE prices (id INTEGER PRIMARY KEY, net INTEGER, gross INTEGER GENERATED ALWAYS AS (net * 2) VIRTUAL)")
+            .await?;
+        assert_refused(
+            &db,
+            "  - drop_column: { table: prices, column: net }\n",
+            &["prices"],
+            &["generated column prices.gross"],
+        )
+        .await?;
+        assert_refused(
+            &db,
+            "  - rename_column: { table: prices, from: gross, to: total }\n",
+            &["prices"],
+            &["generated column"],
+        )
+        .await
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Through the binary: `apply` refuses before any DDL
+// ---------------------------------------------------------------------------
+
+/// `phasegate apply` of a plan that drops a column a view uses exits 2,
+/// names the view, and changes nothing (the column is still there).
+async fn apply_refuses_before_any_ddl(db: TestDb) -> TestResult {
+    db.exec(&format!(
+        "CREATE TABLE items (id {} PRIMARY KEY, name {}, price int)",
+        db.pick3("bigint", "INTEGER", "bigint"),
+        db.pick3("text", "TEXT", "varchar(40)")
+    ))
+    .await?;
+    db.exec("INSERT INTO items (id, name, price) VALUES (1, 'a', 2)")
+        .await?;
+    db.exec("CREATE VIEW item_names AS SELECT id, name FROM items")
+        .await?;
+    let plan = "name: drop-items-name\nchanges:\n  - drop_column: { table: items, column: name }\n";
+    let project = executor_support::Project::new(&db, &[], "drop-items-name", plan)?;
+    let before = db.schema().await?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phasegate"))
+        .arg("--config")
+        .arg(project.config_path())
+        .args(["apply", "--env", executor_support::ENV, "drop-items-name"])
+        .current_dir(&project.dir)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(
+        out.status.code() == Some(2),
+        format!("apply must exit 2, got {:?}:\n{text}", out.status.code()),
+    )?;
+    check(
+        text.contains("item_names") && text.contains("Way forward"),
+        format!("the refusal names the view and the way forward:\n{text}"),
+    )?;
+    let after: Vec<String> = db
+        .schema()
+        .await?
+        .into_iter()
+        .filter(|l| !l.contains("phasegate_"))
+        .collect();
+    let before: Vec<String> = before
+        .into_iter()
+        .filter(|l| !l.contains("phasegate_"))
+        .collect();
+    check(before == after, "the schema is unchanged")?;
+    check(
+        db.has_column("items", "name").await?,
+        "the column is still there",
+    )
+}
+
+#[tokio::test]
+async fn apply_refuses_a_view_dependency_before_any_ddl_on_postgres() {
+    with_postgres(apply_refuses_before_any_ddl).await;
+}
+
+#[tokio::test]
+async fn apply_refuses_a_view_dependency_before_any_ddl_on_mysql() {
+    with_mysql(apply_refuses_before_any_ddl).await;
+}
+
+#[tokio::test]
+async fn apply_refuses_a_view_dependency_before_any_ddl_on_sqlite() {
+    with_sqlite(apply_refuses_before_any_ddl).await;
 }

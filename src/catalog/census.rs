@@ -76,7 +76,8 @@ pub struct ColumnCensus {
     /// The sequence the column owns: a `serial` column's (`OWNED BY`) or an
     /// identity column's (Postgres).
     pub sequence: Option<SequenceFacts>,
-    /// `GENERATED … AS IDENTITY` (Postgres 10+).
+    /// `GENERATED … AS IDENTITY` (Postgres 10+); MySQL/MariaDB
+    /// `AUTO_INCREMENT` is read as [`Identity::ByDefault`].
     pub identity: Option<Identity>,
     /// A generated column's expression (Postgres 12+ `GENERATED ALWAYS AS
     /// (…) STORED`, MySQL/MariaDB `AS (…) STORED|VIRTUAL`, SQLite 3.31+).
@@ -593,6 +594,10 @@ pub(super) async fn read_mysql(
         // `on update current_timestamp(6)`, possibly after `DEFAULT_GENERATED`.
         if let Some(at) = lower.find("on update ") {
             c.on_update = Some(extra[at + "on update ".len()..].trim().to_string());
+        }
+        if lower.contains("auto_increment") {
+            // One counter per table, on a key column: the census calls it identity.
+            c.identity = Some(Identity::ByDefault);
         }
         if !generated.is_empty()
             && lower.contains("generated")

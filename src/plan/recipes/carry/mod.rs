@@ -300,6 +300,16 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
     let Some(facts) = r.catalog.table(t) else {
         return Ok(None);
     };
+    let subject = Subject {
+        table: t,
+        column: old,
+        facts,
+        fate: Fate::Replaced { by: new },
+        dialect: r.dialect,
+    };
+    // First: a refusal must come before anything else is decided (and a
+    // generated column is not among SQLite's plain columns at all).
+    let reviewed = review::review(r, &subject)?;
     let Some(column) = facts.column(old) else {
         return Ok(None);
     };
@@ -326,6 +336,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
         }
         Dialect::Mysql => {
             primary_key::mysql(&cx)?;
+            sequence::mysql(&cx)?;
             index::mysql(&cx, &mut carry, &mut taken);
             foreign_key::mysql(&cx, &mut carry, &mut taken);
             check::mysql(&cx, &mut carry);
@@ -343,14 +354,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
         }
     }
     comment::carry(&cx, &mut carry);
-    let subject = Subject {
-        table: t,
-        column: old,
-        facts,
-        fate: Fate::Replaced { by: new },
-        dialect: r.dialect,
-    };
-    carry.notes.extend(review::review(r, &subject)?);
+    carry.notes.extend(reviewed);
     Ok(Some(carry))
 }
 

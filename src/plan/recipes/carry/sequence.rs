@@ -104,6 +104,19 @@ fn name_of_width(name: &'static str) -> &'static str {
     }
 }
 
+/// MySQL/MariaDB: an `AUTO_INCREMENT` column (read as identity by the
+/// census) is refused: it must be the first column of a key, and moving the
+/// counter to another column rebuilds the table with writes blocked.
+pub(super) fn mysql(cx: &Cx<'_>) -> Result<(), PlanningError> {
+    if cx.census.identity.is_some() {
+        return Err(cx.r.unsupported(format!(
+            "{}.{} is AUTO_INCREMENT: MySQL keeps one counter per table on a key column, and moving it to {} rebuilds the table while writes wait. Way forward: do it in a maintenance window with a `sql` change",
+            cx.t, cx.old, cx.new
+        )));
+    }
+    Ok(())
+}
+
 /// drop_column: the sequence goes with the column.
 pub(super) fn review_drop(s: &Subject<'_>, notes: &mut Vec<String>) {
     if let (Fate::Dropped, Some(seq)) = (s.fate, s.facts.census.column(s.column).sequence) {
