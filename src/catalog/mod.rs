@@ -17,6 +17,7 @@
 //! *not read* ([`Lookup::NotRead`]) and judged by nobody.
 
 mod mysql;
+mod partitioning;
 mod postgres;
 mod sql_text;
 mod sqlite;
@@ -29,6 +30,9 @@ use std::time::Duration;
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
 
+#[cfg(test)]
+pub(crate) use partitioning::testing as partitioning_testing;
+pub use partitioning::{Partition, PartitionKey, Partitioning};
 pub(crate) use sql_text::{Flavor, rewrite_column};
 
 /// A column as the database describes it.
@@ -230,6 +234,9 @@ pub struct TableFacts {
     pub foreign_keys: Vec<ForeignKeyFacts>,
     /// Foreign keys of other tables (or this one) that reference this table.
     pub referenced_by: Vec<ForeignKeyFacts>,
+    /// Partitioning and inheritance (Postgres; nothing elsewhere).
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 impl TableFacts {

@@ -355,6 +355,7 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
                 checks,
                 foreign_keys,
                 referenced_by,
+                ..TableFacts::default()
             },
         );
     }

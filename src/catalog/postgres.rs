@@ -167,6 +167,9 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
             .collect();
         let (foreign_keys, referenced_by) =
             foreign_keys(pool, &quoted, &version).await.map_err(&err)?;
+        let partitioning = super::partitioning::read_postgres(pool, &quoted, &version)
+            .await
+            .map_err(&err)?;
         catalog.insert(
             table.clone(),
             TableFacts {
@@ -178,6 +181,7 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
                 checks,
                 foreign_keys,
                 referenced_by,
+                partitioning,
             },
         );
     }
