@@ -458,3 +458,74 @@ async fn refused_changes_stop_before_any_ddl() {
     })
     .await;
 }
+
+/// Applies every phase of plan `name`, marking each deployed.
+async fn roll_out(ws: &Workspace<'_>, name: &str) -> TestResult {
+    loop {
+        let applied = ws
+            .apply(ENV, name, false)
+            .await
+            .map_err(|e| fail(format!("{name}: {e}")))?;
+        if !applied.deployed {
+            ws.mark(
+                ENV,
+                name,
+                applied.phase,
+                &format!("{name}-v{}", applied.phase),
+            )
+            .await?;
+        }
+        if applied.phase == applied.phases {
+            return Ok(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn checks_not_null_renames_and_drops_work_on_a_partitioned_table() {
+    with_postgres(|db| async move {
+        schema(&db).await?;
+        let clock = SystemClock;
+        for (name, changes) in [
+            (
+                "constraints",
+                "  - add_check: { table: events, name: id_positive, check: \"id > 0\" }\n  - set_not_null: { table: events, column: email }\n",
+            ),
+            (
+                "rename",
+                "  - rename_column: { table: events, from: user_id, to: account_id }\n",
+            ),
+            ("drop", "  - drop_column: { table: events, column: note }\n"),
+        ] {
+            let project = Project::new(&db, &[], name, &format!("name: {name}\nchanges:\n{changes}"))?;
+            let ws = Workspace::new(&project.config, &clock, "partitioned");
+            roll_out(&ws, name).await?;
+        }
+        let leaves = ["events_2024", "events_2025_h1", "events_2025_h2", "events_2026"];
+        for leaf in leaves {
+            let check = db
+                .texts(&format!(
+                    "SELECT format('%s validated=%s', conname, convalidated) FROM pg_constraint \
+                      WHERE conrelid = '{leaf}'::regclass AND contype = 'c'"
+                ))
+                .await?;
+            assert_eq!(check, ["id_positive validated=t"], "{leaf}");
+            if db.is_nullable(leaf, "email").await? {
+                return Err(fail(format!("{leaf}.email is still nullable")));
+            }
+            if db.has_column(leaf, "user_id").await? || db.has_column(leaf, "note").await? {
+                return Err(fail(format!("{leaf} still has user_id or note")));
+            }
+        }
+        let moved = db
+            .scalar("SELECT count(*) FROM events WHERE account_id IS DISTINCT FROM id % 100")
+            .await?;
+        assert_eq!(moved, 0, "rows whose account_id is not the old user_id");
+        let triggers = db
+            .scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'events%'")
+            .await?;
+        assert_eq!(triggers, 0, "the rename's sync triggers are gone");
+        Ok(())
+    })
+    .await;
+}
