@@ -403,6 +403,11 @@ async fn refused_changes_stop_before_any_ddl() {
                 "events_2024 is a partition of public.events",
             ),
             (
+                // A rename would carry the primary key's index with CREATE INDEX CONCURRENTLY.
+                "  - rename_column: { table: events, from: id, to: event_id }\n",
+                "events is partitioned and index events_pkey uses id",
+            ),
+            (
                 "  - drop_column: { table: events, column: at }\n",
                 "at is in the partition key of events (RANGE (at))",
             ),

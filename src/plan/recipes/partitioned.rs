@@ -153,7 +153,7 @@ pub(crate) fn check_column_change(
     let facts = r.catalog.table(t);
     if let Some(ix) = facts.and_then(|f| f.indexes.iter().find(|ix| ix.uses(column))) {
         return Err(r.unsupported(format!(
-            "{t} is partitioned and index {} uses {column}: its copy for the new column would be built with CREATE INDEX CONCURRENTLY, which Postgres refuses on a partitioned table. Add the new column's index first with add_index (built partition by partition), or drop {}, then plan this change",
+            "{t} is partitioned and index {} uses {column}: its copy for the new column would be built with CREATE INDEX CONCURRENTLY, which Postgres refuses on a partitioned table. Drop {} first (a `sql` change), make this change, then build the index on the new column with add_index, which builds it partition by partition",
             ix.name, ix.name
         )));
     }
