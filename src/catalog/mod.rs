@@ -18,6 +18,7 @@
 
 mod census;
 mod mysql;
+mod partitioning;
 mod postgres;
 mod sql_text;
 mod sqlite;
@@ -34,6 +35,9 @@ pub use census::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
     SequenceFacts, TriggerFacts,
 };
+#[cfg(test)]
+pub(crate) use partitioning::testing as partitioning_testing;
+pub use partitioning::{Partition, PartitionKey, Partitioning};
 pub(crate) use sql_text::{Flavor, rewrite_column};
 
 /// A column as the database describes it.
@@ -238,6 +242,9 @@ pub struct TableFacts {
     /// Everything else that hangs on the table's columns (see [`Census`]).
     #[serde(default)]
     pub census: Census,
+    /// Partitioning and inheritance (Postgres; nothing elsewhere).
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 impl TableFacts {

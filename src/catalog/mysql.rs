@@ -363,6 +363,7 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
                 foreign_keys,
                 referenced_by,
                 census,
+                ..TableFacts::default()
             },
         );
     }

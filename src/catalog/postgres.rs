@@ -170,6 +170,9 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
         let census = super::census::read_postgres(pool, &quoted, &version)
             .await
             .map_err(&err)?;
+        let partitioning = super::partitioning::read_postgres(pool, &quoted, &version)
+            .await
+            .map_err(&err)?;
         catalog.insert(
             table.clone(),
             TableFacts {
@@ -182,6 +185,7 @@ pub(super) async fn read(pool: &PgPool, tables: &[TableName]) -> Result<Catalog,
                 foreign_keys,
                 referenced_by,
                 census,
+                partitioning,
             },
         );
     }

@@ -384,5 +384,6 @@ async fn read_table(
         checks,
         foreign_keys,
         referenced_by,
+        ..TableFacts::default()
     }))
 }

@@ -15,13 +15,14 @@
 
 use minijinja::context;
 
-use super::{beside, cols_text, names, table_value};
+use super::{beside, cols_text, names, partitioned, table_value};
 use crate::dialect::Dialect;
 use crate::intent::{AddForeignKey, OnDelete};
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &AddForeignKey) -> Result<(), PlanningError> {
     let (t, p) = (&i.table, &i.references.table);
+    partitioned::check_foreign_key(r, t, p)?;
     if r.dialect == Dialect::Mysql && i.on_delete == Some(OnDelete::SetDefault) {
         return Err(r.unsupported(
             "InnoDB rejects ON DELETE SET DEFAULT; use cascade, set_null, restrict or no_action",

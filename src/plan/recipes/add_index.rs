@@ -3,13 +3,19 @@
 //! constraint new rows must already satisfy, so the application stops writing
 //! duplicates one deploy before, and a verification finds none left.
 //!
+//! A partitioned Postgres table (known from the live catalog) is indexed
+//! partition by partition ([`super::partitioned_index`]); a unique index
+//! there must include the partition key. An index on an inheritance parent
+//! covers only its own rows: a unique one is refused, a plain one noted.
+//!
 //! MySQL/MariaDB build a secondary index online (`ALGORITHM=INPLACE,
 //! LOCK=NONE`): reads and writes go on, with a brief metadata lock at the
 //! start and end. They have no partial indexes, so `where` is refused.
 
 use minijinja::context;
 
-use super::{beside, cols_text, names, table_value};
+use super::partitioned_index::{self, IndexSpec};
+use super::{beside, cols_text, names, partitioned, table_value};
 use crate::dialect::Dialect;
 use crate::intent::AddIndex;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
@@ -47,6 +53,29 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningErr
     for c in &i.columns {
         r.effects.uses.push((t.clone(), c.clone()));
     }
+    let partitioning = partitioned::table_partitioning(r, t);
+    let spec = IndexSpec::on_columns(
+        name.clone(),
+        &i.columns,
+        i.unique,
+        i.predicate.as_ref().map(|p| p.as_str().to_string()),
+    );
+    if let Some(p) = partitioning.filter(|p| !p.inherited_by.is_empty()) {
+        let children = partitioned::names(&p.inherited_by);
+        if i.unique {
+            return Err(r.unsupported(format!(
+                "{t} has inheritance children ({children}), and a unique index on {t} covers only the rows stored in {t} itself, not theirs: Postgres cannot enforce uniqueness across an inheritance tree. If uniqueness within {t} alone is what you want, create it with a `sql` change (CREATE UNIQUE INDEX CONCURRENTLY … ON {t}, transactional: false)"
+            )));
+        }
+        r.note(format!(
+            "indexes are not inherited: this index covers only the rows stored in {t} itself; its inheritance children ({children}) need their own add_index"
+        ));
+    }
+    if r.dialect == Dialect::Postgres && !r.catalog.was_read(t) {
+        r.note(format!(
+            "planned offline: if {t} is a partitioned table, Postgres refuses CREATE INDEX CONCURRENTLY on it; plan against the database (`phasegate plan --env ENV`) so the index is built partition by partition"
+        ));
+    }
     let cols = cols_text(&i.columns);
     if i.unique {
         r.app(
@@ -61,6 +90,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningErr
             sql.get("verify_unique"),
             0,
         );
+    }
+    if let Some(p) = partitioning.filter(|p| p.is_partitioned()) {
+        return partitioned_index::build(r, t, p, &spec, "create_index");
     }
     let lock = match r.dialect {
         Dialect::Postgres => r.lock(

@@ -4,6 +4,7 @@
 use minijinja::context;
 
 use super::copy_column::{self, Copy};
+use super::partitioned::{self, ColumnChange};
 use super::{column_census, mysql_bytes_per_char, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::{ChangeColumnType, SyncMode};
@@ -97,6 +98,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
     r.note(format!(
         "the new type lives in column {new}, which keeps that name after the contract; rename it with a later plan if you want the old name back"
     ));
+    partitioned::check_column_change(r, &i.table, &i.column, ColumnChange::Copy { trigger: true })?;
     copy_column::expand(
         r,
         Copy {

@@ -4,6 +4,7 @@
 
 use minijinja::context;
 
+use super::partitioned::{self, ColumnChange};
 use super::{carry, column_census, mysql_definition, table_value};
 use crate::dialect::Dialect;
 use crate::intent::DropColumn;
@@ -11,6 +12,7 @@ use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningError> {
     let (t, c) = (&i.table, &i.column);
+    partitioned::check_column_change(r, t, c, ColumnChange::Drop)?;
     if r.dialect == Dialect::Sqlite {
         r.require(3, 35, "ALTER TABLE … DROP COLUMN")?;
     }

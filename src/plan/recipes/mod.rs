@@ -12,6 +12,8 @@ mod change_column_type;
 mod copy_column;
 mod drop_column;
 mod drop_table;
+mod partitioned;
+mod partitioned_index;
 mod rename_column;
 mod rename_table;
 mod set_not_null;

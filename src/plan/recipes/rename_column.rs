@@ -1,8 +1,9 @@
 //! `rename_column`: expand (new column + sync + backfill), switch, contract.
 
 use super::copy_column::{self, Copy};
+use super::partitioned::{self, ColumnChange};
 use crate::dialect::Dialect;
-use crate::intent::RenameColumn;
+use crate::intent::{RenameColumn, SyncMode};
 use crate::plan::{PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), PlanningError> {
@@ -25,6 +26,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
             )),
         }
     }
+    partitioned::check_column_change(
+        r,
+        &i.table,
+        &i.from,
+        ColumnChange::Copy {
+            trigger: i.sync == SyncMode::Trigger,
+        },
+    )?;
     copy_column::expand(
         r,
         Copy {
