@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
 
-pub(crate) use sql_text::{Flavor, rewrite_column};
+pub(crate) use sql_text::{Flavor, mentions, rewrite_column};
 
 /// A column as the database describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

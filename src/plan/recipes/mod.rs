@@ -14,6 +14,7 @@ mod drop_column;
 mod drop_table;
 mod rename_column;
 mod rename_table;
+mod serial;
 mod set_not_null;
 mod sql;
 
