@@ -218,6 +218,7 @@ mod tests {
     use crate::catalog::{Catalog, ColumnFacts, TableFacts};
     use crate::dialect::Dialect;
     use crate::name::{Ident, SqlType, TableName};
+    use crate::output::{Format, render};
     use crate::plan::recipes::testing::{plan, plan_with, reversible, shape};
 
     /// `users.legacy text NOT NULL`, as the live schema says.
@@ -273,6 +274,17 @@ mod tests {
             assert!(fill.backfill.is_none());
             assert!(fill.missing.contains("add `down:"), "{}", fill.missing);
         }
+        // The JSON and the Markdown runbook say what the rollback does.
+        let p = plan_with(Dialect::Postgres, &live(), with).unwrap_or_else(|e| panic!("{e}"));
+        let json = render(&p, Format::Json);
+        assert!(json.contains("\"rollback_fill\""), "{json}");
+        let md = render(&p, Format::Markdown);
+        assert!(
+            md.contains("UPDATE \"users\" SET \"legacy\" = 'was ' || name WHERE \"legacy\" IS NULL;\nALTER TABLE \"users\" ALTER COLUMN \"legacy\" SET NOT NULL;"),
+            "{md}"
+        );
+        let p = plan_with(Dialect::Postgres, &live(), without).unwrap_or_else(|e| panic!("{e}"));
+        assert!(render(&p, Format::Markdown).contains("-- stops if `SELECT count(*)"));
         // Offline, and on SQLite, nothing is restored: `down` is unused, and a note says so.
         for d in [Dialect::Postgres, Dialect::Sqlite] {
             let p = plan(d, with);
