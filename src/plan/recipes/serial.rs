@@ -124,7 +124,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
                 "{} is {int} NOT NULL DEFAULT nextval('{sequence}'). In one ADD COLUMN, Postgres would number every existing row under ACCESS EXCLUSIVE, rewriting {t}; instead the column is added without a default, the default is set for new rows, existing rows are numbered in batches{}, and NOT NULL is enforced through a validated check",
                 i.ty,
                 if i.backfill.is_some() {
-                    " (from `backfill`)"
+                    " (from `backfill`; the sequence still starts at 1, so new rows' numbers may repeat backfilled ones unless a `sql` change moves it with setval)"
                 } else {
                     ""
                 }
