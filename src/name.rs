@@ -234,6 +234,18 @@ impl SqlType {
             written,
         })
     }
+
+    /// Whether this is one of Postgres's serial pseudo-types (`serial`,
+    /// `bigserial`, `smallserial`, `serial2/4/8`; MySQL's `SERIAL`): an
+    /// integer column numbered from a sequence, NOT NULL.
+    pub fn is_serial(&self) -> bool {
+        self.array_dims == 0
+            && self.modifiers.is_empty()
+            && matches!(
+                self.base.as_str(),
+                "serial" | "serial4" | "bigserial" | "serial8" | "smallserial" | "serial2"
+            )
+    }
 }
 
 fn fold_type_alias(base: &str) -> String {

@@ -336,6 +336,19 @@ fn every_shorthand_builds_its_intent() {
         let v = json(&p.run(&all));
         assert_eq!(v["changes"][0], *change, "{args:?}");
     }
+    // drop-column --down is saved with the plan.
+    let out = p.run(&[
+        "plan",
+        "drop-column",
+        "users.legacy",
+        "--down",
+        "'gone'",
+        "--write",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let saved = std::fs::read_to_string(p.0.join("plans/drop-users-legacy.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(saved.contains("down: '''gone'''"), "{saved}");
     let bad = p.run(&[
         "plan",
         "add-column",

@@ -851,3 +851,13 @@ async fn drop_column_drops_its_composite_index_and_foreign_key() {
     })
     .await
 }
+
+#[tokio::test]
+async fn add_serial_column_numbers_every_row() {
+    with_mysql(scenarios::add_serial_column).await
+}
+
+#[tokio::test]
+async fn drop_column_rollback_fills_rows_from_down() {
+    with_mysql(scenarios::drop_column_rollback_down).await
+}

@@ -248,3 +248,13 @@ async fn validation_against_live_schema() {
 async fn add_column_on_an_old_postgres_takes_the_multi_phase_path() {
     with_postgres(scenarios::add_column_on_an_old_postgres).await
 }
+
+#[tokio::test]
+async fn add_serial_column_numbers_every_row() {
+    with_postgres(scenarios::add_serial_column).await
+}
+
+#[tokio::test]
+async fn drop_column_rollback_fills_rows_from_down() {
+    with_postgres(scenarios::drop_column_rollback_down).await
+}

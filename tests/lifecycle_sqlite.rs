@@ -187,3 +187,13 @@ async fn validation_against_live_schema() {
 async fn drop_column_on_an_old_sqlite_is_refused() {
     with_sqlite(scenarios::drop_column_on_an_old_sqlite).await
 }
+
+#[tokio::test]
+async fn add_serial_column_numbers_every_row() {
+    with_sqlite(scenarios::add_serial_column).await
+}
+
+#[tokio::test]
+async fn drop_column_rollback_fills_rows_from_down() {
+    with_sqlite(scenarios::drop_column_rollback_down).await
+}

@@ -38,7 +38,7 @@ pub use census::{
 #[cfg(test)]
 pub(crate) use partitioning::testing as partitioning_testing;
 pub use partitioning::{Partition, PartitionKey, Partitioning};
-pub(crate) use sql_text::{Flavor, rewrite_column};
+pub(crate) use sql_text::{Flavor, mentions, rewrite_column};
 
 /// A column as the database describes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

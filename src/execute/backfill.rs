@@ -15,12 +15,12 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::steps::{backoff, failure, into_sqlx, is_lock_timeout, prelude};
+use super::steps::{backoff, failure, into_sqlx, is_lock_timeout, prelude, query_value};
 use super::{RunError, StepContext};
 use crate::config::Environment;
 use crate::dialect::Dialect;
 use crate::name::TableName;
-use crate::plan::{Backfill, Step};
+use crate::plan::{Backfill, RollbackFill, Step};
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
 
 pub(super) async fn run(
@@ -77,30 +77,53 @@ pub(super) async fn run(
         }
     }
     // Rows written behind the walk (a key lower than where it was) and left pending.
+    match sweep(store, cx.env, b, &key, scanned_total / n + 3).await {
+        Ok(done) => updated += done,
+        Err(e) => return Err(failure(step, cx.phase, format!("final sweep: {e}"))),
+    }
+    cx.progress.backfill(step, updated, total);
+    let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
+        .phase(cx.phase)
+        .step(&step.id);
+    store.append(&applied, cx.clock.now(), cx.actor).await?;
+    Ok(())
+}
+
+/// Updates the rows still pending, a batch of `backfill_batch_size` at a
+/// time, each batch its own transaction, until a batch finds fewer or
+/// `max_sweeps` batches ran; returns the rows updated. Without a key (a
+/// table with no primary key) all pending rows are updated at once.
+async fn sweep(
+    store: &mut Store,
+    env: &Environment,
+    b: &Backfill,
+    key: &[String],
+    max_sweeps: u64,
+) -> Result<u64, sqlx::Error> {
+    let dialect = env.dialect;
+    let n = u64::from(env.backfill_batch_size);
     let t = dialect.quote_table(&b.table);
-    let keys = quoted(dialect, &key).join(", ");
-    let sweep = match dialect {
+    let keys = quoted(dialect, key).join(", ");
+    let (set, pending) = (&b.set, &b.pending);
+    let sql = match dialect {
+        _ if key.is_empty() => format!("UPDATE {t} SET {set} WHERE {pending}"),
         // MySQL cannot read the table it updates in a subquery, but its
         // UPDATE takes ORDER BY and LIMIT.
-        Dialect::Mysql => format!(
-            "UPDATE {t} SET {set} WHERE ({pending}) ORDER BY {keys} LIMIT {n}",
-            set = b.set,
-            pending = b.pending,
-        ),
+        Dialect::Mysql => {
+            format!("UPDATE {t} SET {set} WHERE ({pending}) ORDER BY {keys} LIMIT {n}")
+        }
         Dialect::Postgres | Dialect::Sqlite => format!(
-            "UPDATE {t} SET {set} WHERE ({keys}) IN (SELECT {keys} FROM {t} WHERE ({pending}) LIMIT {n}) AND ({pending})",
-            set = b.set,
-            pending = b.pending,
+            "UPDATE {t} SET {set} WHERE ({keys}) IN (SELECT {keys} FROM {t} WHERE ({pending}) LIMIT {n}) AND ({pending})"
         ),
     };
-    let max_sweeps = scanned_total / n + 3;
+    let mut updated = 0;
     for _ in 0..max_sweeps {
-        let prelude = prelude(cx.env, true).join("\n");
+        let prelude = prelude(env, true).join("\n");
         let swept = async {
             sqlx::raw_sql(AssertSqlSafe(prelude))
                 .execute(store.conn())
                 .await?;
-            let done = sqlx::query(AssertSqlSafe(sweep.clone()))
+            let done = sqlx::query(AssertSqlSafe(sql.clone()))
                 .execute(store.conn())
                 .await?
                 .rows_affected();
@@ -111,22 +134,53 @@ pub(super) async fn run(
         match swept {
             Ok(done) => {
                 updated += done;
-                if done < n {
+                if done < n || key.is_empty() {
                     break;
                 }
             }
             Err(e) => {
                 store.rollback().await;
-                return Err(failure(step, cx.phase, format!("final sweep: {e}")));
+                return Err(e);
             }
         }
     }
-    cx.progress.backfill(step, updated, total);
-    let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
-        .phase(cx.phase)
-        .step(&step.id);
-    store.append(&applied, cx.clock.now(), cx.actor).await?;
-    Ok(())
+    Ok(updated)
+}
+
+/// Before a step's rollback: gives the rows `fill` counts their value, in
+/// batches, or refuses, naming what the plan must say, when it has none.
+pub(super) async fn before_rollback(
+    store: &mut Store,
+    env: &Environment,
+    step: &Step,
+    fill: &RollbackFill,
+) -> Result<(), RunError> {
+    let pending = query_value(store, &fill.count).await.map_err(|e| {
+        RunError::Refused(format!(
+            "rolling back step {}: counting the rows it must fill failed: {e}",
+            step.id
+        ))
+    })?;
+    if pending <= 0 {
+        return Ok(());
+    }
+    let Some(b) = &fill.backfill else {
+        return Err(RunError::Refused(format!(
+            "step {} ({}) cannot be rolled back: {pending} row(s) need a value first: {}",
+            step.id, step.description, fill.missing
+        )));
+    };
+    let key = primary_key(store, &b.table).await?;
+    let max_sweeps = pending.unsigned_abs() / u64::from(env.backfill_batch_size).max(1) + 3;
+    sweep(store, env, b, &key, max_sweeps)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            RunError::Refused(format!(
+                "rolling back step {}: filling the rows written without the column failed: {e}; fix the cause and run rollback again",
+                step.id
+            ))
+        })
 }
 
 struct Batch {

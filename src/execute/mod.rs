@@ -679,13 +679,16 @@ impl Workspace<'_> {
             // schema recorded when the plan started here).
             let now = self.clock.now();
             for id in applied_in_order(&events, n).iter().rev() {
-                let Some((sql, transactional)) = plan
-                    .phase_steps(phase)
-                    .find(|s| &s.id == id)
-                    .and_then(|s| s.rollback_sql.clone().map(|sql| (sql, s.transactional)))
+                let Some(step) = plan.phase_steps(phase).find(|s| &s.id == id) else {
+                    continue;
+                };
+                let (Some(sql), transactional) = (step.rollback_sql.clone(), step.transactional)
                 else {
                     continue;
                 };
+                if let Some(fill) = &step.rollback_fill {
+                    backfill::before_rollback(store, env, step, fill).await?;
+                }
                 let run = if transactional || env.dialect == Dialect::Sqlite {
                     format!("{}\n{sql}\nCOMMIT;", steps::prelude(env, true).join("\n"))
                 } else {

@@ -336,6 +336,26 @@ mod tests {
     }
 
     #[test]
+    fn misspelt_down_gets_suggestion() {
+        let d = err("changes:\n  - drop_column: { table: users, column: c, donw: \"0\" }\n");
+        assert!(
+            d.message
+                .contains("unknown field `donw`, did you mean `down`?"),
+            "{}",
+            d.message
+        );
+        // `down` is an SQL expression, checked like every other.
+        let d = err(
+            "changes:\n  - drop_column: { table: users, column: c, down: \"0; drop table x\" }\n",
+        );
+        assert!(
+            d.message.contains("not a single SQL expression"),
+            "{}",
+            d.message
+        );
+    }
+
+    #[test]
     fn missing_field_is_named() {
         let d = err("changes:\n  - drop_column: { table: users }\n");
         assert!(

@@ -110,6 +110,11 @@ pub struct ChangeColumnType {
 pub struct DropColumn {
     pub table: TableName,
     pub column: Ident,
+    /// What the column holds, for rows written without it, when the phase
+    /// that stopped using it is rolled back (an SQL expression over the row;
+    /// pgroll calls it `down`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<SqlExpr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,7 +348,16 @@ impl Intent {
                 "`from` and `to` are both `{}`: nothing to rename",
                 i.from
             )),
-            Intent::AddColumn(i) if !i.nullable && i.default.is_none() && i.backfill.is_none() => {
+            Intent::AddColumn(i) if i.ty.is_serial() && i.default.is_some() => Err(format!(
+                "`{}` numbers rows from its own sequence, so `default` cannot be set; remove `default` (existing rows are numbered too, or get `backfill` when given)",
+                i.ty
+            )),
+            Intent::AddColumn(i)
+                if !i.nullable
+                    && i.default.is_none()
+                    && i.backfill.is_none()
+                    && !i.ty.is_serial() =>
+            {
                 Err(format!(
                     "required column `{}` needs `default` or `backfill`: existing rows must get a value before NOT NULL can hold",
                     i.column
@@ -395,7 +409,12 @@ impl fmt::Display for Intent {
         match self {
             Intent::RenameColumn(i) => write!(f, "{k} {}.{} → {}", i.table, i.from, i.to),
             Intent::AddColumn(i) => {
-                let req = if i.nullable { "" } else { " NOT NULL" };
+                // A serial type is NOT NULL whatever `nullable` says.
+                let req = if i.nullable && !i.ty.is_serial() {
+                    ""
+                } else {
+                    " NOT NULL"
+                };
                 write!(f, "{k} {}.{} {}{req}", i.table, i.column, i.ty)
             }
             Intent::ChangeColumnType(i) => write!(f, "{k} {}.{} → {}", i.table, i.column, i.ty),

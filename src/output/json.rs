@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::plan::{LockNote, Note, Plan, Step, StepKind};
+use crate::plan::{LockNote, Note, Plan, RollbackFill, Step, StepKind};
 
 #[derive(Serialize)]
 struct JsonPlan<'a> {
@@ -31,6 +31,9 @@ struct JsonStep<'a> {
     description: &'a str,
     sql: Option<&'a str>,
     rollback_sql: Option<&'a str>,
+    /// Rows the rollback fills (from `down`) or stops over, before `rollback_sql`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback_fill: Option<&'a RollbackFill>,
     transactional: bool,
     reversible: bool,
     depends_on: Vec<&'a str>,
@@ -50,6 +53,7 @@ pub fn json(plan: &Plan) -> String {
             description: &s.description,
             sql: s.sql.as_deref(),
             rollback_sql: s.rollback_sql.as_deref(),
+            rollback_fill: s.rollback_fill.as_ref(),
             transactional: s.transactional,
             reversible: s.reversible,
             depends_on: plan.depends_on(i),

@@ -66,10 +66,26 @@ pub fn markdown(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "\n**Rollback:**\n");
         if phase.reversible {
-            let undo: Vec<_> = db
+            let undo: Vec<String> = db
                 .iter()
                 .rev()
-                .filter_map(|s| s.rollback_sql.as_deref())
+                .filter_map(|s| {
+                    let sql = s.rollback_sql.as_deref()?;
+                    Some(match &s.rollback_fill {
+                        Some(f) => match &f.backfill {
+                            Some(b) => format!(
+                                "-- first, in batches, the rows written without the column:\n{}\n{sql}",
+                                plan.dialect.backfill_sql(&b.table, &b.set, &b.pending)
+                            ),
+                            None => format!(
+                                "-- stops if `{}` finds rows: {}\n{sql}",
+                                f.count.trim(),
+                                f.missing
+                            ),
+                        },
+                        None => sql.to_string(),
+                    })
+                })
                 .collect();
             if undo.is_empty() {
                 let _ = writeln!(

@@ -6,12 +6,11 @@
 //! derived ([`graph`]). Intents that contradict each other (dropping a column
 //! another intent renames) are refused before any SQL is produced.
 
+mod cross;
 pub mod graph;
 mod live;
 mod recipes;
 pub mod step;
-
-use std::collections::HashMap;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -23,9 +22,11 @@ use crate::dialect::templates::{TemplateError, Templates};
 use crate::intent::{Intent, PlanFile};
 use crate::name::{Ident, TableName};
 
+pub(crate) use cross::Effects;
+
 pub use graph::{Edge, Phase};
 pub use live::{tables_touched, validate_against};
-pub use step::{Backfill, Blocks, LockDuration, LockNote, Step, StepKind};
+pub use step::{Backfill, Blocks, LockDuration, LockNote, RollbackFill, Step, StepKind};
 
 /// A plan, expanded and phased for one dialect.
 #[derive(Debug, Clone)]
@@ -149,14 +150,12 @@ impl<'a> Planner<'a> {
             edges.extend(r.edges.iter().map(|&(a, b, k)| (a + offset, b + offset, k)));
             notes.extend(r.notes.drain(..).map(|text| Note { change, text }));
             let mut fx = std::mem::take(&mut r.effects);
-            for c in fx.creates.iter_mut().chain(fx.removes.iter_mut()) {
-                c.2 += offset;
-            }
+            fx.offset(offset);
             effects.push((change, fx));
             steps.extend(r.steps);
         }
 
-        cross_change_edges(file, &effects, &spans, &mut edges)?;
+        cross::cross_change_edges(file, self.dialect(), &effects, &spans, &mut edges)?;
 
         let graph = graph::build(&steps, &edges);
         let phases = graph::phases(&steps, &graph).map_err(|c| PlanningError::Cycle {
@@ -173,97 +172,6 @@ impl<'a> Planner<'a> {
             notes,
         })
     }
-}
-
-type ColumnKey = (TableName, Ident);
-
-/// What a change does to columns and tables, for checks across changes.
-#[derive(Debug, Default)]
-pub(crate) struct Effects {
-    /// Columns that exist after the given step.
-    pub creates: Vec<(TableName, Ident, usize)>,
-    /// Columns that are gone after the given step.
-    pub removes: Vec<(TableName, Ident, usize)>,
-    /// Columns the change needs to exist.
-    pub uses: Vec<(TableName, Ident)>,
-    /// A table the change renames or drops: nothing else may touch it.
-    pub replaces_table: Option<(TableName, &'static str)>,
-}
-
-fn cross_change_edges(
-    file: &PlanFile,
-    effects: &[(usize, Effects)],
-    spans: &[Option<(usize, usize)>],
-    edges: &mut Vec<(usize, usize, Edge)>,
-) -> Result<(), PlanningError> {
-    let contradiction = |a: usize, b: usize, why: String| PlanningError::Contradiction {
-        first: a.min(b),
-        first_desc: file.changes[a.min(b)].to_string(),
-        second: a.max(b),
-        second_desc: file.changes[a.max(b)].to_string(),
-        why,
-    };
-    let mut created: HashMap<ColumnKey, (usize, usize)> = HashMap::new();
-    let mut removed: HashMap<ColumnKey, usize> = HashMap::new();
-    for (change, fx) in effects {
-        for (t, c, step) in &fx.creates {
-            if let Some((other, _)) = created.insert((t.clone(), c.clone()), (*change, *step)) {
-                return Err(contradiction(
-                    other,
-                    *change,
-                    format!("both create column {t}.{c}"),
-                ));
-            }
-        }
-        for (t, c, _) in &fx.removes {
-            if let Some(other) = removed.insert((t.clone(), c.clone()), *change) {
-                return Err(contradiction(
-                    other,
-                    *change,
-                    format!("both remove column {t}.{c}"),
-                ));
-            }
-        }
-    }
-    let tables_replaced: Vec<(usize, &TableName, &str)> = effects
-        .iter()
-        .filter_map(|(change, fx)| {
-            fx.replaces_table
-                .as_ref()
-                .map(|(t, verb)| (*change, t, *verb))
-        })
-        .collect();
-    for (change, fx) in effects {
-        for (t, c) in &fx.uses {
-            let key = (t.clone(), c.clone());
-            if let Some(&other) = removed.get(&key).filter(|&&o| o != *change) {
-                return Err(contradiction(
-                    other,
-                    *change,
-                    format!("one removes column {t}.{c}, which the other needs"),
-                ));
-            }
-            if let (Some(&(other, step)), Some((first, _))) = (created.get(&key), spans[*change])
-                && other != *change
-            {
-                edges.push((step, first, Edge::Then));
-            }
-        }
-        for &(other, table, verb) in &tables_replaced {
-            let touches = file.changes[*change].table() == Some(table)
-                || fx.uses.iter().any(|(t, _)| t == table);
-            if other != *change && touches {
-                return Err(contradiction(
-                    other,
-                    *change,
-                    format!(
-                        "one {verb} table {table}; changes to it belong in a plan of their own, before or after"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What a recipe builds: its steps (local indices), their edges, effects and notes.
@@ -377,6 +285,7 @@ impl<'a> Recipe<'a> {
             lock: None,
             expect: None,
             backfill: None,
+            rollback_fill: None,
         });
         if let Some(prev) = self.last {
             let edge = if self.boundary {

@@ -73,6 +73,20 @@ pub struct Backfill {
     pub pending: String,
 }
 
+/// Rows a rollback must give a value before the step's `rollback_sql` can
+/// run: rows written while the step was applied that would break what the
+/// rollback restores (NULLs in a column it makes NOT NULL again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackFill {
+    /// Counts those rows (`SELECT count(*) … WHERE <pending>`).
+    pub count: String,
+    /// Fills them in batches; `None` when the plan does not say what they hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
+    /// Without `backfill`: why the rollback stops, and the field to add.
+    pub missing: String,
+}
+
 /// One node of the plan's graph.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -99,4 +113,7 @@ pub struct Step {
     pub expect: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backfill: Option<Backfill>,
+    /// Rows the rollback fills (or refuses over) before `rollback_sql`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback_fill: Option<RollbackFill>,
 }

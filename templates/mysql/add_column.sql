@@ -27,3 +27,9 @@ ALTER TABLE {{ table|ident }} ALTER COLUMN {{ column|ident }} DROP DEFAULT;
 
 {% block backfill_set %}{% if fill %}{{ column|ident }} = {{ fill|sql }}{% endif %}{% endblock %}
 {% block backfill_pending %}{{ column|ident }} IS NULL{% endblock %}
+
+{#- A serial column: AUTO_INCREMENT cannot be added in place, so the table is
+    copied (writes wait); existing rows are numbered by the copy. -#}
+{% block add_serial %}
+ALTER TABLE {{ table|ident }} ADD COLUMN {{ column|ident }} {{ type|sql }} NOT NULL AUTO_INCREMENT UNIQUE, ALGORITHM=COPY, LOCK=SHARED;
+{% endblock %}

@@ -33,3 +33,12 @@ ALTER TABLE {{ table|ident }}
 {%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
 {%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ column|ident }};
 {% endblock %}
+
+{#- Rolling back relax_not_null: rows written without the column hold NULL;
+    `down` (when given) fills them, in batches, before NOT NULL is restored.
+    Context: down. -#}
+{% block count_pending %}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ column|ident }} IS NULL
+{% endblock %}
+{% block fill_set %}{% if down %}{{ column|ident }} = {{ down|sql }}{% endif %}{% endblock %}
+{% block fill_pending %}{{ column|ident }} IS NULL{% endblock %}

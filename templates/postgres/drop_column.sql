@@ -1,4 +1,4 @@
-{#- drop_column. Context: table, column. -#}
+{#- drop_column. Context: table, column, down. -#}
 
 {% block relax_not_null %}
 ALTER TABLE {{ table|ident }} ALTER COLUMN {{ column|ident }} DROP NOT NULL;
@@ -11,3 +11,12 @@ ALTER TABLE {{ table|ident }} ALTER COLUMN {{ column|ident }} SET NOT NULL;
 {% block drop_column %}
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ column|ident }};
 {% endblock %}
+
+{#- Rolling back relax_not_null: rows written without the column hold NULL;
+    `down` (when given) fills them, in batches, before NOT NULL is restored.
+    Context: down. -#}
+{% block count_pending %}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ column|ident }} IS NULL
+{% endblock %}
+{% block fill_set %}{% if down %}{{ column|ident }} = {{ down|sql }}{% endif %}{% endblock %}
+{% block fill_pending %}{{ column|ident }} IS NULL{% endblock %}

@@ -1043,8 +1043,10 @@ pub async fn apply_phase(db: &TestDb, plan: &Plan, phase: &Phase) -> TestResult 
 }
 
 /// Runs the `rollback_sql` of a phase's steps in reverse order (in a
-/// transaction unless the step is not `transactional`). Fails for a phase
-/// that is not reversible.
+/// transaction unless the step is not `transactional`), after the step's
+/// `rollback_fill` (rows that need a value first: filled in one UPDATE here,
+/// or a failure naming what the plan must say). Fails for a phase that is
+/// not reversible.
 pub async fn rollback_phase(db: &TestDb, plan: &Plan, phase: &Phase) -> TestResult {
     if !phase.reversible {
         return Err(fail(format!(
@@ -1057,6 +1059,22 @@ pub async fn rollback_phase(db: &TestDb, plan: &Plan, phase: &Phase) -> TestResu
         let Some(sql) = step.rollback_sql.as_deref() else {
             continue;
         };
+        if let Some(fill) = &step.rollback_fill {
+            let pending = db.scalar(&fill.count).await?;
+            match (&fill.backfill, pending) {
+                (_, 0) => {}
+                (Some(b), _) => {
+                    db.exec(&db.dialect.backfill_sql(&b.table, &b.set, &b.pending))
+                        .await?;
+                }
+                (None, n) => {
+                    return Err(fail(format!(
+                        "phase {} step {} cannot be rolled back: {n} row(s) need a value first: {}",
+                        phase.number, step.id, fill.missing
+                    )));
+                }
+            }
+        }
         let done = if step.transactional {
             db.exec_in_transaction(sql).await
         } else {

@@ -12,6 +12,11 @@ use phasegate::catalog::Catalog;
 use phasegate::dialect::Dialect;
 use phasegate::plan::{Plan, PlanningError};
 
+mod fidelity;
+// Not every test binary that includes the scenarios runs these.
+#[allow(unused_imports)]
+pub use fidelity::*;
+
 use crate::common::{
     Model, Scenario, TestDb, TestResult, apply_phase, assert_reversible, assert_shape, fail, lit,
     plan_error, plan_live, plan_offline, roll_out, run_step, step,
@@ -1070,10 +1075,8 @@ pub async fn change_column_type_coercible(db: TestDb) -> TestResult {
 // drop_column
 // ---------------------------------------------------------------------------
 
-/// A column dropped after the code stops using it. `decl` is the column's
-/// declaration (`text NOT NULL` makes Postgres relax it first).
-pub async fn drop_column(db: TestDb, decl: &str) -> TestResult {
-    let db = &db;
+/// `people (id, name, legacy <decl>)` with 300 rows, none NULL.
+pub async fn people_with_legacy(db: &TestDb, decl: &str) -> TestResult {
     db.create_table(
         "people",
         &format!("id {} PRIMARY KEY, name text, legacy {decl}", id_type(db)),
@@ -1084,6 +1087,14 @@ pub async fn drop_column(db: TestDb, decl: &str) -> TestResult {
         db.series(300)
     ))
     .await?;
+    Ok(())
+}
+
+/// A column dropped after the code stops using it. `decl` is the column's
+/// declaration (`text NOT NULL` makes Postgres relax it first).
+pub async fn drop_column(db: TestDb, decl: &str) -> TestResult {
+    let db = &db;
+    people_with_legacy(db, decl).await?;
     let model = Model::from_rows(db.rows("people", "id", "name").await?);
     let plan = plan_live(
         db,

@@ -224,7 +224,12 @@ enum Shorthand {
         new_column: Option<String>,
     },
     /// Drop a column: `drop-column users.legacy`.
-    DropColumn { column: String },
+    DropColumn {
+        column: String,
+        /// What the column holds, on rollback, for rows written without it (SQL over the row).
+        #[arg(long)]
+        down: Option<String>,
+    },
     /// Rename a table: `rename-table invoices bills`.
     RenameTable { table: String, new_name: String },
     /// Add an index: `add-index users email[,other] [--unique]`.
@@ -510,11 +515,12 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
                 new_column: new_column.as_deref().map(ident).transpose()?,
             })
         }
-        Shorthand::DropColumn { column } => {
+        Shorthand::DropColumn { column, down } => {
             let c = column_ref(&column)?;
             Intent::DropColumn(DropColumn {
                 table: c.table,
                 column: c.column,
+                down: expr(down)?,
             })
         }
         Shorthand::RenameTable {

@@ -30,6 +30,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddCheck) -> Result<(), PlanningErr
         &ctx,
         &["verify", "add_not_valid", "drop_constraint", "validate"],
     )?;
+    r.effects
+        .exprs
+        .push((t.clone(), i.check.as_str().to_string(), true));
     r.app(
         "app_satisfy_check",
         format!(

@@ -2,15 +2,30 @@
 //! stored in the catalog (non-volatile on Postgres 11+, constant on SQLite);
 //! otherwise add it nullable, have new rows filled (by a default, or by the
 //! application), backfill, and enforce NOT NULL the lock-safe way.
+//! Serial types are planned in [`super::serial`], through this same path.
 
 use minijinja::context;
 
-use super::{mysql_at_least, set_not_null, table_value};
+use super::{mysql_at_least, serial, set_not_null, table_value};
 use crate::dialect::Dialect;
 use crate::intent::AddColumn;
+use crate::name::TableName;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningError> {
+    if i.ty.is_serial() {
+        return serial::expand(r, i);
+    }
+    plan(r, i, None)
+}
+
+/// Plans `i`; `sequence` is the sequence a serial column's default draws
+/// from (Postgres), made owned by the column when the default is set.
+pub(super) fn plan(
+    r: &mut Recipe<'_>,
+    i: &AddColumn,
+    sequence: Option<&TableName>,
+) -> Result<(), PlanningError> {
     let (t, c) = (&i.table, &i.column);
     let default = i.default.as_ref().map(|d| d.as_str());
     // Before Postgres 11 every ADD COLUMN … DEFAULT rewrites the table.
@@ -63,6 +78,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         later_default => default.filter(|_| instant.is_none()),
         not_null => one_phase_required,
         instant_ddl,
+        sequence => sequence.map(table_value),
     };
     let sql = r.render(
         "add_column",
@@ -97,7 +113,12 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
             LockDuration::Brief,
         ),
     };
-    let what = if one_phase_required {
+    let what = if sequence.is_some() {
+        format!(
+            "Add column {c} {} to {t} without a default: catalog only, no rewrite (nullable until NOT NULL is enforced below)",
+            i.ty
+        )
+    } else if one_phase_required {
         format!(
             "Add column {c} {} NOT NULL DEFAULT {} (catalog only: existing rows read the default)",
             i.ty,
@@ -132,6 +153,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
         ));
     }
     r.effects.creates.push((t.clone(), c.clone(), add));
+    if let Some(b) = &i.backfill {
+        r.effects
+            .exprs
+            .push((t.clone(), b.as_str().to_string(), false));
+    }
 
     if let (Some(d), None) = (default, instant) {
         // A volatile default in ADD COLUMN would rewrite the table, and any
@@ -143,9 +169,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
             Blocks::ReadsAndWrites,
             LockDuration::Brief,
         );
+        let owned = sequence
+            .map(|s| format!(", and make sequence {s} owned by {c}"))
+            .unwrap_or_default();
         r.migration(
             "set_default",
-            format!("Set DEFAULT {d} for new rows (existing rows are filled by the backfill)"),
+            format!(
+                "Set DEFAULT {d} for new rows (existing rows are filled by the backfill){owned}"
+            ),
             sql.get("set_default"),
             Some(sql.get("drop_default")),
             lock,

@@ -53,6 +53,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningErr
     for c in &i.columns {
         r.effects.uses.push((t.clone(), c.clone()));
     }
+    if let Some(p) = &i.predicate {
+        r.effects
+            .exprs
+            .push((t.clone(), p.as_str().to_string(), true));
+    }
     let partitioning = partitioned::table_partitioning(r, t);
     let spec = IndexSpec::on_columns(
         name.clone(),

@@ -12,6 +12,12 @@ use crate::name::Ident;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), PlanningError> {
+    // `using` and `reverse` are evaluated by the copy's steps until its contract.
+    for e in [&i.using, &i.reverse].into_iter().flatten() {
+        r.effects
+            .exprs
+            .push((i.table.clone(), e.as_str().to_string(), false));
+    }
     let live = r.catalog.column(&i.table, &i.column).cloned();
     let coercible = live
         .as_ref()

@@ -16,6 +16,7 @@ mod partitioned;
 mod partitioned_index;
 mod rename_column;
 mod rename_table;
+mod serial;
 mod set_not_null;
 mod sql;
 

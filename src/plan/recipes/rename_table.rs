@@ -109,6 +109,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         lock,
     );
     r.step(s).table = Some(from.clone());
+    r.effects.names_table = Some((view, s));
     Ok(())
 }
 

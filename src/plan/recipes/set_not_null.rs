@@ -27,6 +27,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SetNotNull) -> Result<(), PlanningE
         return Err(needs_definition(r, &i.table, &i.column));
     }
     r.effects.uses.push((i.table.clone(), i.column.clone()));
+    if let Some(b) = &i.backfill {
+        r.effects
+            .exprs
+            .push((i.table.clone(), b.as_str().to_string(), false));
+    }
     r.app(
         "app_write_value",
         format!(
