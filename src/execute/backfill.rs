@@ -15,7 +15,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::steps::{backoff, failure, into_sqlx, is_lock_timeout, prelude};
+use super::steps::{backoff, db_failure, failure, into_sqlx, is_lock_timeout, prelude};
 use super::{RunError, StepContext};
 use crate::config::Environment;
 use crate::dialect::Dialect;
@@ -57,10 +57,11 @@ pub(super) async fn run(
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(failure(
+                    return Err(db_failure(
                         step,
                         cx.phase,
-                        format!("batch after key {last:?}: {e}"),
+                        format!("batch after key {last:?}"),
+                        &e,
                     ));
                 }
             }
@@ -117,7 +118,7 @@ pub(super) async fn run(
             }
             Err(e) => {
                 store.rollback().await;
-                return Err(failure(step, cx.phase, format!("final sweep: {e}")));
+                return Err(db_failure(step, cx.phase, "final sweep".into(), &e));
             }
         }
     }

@@ -686,17 +686,9 @@ impl Workspace<'_> {
                 else {
                     continue;
                 };
-                let run = if transactional || env.dialect == Dialect::Sqlite {
-                    format!("{}\n{sql}\nCOMMIT;", steps::prelude(env, true).join("\n"))
-                } else {
-                    sql.to_string()
-                };
-                if let Err(e) = store.exec(&run).await {
-                    store.rollback().await;
-                    return Err(RunError::Refused(format!(
-                        "rolling back step {id} failed, and phase {n} is partly undone: {e}; fix the cause and run rollback again"
-                    )));
-                }
+                steps::undo(store, env, &sql, transactional)
+                    .await
+                    .map_err(|f| RunError::Step(f.into_step_error(id, n, env, steps::Running::Down)))?;
             }
             store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), now, &self.actor).await?;
             Ok(n)

@@ -3,17 +3,23 @@
 //! Every transactional step runs in its own short transaction that also
 //! writes its `step_applied` event, so the log and the schema cannot
 //! disagree. A step that cannot run in a transaction (a concurrent index on
-//! Postgres; any DDL on MySQL, which commits each statement) is recorded as
-//! started before it runs and as applied after: one found started and never
-//! finished blocks the environment until someone checks the database and
-//! says what happened (`phasegate resolve`).
+//! Postgres; any DDL on MySQL, which commits each statement; a `sql` change
+//! marked `transactional: false`) is recorded as started before it runs and
+//! as applied after: one found started and never finished blocks the
+//! environment until someone checks the database and says what happened
+//! (`phasegate resolve`). Such a step, and its rollback, is sent statement
+//! by statement ([`statements`]), and a failure says which statements ran
+//! and committed.
 //!
 //! DDL waits for its lock at most `lock_timeout` (Postgres `lock_timeout`,
 //! SQLite's busy timeout, MySQL's `lock_wait_timeout` in whole seconds) and
 //! is retried `lock_retries` times with backoff and jitter: a long
 //! transaction on the table never makes the application's queries queue
-//! behind phasegate for longer than that. On MySQL a step runs statement by
-//! statement and the retry repeats only the statement that gave way.
+//! behind phasegate for longer than that. A retry repeats only the
+//! statement that gave way.
+//!
+//! A failed step is a [`StepError`] holding the database's error field by
+//! field ([`DbError`]: DETAIL, HINT, the object, the SQLSTATE).
 
 use std::time::Duration;
 
@@ -21,7 +27,8 @@ use sqlx::AssertSqlSafe;
 
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
-use crate::dialect::statements::split_mysql;
+use crate::db_error::{DbError, describe};
+use crate::dialect::statements::{split_mysql, split_postgres, split_sqlite};
 use crate::dialect::{Dialect, mysql_lock_wait};
 use crate::plan::{Step, StepKind};
 use crate::tracker::gates::VerifyOutcome;
@@ -32,11 +39,29 @@ const GAVE_WAY: &str = "could not take its lock";
 
 /// A step that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("phase {phase}, step {step} failed: {message}")]
+#[error("phase {phase}, step {step} failed: {}", self.reason())]
 pub struct StepError {
+    /// The step's id (`1.add_column`).
     pub step: String,
+    /// The phase it belongs to, from 1.
     pub phase: usize,
+    /// phasegate's account of the failure: which statements ran, a lock it
+    /// gave way on, a verification's result. Empty when the database's
+    /// error says it all.
     pub message: String,
+    /// The database's error, each field apart, when the database refused.
+    pub database: Option<Box<DbError>>,
+}
+
+impl StepError {
+    /// Why the step failed: phasegate's account, then the database's error.
+    pub fn reason(&self) -> String {
+        match (&self.database, self.message.is_empty()) {
+            (Some(db), true) => db.to_string(),
+            (Some(db), false) => format!("{}: {db}", self.message),
+            (None, _) => self.message.clone(),
+        }
+    }
 }
 
 pub(super) fn failure(step: &Step, phase: usize, message: String) -> RunError {
@@ -44,6 +69,17 @@ pub(super) fn failure(step: &Step, phase: usize, message: String) -> RunError {
         step: step.id.clone(),
         phase,
         message,
+        database: None,
+    })
+}
+
+/// A step the database refused while phasegate was doing `what`.
+pub(super) fn db_failure(step: &Step, phase: usize, what: String, e: &sqlx::Error) -> RunError {
+    RunError::Step(StepError {
+        step: step.id.clone(),
+        phase,
+        message: what,
+        database: Some(Box::new(DbError::from_sqlx(e))),
     })
 }
 
@@ -68,7 +104,9 @@ pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
             }
             v
         }
-        (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
+        (Dialect::Sqlite, true) => vec!["BEGIN IMMEDIATE;".to_string()],
+        // The connection's busy timeout bounds each statement's lock wait.
+        (Dialect::Sqlite, false) => Vec::new(),
         (Dialect::Mysql, transactional) => {
             // MariaDB bounds any statement with `max_statement_time`; the
             // `/*M! … */` comment runs there only. MySQL has no bound for
@@ -92,7 +130,7 @@ pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
             "RESET lock_timeout;".into(),
             "RESET statement_timeout;".into(),
         ],
-        (Dialect::Mysql, false) => Vec::new(),
+        (Dialect::Mysql | Dialect::Sqlite, false) => Vec::new(),
         _ => vec!["COMMIT;".into()],
     }
 }
@@ -137,10 +175,13 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
 
 /// Runs a verification query and returns its single value.
 pub async fn query_value(store: &mut Store, sql: &str) -> Result<i64, String> {
+    scalar(store, sql).await.map_err(|e| describe(&e))
+}
+
+async fn scalar(store: &mut Store, sql: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.trim().trim_end_matches(';').to_string()))
         .fetch_one(store.conn())
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// Runs the verification steps given, reporting each.
@@ -176,12 +217,12 @@ pub(super) async fn run(
         let event = NewEvent::plan(cx.plan, EventKind::StepFailed)
             .phase(cx.phase)
             .step(&step.id)
-            .detail(f.message.clone());
+            .detail(f.reason());
         // SQLite: a step that gave way because another session holds the
         // database would, waiting to record that, hold the application's
         // new readers back (PENDING lock) for another whole lock_timeout
         // right after giving way. Record it only if that takes no waiting.
-        let no_wait = cx.env.dialect == Dialect::Sqlite && f.message.starts_with(GAVE_WAY);
+        let no_wait = cx.env.dialect == Dialect::Sqlite && f.message.contains(GAVE_WAY);
         if no_wait {
             store.set_lock_wait(Duration::ZERO).await?;
         }
@@ -191,11 +232,13 @@ pub(super) async fn run(
         }
         if let Err(e) = recorded {
             // The step's own error is the one to show, not the log's.
-            return Err(failure(
-                step,
-                cx.phase,
-                format!("{} (recording this failure failed too: {e})", f.message),
-            ));
+            let mut f = f.clone();
+            f.message = if f.message.is_empty() {
+                format!("recording this failure failed too ({e})")
+            } else {
+                format!("{} (recording this failure failed too: {e})", f.message)
+            };
+            return Err(RunError::Step(f));
         }
     }
     result
@@ -204,7 +247,7 @@ pub(super) async fn run(
 async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
     let expect = step.expect.unwrap_or(0);
-    match query_value(store, sql).await {
+    match scalar(store, sql).await {
         Ok(got) if got == expect => {
             let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
                 .phase(cx.phase)
@@ -216,7 +259,7 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
             cx.phase,
             format!("returned {got}, expected {expect}"),
         )),
-        Err(message) => Err(failure(step, cx.phase, message)),
+        Err(e) => Err(db_failure(step, cx.phase, String::new(), &e)),
     }
 }
 
@@ -225,75 +268,173 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
         .phase(cx.phase)
         .step(&step.id);
-    let index = concurrent_index(sql);
-    if !step.transactional {
-        store
-            .append(
-                &NewEvent::plan(cx.plan, EventKind::StepStarted)
-                    .phase(cx.phase)
-                    .step(&step.id),
-                cx.clock.now(),
-                cx.actor,
-            )
-            .await?;
-        // A build killed or failed earlier leaves an INVALID index that
-        // IF NOT EXISTS would keep: drop it first.
-        if let Some(ix) = &index {
-            drop_invalid_index(store, ix).await?;
+    if step.transactional {
+        let units = [sql.to_string()];
+        return run_units(store, cx.env, &units, async |store, unit| {
+            in_transaction(store, cx.env, unit, &applied, cx).await
+        })
+        .await
+        .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
+    }
+    store
+        .append(
+            &NewEvent::plan(cx.plan, EventKind::StepStarted)
+                .phase(cx.phase)
+                .step(&step.id),
+            cx.clock.now(),
+            cx.actor,
+        )
+        .await?;
+    let units = statements(cx.env.dialect, sql);
+    // A build killed or failed earlier leaves an INVALID index that
+    // IF NOT EXISTS would keep: drop it first.
+    let postgres = cx.env.dialect == Dialect::Postgres;
+    for ix in units
+        .iter()
+        .filter(|_| postgres)
+        .filter_map(|u| concurrent_index(u))
+    {
+        drop_invalid_index(store, &ix).await?;
+    }
+    run_units(store, cx.env, &units, async |store, unit| {
+        outside_transaction(store, cx.env, unit).await
+    })
+    .await
+    .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)))?;
+    store.append(&applied, cx.clock.now(), cx.actor).await?;
+    Ok(())
+}
+
+/// How a step that is not transactional is sent: statement by statement on
+/// Postgres (a text of several statements would run as one implicit
+/// transaction, which `CREATE INDEX CONCURRENTLY` refuses) and on MySQL
+/// (which commits each DDL statement, so a retry must repeat only the one
+/// that gave way), and on SQLite (which commits each statement run outside a
+/// transaction: a failure must say which ones ran).
+pub fn statements(dialect: Dialect, sql: &str) -> Vec<String> {
+    match dialect {
+        Dialect::Postgres => split_postgres(sql),
+        Dialect::Mysql => split_mysql(sql),
+        Dialect::Sqlite => split_sqlite(sql),
+    }
+}
+
+/// A unit of a step (the whole step, or one of its statements) that failed:
+/// which one, after how many tries, and the database's error.
+pub(super) struct UnitFailure {
+    /// The unit that failed, from 0.
+    pub n: usize,
+    /// How many units the step has.
+    pub of: usize,
+    /// How many times it was tried.
+    pub tries: u32,
+    pub error: sqlx::Error,
+}
+
+/// What phasegate was running when a unit failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Running {
+    /// The step's up, by `apply`.
+    Up,
+    /// The step's down, by `rollback`.
+    Down,
+}
+
+impl UnitFailure {
+    /// The step's error: what ran before the failing unit, whether it gave
+    /// way on a lock, and the database's error with its fields.
+    pub(super) fn into_step_error(
+        self,
+        step: &str,
+        phase: usize,
+        env: &Environment,
+        running: Running,
+    ) -> StepError {
+        let mut parts: Vec<String> = Vec::new();
+        if running == Running::Down {
+            parts.push(format!(
+                "rolling it back failed, and phase {phase} is partly undone (fix the cause and run rollback again)"
+            ));
+        }
+        let (n, of) = (self.n + 1, self.of);
+        if self.n > 0 {
+            let (ran, them) = if self.n == 1 {
+                (format!("statement 1 of {of} ran and committed"), "it")
+            } else {
+                (
+                    format!("statements 1–{} of {of} ran and committed", self.n),
+                    "them",
+                )
+            };
+            parts.push(match running {
+                Running::Up => format!(
+                    "{ran} (running the step again runs {them} again: undo {them}, or finish the step by hand and `phasegate resolve` it)"
+                ),
+                Running::Down => format!("{ran} (running rollback again runs {them} again)"),
+            });
+        }
+        let failed = if of > 1 {
+            format!("statement {n} of {of}")
+        } else {
+            String::new()
+        };
+        if is_lock_timeout(&self.error) {
+            parts.push(format!(
+                "{failed}{}{GAVE_WAY} within {}, {} times (a long transaction holds the table; phasegate gave way each time)",
+                if failed.is_empty() { "" } else { " " },
+                lock_wait_text(env),
+                self.tries
+            ));
+        } else if !failed.is_empty() {
+            parts.push(format!("{failed} failed"));
+        }
+        StepError {
+            step: step.to_string(),
+            phase,
+            message: parts.join("; "),
+            database: Some(Box::new(DbError::from_sqlx(&self.error))),
         }
     }
-    // MySQL commits each DDL statement: run them one by one, so a retry
-    // repeats only the one that gave way.
-    let units = if !step.transactional && cx.env.dialect == Dialect::Mysql {
-        split_mysql(sql)
-    } else {
-        vec![sql.to_string()]
-    };
+}
+
+/// Runs `units` in order with `run_one`, retrying the one that gave way on
+/// its lock (`lock_retries` times, with backoff) and never one that ran.
+pub(super) async fn run_units(
+    store: &mut Store,
+    env: &Environment,
+    units: &[String],
+    mut run_one: impl AsyncFnMut(&mut Store, &str) -> Result<(), sqlx::Error>,
+) -> Result<(), UnitFailure> {
     for (n, unit) in units.iter().enumerate() {
+        let index = concurrent_index(unit).filter(|_| env.dialect == Dialect::Postgres);
         let mut attempt = 0;
         loop {
-            let result = if step.transactional {
-                in_transaction(store, cx.env, unit, &applied, cx).await
-            } else {
-                outside_transaction(store, cx.env, unit).await
+            let Err(error) = run_one(store, unit).await else {
+                break;
             };
-            let Err(e) = result else { break };
-            if cx.env.dialect == Dialect::Mysql {
+            if env.dialect == Dialect::Mysql {
                 // A failed unit skips the rest of its step, which may hold
                 // the reset of a session setting it changed (add_foreign_key
                 // turns foreign_key_checks off around its ALTER).
                 let _ = store.exec("SET SESSION foreign_key_checks = 1").await;
             }
             if let Some(ix) = &index {
-                drop_invalid_index(store, ix).await?;
+                // Best effort: the unit's own error is the one to report,
+                // and the next run drops the invalid index before it builds.
+                let _ = drop_invalid_index(store, ix).await;
             }
-            if is_lock_timeout(&e) && attempt < cx.env.lock_retries {
+            if is_lock_timeout(&error) && attempt < env.lock_retries {
                 attempt += 1;
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
-            let mut message = if is_lock_timeout(&e) {
-                format!(
-                    "{GAVE_WAY} within {}, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
-                    lock_wait_text(cx.env),
-                    attempt + 1
-                )
-            } else {
-                e.to_string()
-            };
-            if n > 0 {
-                message.push_str(&format!(
-                    " (statement {} of {}; the {} before it ran and committed, and running the step again runs them again: undo them, or finish the step by hand and `phasegate resolve` it)",
-                    n + 1,
-                    units.len(),
-                    if n == 1 { "one" } else { "ones" }
-                ));
-            }
-            return Err(failure(step, cx.phase, message));
+            return Err(UnitFailure {
+                n,
+                of: units.len(),
+                tries: attempt + 1,
+                error,
+            });
         }
-    }
-    if !step.transactional {
-        store.append(&applied, cx.clock.now(), cx.actor).await?;
     }
     Ok(())
 }
@@ -327,21 +468,60 @@ pub(super) async fn in_transaction(
     result
 }
 
+/// Runs a step's rollback SQL the way its up ran: a transactional step's in
+/// one transaction, any other's statement by statement outside one; each
+/// with the environment's lock_timeout and retries.
+pub(super) async fn undo(
+    store: &mut Store,
+    env: &Environment,
+    sql: &str,
+    transactional: bool,
+) -> Result<(), UnitFailure> {
+    if transactional {
+        let units = [sql.to_string()];
+        return run_units(store, env, &units, async |store, unit| {
+            let body = format!("{}\n{unit}\nCOMMIT;", prelude(env, true).join("\n"));
+            let result = sqlx::raw_sql(AssertSqlSafe(body))
+                .execute(store.conn())
+                .await
+                .map(|_| ());
+            if result.is_err() {
+                store.rollback().await;
+            }
+            result
+        })
+        .await;
+    }
+    run_units(
+        store,
+        env,
+        &statements(env.dialect, sql),
+        async |store, unit| outside_transaction(store, env, unit).await,
+    )
+    .await
+}
+
 async fn outside_transaction(
     store: &mut Store,
     env: &Environment,
     sql: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(prelude(env, false).join("\n")))
-        .execute(store.conn())
-        .await?;
+    let before = prelude(env, false);
+    if !before.is_empty() {
+        sqlx::raw_sql(AssertSqlSafe(before.join("\n")))
+            .execute(store.conn())
+            .await?;
+    }
     let result = sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
         .execute(store.conn())
         .await
         .map(|_| ());
-    let _ = sqlx::raw_sql(AssertSqlSafe(postlude(env, false).join("\n")))
-        .execute(store.conn())
-        .await;
+    let after = postlude(env, false);
+    if !after.is_empty() {
+        let _ = sqlx::raw_sql(AssertSqlSafe(after.join("\n")))
+            .execute(store.conn())
+            .await;
+    }
     result
 }
 
