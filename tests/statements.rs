@@ -125,6 +125,25 @@ async fn postgres_concurrent_indexes_apply_and_roll_back_statement_by_statement(
         let clock = SystemClock;
         let ws = Workspace::new(&project.config, &clock, "statements");
 
+        // --dry-run shows each statement sent alone with its lock_timeout, and runs nothing.
+        let dry = ws.apply(ENV, PLAN, true).await?.dry_run.unwrap_or_default();
+        let sets = dry
+            .iter()
+            .filter(|l| l.as_str() == "SET lock_timeout = '2000ms';")
+            .count();
+        let first = dry
+            .iter()
+            .position(|l| l == "CREATE INDEX CONCURRENTLY items_a_idx ON items (a);");
+        let second = dry
+            .iter()
+            .position(|l| l == "CREATE INDEX CONCURRENTLY items_b_idx ON items (b);");
+        if sets != 3 || first.is_none() || second.is_none() || first > second {
+            return Err(fail(format!("dry run: {dry:#?}")));
+        }
+        if db.index_state("items_a_idx").await?.is_some() {
+            return Err(fail("the dry run built an index"));
+        }
+
         let applied = ws.apply(ENV, PLAN, false).await?;
         if applied.ran != ["1.sql_1"] {
             return Err(fail(format!("apply ran {:?}", applied.ran)));

@@ -164,10 +164,18 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
                 lines.push("COMMIT;".into());
             }
         }
-        _ => {
-            lines.extend(prelude(env, step.transactional));
+        _ if step.transactional => {
+            lines.extend(prelude(env, true));
             lines.push(sql.to_string());
-            lines.extend(postlude(env, step.transactional));
+            lines.extend(postlude(env, true));
+        }
+        // Sent one statement at a time, each with its settings.
+        _ => {
+            for statement in statements(env.dialect, sql) {
+                lines.extend(prelude(env, false));
+                lines.push(format!("{statement};"));
+                lines.extend(postlude(env, false));
+            }
         }
     }
     lines
