@@ -15,7 +15,8 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::steps::{backoff, db_failure, failure, into_sqlx, is_lock_timeout, prelude};
+use super::send::{backoff, is_lock_timeout};
+use super::steps::{db_failure, failure, into_sqlx, prelude};
 use super::{RunError, StepContext};
 use crate::config::Environment;
 use crate::dialect::Dialect;

@@ -4,6 +4,7 @@
 //! `resolve` call; a CD pipeline or a test can call it the same way.
 
 mod backfill;
+mod send;
 pub mod steps;
 
 use chrono::{DateTime, Utc};
@@ -515,7 +516,7 @@ impl<'a> Workspace<'a> {
                             .into());
                         }
                         attempt += 1;
-                        tokio::time::sleep(steps::backoff(attempt)).await;
+                        tokio::time::sleep(send::backoff(attempt)).await;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -686,9 +687,9 @@ impl Workspace<'_> {
                 else {
                     continue;
                 };
-                steps::undo(store, env, &sql, transactional)
+                send::undo(store, env, &sql, transactional)
                     .await
-                    .map_err(|f| RunError::Step(f.into_step_error(id, n, env, steps::Running::Down)))?;
+                    .map_err(|f| RunError::Step(f.into_step_error(id, n, env, send::Running::Down)))?;
             }
             store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), now, &self.actor).await?;
             Ok(n)
