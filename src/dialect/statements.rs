@@ -372,6 +372,15 @@ mod tests {
     }
 
     #[test]
+    fn postgres_operators_and_casts_do_not_stop_the_split() {
+        let sql = "CREATE INDEX CONCURRENTLY i ON t USING gin (j jsonb_path_ops) WHERE j @> '{}' AND j #>> '{a}' ~* 'x' AND a && b AND j ? 'k' AND j ?| array['a'] AND p <-> q < 1 AND n::text !~~ '%;' AND e = $1;\n\
+                   CREATE INDEX CONCURRENTLY k ON \"S\".\"t;\"\"x\" (lower(\"c\"), (a || ';'))";
+        let got = split_postgres(sql);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].ends_with("AND e = $1"), "{got:#?}");
+    }
+
+    #[test]
     fn postgres_text_it_cannot_read_is_one_statement() {
         assert_eq!(
             split_postgres("SELECT E'\\xC3\\xA9;'; SELECT 2;"),
