@@ -7,12 +7,14 @@
 //!   phases (deploys) derived from it, with one recipe per intent kind;
 //! - [`dialect`]: what each database can do, its quoting, and its SQL templates;
 //! - [`catalog`]: what is known of a live schema;
+//! - [`db_error`]: a database's errors with DETAIL, HINT and the object kept;
 //! - [`output`]: rendering a plan as text, JSON, Markdown, Mermaid, DOT or SQL.
 //!
 //! The library never prints; the `phasegate` binary does.
 
 pub mod catalog;
 pub mod config;
+pub mod db_error;
 pub mod dialect;
 pub mod execute;
 pub mod intent;

@@ -1133,7 +1133,7 @@ async fn clean_gate(dbs: [TestDb; 3]) -> TestResult {
         other => panic!("phase 2 must fail: {other:?}"),
     };
     assert_eq!((err.step.as_str(), err.phase), ("1.sql_2", 2), "{err:?}");
-    assert!(err.message.contains("gadgets"), "{err:?}");
+    assert!(err.reason().contains("gadgets"), "{err:?}");
     let shown = RunError::Step(err.clone());
     assert!(
         shown.to_string().contains("phase 2, step 1.sql_2 failed"),

@@ -1506,7 +1506,7 @@ async fn ddl_behind_a_long_transaction(db: TestDb) -> TestResult {
     reader_conn.close().await;
 
     let message = match result {
-        Err(RunError::Step(e)) => e.message,
+        Err(RunError::Step(e)) => e.reason(),
         Err(other) => return Err(fail(format!("expected a step failure, got: {other}"))),
         Ok(a) => {
             return Err(fail(format!(
@@ -1630,7 +1630,7 @@ async fn a_failed_concurrent_index_build_leaves_no_invalid_index() {
         let ws = Workspace::new(&project.config, &clock, "zero-downtime");
 
         let err = match ws.apply(ENV, PLAN, false).await {
-            Err(RunError::Step(e)) => e.message,
+            Err(RunError::Step(e)) => e.reason(),
             Err(other) => return Err(fail(format!("expected a step failure, got: {other}"))),
             Ok(_) => return Err(fail("a unique index over duplicates was built")),
         };

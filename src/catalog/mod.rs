@@ -373,11 +373,11 @@ pub struct Catalog {
 /// The live schema could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("reading the schema of {table}: {source}")]
+    #[error("reading the schema of {table}: {}", crate::db_error::describe(.source))]
     Query { table: String, source: sqlx::Error },
-    #[error("reading the server's version: {0}")]
+    #[error("reading the server's version: {}", crate::db_error::describe(.0))]
     Version(sqlx::Error),
-    #[error("connecting to {url}: {source}")]
+    #[error("connecting to {url}: {}", crate::db_error::describe(.source))]
     Connect { url: String, source: sqlx::Error },
     #[error("connecting to {url}: no answer within {}s", .timeout.as_secs())]
     Timeout { url: String, timeout: Duration },

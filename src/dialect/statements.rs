@@ -1,4 +1,4 @@
-//! Splitting a step's SQL into its statements, for MySQL.
+//! Splitting a step's SQL into its statements, for MySQL and Postgres.
 //!
 //! MySQL commits each DDL statement on its own, so a step of several
 //! statements that gives way on a lock after its first one has already
@@ -11,6 +11,19 @@
 //! forms. A compound statement (a trigger or routine with `BEGIN … END`)
 //! has semicolons inside its body; text that holds one is not split, and
 //! runs as one unit as written.
+//!
+//! Postgres runs a text of several statements sent at once as one implicit
+//! transaction, where `CREATE INDEX CONCURRENTLY` and its kind refuse to
+//! run; a step that is not transactional is therefore sent statement by
+//! statement too ([`split_postgres`]). That split reads the text with
+//! sqlparser's tokenizer (its PostgreSQL dialect): dollar quotes (`$$…$$`,
+//! `$tag$…$tag$`), `E'…'` strings with backslash escapes, standard strings
+//! with `''`, quoted identifiers, `--` and nested `/* */` comments. Like
+//! psql it does not split inside parentheses or inside the `BEGIN … END`
+//! body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE … BEGIN ATOMIC`.
+
+use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 /// The statements of `sql`, trimmed, without their terminating `;`.
 pub fn split_mysql(sql: &str) -> Vec<String> {
@@ -97,6 +110,139 @@ pub fn split_mysql(sql: &str) -> Vec<String> {
     out
 }
 
+/// The statements of `sql` as Postgres reads it, trimmed, without their
+/// terminating `;` and the comments before them. Text the tokenizer cannot
+/// read (an unterminated quote or comment, or an `E'…'` string whose
+/// escapes it does not accept, such as bytes over `\x7f`) is one statement,
+/// as written: the server says what is wrong with it, or runs it.
+pub fn split_postgres(sql: &str) -> Vec<String> {
+    split_tokens(&PostgreSqlDialect {}, sql, Body::is_routine)
+}
+
+/// The statements of `sql` as SQLite reads it (`'…'` with `''`, `"…"`,
+/// `[…]` and backquoted names, `--` and `/* */` comments), like
+/// [`split_postgres`]; the `BEGIN … END` body of a `CREATE TRIGGER` is kept
+/// whole.
+pub fn split_sqlite(sql: &str) -> Vec<String> {
+    split_tokens(&SQLiteDialect {}, sql, Body::is_trigger)
+}
+
+/// Splits `sql` read by `dialect`'s tokenizer on the `;`s that end a
+/// statement; `has_body` says, from a statement's first words, whether its
+/// `BEGIN … END` holds statements of its own.
+fn split_tokens(dialect: &dyn SqlDialect, sql: &str, has_body: fn(&Body) -> bool) -> Vec<String> {
+    let Ok(tokens) = Tokenizer::new(dialect, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+    else {
+        return single(sql);
+    };
+    let lines = LineStarts::new(sql);
+    let mut out = Vec::new();
+    // Where the current statement's first token starts, once it has one.
+    let mut start: Option<usize> = None;
+    let mut body = Body::default();
+    for t in &tokens {
+        match &t.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon if body.depth == 0 && body.parens == 0 => {
+                let end = lines.offset(sql, t.span.start);
+                if let Some(from) = start.take() {
+                    out.push(sql[from..end].trim().to_string());
+                }
+                body = Body::default();
+            }
+            token => {
+                if start.is_none() {
+                    start = Some(lines.offset(sql, t.span.start));
+                }
+                body.see(token, has_body);
+            }
+        }
+    }
+    if let Some(from) = start {
+        let last = sql[from..].trim().trim_end_matches(';').trim();
+        if !last.is_empty() {
+            out.push(last.to_string());
+        }
+    }
+    out
+}
+
+/// psql's rule for a statement's `;` that does not end it: one inside
+/// parentheses, or inside the body of `CREATE [OR REPLACE] FUNCTION` or
+/// `PROCEDURE` (SQLite: `CREATE TRIGGER`) opened by `BEGIN` (a `CASE`
+/// within it also ends with `END`).
+#[derive(Default)]
+struct Body {
+    /// The statement's first unquoted words, up to four.
+    first: Vec<String>,
+    depth: usize,
+    parens: usize,
+}
+
+impl Body {
+    fn see(&mut self, token: &Token, has_body: fn(&Body) -> bool) {
+        match token {
+            Token::LParen => self.parens += 1,
+            Token::RParen => self.parens = self.parens.saturating_sub(1),
+            Token::Word(w) if w.quote_style.is_none() => {
+                let word = w.value.to_ascii_uppercase();
+                if self.first.len() < 4 {
+                    self.first.push(word.clone());
+                }
+                if !has_body(self) || self.parens > 0 {
+                    return;
+                }
+                match word.as_str() {
+                    "BEGIN" => self.depth += 1,
+                    "CASE" if self.depth > 0 => self.depth += 1,
+                    "END" => self.depth = self.depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_routine(&self) -> bool {
+        let w = |i: usize| self.first.get(i).map_or("", String::as_str);
+        let routine = |s: &str| s == "FUNCTION" || s == "PROCEDURE";
+        w(0) == "CREATE" && (routine(w(1)) || (w(1) == "OR" && w(2) == "REPLACE" && routine(w(3))))
+    }
+
+    /// `CREATE [TEMP|TEMPORARY] TRIGGER`.
+    fn is_trigger(&self) -> bool {
+        let w = |i: usize| self.first.get(i).map_or("", String::as_str);
+        w(0) == "CREATE"
+            && (w(1) == "TRIGGER" || ((w(1) == "TEMP" || w(1) == "TEMPORARY") && w(2) == "TRIGGER"))
+    }
+}
+
+/// Byte offsets of line starts, to turn the tokenizer's line and column
+/// (1-based, counted in characters) into a byte offset.
+struct LineStarts(Vec<usize>);
+
+impl LineStarts {
+    fn new(sql: &str) -> LineStarts {
+        let mut v = vec![0];
+        v.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        LineStarts(v)
+    }
+
+    fn offset(&self, sql: &str, at: Location) -> usize {
+        let line = usize::try_from(at.line.saturating_sub(1)).unwrap_or(usize::MAX);
+        let Some(&from) = self.0.get(line) else {
+            return sql.len();
+        };
+        let column = usize::try_from(at.column.saturating_sub(1)).unwrap_or(usize::MAX);
+        sql[from..]
+            .char_indices()
+            .nth(column)
+            .map_or(sql.len(), |(i, _)| from + i)
+    }
+}
+
 /// Whether running `sql` on MySQL commits by itself: any statement but
 /// plain data changes and reads (DDL, and anything phasegate cannot tell,
 /// such as `CALL`) ends the open transaction, so it cannot share one with
@@ -170,6 +316,96 @@ mod tests {
             "UPDATE a SET c = 1; ALTER TABLE a ADD COLUMN d int"
         ));
         assert!(mysql_commits_implicitly("CALL tidy_up()"));
+    }
+
+    #[test]
+    fn postgres_splits_outside_quotes_names_and_comments() {
+        let sql = "CREATE INDEX CONCURRENTLY \"a;b\" ON t (c);\n\
+                   -- a note; with a semicolon\n\
+                   /* outer /* nested; */ still; comment */ CREATE INDEX CONCURRENTLY i2 ON t (d);\n\
+                   UPDATE t SET s = 'it''s; fine', e = E'x\\'; y', f = 'back\\';\n\
+                   SELECT 1 -- trailing; comment\n";
+        let got = split_postgres(sql);
+        assert_eq!(
+            got,
+            vec![
+                "CREATE INDEX CONCURRENTLY \"a;b\" ON t (c)",
+                "CREATE INDEX CONCURRENTLY i2 ON t (d)",
+                "UPDATE t SET s = 'it''s; fine', e = E'x\\'; y', f = 'back\\'",
+                "SELECT 1 -- trailing; comment",
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn postgres_dollar_quotes_hold_semicolons() {
+        let sql = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+                   BEGIN NEW.c := 'x;'; RETURN NEW; END\n$$;\n\
+                   DO $body$ BEGIN PERFORM 1; /* ; */ END $body$;\n\
+                   SELECT $a$ $$ ; $b$ $a$";
+        let got = split_postgres(sql);
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[0].ends_with("RETURN NEW; END\n$$"), "{got:#?}");
+        assert_eq!(got[1], "DO $body$ BEGIN PERFORM 1; /* ; */ END $body$");
+        assert_eq!(got[2], "SELECT $a$ $$ ; $b$ $a$");
+    }
+
+    #[test]
+    fn postgres_keeps_atomic_bodies_and_parentheses_whole() {
+        let sql = "CREATE OR REPLACE FUNCTION g(x int) RETURNS int LANGUAGE sql\n\
+                   BEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END; SELECT 2; END;\n\
+                   CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO u VALUES (1); INSERT INTO u VALUES (2));\n\
+                   BEGIN; SELECT 'ü;'; COMMIT";
+        let got = split_postgres(sql);
+        assert_eq!(
+            got,
+            vec![
+                "CREATE OR REPLACE FUNCTION g(x int) RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END; SELECT 2; END",
+                "CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO u VALUES (1); INSERT INTO u VALUES (2))",
+                "BEGIN",
+                "SELECT 'ü;'",
+                "COMMIT",
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn postgres_operators_and_casts_do_not_stop_the_split() {
+        let sql = "CREATE INDEX CONCURRENTLY i ON t USING gin (j jsonb_path_ops) WHERE j @> '{}' AND j #>> '{a}' ~* 'x' AND a && b AND j ? 'k' AND j ?| array['a'] AND p <-> q < 1 AND n::text !~~ '%;' AND e = $1;\n\
+                   CREATE INDEX CONCURRENTLY k ON \"S\".\"t;\"\"x\" (lower(\"c\"), (a || ';'))";
+        let got = split_postgres(sql);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].ends_with("AND e = $1"), "{got:#?}");
+    }
+
+    #[test]
+    fn postgres_text_it_cannot_read_is_one_statement() {
+        assert_eq!(
+            split_postgres("SELECT E'\\xC3\\xA9;'; SELECT 2;"),
+            vec!["SELECT E'\\xC3\\xA9;'; SELECT 2"]
+        );
+        assert_eq!(
+            split_postgres("SELECT 'open; SELECT 2"),
+            vec!["SELECT 'open; SELECT 2"]
+        );
+        assert!(split_postgres(" -- only a comment;\n ; ").is_empty());
+    }
+
+    #[test]
+    fn sqlite_keeps_trigger_bodies_whole() {
+        let sql = "CREATE TEMP TRIGGER t AFTER INSERT ON [a;b] BEGIN\n\
+                   UPDATE \"a;b\" SET c = CASE WHEN 1 THEN 'x;''y' END; DELETE FROM `q;`; END;\n\
+                   -- between; statements\n\
+                   VACUUM; /* tail; */";
+        assert_eq!(
+            split_sqlite(sql),
+            vec![
+                "CREATE TEMP TRIGGER t AFTER INSERT ON [a;b] BEGIN\nUPDATE \"a;b\" SET c = CASE WHEN 1 THEN 'x;''y' END; DELETE FROM `q;`; END",
+                "VACUUM",
+            ]
+        );
     }
 
     #[test]

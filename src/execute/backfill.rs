@@ -15,7 +15,8 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::steps::{backoff, failure, into_sqlx, is_lock_timeout, prelude, query_value};
+use super::send::{backoff, is_lock_timeout};
+use super::steps::{db_failure, failure, into_sqlx, prelude, query_value};
 use super::{RunError, StepContext};
 use crate::config::Environment;
 use crate::dialect::Dialect;
@@ -57,10 +58,11 @@ pub(super) async fn run(
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(failure(
+                    return Err(db_failure(
                         step,
                         cx.phase,
-                        format!("batch after key {last:?}: {e}"),
+                        format!("batch after key {last:?}"),
+                        &e,
                     ));
                 }
             }
@@ -79,7 +81,7 @@ pub(super) async fn run(
     // Rows written behind the walk (a key lower than where it was) and left pending.
     match sweep(store, cx.env, b, &key, scanned_total / n + 3).await {
         Ok(done) => updated += done,
-        Err(e) => return Err(failure(step, cx.phase, format!("final sweep: {e}"))),
+        Err(e) => return Err(db_failure(step, cx.phase, "final sweep".into(), &e)),
     }
     cx.progress.backfill(step, updated, total);
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)

@@ -4,6 +4,7 @@
 //! `resolve` call; a CD pipeline or a test can call it the same way.
 
 mod backfill;
+mod send;
 pub mod steps;
 
 use chrono::{DateTime, Utc};
@@ -515,7 +516,7 @@ impl<'a> Workspace<'a> {
                             .into());
                         }
                         attempt += 1;
-                        tokio::time::sleep(steps::backoff(attempt)).await;
+                        tokio::time::sleep(send::backoff(attempt)).await;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -689,17 +690,9 @@ impl Workspace<'_> {
                 if let Some(fill) = &step.rollback_fill {
                     backfill::before_rollback(store, env, step, fill).await?;
                 }
-                let run = if transactional || env.dialect == Dialect::Sqlite {
-                    format!("{}\n{sql}\nCOMMIT;", steps::prelude(env, true).join("\n"))
-                } else {
-                    sql.to_string()
-                };
-                if let Err(e) = store.exec(&run).await {
-                    store.rollback().await;
-                    return Err(RunError::Refused(format!(
-                        "rolling back step {id} failed, and phase {n} is partly undone: {e}; fix the cause and run rollback again"
-                    )));
-                }
+                send::undo(store, env, &sql, transactional)
+                    .await
+                    .map_err(|f| RunError::Step(f.into_step_error(id, n, env, send::Running::Down)))?;
             }
             store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), now, &self.actor).await?;
             Ok(n)

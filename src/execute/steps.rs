@@ -3,40 +3,67 @@
 //! Every transactional step runs in its own short transaction that also
 //! writes its `step_applied` event, so the log and the schema cannot
 //! disagree. A step that cannot run in a transaction (a concurrent index on
-//! Postgres; any DDL on MySQL, which commits each statement) is recorded as
-//! started before it runs and as applied after: one found started and never
-//! finished blocks the environment until someone checks the database and
-//! says what happened (`phasegate resolve`).
+//! Postgres; any DDL on MySQL, which commits each statement; a `sql` change
+//! marked `transactional: false`) is recorded as started before it runs and
+//! as applied after: one found started and never finished blocks the
+//! environment until someone checks the database and says what happened
+//! (`phasegate resolve`). Such a step, and its rollback, is sent statement
+//! by statement (`send.rs`), and a failure says which statements ran
+//! and committed.
 //!
 //! DDL waits for its lock at most `lock_timeout` (Postgres `lock_timeout`,
 //! SQLite's busy timeout, MySQL's `lock_wait_timeout` in whole seconds) and
 //! is retried `lock_retries` times with backoff and jitter: a long
 //! transaction on the table never makes the application's queries queue
-//! behind phasegate for longer than that. On MySQL a step runs statement by
-//! statement and the retry repeats only the statement that gave way.
+//! behind phasegate for longer than that. A retry repeats only the
+//! statement that gave way.
+//!
+//! A failed step is a [`StepError`] holding the database's error field by
+//! field ([`DbError`]: DETAIL, HINT, the object, the SQLSTATE).
 
 use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
+use super::send::{
+    Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
+};
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
-use crate::dialect::statements::split_mysql;
+use crate::db_error::{DbError, describe};
 use crate::dialect::{Dialect, mysql_lock_wait};
 use crate::plan::{Step, StepKind};
 use crate::tracker::gates::VerifyOutcome;
-use crate::tracker::{EventKind, NewEvent, Store, TrackerError, is_busy};
+use crate::tracker::{EventKind, NewEvent, Store, TrackerError};
 
 /// How the message of a step that gave way on its lock every time begins.
-const GAVE_WAY: &str = "could not take its lock";
+pub(super) const GAVE_WAY: &str = "could not take its lock";
 
 /// A step that did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("phase {phase}, step {step} failed: {message}")]
+#[error("phase {phase}, step {step} failed: {}", self.reason())]
 pub struct StepError {
+    /// The step's id (`1.add_column`).
     pub step: String,
+    /// The phase it belongs to, from 1.
     pub phase: usize,
+    /// phasegate's account of the failure: which statements ran, a lock it
+    /// gave way on, a verification's result. Empty when the database's
+    /// error says it all.
     pub message: String,
+    /// The database's error, each field apart, when the database refused.
+    pub database: Option<Box<DbError>>,
+}
+
+impl StepError {
+    /// Why the step failed: phasegate's account, then the database's error.
+    pub fn reason(&self) -> String {
+        match (&self.database, self.message.is_empty()) {
+            (Some(db), true) => db.to_string(),
+            (Some(db), false) => format!("{}: {db}", self.message),
+            (None, _) => self.message.clone(),
+        }
+    }
 }
 
 pub(super) fn failure(step: &Step, phase: usize, message: String) -> RunError {
@@ -44,6 +71,17 @@ pub(super) fn failure(step: &Step, phase: usize, message: String) -> RunError {
         step: step.id.clone(),
         phase,
         message,
+        database: None,
+    })
+}
+
+/// A step the database refused while phasegate was doing `what`.
+pub(super) fn db_failure(step: &Step, phase: usize, what: String, e: &sqlx::Error) -> RunError {
+    RunError::Step(StepError {
+        step: step.id.clone(),
+        phase,
+        message: what,
+        database: Some(Box::new(DbError::from_sqlx(e))),
     })
 }
 
@@ -68,7 +106,9 @@ pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
             }
             v
         }
-        (Dialect::Sqlite, _) => vec!["BEGIN IMMEDIATE;".to_string()],
+        (Dialect::Sqlite, true) => vec!["BEGIN IMMEDIATE;".to_string()],
+        // The connection's busy timeout bounds each statement's lock wait.
+        (Dialect::Sqlite, false) => Vec::new(),
         (Dialect::Mysql, transactional) => {
             // MariaDB bounds any statement with `max_statement_time`; the
             // `/*M! … */` comment runs there only. MySQL has no bound for
@@ -92,7 +132,7 @@ pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
             "RESET lock_timeout;".into(),
             "RESET statement_timeout;".into(),
         ],
-        (Dialect::Mysql, false) => Vec::new(),
+        (Dialect::Mysql | Dialect::Sqlite, false) => Vec::new(),
         _ => vec!["COMMIT;".into()],
     }
 }
@@ -126,10 +166,18 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
                 lines.push("COMMIT;".into());
             }
         }
-        _ => {
-            lines.extend(prelude(env, step.transactional));
+        _ if step.transactional => {
+            lines.extend(prelude(env, true));
             lines.push(sql.to_string());
-            lines.extend(postlude(env, step.transactional));
+            lines.extend(postlude(env, true));
+        }
+        // Sent one statement at a time, each with its settings.
+        _ => {
+            for statement in statements(env.dialect, sql) {
+                lines.extend(prelude(env, false));
+                lines.push(format!("{statement};"));
+                lines.extend(postlude(env, false));
+            }
         }
     }
     lines
@@ -137,10 +185,13 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
 
 /// Runs a verification query and returns its single value.
 pub async fn query_value(store: &mut Store, sql: &str) -> Result<i64, String> {
+    scalar(store, sql).await.map_err(|e| describe(&e))
+}
+
+async fn scalar(store: &mut Store, sql: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.trim().trim_end_matches(';').to_string()))
         .fetch_one(store.conn())
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// Runs the verification steps given, reporting each.
@@ -176,12 +227,12 @@ pub(super) async fn run(
         let event = NewEvent::plan(cx.plan, EventKind::StepFailed)
             .phase(cx.phase)
             .step(&step.id)
-            .detail(f.message.clone());
+            .detail(f.reason());
         // SQLite: a step that gave way because another session holds the
         // database would, waiting to record that, hold the application's
         // new readers back (PENDING lock) for another whole lock_timeout
         // right after giving way. Record it only if that takes no waiting.
-        let no_wait = cx.env.dialect == Dialect::Sqlite && f.message.starts_with(GAVE_WAY);
+        let no_wait = cx.env.dialect == Dialect::Sqlite && f.message.contains(GAVE_WAY);
         if no_wait {
             store.set_lock_wait(Duration::ZERO).await?;
         }
@@ -191,11 +242,13 @@ pub(super) async fn run(
         }
         if let Err(e) = recorded {
             // The step's own error is the one to show, not the log's.
-            return Err(failure(
-                step,
-                cx.phase,
-                format!("{} (recording this failure failed too: {e})", f.message),
-            ));
+            let mut f = f.clone();
+            f.message = if f.message.is_empty() {
+                format!("recording this failure failed too ({e})")
+            } else {
+                format!("{} (recording this failure failed too: {e})", f.message)
+            };
+            return Err(RunError::Step(f));
         }
     }
     result
@@ -204,7 +257,7 @@ pub(super) async fn run(
 async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
     let expect = step.expect.unwrap_or(0);
-    match query_value(store, sql).await {
+    match scalar(store, sql).await {
         Ok(got) if got == expect => {
             let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
                 .phase(cx.phase)
@@ -216,7 +269,7 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
             cx.phase,
             format!("returned {got}, expected {expect}"),
         )),
-        Err(message) => Err(failure(step, cx.phase, message)),
+        Err(e) => Err(db_failure(step, cx.phase, String::new(), &e)),
     }
 }
 
@@ -225,76 +278,40 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
         .phase(cx.phase)
         .step(&step.id);
-    let index = concurrent_index(sql);
-    if !step.transactional {
-        store
-            .append(
-                &NewEvent::plan(cx.plan, EventKind::StepStarted)
-                    .phase(cx.phase)
-                    .step(&step.id),
-                cx.clock.now(),
-                cx.actor,
-            )
-            .await?;
-        // A build killed or failed earlier leaves an INVALID index that
-        // IF NOT EXISTS would keep: drop it first.
-        if let Some(ix) = &index {
-            drop_invalid_index(store, ix).await?;
-        }
+    if step.transactional {
+        let units = [sql.to_string()];
+        return run_units(store, cx.env, &units, async |store, unit| {
+            in_transaction(store, cx.env, unit, &applied, cx).await
+        })
+        .await
+        .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
     }
-    // MySQL commits each DDL statement: run them one by one, so a retry
-    // repeats only the one that gave way.
-    let units = if !step.transactional && cx.env.dialect == Dialect::Mysql {
-        split_mysql(sql)
-    } else {
-        vec![sql.to_string()]
-    };
-    for (n, unit) in units.iter().enumerate() {
-        let mut attempt = 0;
-        loop {
-            let result = if step.transactional {
-                in_transaction(store, cx.env, unit, &applied, cx).await
-            } else {
-                outside_transaction(store, cx.env, unit).await
-            };
-            let Err(e) = result else { break };
-            if cx.env.dialect == Dialect::Mysql {
-                // A failed unit skips the rest of its step, which may hold
-                // the reset of a session setting it changed (add_foreign_key
-                // turns foreign_key_checks off around its ALTER).
-                let _ = store.exec("SET SESSION foreign_key_checks = 1").await;
-            }
-            if let Some(ix) = &index {
-                drop_invalid_index(store, ix).await?;
-            }
-            if is_lock_timeout(&e) && attempt < cx.env.lock_retries {
-                attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
-            }
-            let mut message = if is_lock_timeout(&e) {
-                format!(
-                    "{GAVE_WAY} within {}, {} times (a long transaction holds the table; phasegate gave way each time): {e}",
-                    lock_wait_text(cx.env),
-                    attempt + 1
-                )
-            } else {
-                e.to_string()
-            };
-            if n > 0 {
-                message.push_str(&format!(
-                    " (statement {} of {}; the {} before it ran and committed, and running the step again runs them again: undo them, or finish the step by hand and `phasegate resolve` it)",
-                    n + 1,
-                    units.len(),
-                    if n == 1 { "one" } else { "ones" }
-                ));
-            }
-            return Err(failure(step, cx.phase, message));
-        }
+    store
+        .append(
+            &NewEvent::plan(cx.plan, EventKind::StepStarted)
+                .phase(cx.phase)
+                .step(&step.id),
+            cx.clock.now(),
+            cx.actor,
+        )
+        .await?;
+    let units = statements(cx.env.dialect, sql);
+    // A build killed or failed earlier leaves an INVALID index that
+    // IF NOT EXISTS would keep: drop it first.
+    let postgres = cx.env.dialect == Dialect::Postgres;
+    for ix in units
+        .iter()
+        .filter(|_| postgres)
+        .filter_map(|u| concurrent_index(u))
+    {
+        drop_invalid_index(store, &ix).await?;
     }
-    if !step.transactional {
-        store.append(&applied, cx.clock.now(), cx.actor).await?;
-    }
+    run_units(store, cx.env, &units, async |store, unit| {
+        outside_transaction(store, cx.env, unit).await
+    })
+    .await
+    .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)))?;
+    store.append(&applied, cx.clock.now(), cx.actor).await?;
     Ok(())
 }
 
@@ -327,140 +344,9 @@ pub(super) async fn in_transaction(
     result
 }
 
-async fn outside_transaction(
-    store: &mut Store,
-    env: &Environment,
-    sql: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(AssertSqlSafe(prelude(env, false).join("\n")))
-        .execute(store.conn())
-        .await?;
-    let result = sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
-        .execute(store.conn())
-        .await
-        .map(|_| ());
-    let _ = sqlx::raw_sql(AssertSqlSafe(postlude(env, false).join("\n")))
-        .execute(store.conn())
-        .await;
-    result
-}
-
 pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
     match e {
         TrackerError::Database { source, .. } => source,
         other => sqlx::Error::Protocol(other.to_string()),
-    }
-}
-
-/// The statement gave up waiting for a lock: Postgres `lock_not_available`,
-/// SQLite busy, MySQL `ER_LOCK_WAIT_TIMEOUT` (a metadata or a row lock).
-pub(super) fn is_lock_timeout(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else {
-        return false;
-    };
-    is_busy(e)
-        || db.code().as_deref() == Some("55P03")
-        || db
-            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-            .is_some_and(|m| m.number() == 1205)
-}
-
-/// How long a lock wait lasted, as the database applied `lock_timeout`
-/// (MySQL rounds it up to whole seconds).
-fn lock_wait_text(env: &Environment) -> String {
-    let ms = env.lock_timeout.as_millis();
-    match env.dialect {
-        Dialect::Mysql => format!("{}s", ms.div_ceil(1000).max(1)),
-        Dialect::Postgres | Dialect::Sqlite => format!("{ms}ms"),
-    }
-}
-
-/// 0.5s, 1s, 2s … plus up to 50% jitter, so retries from several runs do not align.
-pub(super) fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
-}
-
-/// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] "name" ON "schema"."table"`
-/// builds, as a quoted, schema-qualified name for `to_regclass`.
-fn concurrent_index(sql: &str) -> Option<String> {
-    let upper = sql.to_ascii_uppercase();
-    let at = upper.find("INDEX CONCURRENTLY")?;
-    if !upper[..at].trim_start().starts_with("CREATE") {
-        return None;
-    }
-    let mut rest = sql[at + "INDEX CONCURRENTLY".len()..].trim_start();
-    if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
-        rest = rest["IF NOT EXISTS".len()..].trim_start();
-    }
-    let (name, after) = quoted_name(rest)?;
-    let after = after.trim_start();
-    if !after.to_ascii_uppercase().starts_with("ON") {
-        return None;
-    }
-    let (first, tail) = quoted_name(after[2..].trim_start())?;
-    // `"schema"."table"`: the index lives in the table's schema.
-    Some(match tail.strip_prefix('.') {
-        Some(t) if quoted_name(t).is_some() => format!("{first}.{name}"),
-        _ => name,
-    })
-}
-
-/// A leading `"quoted"` identifier (with `""` escapes) and what follows it.
-fn quoted_name(s: &str) -> Option<(String, &str)> {
-    let body = s.strip_prefix('"')?;
-    let mut i = 0;
-    let bytes = body.as_bytes();
-    while i < bytes.len() {
-        if bytes[i] == b'"' {
-            if bytes.get(i + 1) == Some(&b'"') {
-                i += 2;
-                continue;
-            }
-            return Some((format!("\"{}\"", &body[..i]), &body[i + 1..]));
-        }
-        i += 1;
-    }
-    None
-}
-
-async fn drop_invalid_index(store: &mut Store, qualified: &str) -> Result<(), RunError> {
-    let lit = Dialect::Postgres.quote_literal(qualified);
-    let invalid: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass({lit}) AND NOT indisvalid"
-    )))
-    .fetch_one(store.conn())
-    .await
-    .map_err(|e| store.db_error(e))?;
-    if invalid > 0 {
-        store
-            .exec(&format!("DROP INDEX CONCURRENTLY IF EXISTS {qualified}"))
-            .await?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_index_a_concurrent_build_creates() {
-        let sql = "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_key\"\n  ON \"billing\".\"users\" (\"email\");";
-        assert_eq!(
-            concurrent_index(sql).as_deref(),
-            Some("\"billing\".\"users_email_key\"")
-        );
-        let sql = "CREATE INDEX CONCURRENTLY \"we\"\"ird\" ON \"t\" (\"c\")";
-        assert_eq!(concurrent_index(sql).as_deref(), Some("\"we\"\"ird\""));
-        assert_eq!(
-            concurrent_index("DROP INDEX CONCURRENTLY IF EXISTS \"x\""),
-            None
-        );
-        assert_eq!(concurrent_index("CREATE INDEX \"x\" ON \"t\" (c)"), None);
     }
 }

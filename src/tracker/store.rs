@@ -24,11 +24,11 @@ const SCHEMA_LOCK_KEY: i64 = LOCK_KEY + 1;
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
-    #[error("{env}: cannot connect: {source}")]
+    #[error("{env}: cannot connect: {}", crate::db_error::describe(.source))]
     Connect { env: String, source: sqlx::Error },
     #[error("{env}: no answer within {}s", timeout.as_secs_f64())]
     Timeout { env: String, timeout: Duration },
-    #[error("{env}: {source}")]
+    #[error("{env}: {}", crate::db_error::describe(.source))]
     Database { env: String, source: sqlx::Error },
     #[error("{env}: another phasegate run holds this environment (waited {}s); try again when it finishes", waited.as_secs())]
     Busy { env: String, waited: Duration },

@@ -356,7 +356,10 @@ pub fn verdict_text(v: &Verdict) -> String {
     }
     for g in &v.gates {
         let mark = if g.held { "held   " } else { "BLOCKED" };
-        let _ = writeln!(out, "  {mark} {:<10} {}", g.name, g.reason);
+        // A reason of several lines (a database error's DETAIL and HINT)
+        // stays in the reason's column.
+        let reason = g.reason.replace('\n', &format!("\n{:21}", ""));
+        let _ = writeln!(out, "  {mark} {:<10} {reason}", g.name);
     }
     let blocked = v.blocked().count();
     if blocked == 0 {
@@ -505,5 +508,32 @@ impl phasegate::execute::Progress for Progress {
             let of = total.map(|t| format!(" of ~{t}")).unwrap_or_default();
             eprintln!("  {}: {updated}{of} rows, {rate:.0} rows/s", step.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phasegate::tracker::gates::Gate;
+
+    #[test]
+    fn a_reason_of_several_lines_stays_in_its_column() {
+        let v = Verdict {
+            plan: "p".into(),
+            env: "prod".into(),
+            next: Next::Apply(2),
+            phase: Some(2),
+            phases: 2,
+            gates: vec![Gate {
+                name: "clean",
+                held: false,
+                reason: "step 1.sql_1 of phase 1 failed: cannot drop column b (SQLSTATE 2BP01)\n  DETAIL: view v depends on column b".into(),
+            }],
+        };
+        let text = verdict_text(&v);
+        assert!(
+            text.contains("  BLOCKED clean      step 1.sql_1 of phase 1 failed: cannot drop column b (SQLSTATE 2BP01)\n                       DETAIL: view v depends on column b\n"),
+            "{text}"
+        );
     }
 }
