@@ -483,9 +483,9 @@ impl<'a> Workspace<'a> {
         if dry_run {
             let mut sql = Vec::new();
             for s in &todo {
-                // A backfill's batches walk the table's primary key.
+                // A backfill's batches walk the key the plan chose.
                 let key = match &s.backfill {
-                    Some(b) => backfill::primary_key(store, &b.table).await?,
+                    Some(b) => backfill::walk_key(store, b).await?,
                     None => Vec::new(),
                 };
                 sql.extend(steps::dry_run(s, env, &key));

@@ -7,6 +7,7 @@
 //! another intent renames) are refused before any SQL is produced.
 
 pub mod graph;
+mod key;
 mod live;
 mod recipes;
 pub mod step;
@@ -144,6 +145,9 @@ impl<'a> Planner<'a> {
         for (change, intent) in file.changes.iter().enumerate() {
             let mut r = Recipe::new(self.dialect(), self.templates, self.catalog, change, intent);
             recipes::expand(&mut r, intent)?;
+            if let Some(refusal) = r.refusal.take() {
+                return Err(refusal);
+            }
             let offset = steps.len();
             spans.push((!r.steps.is_empty()).then(|| (offset, offset + r.steps.len() - 1)));
             edges.extend(r.edges.iter().map(|&(a, b, k)| (a + offset, b + offset, k)));
@@ -279,6 +283,9 @@ pub(crate) struct Recipe<'a> {
     pub notes: Vec<String>,
     last: Option<usize>,
     boundary: bool,
+    /// A refusal found while building a step (a backfill of a table without
+    /// a usable key), returned by the planner once the recipe is done.
+    refusal: Option<PlanningError>,
 }
 
 impl<'a> Recipe<'a> {
@@ -301,6 +308,7 @@ impl<'a> Recipe<'a> {
             notes: Vec::new(),
             last: None,
             boundary: false,
+            refusal: None,
         }
     }
 
@@ -431,6 +439,11 @@ impl<'a> Recipe<'a> {
     }
 
     /// A batched backfill of `table`: `SET <set> WHERE <pending>`.
+    ///
+    /// The key its batches walk is decided here, for every recipe, from the
+    /// live schema ([`key::walk_key`]): a table without a usable key refuses
+    /// the whole plan (before any of its DDL can run); a table the catalog
+    /// does not know (offline) gets a note that it needs one.
     pub fn backfill(
         &mut self,
         slug: &str,
@@ -439,10 +452,31 @@ impl<'a> Recipe<'a> {
         set: String,
         pending: String,
     ) -> usize {
+        let key = match key::walk_key(self.dialect, self.catalog, table) {
+            key::WalkKey::Known(cols) => Some(cols),
+            key::WalkKey::Unknown => {
+                self.note(format!(
+                    "the backfill of {table} walks its primary key{}: planned without {table}'s schema, so whether it has one is not checked; without one the backfill stops before its first batch, after the steps before it have run (plan against the database to check now)",
+                    match self.dialect {
+                        Dialect::Postgres => "",
+                        Dialect::Mysql => " (or else a unique key whose columns are all NOT NULL)",
+                        Dialect::Sqlite => " (or else its rowid)",
+                    }
+                ));
+                None
+            }
+            key::WalkKey::Missing(why) => {
+                if self.refusal.is_none() {
+                    self.refusal = Some(self.unsupported(why));
+                }
+                None
+            }
+        };
         let b = Backfill {
             table: table.clone(),
             set,
             pending,
+            key,
         };
         let i = self.push(StepKind::Backfill, slug, description);
         let dialect = self.dialect;
