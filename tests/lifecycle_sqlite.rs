@@ -72,15 +72,8 @@ async fn drop_column_not_null_with_default() {
     with_sqlite(|db| scenarios::drop_column(db, "text NOT NULL DEFAULT 'x'")).await
 }
 
-#[tokio::test]
-async fn rename_table() {
-    with_sqlite(|db| scenarios::rename_table(db, "invoices", "bills")).await
-}
-
-#[tokio::test]
-async fn rename_table_reserved_word() {
-    with_sqlite(|db| scenarios::rename_table(db, "user", "account")).await
-}
+// rename_table is refused on SQLite (a write through a view reports no rows
+// and no id): see tests/rename_table_writes.rs.
 
 #[tokio::test]
 async fn add_index() {

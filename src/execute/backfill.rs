@@ -31,7 +31,7 @@ pub(super) async fn run(
     b: &Backfill,
 ) -> Result<(), RunError> {
     let dialect = cx.env.dialect;
-    let key = primary_key(store, &b.table).await?;
+    let key = walk_key(store, b).await?;
     if key.is_empty() {
         return Err(failure(
             step,
@@ -172,7 +172,7 @@ pub(super) async fn before_rollback(
             step.id, step.description, fill.missing
         )));
     };
-    let key = primary_key(store, &b.table).await?;
+    let key = walk_key(store, b).await?;
     let max_sweeps = pending.unsigned_abs() / u64::from(env.backfill_batch_size).max(1) + 3;
     sweep(store, env, b, &key, max_sweeps)
         .await
@@ -493,11 +493,18 @@ pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> 
     }
 }
 
+/// The key the batches walk: the one the plan chose from the live schema
+/// (see `plan::key`), or, for a plan made without the table's schema, the
+/// primary key read now.
+pub(super) async fn walk_key(store: &mut Store, b: &Backfill) -> Result<Vec<String>, RunError> {
+    match &b.key {
+        Some(key) => Ok(key.iter().map(|k| k.as_str().to_string()).collect()),
+        None => primary_key(store, &b.table).await,
+    }
+}
+
 /// The table's primary-key columns; SQLite tables without one walk `rowid`.
-pub(super) async fn primary_key(
-    store: &mut Store,
-    table: &TableName,
-) -> Result<Vec<String>, RunError> {
+async fn primary_key(store: &mut Store, table: &TableName) -> Result<Vec<String>, RunError> {
     let dialect = store.dialect();
     let rows: Vec<String> = match dialect {
         Dialect::Mysql => {
@@ -579,6 +586,7 @@ mod tests {
             table: TableName::parse("billing.t").unwrap_or_else(|e| panic!("{e}")),
             set: "\"b\" = \"a\"".into(),
             pending: "\"b\" IS DISTINCT FROM \"a\"".into(),
+            key: None,
         }
     }
 

@@ -211,14 +211,19 @@ impl<'a> Workspace<'a> {
         })
     }
 
+    /// Plans `plan` with `catalog`; `started`: the plan has started in the
+    /// environment (see [`Planner::started`]).
     fn plan_with(
         &self,
         plan: &LoadedPlan,
         dialect: Dialect,
         catalog: &Catalog,
+        started: bool,
     ) -> Result<Plan, RunError> {
         let templates = Templates::with_overrides(dialect, &self.config.root.join("templates"))?;
-        Planner::new(&templates, catalog)
+        let planner = Planner::new(&templates, catalog);
+        let planner = if started { planner.started() } else { planner };
+        planner
             .plan(&plan.file)
             .map_err(|source| RunError::Planning {
                 plan: plan.label.clone(),
@@ -250,14 +255,14 @@ impl<'a> Workspace<'a> {
                 .and_then(|c| serde_json::from_str::<Catalog>(c).ok())
             {
                 return Ok(LivePlan {
-                    plan: self.plan_with(plan, env.dialect, &catalog)?,
+                    plan: self.plan_with(plan, env.dialect, &catalog, true)?,
                     catalog,
                 });
             }
             // Started by a phasegate that did not record the schema: plan live.
             let catalog = self.read_catalog(env, &[plan]).await?;
             return Ok(LivePlan {
-                plan: self.plan_with(plan, env.dialect, &catalog)?,
+                plan: self.plan_with(plan, env.dialect, &catalog, true)?,
                 catalog,
             });
         }
@@ -269,7 +274,7 @@ impl<'a> Workspace<'a> {
             }
         })?;
         Ok(LivePlan {
-            plan: self.plan_with(plan, env.dialect, &catalog)?,
+            plan: self.plan_with(plan, env.dialect, &catalog, false)?,
             catalog,
         })
     }
@@ -484,9 +489,9 @@ impl<'a> Workspace<'a> {
         if dry_run {
             let mut sql = Vec::new();
             for s in &todo {
-                // A backfill's batches walk the table's primary key.
+                // A backfill's batches walk the key the plan chose.
                 let key = match &s.backfill {
-                    Some(b) => backfill::primary_key(store, &b.table).await?,
+                    Some(b) => backfill::walk_key(store, b).await?,
                     None => Vec::new(),
                 };
                 sql.extend(steps::dry_run(s, env, &key));
@@ -974,8 +979,13 @@ impl Workspace<'_> {
                 let snapshot = derive(&mine, 0)
                     .catalog
                     .and_then(|c| serde_json::from_str::<Catalog>(&c).ok());
-                let plan =
-                    self.plan_with(loaded, env.dialect, snapshot.as_ref().unwrap_or(catalog))?;
+                let started = mine.iter().any(|e| e.plan.is_some());
+                let plan = self.plan_with(
+                    loaded,
+                    env.dialect,
+                    snapshot.as_ref().unwrap_or(catalog),
+                    started,
+                )?;
                 let state = derive(&mine, plan.phases.len());
                 let prev_state = i.checked_sub(1).map(|p| {
                     let s = logs[p].as_ref().map(|(ev, _)| {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::name::Ident;
 use crate::plan::{LockNote, Note, Plan, RollbackFill, Step, StepKind};
 
 #[derive(Serialize)]
@@ -42,6 +43,9 @@ struct JsonStep<'a> {
     lock: Option<&'a LockNote>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expect: Option<i64>,
+    /// A backfill's key, as the plan chose it from the live schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backfill_key: Option<&'a [Ident]>,
 }
 
 pub fn json(plan: &Plan) -> String {
@@ -60,6 +64,7 @@ pub fn json(plan: &Plan) -> String {
             change: s.change,
             lock: s.lock.as_ref(),
             expect: s.expect,
+            backfill_key: s.backfill.as_ref().and_then(|b| b.key.as_deref()),
         }
     };
     let doc = JsonPlan {

@@ -8,6 +8,7 @@
 
 mod cross;
 pub mod graph;
+mod key;
 mod live;
 mod recipes;
 pub mod step;
@@ -120,6 +121,7 @@ impl Plan {
 pub struct Planner<'a> {
     templates: &'a Templates,
     catalog: &'a Catalog,
+    started: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -127,7 +129,21 @@ impl<'a> Planner<'a> {
     /// plans offline, with SQL that reads what it needs at apply time where
     /// the dialect allows and the safe multi-phase path everywhere else.
     pub fn new(templates: &'a Templates, catalog: &'a Catalog) -> Self {
-        Planner { templates, catalog }
+        Planner {
+            templates,
+            catalog,
+            started: false,
+        }
+    }
+
+    /// Plans a plan that has already started in an environment, against
+    /// the schema it started with. A backfill of a table without a usable
+    /// key, which refuses a new plan, is only noted: refusing would leave
+    /// no way to roll the started plan back or see its status. (The
+    /// executor refuses such a backfill when it would run.)
+    pub fn started(mut self) -> Self {
+        self.started = true;
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -144,7 +160,11 @@ impl<'a> Planner<'a> {
 
         for (change, intent) in file.changes.iter().enumerate() {
             let mut r = Recipe::new(self.dialect(), self.templates, self.catalog, change, intent);
+            r.keyless_refused = !self.started;
             recipes::expand(&mut r, intent)?;
+            if let Some(refusal) = r.refusal.take() {
+                return Err(refusal);
+            }
             let offset = steps.len();
             spans.push((!r.steps.is_empty()).then(|| (offset, offset + r.steps.len() - 1)));
             edges.extend(r.edges.iter().map(|&(a, b, k)| (a + offset, b + offset, k)));
@@ -187,6 +207,12 @@ pub(crate) struct Recipe<'a> {
     pub notes: Vec<String>,
     last: Option<usize>,
     boundary: bool,
+    /// A refusal found while building a step (a backfill of a table without
+    /// a usable key), returned by the planner once the recipe is done.
+    refusal: Option<PlanningError>,
+    /// Whether a backfill of a table without a usable key refuses the plan
+    /// (false for a plan that has started: it is noted instead).
+    keyless_refused: bool,
 }
 
 impl<'a> Recipe<'a> {
@@ -209,6 +235,8 @@ impl<'a> Recipe<'a> {
             notes: Vec::new(),
             last: None,
             boundary: false,
+            refusal: None,
+            keyless_refused: true,
         }
     }
 
@@ -340,6 +368,11 @@ impl<'a> Recipe<'a> {
     }
 
     /// A batched backfill of `table`: `SET <set> WHERE <pending>`.
+    ///
+    /// The key its batches walk is decided here, for every recipe, from the
+    /// live schema ([`key::walk_key`]): a table without a usable key refuses
+    /// the whole plan (before any of its DDL can run); a table the catalog
+    /// does not know (offline) gets a note that it needs one.
     pub fn backfill(
         &mut self,
         slug: &str,
@@ -348,10 +381,37 @@ impl<'a> Recipe<'a> {
         set: String,
         pending: String,
     ) -> usize {
+        let key = match key::walk_key(self.dialect, self.catalog, table) {
+            key::WalkKey::Known(cols) => Some(cols),
+            key::WalkKey::Unknown => {
+                self.note(format!(
+                    "the backfill of {table} walks its primary key{}: planned without {table}'s schema, so whether it has one is not checked; without one the backfill stops before its first batch, after the steps before it have run (plan against the database to check now)",
+                    match self.dialect {
+                        Dialect::Postgres => "",
+                        Dialect::Mysql => " (or else a unique key whose columns are all NOT NULL)",
+                        Dialect::Sqlite => " (or else its rowid)",
+                    }
+                ));
+                None
+            }
+            key::WalkKey::Missing(why) if self.keyless_refused => {
+                if self.refusal.is_none() {
+                    self.refusal = Some(self.unsupported(why));
+                }
+                None
+            }
+            key::WalkKey::Missing(why) => {
+                self.note(format!(
+                    "started before this was checked: {why}; the backfill will stop before its first batch"
+                ));
+                None
+            }
+        };
         let b = Backfill {
             table: table.clone(),
             set,
             pending,
+            key,
         };
         let i = self.push(StepKind::Backfill, slug, description);
         let dialect = self.dialect;
@@ -458,6 +518,34 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyless_backfill_refuses_a_new_plan_and_is_noted_in_a_started_one() {
+        let t = TableName::parse("ledger").unwrap_or_else(|e| panic!("{e}"));
+        let mut catalog = Catalog::offline();
+        catalog.insert(t, crate::catalog::TableFacts::default());
+        let text = "name: t\nchanges:\n  - set_not_null: { table: ledger, column: b, backfill: \"0\" }\n  - add_column: { table: ledger, column: c, type: int, nullable: false, backfill: \"0\" }\n";
+        let file = crate::intent::parse_plan(text, "t.yaml", "t").unwrap_or_else(|e| panic!("{e}"));
+        let templates = Templates::builtin(Dialect::Postgres);
+        match Planner::new(&templates, &catalog).plan(&file) {
+            Err(e) => assert_eq!(
+                e.to_string().split(':').next(),
+                Some("changes[0] (set_not_null ledger.b)"),
+                "the first change's backfill is refused"
+            ),
+            Ok(_) => panic!("a backfill of a table without a primary key was planned"),
+        }
+        let plan = Planner::new(&templates, &catalog)
+            .started()
+            .plan(&file)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let noted = plan
+            .notes
+            .iter()
+            .filter(|n| n.text.contains("table ledger has no primary key"))
+            .count();
+        assert_eq!(noted, 2, "{:?}", plan.notes);
+    }
 
     #[test]
     fn derived_names_fit_and_stay_distinct() {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::name::TableName;
+use crate::name::{Ident, TableName};
 
 /// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -71,6 +71,12 @@ pub struct Backfill {
     pub set: String,
     /// Rows that still need the copy, e.g. `"full_name" IS DISTINCT FROM "name"`.
     pub pending: String,
+    /// The key the batches walk, chosen at plan time from the live schema
+    /// (the primary key; on MySQL else a NOT NULL unique key; on SQLite else
+    /// the rowid). `None` when the plan was made without the table's schema:
+    /// the executor then reads the primary key when the backfill runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<Ident>>,
 }
 
 /// Rows a rollback must give a value before the step's `rollback_sql` can

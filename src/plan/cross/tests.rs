@@ -143,6 +143,11 @@ fn every_pair_of_kinds_on_a_shared_column() {
     for d in [Dialect::Postgres, Dialect::Sqlite] {
         for (i, (a, first)) in KINDS.iter().enumerate() {
             for (j, (b, second)) in KINDS.iter().enumerate() {
+                // SQLite refuses rename_table on its own (writes through a
+                // view report no rows): rename_table.rs tests that.
+                if d == Dialect::Sqlite && (*a == "rename_table" || *b == "rename_table") {
+                    continue;
+                }
                 let want = EXPECTED[i].as_bytes()[j] as char;
                 let changes = format!("  - {first}\n  - {second}\n");
                 let p = plan_with(d, &Catalog::offline(), &changes);

@@ -112,6 +112,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
             table: t.clone(),
             set: sql.get("fill_set"),
             pending: sql.get("fill_pending"),
+            // The batches walk the key the backfills of this table walk.
+            key: match crate::plan::key::walk_key(r.dialect, r.catalog, t) {
+                crate::plan::key::WalkKey::Known(cols) => Some(cols),
+                _ => None,
+            },
         }),
         missing: format!(
             "they hold NULL in {c}, written by code that no longer writes it, and NOT NULL cannot be restored over them; add `down: <SQL expression over the row>` to the drop_column change of {t}.{c} to say what they hold, accept that edit (`phasegate accept-change`), then run rollback again"

@@ -198,6 +198,8 @@ pub(super) mod fixture {
                     collation: None,
                 })
                 .collect(),
+            // The backfills walk a key (plan/key.rs).
+            primary_key: cols.first().map(|c| vec![id(c)]).unwrap_or_default(),
             partitioning,
             ..TableFacts::default()
         }

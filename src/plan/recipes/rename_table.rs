@@ -2,41 +2,30 @@
 //! use it while the old code uses the table; then, in one short transaction,
 //! the view goes and the table takes its name.
 //!
-//! A Postgres view over one table is updatable as it is. SQLite views are
-//! read-only, so INSTEAD OF triggers write through; they need the table's
-//! columns and primary key, read from the live schema.
+//! A view over one table is updatable as it is on Postgres and MySQL/MariaDB,
+//! and a write through it reports its rows and the new row's id as a write
+//! to the table does. SQLite is refused: its views are read-only, and a write
+//! through INSTEAD OF triggers reports 0 rows changed and no new id.
 
 use minijinja::context;
 
 use super::{beside, names, table_value};
 use crate::dialect::Dialect;
 use crate::intent::RenameTable;
-use crate::name::Ident;
+use crate::name::{Ident, TableName};
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), PlanningError> {
     let (from, to) = (&i.from, &i.to.name);
     let view = from.sibling(to.clone());
-    let facts = r.catalog.table(from).cloned();
+    if r.dialect == Dialect::Sqlite {
+        return Err(r.unsupported(sqlite_refusal(r.dialect, from, to)));
+    }
+    let facts = r.catalog.table(from);
     let columns: Vec<Ident> = facts
-        .as_ref()
         .map(|f| f.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    // Each column's default as the database prints it, for SQLite's
-    // INSTEAD OF INSERT trigger (which sees NULL for an omitted column).
-    let defaults: Vec<Option<String>> = facts
-        .as_ref()
-        .map(|f| f.columns.iter().map(|c| c.default.clone()).collect())
-        .unwrap_or_default();
-    let key: Vec<Ident> = facts
-        .as_ref()
-        .map(|f| f.primary_key.clone())
-        .unwrap_or_default();
-    if r.dialect == Dialect::Sqlite && (columns.is_empty() || key.is_empty()) {
-        r.note(format!(
-            "SQLite views are read-only: writing through {to} needs INSTEAD OF triggers, which phasegate writes when it can read {from}'s columns and primary key (plan against the database); without them, new code may only read {to} until the contract"
-        ));
-    }
+    let key: Vec<Ident> = facts.map(|f| f.primary_key.clone()).unwrap_or_default();
     let name = from.name.as_str();
     let ctx = context! {
         table => table_value(from),
@@ -44,11 +33,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
         view => table_value(&view),
         new_name => to,
         columns => names(&columns),
-        defaults,
         key => names(&key),
-        trigger_insert => beside(from, &derived_name(&[to.as_str(), "write_ins"])),
-        trigger_update => beside(from, &derived_name(&[to.as_str(), "write_upd"])),
-        trigger_delete => beside(from, &derived_name(&[to.as_str(), "write_del"])),
         parked_view => beside(from, &derived_name(&[to.as_str(), "phasegate_view"])),
     };
     let sql = r.render(
@@ -113,6 +98,15 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameTable) -> Result<(), Planning
     Ok(())
 }
 
+/// Why SQLite cannot rename a table while two releases use it, and the way forward.
+fn sqlite_refusal(dialect: Dialect, from: &TableName, to: &Ident) -> String {
+    format!(
+        "SQLite cannot rename table {from} while the old and the new release both write to it: one of the two names would be a view, and a write through a view (its INSTEAD OF triggers) reports 0 rows changed, leaves last_insert_rowid() unchanged and returns NULL for a generated id in RETURNING, so ORMs take every save as failed; instead, rename it in a `sql` change deployed together with the code that uses {to}, while no instance of the previous release is running: ALTER TABLE {} RENAME TO {}; (SQLite renames it in the indexes, triggers, views and foreign keys that name it too)",
+        dialect.quote_table(from),
+        dialect.quote_ident(to.as_str()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use crate::dialect::Dialect;
@@ -136,5 +130,30 @@ mod tests {
             sql_of(&p, "create_view")
                 .contains(r#"CREATE VIEW "billing"."bills" AS SELECT * FROM "billing"."invoices""#)
         );
+    }
+}
+
+#[cfg(test)]
+mod sqlite_tests {
+    use crate::catalog::Catalog;
+    use crate::dialect::Dialect;
+    use crate::plan::recipes::testing::plan_with;
+
+    #[test]
+    fn sqlite_refuses_with_the_reason_and_the_way_forward() {
+        let e = plan_with(
+            Dialect::Sqlite,
+            &Catalog::offline(),
+            "  - rename_table: { from: invoices, to: bills }\n",
+        );
+        let text = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.starts_with(
+                "changes[0] (rename_table invoices → bills): SQLite cannot rename table invoices"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("reports 0 rows changed"), "{text}");
+        assert!(text.contains("rename it in a `sql` change"), "{text}");
     }
 }
