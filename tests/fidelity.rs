@@ -716,3 +716,21 @@ async fn apply_refuses_a_view_dependency_before_any_ddl_on_mysql() {
 async fn apply_refuses_a_view_dependency_before_any_ddl_on_sqlite() {
     with_sqlite(apply_refuses_before_any_ddl).await;
 }
+
+#[tokio::test]
+async fn mysql_a_second_auto_increment_column_is_refused() {
+    with_mysql(|db| async move {
+        db.exec("CREATE TABLE orders (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, total int)")
+            .await?;
+        db.exec("INSERT INTO orders (total) VALUES (1), (2)")
+            .await?;
+        assert_refused(
+            &db,
+            "  - add_column: { table: orders, column: seq_no, type: serial }\n",
+            &["orders"],
+            &["orders.id is already AUTO_INCREMENT", "Way forward"],
+        )
+        .await
+    })
+    .await;
+}

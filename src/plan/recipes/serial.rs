@@ -85,9 +85,25 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddColumn) -> Result<(), PlanningEr
             );
             r.step(add).table = Some(t.clone());
             r.effects.creates.push((t.clone(), c.clone(), add));
-            r.note(format!(
-                "MySQL allows one AUTO_INCREMENT column per table, and it must be a key: adding {c} fails if {t} already has one (usually its primary key); then number rows with a plain integer column and `backfill` instead"
-            ));
+            // The census reads AUTO_INCREMENT as identity (catalog/census.rs).
+            let existing = r.catalog.table(t).and_then(|f| {
+                f.census
+                    .columns
+                    .iter()
+                    .find(|col| col.identity.is_some())
+                    .map(|col| col.name.clone())
+            });
+            match (existing, r.catalog.table(t).is_some()) {
+                (Some(other), _) => {
+                    return Err(r.unsupported(format!(
+                        "{t}.{other} is already AUTO_INCREMENT, and MySQL allows one AUTO_INCREMENT column per table: adding {c} would fail after the table copy began. Way forward: add {c} as a plain integer column with `backfill` (e.g. `backfill: {other}`) and have the application number new rows"
+                    )));
+                }
+                (None, true) => {}
+                (None, false) => r.note(format!(
+                    "MySQL allows one AUTO_INCREMENT column per table, and it must be a key: adding {c} fails if {t} already has one (usually its primary key); plan against the database to have that checked now"
+                )),
+            }
             r.app("app_use", format!("New code may read {t}.{c}"));
             Ok(())
         }
