@@ -1,0 +1,141 @@
+//! The census read from SQLite: `sqlite_master` (triggers and views, with
+//! their SQL) and `pragma_table_xinfo` (generated columns).
+
+use crate::name::Ident;
+
+use super::{
+    Census, Dependent, DependentKind, PHASEGATE_TRIGGER_MARK, TriggerFacts, mentioned, words,
+};
+
+/// SQLite: the census of `schema.name`; `columns` are the table's columns.
+pub(in crate::catalog) async fn read_sqlite(
+    pool: &sqlx::SqlitePool,
+    schema: &str,
+    name: &str,
+    columns: &[Ident],
+) -> Result<Census, sqlx::Error> {
+    use sqlx::{AssertSqlSafe, Row};
+    let mut census = Census::default();
+    // pragma_table_xinfo's `hidden`: 2 and 3 mark generated columns (3.31+).
+    let rows = sqlx::query("SELECT name, hidden FROM pragma_table_xinfo(?1, ?2)")
+        .bind(name)
+        .bind(schema)
+        .fetch_all(pool)
+        .await?;
+    let generated: Vec<Ident> = rows
+        .iter()
+        .filter(|r| matches!(r.try_get::<i64, _>("hidden"), Ok(2 | 3)))
+        .filter_map(|r| r.try_get::<String, _>("name").ok())
+        .filter_map(|n| Ident::new(n).ok())
+        .collect();
+    let master = format!(
+        "{}.sqlite_master",
+        crate::dialect::Dialect::Sqlite.quote_ident(schema)
+    );
+    let create: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT sql FROM {master} WHERE type = 'table' AND name = ?1 COLLATE NOCASE"
+    )))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    if let Some(create) = create.filter(|_| !generated.is_empty()) {
+        for g in &generated {
+            if let Some(expression) = sqlite_generated_expression(&create, g) {
+                let sources: Vec<Ident> = mentioned(&expression, columns, true)
+                    .into_iter()
+                    .filter(|c| c != g)
+                    .collect();
+                census.column_mut(g).generated = Some(expression);
+                census.dependents.push(Dependent {
+                    kind: DependentKind::GeneratedColumn,
+                    name: g.as_str().to_string(),
+                    columns: sources,
+                });
+            }
+        }
+    }
+    let objects = sqlx::query(AssertSqlSafe(format!(
+        "SELECT type, name, tbl_name, sql FROM {master} \
+          WHERE type IN ('trigger', 'view') AND sql IS NOT NULL ORDER BY type, name"
+    )))
+    .fetch_all(pool)
+    .await?;
+    for r in &objects {
+        let (kind, object, on, sql): (String, String, String, String) = (
+            r.try_get("type")?,
+            r.try_get("name")?,
+            r.try_get("tbl_name")?,
+            r.try_get("sql")?,
+        );
+        if kind == "trigger" {
+            if !on.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let Ok(trigger) = Ident::new(object) else {
+                continue;
+            };
+            let head = sql.to_ascii_uppercase();
+            let when = ["BEFORE", "AFTER", "INSTEAD OF"]
+                .into_iter()
+                .find(|w| head.contains(&format!(" {w} ")))
+                .unwrap_or("AFTER");
+            census.triggers.push(TriggerFacts {
+                phasegate: sql.contains(PHASEGATE_TRIGGER_MARK),
+                name: trigger,
+                when: when.to_string(),
+                function: None,
+                mentions: mentioned(&sql, columns, true),
+                enabled: true,
+            });
+        } else {
+            let table_word = name.to_lowercase();
+            if !words(&sql).iter().any(|w| w.to_lowercase() == table_word) {
+                continue;
+            }
+            let used = mentioned(&sql, columns, true);
+            if !used.is_empty() {
+                census.dependents.push(Dependent {
+                    kind: DependentKind::View,
+                    name: object,
+                    columns: used,
+                });
+            }
+        }
+    }
+    Ok(census)
+}
+
+/// The expression of generated column `column` in an SQLite `CREATE TABLE`
+/// text: what stands in the parentheses after `AS` in its definition.
+fn sqlite_generated_expression(create: &str, column: &Ident) -> Option<String> {
+    let lower = create.to_lowercase();
+    let col = column.as_str().to_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(&col) {
+        let start = from + at + col.len();
+        let rest = &lower[start..];
+        if let Some(as_at) = rest.find(" as (").or_else(|| rest.find(" as(")) {
+            let comma = rest.find(',').unwrap_or(rest.len());
+            if as_at < comma || rest[..as_at].contains("generated always") {
+                let open = start + as_at + rest[as_at..].find('(')?;
+                let mut depth = 0;
+                for (i, ch) in create[open..].char_indices() {
+                    match ch {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(create[open + 1..open + i].trim().to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                return None;
+            }
+        }
+        from = start;
+    }
+    None
+}

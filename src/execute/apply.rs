@@ -1,0 +1,161 @@
+//! `apply`: running the next phase's migrations, or (`--dry-run`) listing the SQL they would run.
+
+use serde::Serialize;
+
+use crate::config::Environment;
+use crate::plan::StepKind;
+use crate::tracker::gates::Gate;
+use crate::tracker::{EventKind, NewEvent, Next, Store, TrackerError};
+
+use super::{
+    LivePlan, LoadedPlan, RunError, StepContext, Workspace, backfill, send, started_detail, steps,
+};
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub plan: String,
+    pub env: String,
+    pub phase: usize,
+    pub phases: usize,
+    /// Steps run now, in order.
+    pub ran: Vec<String>,
+    /// Steps skipped because an earlier, interrupted run completed them.
+    pub skipped: Vec<String>,
+    /// True when the phase has no app stage, so it went straight to deployed.
+    pub deployed: bool,
+    /// What the application must ship now (empty when `deployed`).
+    pub app: Vec<String>,
+    pub gates: Vec<Gate>,
+    /// For `--dry-run`: the SQL that would run, in order.
+    pub dry_run: Option<Vec<String>>,
+}
+
+impl Workspace<'_> {
+    /// `phasegate apply`: runs the next phase's migrations in `env`, if its gates hold.
+    pub async fn apply(&self, env: &str, target: &str, dry_run: bool) -> Result<Applied, RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        let mut store = self.open(env).await?;
+        store.lock(env.lock_wait).await?;
+        let result = self
+            .apply_locked(&mut store, env, &plan, &loaded, dry_run)
+            .await;
+        store.unlock().await;
+        store.close().await;
+        result
+    }
+
+    async fn apply_locked(
+        &self,
+        store: &mut Store,
+        env: &Environment,
+        plan: &LivePlan,
+        loaded: &LoadedPlan,
+        dry_run: bool,
+    ) -> Result<Applied, RunError> {
+        let events = store.events(None).await?;
+        let (state, verdict) = self.judge(store, env, plan, loaded, &events, None).await?;
+        let phase_no = match state.next() {
+            Next::Complete => {
+                return Err(RunError::Refused(format!(
+                    "{} is complete in {}: every phase is deployed",
+                    loaded.label, env.name
+                )));
+            }
+            Next::Deploy(_) => return Err(RunError::Blocked(Box::new(verdict))),
+            Next::Apply(n) => n,
+        };
+        if !verdict.may_proceed() {
+            return Err(RunError::Blocked(Box::new(verdict)));
+        }
+        let phase = &plan.phases[phase_no - 1];
+        let done = state
+            .phase(phase_no)
+            .map(|r| r.applied_steps.clone())
+            .unwrap_or_default();
+        let (skipped, todo): (Vec<_>, Vec<_>) = plan
+            .phase_steps(phase)
+            .filter(|s| s.kind != StepKind::App)
+            .partition(|s| done.contains(&s.id));
+        let app: Vec<String> = plan
+            .phase_steps(phase)
+            .filter(|s| s.kind == StepKind::App)
+            .map(|s| s.description.clone())
+            .collect();
+        let mut report = Applied {
+            plan: plan.name.clone(),
+            env: env.name.clone(),
+            phase: phase_no,
+            phases: plan.phases.len(),
+            ran: todo.iter().map(|s| s.id.clone()).collect(),
+            skipped: skipped.iter().map(|s| s.id.clone()).collect(),
+            deployed: app.is_empty(),
+            app,
+            gates: verdict.gates.clone(),
+            dry_run: None,
+        };
+        if dry_run {
+            let mut sql = Vec::new();
+            for s in &todo {
+                // A backfill's batches walk the key the plan chose.
+                let key = match &s.backfill {
+                    Some(b) => backfill::walk_key(store, b).await?,
+                    None => Vec::new(),
+                };
+                sql.extend(steps::dry_run(s, env, &key));
+            }
+            report.dry_run = Some(sql);
+            return Ok(report);
+        }
+
+        store.set_lock_wait(env.lock_timeout).await?;
+        if state.checksum.is_none() {
+            let detail = started_detail(plan, loaded);
+            let started = NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail);
+            // SQLite: the application may hold the write lock; give way like a step does.
+            let mut attempt = 0;
+            loop {
+                match store.append(&started, self.clock.now(), &self.actor).await {
+                    Ok(()) => break,
+                    Err(TrackerError::Database { source, .. })
+                        if crate::tracker::is_busy(&source) =>
+                    {
+                        if attempt >= env.lock_retries {
+                            return Err(TrackerError::WriteLocked {
+                                env: env.name.clone(),
+                                lock_timeout: env.lock_timeout,
+                                attempts: attempt + 1,
+                            }
+                            .into());
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(send::backoff(attempt)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        for step in &todo {
+            self.progress.step(step);
+            let cx = StepContext {
+                plan: &plan.name,
+                phase: phase_no,
+                env,
+                clock: self.clock,
+                actor: &self.actor,
+                progress: self.progress,
+                checkpoint: state.checkpoints.get(&step.id),
+            };
+            steps::run(store, &cx, step).await?;
+        }
+        let now = self.clock.now();
+        let mut events = vec![NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase_no)];
+        if report.deployed {
+            events.push(NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase_no));
+        }
+        self.record(store, &events, now).await?;
+        Ok(report)
+    }
+}

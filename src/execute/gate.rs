@@ -1,0 +1,107 @@
+//! Evaluating the gates: what `gate` reports, and what holds `apply` and
+//! `mark` back.
+
+use crate::config::Environment;
+use crate::plan::Plan;
+use crate::tracker::gates::{self, GateContext, Verdict};
+use crate::tracker::{
+    Event, Next, PhaseStatus, PlanState, Store, derive, interrupted_elsewhere, plan_events,
+};
+
+use super::{LoadedPlan, RunError, Workspace, backups, steps};
+
+impl Workspace<'_> {
+    /// The plan's state in the environment promoted from, or why it cannot be read.
+    async fn previous_state(
+        &self,
+        env: &Environment,
+        plan: &Plan,
+    ) -> Option<(String, Result<PlanState, String>)> {
+        let prev = self.config.previous(&env.name)?;
+        let state = async {
+            let mut store = self.open_read_only(prev).await.map_err(|e| e.to_string())?;
+            let events = store
+                .events(Some(&plan.name))
+                .await
+                .map_err(|e| e.to_string());
+            store.close().await;
+            Ok(derive(&events?, plan.phases.len()))
+        }
+        .await;
+        Some((prev.name.clone(), state))
+    }
+
+    /// Evaluates every gate for the plan's next step, as `apply` would, from
+    /// `all` the environment's events (other plans' interrupted steps hold
+    /// this one too).
+    pub(super) async fn judge(
+        &self,
+        store: &mut Store,
+        env: &Environment,
+        plan: &Plan,
+        loaded: &LoadedPlan,
+        all: &[Event],
+        marking: Option<usize>,
+    ) -> Result<(PlanState, Verdict), RunError> {
+        let events = &plan_events(all, &plan.name);
+        let state = derive(events, plan.phases.len());
+        let previous = self.previous_state(env, plan).await;
+        let backups = backups(events);
+        let target = match marking {
+            Some(p) => Some(p),
+            None => match state.next() {
+                Next::Apply(n) => Some(n),
+                Next::Deploy(n) => Some((n + 1).min(plan.phases.len())),
+                Next::Complete => None,
+            },
+        };
+        let verify = match target {
+            Some(p) if p > 1 => {
+                let prev_steps: Vec<_> = plan.phase_steps(&plan.phases[p - 2]).collect();
+                Some(steps::verify_all(store, &prev_steps).await)
+            }
+            _ => None,
+        };
+        let elsewhere = interrupted_elsewhere(all, &plan.name);
+        let ctx = GateContext {
+            plan,
+            plan_label: &loaded.label,
+            env,
+            state: &state,
+            previous_env: previous
+                .as_ref()
+                .map(|(n, s)| (n.as_str(), s.as_ref().map_err(Clone::clone))),
+            backups: &backups,
+            now: self.clock.now(),
+            text_now: &loaded.text,
+            verify: verify.as_deref(),
+            elsewhere: &elsewhere,
+        };
+        let mut verdict = gates::verdict(&ctx);
+        if let Some(p) = marking {
+            verdict.phase = Some(p);
+            verdict.gates = gates::evaluate(
+                &ctx,
+                p,
+                state
+                    .phase(p)
+                    .is_some_and(|r| r.status == PhaseStatus::Migrated),
+            );
+        }
+        Ok((state, verdict))
+    }
+
+    /// `phasegate gate`: may the plan's next step run in `env`?
+    pub async fn gate(&self, env: &str, target: &str) -> Result<Verdict, RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        let mut store = self.open(env).await?;
+        let events = store.events(None).await?;
+        let (_, verdict) = self
+            .judge(&mut store, env, &plan, &loaded, &events, None)
+            .await?;
+        store.close().await;
+        Ok(verdict)
+    }
+}

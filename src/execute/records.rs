@@ -1,0 +1,258 @@
+//! The commands that record a fact in the event log and run no migration:
+//! `mark`, `approve`, `backup`, `accept-change` and `resolve`.
+
+use serde::Serialize;
+
+use crate::plan::StepKind;
+use crate::tracker::gates::Verdict;
+use crate::tracker::{Checkpoint, EventKind, NewEvent, Next, PhaseStatus, derive, plan_events};
+
+use super::{RunError, Workspace, check_phase, started_detail};
+
+/// What `resolve` recorded, and so what the next `apply` does with the step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub plan: String,
+    pub env: String,
+    pub step: String,
+    pub phase: usize,
+    /// Recorded as applied (the next apply skips it) or not (it runs again).
+    pub applied: bool,
+    /// The step had started and never finished (rather than failed).
+    pub interrupted: bool,
+    /// For a backfill recorded as not applied: where the rerun resumes.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+impl Workspace<'_> {
+    /// `phasegate mark`: records that phase `phase`'s app code is deployed.
+    pub async fn mark(
+        &self,
+        env: &str,
+        target: &str,
+        phase: usize,
+        app_version: &str,
+    ) -> Result<Verdict, RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        check_phase(&plan, phase)?;
+        // Every plan's events: the gates look at other plans' interrupted steps.
+        self.locked(env, None, async |store, events| {
+            let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
+            let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
+            match state.next() {
+                Next::Deploy(n) if n == phase => {}
+                Next::Apply(n) if n == phase && app_only => {}
+                Next::Apply(n) if n == phase => {
+                    return Err(RunError::Refused(format!(
+                        "phase {phase} has migrations that have not run in {}: `phasegate apply --env {} {}` first",
+                        env.name, env.name, loaded.label
+                    )));
+                }
+                Next::Complete => {
+                    return Err(RunError::Refused(format!("{} is complete in {}", loaded.label, env.name)));
+                }
+                Next::Deploy(n) | Next::Apply(n) => {
+                    let status = state.phase(phase).map_or(PhaseStatus::Pending, |r| r.status);
+                    return Err(RunError::Refused(format!(
+                        "phase {phase} is {status} in {}; the phase to deploy and mark next is {n}",
+                        env.name
+                    )));
+                }
+            }
+            let (state, verdict) = self.judge(store, env, &plan, &loaded, &events, Some(phase)).await?;
+            if !verdict.may_proceed() {
+                return Err(RunError::Blocked(Box::new(verdict)));
+            }
+            let now = self.clock.now();
+            let mut events = Vec::new();
+            if state.checksum.is_none() {
+                let detail = started_detail(&plan, &loaded);
+                events.push(NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail));
+            }
+            if state.phase(phase).is_some_and(|r| r.status < PhaseStatus::Migrated) {
+                events.push(NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase));
+            }
+            events.push(NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase).detail(app_version));
+            self.record(store, &events, now).await?;
+            Ok(verdict)
+        })
+        .await
+    }
+
+    /// `phasegate approve`: records an approval of phase `phase`.
+    pub async fn approve(
+        &self,
+        env: &str,
+        target: &str,
+        phase: usize,
+        by: &str,
+    ) -> Result<(), RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        check_phase(&plan, phase)?;
+        self.locked(env, Some(&plan.name), async |store, _| {
+            store
+                .append(
+                    &NewEvent::plan(&plan.name, EventKind::Approved).phase(phase),
+                    self.clock.now(),
+                    by,
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `phasegate backup`: runs the environment's `backup_command` if it has
+    /// one, then records where the backup went. Returns that location.
+    pub async fn backup(&self, env: &str, location: Option<&str>) -> Result<String, RunError> {
+        let env = self.env(env)?;
+        let location = match (&env.backup_command, location) {
+            (Some(cmd), given) => {
+                let out = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .env("PHASEGATE_ENV", &env.name)
+                    .env("PHASEGATE_DATABASE_URL", &env.database_url)
+                    .current_dir(&self.config.root)
+                    .output()
+                    .await
+                    .map_err(|e| RunError::Backup(format!("cannot run `{cmd}`: {e}")))?;
+                if !out.status.success() {
+                    return Err(RunError::Backup(format!(
+                        "`{cmd}` exited with {}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                let printed = String::from_utf8_lossy(&out.stdout);
+                given
+                    .map(str::to_string)
+                    .or_else(|| {
+                        printed
+                            .lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(|l| l.trim().to_string())
+                    })
+                    .unwrap_or_else(|| format!("taken by `{cmd}`"))
+            }
+            (None, Some(given)) => given.to_string(),
+            (None, None) => {
+                return Err(RunError::Refused(format!(
+                    "{} has no backup_command: take the backup yourself and record it with --location",
+                    env.name
+                )));
+            }
+        };
+        self.locked(env, None, async |store, _| {
+            store
+                .append(
+                    &NewEvent {
+                        plan: None,
+                        kind: EventKind::Backup,
+                        phase: None,
+                        step: None,
+                        detail: location.clone(),
+                    },
+                    self.clock.now(),
+                    &self.actor,
+                )
+                .await?;
+            Ok(location.clone())
+        })
+        .await
+    }
+
+    /// `phasegate accept-change`: records the edited plan as the one in force here.
+    pub async fn accept_change(
+        &self,
+        env: &str,
+        target: &str,
+        reason: &str,
+    ) -> Result<(), RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        self.locked(env, Some(&plan.name), async |store, events| {
+            let state = derive(&events, plan.phases.len());
+            let now_sum = crate::tracker::checksum(&loaded.text);
+            match &state.checksum {
+                None => {
+                    return Err(RunError::Refused(format!(
+                        "{} has not started in {}: there is nothing to accept",
+                        loaded.label, env.name
+                    )));
+                }
+                Some(c) if *c == now_sum => {
+                    return Err(RunError::Refused(format!(
+                        "{} is unchanged since it started in {}",
+                        loaded.label, env.name
+                    )));
+                }
+                Some(_) => {}
+            }
+            let detail = serde_json::json!({
+                "checksum": now_sum,
+                "text": loaded.text,
+                "reason": reason,
+            })
+            .to_string();
+            store
+                .append(
+                    &NewEvent::plan(&plan.name, EventKind::ChangeAccepted).detail(detail),
+                    self.clock.now(),
+                    &self.actor,
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `phasegate resolve`: settles a step that failed or never finished, by hand.
+    pub async fn resolve(
+        &self,
+        env: &str,
+        target: &str,
+        step: &str,
+        applied: bool,
+    ) -> Result<Resolution, RunError> {
+        let env = self.env(env)?;
+        let loaded = self.load(target)?;
+        let plan = self.plan_live(&loaded, env).await?;
+        self.locked(env, Some(&plan.name), async |store, events| {
+            let state = derive(&events, plan.phases.len());
+            let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
+                let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();
+                return Err(RunError::Refused(format!(
+                    "step {step} has nothing outstanding in {}{}",
+                    env.name,
+                    if open.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (outstanding: {})", open.join(", "))
+                    }
+                )));
+            };
+            let event = NewEvent::plan(&plan.name, EventKind::StepResolved)
+                .phase(o.phase)
+                .step(step)
+                .detail(if applied { "applied" } else { "not_applied" });
+            store.append(&event, self.clock.now(), &self.actor).await?;
+            Ok(Resolution {
+                plan: plan.name.clone(),
+                env: env.name.clone(),
+                step: step.to_string(),
+                phase: o.phase,
+                applied,
+                interrupted: o.error.is_none(),
+                checkpoint: state.checkpoints.get(step).cloned(),
+            })
+        })
+        .await
+    }
+}
