@@ -990,3 +990,75 @@ async fn break_sqlite_rename_table_and_triggers_are_refused() {
     })
     .await;
 }
+
+/// `drop_column` of a NOT NULL column without a default on SQLite: deploy 1
+/// tells the new release to stop writing it, but SQLite cannot relax NOT
+/// NULL, so every insert of the new release fails until the drop. The live
+/// catalog knows the column is NOT NULL (a rename of it is refused), yet
+/// the plan only notes "if nick is NOT NULL without a default…".
+#[tokio::test]
+#[ignore = "fails today: SQLite drop_column of a NOT NULL column: the new release's inserts fail in deploy 1"]
+async fn break_sqlite_drop_not_null_column_new_release_inserts() {
+    with_sqlite(|db| async move {
+        db.exec(
+            "CREATE TABLE people (id integer PRIMARY KEY, nick text NOT NULL, email text); \
+             INSERT INTO people (nick, email) VALUES ('a', 'a@x'), ('b', 'b@x')",
+        )
+        .await?;
+        let mut app = Releases(|release| {
+            vec![if release < 1 {
+                "INSERT INTO people (nick, email) VALUES ('old', 'o@x')".to_string()
+            } else {
+                "INSERT INTO people (email) VALUES ('new@x')".to_string()
+            }]
+        });
+        refused_or_works(
+            &db,
+            "  - drop_column: { table: people, column: nick }\n",
+            &["people"],
+            "nick",
+            &mut app,
+            &[],
+        )
+        .await
+    })
+    .await;
+}
+
+/// SQLite: a UNIQUE expression index (`lower(email)`) on the renamed column
+/// is noted and dropped at the contract; afterwards 'A@X' is accepted
+/// beside 'a@x'.
+#[tokio::test]
+#[ignore = "fails today: SQLite expression unique index is only noted and lost at the contract"]
+async fn break_sqlite_rename_keeps_expression_unique_index() {
+    with_sqlite(|db| async move {
+        db.exec(
+            "CREATE TABLE people (id integer PRIMARY KEY, email text); \
+             CREATE UNIQUE INDEX people_email_lower ON people (lower(email)); \
+             INSERT INTO people (email) VALUES ('a@x'), ('b@x')",
+        )
+        .await?;
+        let mut app = Releases(|release| {
+            vec![if release < 2 {
+                "INSERT INTO people (email) VALUES (hex(randomblob(8)))".to_string()
+            } else {
+                "INSERT INTO people (mail) VALUES (hex(randomblob(8)))".to_string()
+            }]
+        });
+        refused_or_works(
+            &db,
+            "  - rename_column: { table: people, from: email, to: mail }\n",
+            &["people"],
+            "people_email_lower",
+            &mut app,
+            &[],
+        )
+        .await?;
+        if db.has_column("people", "mail").await? {
+            db.assert_fails("INSERT INTO people (mail) VALUES ('A@X')", "unique")
+                .await?;
+        }
+        Ok(())
+    })
+    .await;
+}
