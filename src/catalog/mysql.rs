@@ -36,12 +36,25 @@ const CONSTRAINTS: &str = "SELECT CAST(CONSTRAINT_NAME AS CHAR) AS name, CAST(CO
    FROM information_schema.TABLE_CONSTRAINTS \
   WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?";
 
-const CHECKS: &str = "SELECT DISTINCT CAST(tc.CONSTRAINT_NAME AS CHAR) AS name, CAST(cc.CHECK_CLAUSE AS CHAR) AS expression \
+/// The table's CHECK constraints with their level: MariaDB declares a
+/// column's own CHECK (and the `json_valid` one behind its JSON type) at
+/// `Column` level, named after the column, and it goes with the column;
+/// MySQL 8 has no `LEVEL` (every check is a table constraint there).
+fn checks_sql(mariadb: bool) -> String {
+    let level = if mariadb {
+        "CAST(cc.LEVEL AS CHAR)"
+    } else {
+        "'Table'"
+    };
+    format!(
+        "SELECT DISTINCT CAST(tc.CONSTRAINT_NAME AS CHAR) AS name, CAST(cc.CHECK_CLAUSE AS CHAR) AS expression, {level} AS level \
    FROM information_schema.TABLE_CONSTRAINTS tc \
    JOIN information_schema.CHECK_CONSTRAINTS cc \
      ON cc.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME \
   WHERE tc.TABLE_SCHEMA = COALESCE(?, DATABASE()) AND tc.TABLE_NAME = ? AND tc.CONSTRAINT_TYPE = 'CHECK' \
-  ORDER BY 1";
+  ORDER BY 1"
+    )
+}
 
 /// Foreign keys from (`k.TABLE_NAME = ?`) or to (`k.REFERENCED_TABLE_NAME = ?`) a table.
 fn foreign_keys(to: bool) -> String {
@@ -198,7 +211,7 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
             .fetch_all(pool)
             .await
             .map_err(&err)?;
-        let columns: Vec<ColumnFacts> = rows
+        let mut columns: Vec<ColumnFacts> = rows
             .iter()
             .filter_map(|r| {
                 let name: String = r.try_get("name").ok()?;
@@ -307,29 +320,44 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
             .unwrap_or_default();
         let indexes: Vec<IndexFacts> = by_name.into_values().collect();
 
-        let rows: Vec<(String, String)> = sqlx::query_as(CHECKS)
-            .bind(&schema)
-            .bind(&name)
-            .fetch_all(pool)
-            .await
-            .map_err(&err)?;
-        let checks = rows
-            .into_iter()
-            .map(|(cname, expression)| {
-                let used = columns
-                    .iter()
-                    .filter(|c| mentions(&expression, c.name.as_str()))
-                    .map(|c| c.name.clone())
-                    .collect();
-                CheckFacts {
-                    name: ident(cname),
-                    expression,
-                    columns: used,
-                    column: None,
-                    validated: true,
-                }
-            })
-            .collect();
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as(AssertSqlSafe(checks_sql(mariadb)))
+                .bind(&schema)
+                .bind(&name)
+                .fetch_all(pool)
+                .await
+                .map_err(&err)?;
+        let mut checks = Vec::new();
+        for (cname, expression, level) in rows {
+            let own = (level == "Column")
+                .then(|| columns.iter().find(|c| c.name.as_str() == cname))
+                .flatten()
+                .map(|c| c.name.clone());
+            // MariaDB's JSON type is LONGTEXT with this column CHECK: the
+            // column is JSON, which a copy of it must be too.
+            if let Some(col) = &own
+                && expression.eq_ignore_ascii_case(&format!("json_valid(`{col}`)"))
+                && let Some(c) = columns.iter_mut().find(|c| &c.name == col)
+            {
+                c.type_sql = "json".to_string();
+                c.ty = SqlType::parse("json").ok();
+                // JSON takes no character set or collation clause.
+                (c.charset, c.collation) = (None, None);
+                continue;
+            }
+            let used = columns
+                .iter()
+                .filter(|c| mentions(&expression, c.name.as_str()))
+                .map(|c| c.name.clone())
+                .collect();
+            checks.push(CheckFacts {
+                name: ident(cname),
+                expression,
+                columns: used,
+                column: own,
+                validated: true,
+            });
+        }
 
         let mut fks = Vec::new();
         for to in [false, true] {

@@ -80,11 +80,22 @@ impl Dialect {
     /// The statement that runs a whole backfill at once:
     /// `UPDATE <table> SET <set> WHERE <pending>;`. The executor runs the same
     /// parts in keyset batches.
+    ///
+    /// MySQL/MariaDB: the update runs with the session variable
+    /// `@phasegate_backfill` set, which tells phasegate's sync trigger that
+    /// this write of the new column is the backfill's and must not be
+    /// mirrored back over the old column (see `templates/mysql/rename_column.sql`).
     pub fn backfill_sql(self, table: &TableName, set: &str, pending: &str) -> String {
-        format!(
+        let update = format!(
             "UPDATE {} SET {set} WHERE {pending};",
             self.quote_table(table)
-        )
+        );
+        match self {
+            Dialect::Mysql => {
+                format!("SET @phasegate_backfill = 1;\n{update}\nSET @phasegate_backfill = NULL;")
+            }
+            _ => update,
+        }
     }
 
     /// A literal for a value the database reported as (storage class, text):

@@ -30,6 +30,34 @@ pub(super) async fn run(
     step: &Step,
     b: &Backfill,
 ) -> Result<(), RunError> {
+    // MySQL/MariaDB: the sync trigger cannot tell the backfill's write of
+    // the new column from the application's (MySQL has no CAST to most
+    // column types to compare with), so the backfill's session says so; the
+    // trigger then leaves the old column as it is (templates/mysql/rename_column.sql).
+    let mysql = cx.env.dialect == Dialect::Mysql;
+    if mysql {
+        sqlx::raw_sql("SET @phasegate_backfill = 1")
+            .execute(store.conn())
+            .await
+            .map_err(|e| db_failure(step, cx.phase, "marking the backfill's session".into(), &e))?;
+    }
+    let done = run_batches(store, cx, step, b).await;
+    if mysql {
+        // The connection is phasegate's own; a failure here only leaves the
+        // mark on a session that ends with the run.
+        let _ = sqlx::raw_sql("SET @phasegate_backfill = NULL")
+            .execute(store.conn())
+            .await;
+    }
+    done
+}
+
+async fn run_batches(
+    store: &mut Store,
+    cx: &StepContext<'_>,
+    step: &Step,
+    b: &Backfill,
+) -> Result<(), RunError> {
     let dialect = cx.env.dialect;
     let key = walk_key(store, b).await?;
     if key.is_empty() {

@@ -367,6 +367,35 @@ impl<'a> Recipe<'a> {
         self.migration(slug, description, sql, None, lock)
     }
 
+    /// MySQL/MariaDB: `set` with every `ON UPDATE CURRENT_TIMESTAMP` column of
+    /// `table` (from the census) set to itself, which keeps the server from
+    /// moving it: a backfill is not a change of the row the application
+    /// made, and must not make every row look modified now (MySQL 8.0
+    /// reference, "Automatic Initialization and Updating for TIMESTAMP and
+    /// DATETIME": an auto-updated column stays as it is when explicitly set
+    /// to its current value).
+    fn keep_on_update(&self, table: &TableName, set: String) -> String {
+        if self.dialect != Dialect::Mysql {
+            return set;
+        }
+        let Some(facts) = self.catalog.table(table) else {
+            return set;
+        };
+        let mut set = set;
+        for c in facts
+            .census
+            .columns
+            .iter()
+            .filter(|c| c.on_update.is_some())
+        {
+            let q = self.dialect.quote_ident(c.name.as_str());
+            if !set.contains(&format!("{q} =")) {
+                set.push_str(&format!(", {q} = {q}"));
+            }
+        }
+        set
+    }
+
     /// A batched backfill of `table`: `SET <set> WHERE <pending>`.
     ///
     /// The key its batches walk is decided here, for every recipe, from the
@@ -407,6 +436,7 @@ impl<'a> Recipe<'a> {
                 None
             }
         };
+        let set = self.keep_on_update(table, set);
         let b = Backfill {
             table: table.clone(),
             set,

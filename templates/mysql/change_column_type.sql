@@ -11,6 +11,7 @@
 {% macro def(d) -%}
 {{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
 {%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
+{%- if d.invisible %} INVISIBLE{% endif %}
 {%- if not_null %} NOT NULL{% else %} NULL{% endif %}
 {%- if d.default %} DEFAULT {{ d.default|sql }}{% endif %}
 {%- if d.on_update %} ON UPDATE {{ d.on_update|sql }}{% endif %}{%- if d.comment %} COMMENT {{ d.comment|literal }}{% endif %}

@@ -30,6 +30,7 @@
 {% macro def(d) -%}
 {{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
 {%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
+{%- if d.invisible %} INVISIBLE{% endif %}
 {%- endmacro %}
 
 {% block add_column %}
@@ -41,12 +42,15 @@ ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ def(new_definition) 
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ new|ident }};
 {% endblock %}
 
+{#- The update trigger mirrors a write of the new column back to the old one,
+    unless it is the backfill's (its session sets @phasegate_backfill), which
+    copies what the old column already holds and must not rewrite it. -#}
 {% block sync_trigger %}
 CREATE TRIGGER {{ trigger_insert|ident }} BEFORE INSERT ON {{ table|ident }} FOR EACH ROW
   SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} IS NULL, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
       NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} IS NULL, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
 CREATE TRIGGER {{ trigger_update|ident }} BEFORE UPDATE ON {{ table|ident }} FOR EACH ROW
-  SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
+  SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }} OR NEW.{{ new|ident }} <=> {{ old_to_new("NEW.") }} OR @phasegate_backfill <=> 1, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
       NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
 {% endblock %}
 

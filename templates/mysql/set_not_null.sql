@@ -8,6 +8,7 @@
 {% macro def(d) -%}
 {{ d.type|sql }}{% if d.charset %} CHARACTER SET {{ d.charset|ident }}{% endif %}
 {%- if d.collation %} COLLATE {{ d.collation|ident }}{% endif %}
+{%- if d.invisible %} INVISIBLE{% endif %}
 {%- endmacro %}
 {% macro default(d) -%}
 {% if d.default %} DEFAULT {{ d.default|sql }}{% endif %}

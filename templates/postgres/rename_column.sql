@@ -59,7 +59,10 @@ BEGIN
     ELSE
       NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
     END IF;
-  ELSIF NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM OLD.{{ new|ident }}{% if compare_as_text %}::text{% endif %} THEN
+  -- A write of {{ new|ident }} (not the backfill, which writes the value {{ old|ident }} already implies)
+  -- is mirrored back; anything else keeps {{ new|ident }} following {{ old|ident }}.
+  ELSIF NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM OLD.{{ new|ident }}{% if compare_as_text %}::text{% endif %}
+    AND NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("NEW.") }}){% if compare_as_text %}::text{% endif %} THEN
     NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
   ELSE
     NEW.{{ new|ident }} := {{ old_to_new("NEW.") }};

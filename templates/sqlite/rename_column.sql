@@ -50,7 +50,7 @@ BEGIN
   -- phasegate sync trigger
   UPDATE {{ table_name|ident }}
      SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN NEW.{{ new|ident }} ELSE {{ old_to_new("NEW.") }} END,
-         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END
+         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} AND NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }} THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END
    WHERE {{ this_row() }};
 END;
 {% endblock %}

@@ -78,6 +78,14 @@ pub struct ColumnCensus {
     pub generated: Option<String>,
     /// The column's comment.
     pub comment: Option<String>,
+    /// Postgres: the column's collation when it is not its type's default,
+    /// schema-qualified (`pg_attribute.attcollation`).
+    #[serde(default)]
+    pub collation: Option<TableName>,
+    /// MySQL 8.0.23+ / MariaDB 10.3+: an `INVISIBLE` column, which
+    /// `SELECT *` and positional inserts leave out.
+    #[serde(default)]
+    pub invisible: bool,
     /// Privileges granted on the column itself (not on the whole table).
     pub grants: Vec<ColumnGrant>,
     /// MySQL/MariaDB `ON UPDATE CURRENT_TIMESTAMP[(n)]`, as the server
@@ -96,6 +104,8 @@ impl ColumnCensus {
             identity: None,
             generated: None,
             comment: None,
+            collation: None,
+            invisible: false,
             grants: Vec::new(),
             on_update: None,
             lacks_equality: false,
@@ -111,6 +121,9 @@ pub struct SequenceFacts {
     /// The sequence's own type (`integer` for `serial`; Postgres 10+
     /// `pg_sequence.seqtypid`), which bounds the values it hands out.
     pub data_type: Option<String>,
+    /// Other columns whose default draws from it (`table.column`).
+    #[serde(default)]
+    pub used_by: Vec<String>,
 }
 
 /// How an identity column takes its values.
@@ -160,6 +173,10 @@ pub struct TriggerFacts {
     pub phasegate: bool,
     /// Disabled triggers still count: enabling them is one statement away.
     pub enabled: bool,
+    /// The table the trigger is on, when it is another table's trigger whose
+    /// code names this table (it writes or reads this table's columns).
+    #[serde(default)]
+    pub on: Option<String>,
 }
 
 /// What kind of object depends on a column.
@@ -280,6 +297,29 @@ pub(crate) fn words(sql: &str) -> Vec<String> {
 
 /// The columns of `columns` that `sql` names (see [`words`]); `exact`
 /// compares quoted-style (Postgres: an unquoted mention of `Name` is `name`).
+/// The columns of `columns` that trigger or function code names, in its
+/// identifiers or inside its string literals (`NEW.handle`, but also
+/// `to_jsonb(NEW) ->> 'handle'` and `EXECUTE format('… %I', 'handle')`):
+/// code can reach a column by a name it holds as a string.
+pub(crate) fn mentioned_in_code(
+    code: &str,
+    columns: &[Ident],
+    case_insensitive: bool,
+) -> Vec<Ident> {
+    // A string literal's text, read again as code (its quotes turned to spaces).
+    let unquoted: String = code
+        .chars()
+        .map(|c| if c == '\'' { ' ' } else { c })
+        .collect();
+    let mut found = mentioned(code, columns, case_insensitive);
+    for c in mentioned(&unquoted, columns, case_insensitive) {
+        if !found.contains(&c) {
+            found.push(c);
+        }
+    }
+    found
+}
+
 pub(crate) fn mentioned<'a>(
     sql: &str,
     columns: impl IntoIterator<Item = &'a Ident>,

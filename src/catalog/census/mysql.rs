@@ -49,6 +49,9 @@ pub(in crate::catalog) async fn read_mysql(
         if let Some(at) = lower.find("on update ") {
             c.on_update = Some(extra[at + "on update ".len()..].trim().to_string());
         }
+        if lower.contains("invisible") {
+            c.invisible = true;
+        }
         if lower.contains("auto_increment") {
             // One counter per table, on a key column: the census calls it identity.
             c.identity = Some(Identity::ByDefault);
@@ -130,6 +133,49 @@ pub(in crate::catalog) async fn read_mysql(
             function: None,
             mentions: mentioned(&body, columns, true),
             enabled: true,
+            on: None,
+        });
+    }
+
+    // Other tables' triggers whose code names this table.
+    let others = sqlx::query(
+        "SELECT CAST(TRIGGER_NAME AS CHAR) AS name, CAST(EVENT_OBJECT_TABLE AS CHAR) AS on_table, \
+                CAST(ACTION_STATEMENT AS CHAR) AS body \
+           FROM information_schema.TRIGGERS \
+          WHERE EVENT_OBJECT_SCHEMA = COALESCE(?, DATABASE()) AND EVENT_OBJECT_TABLE <> ? \
+            AND LOCATE(LOWER(?), LOWER(ACTION_STATEMENT)) > 0 \
+          ORDER BY 2, 1 LIMIT 1000",
+    )
+    .bind(schema)
+    .bind(name)
+    .bind(name)
+    .fetch_all(pool)
+    .await?;
+    for r in &others {
+        let body: String = r.try_get("body")?;
+        let table_word = name.to_lowercase();
+        if !words(&body).iter().any(|w| w.to_lowercase() == table_word) {
+            continue;
+        }
+        let Some(trigger) = r
+            .try_get::<String, _>("name")
+            .ok()
+            .and_then(|n| Ident::new(n).ok())
+        else {
+            continue;
+        };
+        let mentions = mentioned(&body, columns, true);
+        if mentions.is_empty() {
+            continue;
+        }
+        census.triggers.push(TriggerFacts {
+            phasegate: false,
+            name: trigger,
+            when: String::new(),
+            function: None,
+            mentions,
+            enabled: true,
+            on: Some(r.try_get("on_table")?),
         });
     }
 

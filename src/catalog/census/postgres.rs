@@ -12,7 +12,7 @@ use crate::name::{Ident, TableName};
 
 use super::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
-    SequenceFacts, TriggerFacts, mentioned,
+    SequenceFacts, TriggerFacts, mentioned, mentioned_in_code, words,
 };
 
 /// Postgres: the census of the table `quoted` (a quoted, possibly
@@ -44,7 +44,9 @@ pub(in crate::catalog) async fn read_postgres(
         "SELECT a.attname::text AS name, {identity} AS identity, {generated} AS generated, \
                 CASE WHEN {generated} <> '' THEN pg_get_expr(d.adbin, d.adrelid) END AS expression, \
                 col_description(a.attrelid, a.attnum) AS comment, \
-                s.schema_name, s.sequence_name, s.sequence_type, \
+                s.schema_name, s.sequence_name, s.sequence_type, s.used_by, \
+                CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 THEN cn.nspname::text END AS collation_schema, \
+                CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0 THEN co.collname::text END AS collation_name, \
                 ARRAY(SELECT coalesce(pg_get_userbyid(NULLIF(x.grantee, 0))::text, '') FROM aclexplode(a.attacl) x ORDER BY x.grantee, x.privilege_type) AS grantees, \
                 ARRAY(SELECT x.privilege_type::text FROM aclexplode(a.attacl) x ORDER BY x.grantee, x.privilege_type) AS privileges, \
                 ARRAY(SELECT x.is_grantable FROM aclexplode(a.attacl) x ORDER BY x.grantee, x.privilege_type) AS grantable, \
@@ -52,7 +54,7 @@ pub(in crate::catalog) async fn read_postgres(
                   SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod \
                    WHERE am.amname IN ('btree', 'hash') AND oc.opcdefault AND ( \
                          oc.opcintype = ck.t \
-                      OR oc.opcintype IN (SELECT c.casttarget FROM pg_cast c WHERE c.castsource = ck.t AND c.castmethod = 'b') \
+                      OR oc.opcintype IN (SELECT c.casttarget FROM pg_cast c WHERE c.castsource = ck.t AND c.castmethod = 'b' AND c.castcontext = 'i') \
                       OR (ckt.typtype = 'e' AND oc.opcintype = 'anyenum'::regtype) \
                       OR (ckt.typtype = 'r' AND oc.opcintype = 'anyrange'::regtype) \
                       OR (ckt.typtype = 'm' AND oc.opcintype::regtype::text = 'anymultirange') \
@@ -64,8 +66,16 @@ pub(in crate::catalog) async fn read_postgres(
            CROSS JOIN LATERAL (SELECT CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END AS t) ck \
            JOIN pg_type ckt ON ckt.oid = ck.t \
            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+           LEFT JOIN pg_collation co ON co.oid = a.attcollation \
+           LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
            LEFT JOIN LATERAL ( \
-             SELECT n.nspname::text AS schema_name, s.relname::text AS sequence_name, {seq_type} AS sequence_type \
+             SELECT n.nspname::text AS schema_name, s.relname::text AS sequence_name, {seq_type} AS sequence_type, \
+                    ARRAY(SELECT ad.adrelid::regclass::text || '.' || att.attname::text \
+                            FROM pg_depend d2 JOIN pg_attrdef ad ON ad.oid = d2.objid \
+                            JOIN pg_attribute att ON att.attrelid = ad.adrelid AND att.attnum = ad.adnum \
+                           WHERE d2.classid = 'pg_attrdef'::regclass AND d2.refclassid = 'pg_class'::regclass \
+                             AND d2.refobjid = s.oid \
+                             AND NOT (ad.adrelid = a.attrelid AND ad.adnum = a.attnum)) AS used_by \
                FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid JOIN pg_namespace n ON n.oid = s.relnamespace \
               WHERE dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass \
                 AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum \
@@ -98,6 +108,14 @@ pub(in crate::catalog) async fn read_postgres(
             c.generated = r.try_get("expression")?;
         }
         c.comment = r.try_get("comment")?;
+        let collation: Option<String> = r.try_get("collation_name")?;
+        if let Some(collation) = collation.and_then(|n| Ident::new(n).ok()) {
+            let schema: Option<String> = r.try_get("collation_schema")?;
+            c.collation = Some(TableName {
+                schema: schema.and_then(|s| Ident::new(s).ok()),
+                name: collation,
+            });
+        }
         let seq_name: Option<String> = r.try_get("sequence_name")?;
         if let Some(seq_name) = seq_name.and_then(|n| Ident::new(n).ok()) {
             let schema: Option<String> = r.try_get("schema_name")?;
@@ -107,6 +125,9 @@ pub(in crate::catalog) async fn read_postgres(
                     name: seq_name,
                 },
                 data_type: r.try_get("sequence_type")?,
+                used_by: r
+                    .try_get::<Option<Vec<String>>, _>("used_by")?
+                    .unwrap_or_default(),
             });
         }
         let grantees: Vec<String> = r.try_get("grantees")?;
@@ -159,7 +180,22 @@ pub(in crate::catalog) async fn read_postgres(
             .or_else(|| definition.split_once(" TRIGGER "))
             .map(|(_, rest)| rest.split(" ON ").next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let mut mentions = mentioned(&format!("{definition}\n{body}"), &names, false);
+        // Functions the trigger's function calls (one level down: a
+        // `NEW := normalize(NEW)` helper) are read too.
+        let called: Vec<String> = words(&body);
+        let helpers: Vec<String> = sqlx::query_scalar(
+            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+              WHERE p.proname::text = ANY($1) AND p.oid <> $2::regproc::oid \
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+                AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('plpgsql', 'sql')) \
+              LIMIT 100",
+        )
+        .bind(&called)
+        .bind(r.try_get::<String, _>("function")?)
+        .fetch_all(pool)
+        .await?;
+        let code = format!("{definition}\n{body}\n{}", helpers.join("\n"));
+        let mut mentions = mentioned_in_code(&code, &names, false);
         for col in update_of.into_iter().filter_map(|n| Ident::new(n).ok()) {
             if !mentions.contains(&col) {
                 mentions.push(col);
@@ -172,7 +208,58 @@ pub(in crate::catalog) async fn read_postgres(
             function: r.try_get("function")?,
             mentions,
             enabled: r.try_get("enabled")?,
+            on: None,
         });
+    }
+
+    // Other tables' triggers whose function's code names this table: they
+    // may write or read its columns (an AFTER INSERT that updates a balance).
+    let bare = sqlx::query_scalar::<_, String>(
+        "SELECT c.relname::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(quoted)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(bare) = bare {
+        let others = sqlx::query(
+            "SELECT t.tgname::text AS name, t.tgrelid::regclass::text AS on_table, \
+                    pg_get_triggerdef(t.oid) AS definition, t.tgfoid::regproc::text AS function, \
+                    coalesce(p.prosrc, '') AS body, t.tgenabled <> 'D' AS enabled \
+               FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+              WHERE NOT t.tgisinternal AND t.tgrelid <> to_regclass($1) \
+                AND strpos(lower(p.prosrc), lower($2)) > 0 \
+              ORDER BY 2, 1 LIMIT 1000",
+        )
+        .bind(quoted)
+        .bind(&bare)
+        .fetch_all(pool)
+        .await?;
+        for r in &others {
+            let body: String = r.try_get("body")?;
+            if !words(&body).iter().any(|w| w == &bare) {
+                continue;
+            }
+            let Some(name) = r
+                .try_get::<String, _>("name")
+                .ok()
+                .and_then(|n| Ident::new(n).ok())
+            else {
+                continue;
+            };
+            let mentions = mentioned(&body, &names, false);
+            if mentions.is_empty() || body.contains(PHASEGATE_TRIGGER_MARK) {
+                continue;
+            }
+            census.triggers.push(TriggerFacts {
+                phasegate: false,
+                name,
+                when: String::new(),
+                function: r.try_get("function")?,
+                mentions,
+                enabled: r.try_get("enabled")?,
+                on: Some(r.try_get("on_table")?),
+            });
+        }
     }
 
     // Every object pg_depend records as depending on a column of the table,
@@ -203,7 +290,7 @@ pub(in crate::catalog) async fn read_postgres(
                      WHEN d.classid = 'pg_class'::regclass AND d.objid = d.refobjid THEN \
                        (SELECT ga.attname::text FROM pg_attribute ga WHERE ga.attrelid = d.objid AND ga.attnum = d.objsubid) \
                      WHEN d.classid = 'pg_policy'::regclass THEN \
-                       (SELECT pol.polname::text FROM pg_policy pol WHERE pol.oid = d.objid) \
+                       (SELECT pol.polname || ' on ' || pol.polrelid::regclass::text FROM pg_policy pol WHERE pol.oid = d.objid) \
                      WHEN d.classid = 'pg_statistic_ext'::regclass THEN \
                        (SELECT stn.nspname || '.' || st.stxname FROM pg_statistic_ext st JOIN pg_namespace stn ON stn.oid = st.stxnamespace WHERE st.oid = d.objid) \
                      WHEN d.classid = 'pg_publication_rel'::regclass THEN \

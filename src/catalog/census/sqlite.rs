@@ -69,7 +69,8 @@ pub(in crate::catalog) async fn read_sqlite(
             r.try_get("sql")?,
         );
         if kind == "trigger" {
-            if !on.eq_ignore_ascii_case(name) {
+            let other = !on.eq_ignore_ascii_case(name);
+            if other && !words(&sql).iter().any(|w| w.eq_ignore_ascii_case(name)) {
                 continue;
             }
             let Ok(trigger) = Ident::new(object) else {
@@ -87,6 +88,7 @@ pub(in crate::catalog) async fn read_sqlite(
                 function: None,
                 mentions: mentioned(&sql, columns, true),
                 enabled: true,
+                on: other.then(|| on.clone()),
             });
         } else {
             let table_word = name.to_lowercase();

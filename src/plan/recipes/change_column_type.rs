@@ -104,6 +104,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
     r.note(format!(
         "the new type lives in column {new}, which keeps that name after the contract; rename it with a later plan if you want the old name back"
     ));
+    if let Some(d) = live
+        .as_ref()
+        .and_then(|c| c.default.as_deref())
+        .filter(|d| !super::carry::default::fits(d, i.ty.written.as_str()))
+    {
+        r.note(format!(
+            "the default of {} ({d}) is written for its old type and is not given to {new} ({}): give {new} a default with a `sql` change after the contract if inserts rely on it",
+            i.column, i.ty
+        ));
+    }
     partitioned::check_column_change(r, &i.table, &i.column, ColumnChange::Copy { trigger: true })?;
     copy_column::expand(
         r,
@@ -118,7 +128,10 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             reverse: i.reverse.as_ref().map(|e| e.as_str().to_string()),
             // The default moves with the values (a serial key's `nextval`
             // above all): see carry/default.rs.
-            old_default: live.as_ref().and_then(|c| c.default.clone()),
+            old_default: live
+                .as_ref()
+                .and_then(|c| c.default.clone())
+                .filter(|d| super::carry::default::fits(d, i.ty.written.as_str())),
             move_default: live.is_none() && r.dialect == Dialect::Postgres,
             old_required: live.as_ref().map(|c| !c.nullable && c.default.is_none()),
             sync: SyncMode::Trigger,

@@ -88,11 +88,18 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         )
     });
     let new_type_sql = c.new_type.clone().unwrap_or_default();
+    // A type change: ON UPDATE follows the new type's precision, or goes.
+    let new_census = census.clone().map(|mut cc| {
+        if c.cast && cc.on_update.is_some() {
+            cc.on_update = carry::default::on_update_for(&new_type_sql);
+        }
+        cc
+    });
     let new_definition = mysql_definition(
         &new_type_sql,
         live_old.filter(|_| !c.cast),
         c.old_default.as_deref(),
-        census.as_ref(),
+        new_census.as_ref(),
     );
     let compare_as_text = carry::equality::compare_as_text(r, &c);
     let new_not_null = live_old.is_some_and(|col| !col.nullable);

@@ -67,21 +67,15 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
                 drop_foreign_keys.push(name.as_str().to_string());
             }
         }
-        for check in facts.checks.iter().filter(|k| k.columns.contains(c)) {
+        // A MariaDB column's own CHECK goes with it; DROP CONSTRAINT would fail.
+        for check in facts
+            .checks
+            .iter()
+            .filter(|k| k.columns.contains(c) && k.column.as_ref() != Some(c))
+        {
             if let Some(name) = &check.name {
                 drop_checks.push(name.as_str().to_string());
             }
-        }
-        for fk in facts
-            .referenced_by
-            .iter()
-            .filter(|f| f.referenced_columns.contains(c))
-        {
-            r.note(format!(
-                "a foreign key of {} ({}) references {t}.{c}: the drop fails while it exists; drop that foreign key first",
-                fk.table,
-                super::cols_text(&fk.columns)
-            ));
         }
     }
     let down = i.down.as_ref().map(|d| d.as_str());
@@ -179,6 +173,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
             Dialect::Mysql => r.note(format!(
                 "planned offline: if {c} is NOT NULL without a default, code must keep writing it until it is dropped (plan against the database to have it made nullable first; MySQL's MODIFY needs its full definition)"
             )),
+            Dialect::Sqlite if live.is_some() => {
+                return Err(r.unsupported(format!(
+                    "{t}.{c} is NOT NULL without a default, and SQLite cannot relax that in place: once the application stops writing {c}, every insert fails until the drop. Way forward: rebuild {t} without {c} (or without its NOT NULL) with a `sql` change"
+                )));
+            }
             Dialect::Sqlite => r.note(format!(
                 "SQLite cannot drop NOT NULL in place: if {c} is NOT NULL without a default, code must keep writing it until it is dropped"
             )),

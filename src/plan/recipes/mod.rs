@@ -85,6 +85,7 @@ fn mysql_definition(
         default => default,
         on_update,
         comment,
+        invisible => census.is_some_and(|c| c.invisible),
     }
 }
 
@@ -441,7 +442,7 @@ mod mysql_tests {
         assert!(p.steps.iter().all(|s| !s.transactional));
         assert!(
             sql_of(&p, "backfill")
-                .starts_with("UPDATE `users` SET `full_name` = `name` WHERE NOT (")
+                .contains("\nUPDATE `users` SET `full_name` = `name` WHERE NOT (")
         );
     }
 
@@ -634,7 +635,7 @@ mod mysql_tests {
         );
         assert_eq!(
             sql_of(&p, "backfill"),
-            "UPDATE `users` SET `age` = 0 WHERE `age` IS NULL;"
+            "SET @phasegate_backfill = 1;\nUPDATE `users` SET `age` = 0 WHERE `age` IS NULL;\nSET @phasegate_backfill = NULL;"
         );
     }
 

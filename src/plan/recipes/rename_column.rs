@@ -41,7 +41,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
             table: &i.table,
             old: &i.from,
             new: &i.to,
-            new_type: live.as_ref().map(|c| c.type_sql.clone()),
+            // Postgres: a column's own collation (case-insensitive ICU, say)
+            // decides what its unique index calls equal, so the copy keeps it.
+            new_type: live.as_ref().map(|c| {
+                match super::column_census(r, &i.table, &i.from).and_then(|cc| cc.collation) {
+                    Some(coll) if r.dialect == Dialect::Postgres => {
+                        format!("{} COLLATE {}", c.type_sql, r.dialect.quote_table(&coll))
+                    }
+                    _ => c.type_sql.clone(),
+                }
+            }),
             cast: false,
             forward: None,
             reverse: None,

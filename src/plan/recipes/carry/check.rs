@@ -53,6 +53,15 @@ pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry) {
     let (old, new) = (cx.old, cx.new);
     for check in cx.facts.checks.iter().filter(|k| k.columns.contains(old)) {
         let Some(name) = &check.name else { continue };
+        if check.column.as_ref() == Some(old) {
+            // MariaDB: the column's own CHECK goes with it (DROP CONSTRAINT
+            // would fail on it).
+            carry.notes.push(format!(
+                "{old}'s own CHECK ({}) goes with it at the contract and is not recreated for {new} (adding a CHECK on MariaDB copies the table while writes wait): add it for {new} with an add_check change if you need it",
+                check.expression
+            ));
+            continue;
+        }
         carry.drop_checks.push(name.as_str().to_string());
         carry.notes.push(format!(
             "check {name} ({}) involves {old} and is not recreated for {new} (adding a CHECK on MySQL copies the table while writes wait); it is dropped with {old} at the contract: add it for {new} with an add_check change if you need it",

@@ -16,3 +16,115 @@ use crate::catalog::ColumnCensus;
 pub(crate) fn mysql_extras(census: Option<&ColumnCensus>) -> (Option<String>, Option<String>) {
     census.map_or((None, None), |c| (c.on_update.clone(), c.comment.clone()))
 }
+
+/// The families a default and a type fall in, to tell whether a default
+/// written for the old type still fits the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Number,
+    Text,
+    Time,
+    Bool,
+    Other,
+}
+
+fn type_family(ty: &str) -> Family {
+    let t = ty.trim().to_ascii_lowercase();
+    let base = t.split(['(', ' ']).next().unwrap_or_default();
+    match base {
+        "smallint" | "integer" | "int" | "int2" | "int4" | "int8" | "bigint" | "numeric"
+        | "decimal" | "real" | "float" | "float4" | "float8" | "double" | "tinyint"
+        | "mediumint" | "serial" | "bigserial" => Family::Number,
+        "text" | "varchar" | "char" | "character" | "tinytext" | "mediumtext" | "longtext"
+        | "citext" => Family::Text,
+        "timestamp" | "timestamptz" | "datetime" | "date" | "time" | "timetz" => Family::Time,
+        "boolean" | "bool" => Family::Bool,
+        _ => Family::Other,
+    }
+}
+
+fn default_family(default: &str) -> Family {
+    let d = default.trim().to_ascii_lowercase();
+    // `'x'::text`, `(0)::bigint`: the literal before a Postgres cast.
+    let literal = d.split("::").next().unwrap_or_default().trim();
+    let literal = literal.trim_start_matches('(').trim_end_matches(')').trim();
+    if literal.starts_with('\'') {
+        return Family::Text;
+    }
+    if literal.parse::<f64>().is_ok() || d.starts_with("nextval(") {
+        return Family::Number;
+    }
+    if matches!(literal, "true" | "false") {
+        return Family::Bool;
+    }
+    if literal.starts_with("current_timestamp")
+        || literal.starts_with("now(")
+        || literal.starts_with("localtimestamp")
+        || literal.starts_with("current_date")
+    {
+        return Family::Time;
+    }
+    Family::Other
+}
+
+/// Whether the old column's `default` can be given to a column of
+/// `new_type` at a type change's contract: a number to a number type, a
+/// string to a text type, a sequence to an integer type, a clock to a time
+/// type, a boolean to a boolean. Anything else is left behind with a note,
+/// since a default the new type refuses would make the irreversible
+/// contract fail every time (Postgres: "default expression is of type …";
+/// MySQL: 1067 "Invalid default value").
+pub(crate) fn fits(default: &str, new_type: &str) -> bool {
+    let (d, t) = (default_family(default), type_family(new_type));
+    d != Family::Other && d == t
+}
+
+/// MySQL/MariaDB: the `ON UPDATE` clause for a type change's new column:
+/// `CURRENT_TIMESTAMP` with the new type's fractional-seconds precision
+/// (the server refuses one that differs: "Invalid ON UPDATE clause"), or
+/// none when the new type is not a `TIMESTAMP`/`DATETIME`.
+pub(crate) fn on_update_for(new_type: &str) -> Option<String> {
+    let t = new_type.trim().to_ascii_lowercase();
+    if !(t.starts_with("timestamp") || t.starts_with("datetime")) {
+        return None;
+    }
+    let precision = t
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split(')').next())
+        .and_then(|p| p.trim().parse::<u8>().ok())
+        .filter(|p| *p > 0);
+    Some(match precision {
+        Some(p) => format!("current_timestamp({p})"),
+        None => "current_timestamp".to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fits, on_update_for};
+
+    #[test]
+    fn defaults_fit_types_of_their_family() {
+        assert!(fits("0", "bigint"));
+        assert!(fits("(0)::integer", "bigint"));
+        assert!(fits("nextval('people_id_seq'::regclass)", "bigint"));
+        assert!(fits("'low'::text", "varchar(10)"));
+        assert!(fits("current_timestamp(3)", "timestamp(6)"));
+        assert!(!fits("'0'::text", "integer"));
+        assert!(!fits("'low'", "int"));
+        assert!(!fits("gen_random_uuid()", "text"));
+    }
+
+    #[test]
+    fn on_update_follows_the_new_precision() {
+        assert_eq!(
+            on_update_for("timestamp(6)").as_deref(),
+            Some("current_timestamp(6)")
+        );
+        assert_eq!(
+            on_update_for("DATETIME").as_deref(),
+            Some("current_timestamp")
+        );
+        assert_eq!(on_update_for("bigint"), None);
+    }
+}

@@ -2,18 +2,19 @@
 //!
 //! | dialect | the old column's foreign key | a foreign key that references the old column |
 //! |---|---|---|
-//! | Postgres | recreated for the new column `NOT VALID`, then validated | noted: point it at the new column before the contract |
-//! | MySQL/MariaDB | added for the new column in place with `foreign_key_checks` off (the verified copy holds checked values); the original dropped by name with the old column | noted |
+//! | Postgres | recreated for the new column `NOT VALID`, then validated | refused (DROP COLUMN fails while it exists): see [`review`] |
+//! | MySQL/MariaDB | added for the new column in place with `foreign_key_checks` off (the verified copy holds checked values); the original dropped by name with the old column | refused |
 //! | SQLite | declared inline: declared again with the new column; a table-level `FOREIGN KEY`: refused | refused (DROP COLUMN would leave it dangling) |
 
+use super::review::{Fate, Subject, refuse_exact};
 use super::{CarriedForeignKey, Carry, Cx, ForeignKeyCtx, ReferenceCtx, parts, strings, swap};
-use crate::catalog::{ForeignKeyFacts, TableFacts};
-use crate::name::{Ident, TableName};
-use crate::plan::PlanningError;
+use crate::catalog::ForeignKeyFacts;
+use crate::name::Ident;
 use crate::plan::recipes::cols_text;
+use crate::plan::{PlanningError, Recipe};
 
 pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
-    let (t, old, new) = (cx.t, cx.old, cx.new);
+    let (old, new) = (cx.old, cx.new);
     for fk in cx
         .facts
         .foreign_keys
@@ -23,17 +24,10 @@ pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) 
         let Some(name) = &fk.name else { continue };
         carry.foreign_keys.push(fk_copy(fk, name, old, new, taken));
     }
-    carry.notes.extend(referencing_notes(
-        t,
-        cx.facts,
-        old,
-        new,
-        &format!("add a foreign key to {new} NOT VALID, VALIDATE it, drop the old one, with a `sql` change; {new} has the same unique index by then"),
-    ));
 }
 
 pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
-    let (t, old, new) = (cx.t, cx.old, cx.new);
+    let (old, new) = (cx.old, cx.new);
     for fk in cx
         .facts
         .foreign_keys
@@ -47,17 +41,10 @@ pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
         copy.validate = false;
         carry.foreign_keys.push(copy);
     }
-    carry.notes.extend(referencing_notes(
-        t,
-        cx.facts,
-        old,
-        new,
-        &format!("{new} has the same unique index by then: add the new key with an add_foreign_key change, drop the old one with a `sql` change"),
-    ));
 }
 
 /// Refuses what SQLite's DROP COLUMN cannot drop: a table-level foreign key
-/// naming the column, and another table's key referencing it.
+/// naming the column (another table's key referencing it: [`review`]).
 pub(super) fn sqlite_refusals(cx: &Cx<'_>) -> Result<(), PlanningError> {
     let (t, old) = (cx.t, cx.old);
     for fk in cx
@@ -75,18 +62,6 @@ pub(super) fn sqlite_refusals(cx: &Cx<'_>) -> Result<(), PlanningError> {
                 ),
             ));
         }
-    }
-    if let Some(fk) = cx
-        .facts
-        .referenced_by
-        .iter()
-        .find(|f| f.referenced_columns.contains(old))
-    {
-        return Err(cx.r.unsupported(format!(
-            "{} ({}) references {t}.{old}: SQLite's DROP COLUMN at the contract would leave that foreign key pointing at a column that no longer exists; rebuild both tables with a `sql` change instead",
-            fk.table,
-            cols_text(&fk.columns)
-        )));
     }
     Ok(())
 }
@@ -136,30 +111,47 @@ fn fk_copy(
     }
 }
 
-/// Notes for other tables' foreign keys that reference the old column:
-/// they are not moved, and the contract fails while they exist; `how` says
-/// how to point them at `new` on this database.
-fn referencing_notes(
-    t: &TableName,
-    facts: &TableFacts,
-    old: &Ident,
-    new: &Ident,
-    how: &str,
-) -> Vec<String> {
-    facts
+/// A foreign key (of another table, or a self-reference) that references
+/// the column: refused for a rename, type change and drop alike. DROP
+/// COLUMN fails while it exists (Postgres: "other objects depend on it";
+/// MySQL 1828; SQLite would leave it dangling), so the irreversible deploy
+/// could never run; moving it means a new key on the child table, validated,
+/// which is a change of its own.
+pub(super) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<(), PlanningError> {
+    let Some(fk) = s
+        .facts
         .referenced_by
         .iter()
-        .filter(|f| f.referenced_columns.contains(old))
-        .map(|fk| {
-            let name = fk
-                .name
-                .as_ref()
-                .map_or_else(String::new, |n| format!(" {n}"));
-            format!(
-                "foreign key{name} of {} ({}) references {t}.{old} and is not moved: the contract's DROP COLUMN fails while it exists. Before the contract, point it at {new}: {how}",
-                fk.table,
-                cols_text(&fk.columns)
-            )
-        })
-        .collect()
+        .find(|f| f.referenced_columns.contains(s.column))
+    else {
+        return Ok(());
+    };
+    let name = fk
+        .name
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" {n}"));
+    let fix = match s.fate {
+        Fate::Replaced { by } => format!(
+            "in an earlier plan, drop foreign key{name} of {} ({}) (a `sql` change); after this plan's contract, add it again referencing {}.{by} with an add_foreign_key change",
+            fk.table,
+            cols_text(&fk.columns),
+            s.table
+        ),
+        Fate::Dropped => format!(
+            "drop foreign key{name} of {} ({}) in an earlier plan (a `sql` change)",
+            fk.table,
+            cols_text(&fk.columns)
+        ),
+    };
+    Err(refuse_exact(
+        r,
+        s,
+        &format!(
+            "foreign key{name} of {} ({})",
+            fk.table,
+            cols_text(&fk.columns)
+        ),
+        "the database refuses to drop a column a foreign key references",
+        &fix,
+    ))
 }

@@ -13,6 +13,23 @@
 use super::{CarriedIndex, Carry, Cx, IndexCtx, KeyCtx, parts, strings, swap};
 use crate::catalog::{IndexFacts, IndexKey};
 use crate::name::{Ident, TableName};
+use crate::plan::PlanningError;
+
+/// A unique index phasegate cannot rewrite for the new column (on an
+/// expression, or partial): refused, since a uniqueness guarantee lost at the
+/// contract is not something to accept with a note.
+fn unique_not_rewritten(cx: &Cx<'_>, index: &IndexFacts) -> PlanningError {
+    cx.r.unsupported(format!(
+        "unique index {} on {} uses {} in {} ({}): phasegate does not rewrite it for {}, so the contract would drop a uniqueness guarantee. Way forward: create the same unique index on {} with a `sql` change (CREATE UNIQUE INDEX CONCURRENTLY, transactional: false) after this plan's first deploy and before its contract, or rename without phasegate",
+        index.name,
+        cx.t,
+        cx.old,
+        if index.has_expression { "an expression" } else { "its WHERE clause" },
+        describe(index),
+        cx.new,
+        cx.new
+    ))
+}
 
 /// The index's definition for a message, or its name.
 pub(super) fn describe(index: &IndexFacts) -> String {
@@ -22,7 +39,11 @@ pub(super) fn describe(index: &IndexFacts) -> String {
         .unwrap_or_else(|| index.name.to_string())
 }
 
-pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+pub(super) fn postgres(
+    cx: &Cx<'_>,
+    carry: &mut Carry,
+    taken: &mut Vec<String>,
+) -> Result<(), PlanningError> {
     let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
@@ -38,6 +59,9 @@ pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) 
                 "index {name} on {t} is INVALID (a failed or unfinished concurrent build) and is not rebuilt for {new}"
             ));
             continue;
+        }
+        if index.unique && (index.has_expression || index.predicate.is_some()) {
+            return Err(unique_not_rewritten(cx, index));
         }
         if index.has_expression || index.predicate.is_some() {
             carry.notes.push(format!(
@@ -83,9 +107,14 @@ pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) 
             columns,
         });
     }
+    Ok(())
 }
 
-pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+pub(super) fn mysql(
+    cx: &Cx<'_>,
+    carry: &mut Carry,
+    taken: &mut Vec<String>,
+) -> Result<(), PlanningError> {
     let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
@@ -94,6 +123,9 @@ pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
             .method
             .as_deref()
             .filter(|m| matches!(*m, "fulltext" | "spatial"));
+        if index.unique && index.has_expression {
+            return Err(unique_not_rewritten(cx, index));
+        }
         if index.has_expression || special.is_some() {
             carry.notes.push(format!(
                 "index {name} is {} ({}): phasegate does not rebuild it for {new}, and it goes with {old} at the contract; before then, create the same index on {new} with a `sql` change",
@@ -105,15 +137,23 @@ pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
         let copy = plain_copy(t, index, old, new, cx.c.cast, taken, &mut carry.notes);
         carry.indexes.push(copy);
     }
+    Ok(())
 }
 
-pub(super) fn sqlite(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+pub(super) fn sqlite(
+    cx: &Cx<'_>,
+    carry: &mut Carry,
+    taken: &mut Vec<String>,
+) -> Result<(), PlanningError> {
     let (t, old, new, facts) = (cx.t, cx.old, cx.new, cx.facts);
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
         carry
             .drop_before_contract
             .push(parts(&t.sibling(name.clone())));
+        if index.unique && (index.has_expression || index.predicate.is_some()) {
+            return Err(unique_not_rewritten(cx, index));
+        }
         if index.has_expression || index.predicate.is_some() {
             carry.notes.push(format!(
                 "index {name} uses {old} in {} ({}): phasegate does not rewrite it for {new}; it is dropped just before {old} at the contract (SQLite cannot drop an indexed column); create the same index on {new} with a `sql` change before then",
@@ -125,6 +165,7 @@ pub(super) fn sqlite(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
         let copy = plain_copy(t, index, old, new, false, taken, &mut carry.notes);
         carry.indexes.push(copy);
     }
+    Ok(())
 }
 
 /// A key of the copy of an index: the old column swapped for the new one.

@@ -333,7 +333,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
     let mut taken = taken_names(facts, new);
     match r.dialect {
         Dialect::Postgres => {
-            index::postgres(&cx, &mut carry, &mut taken);
+            index::postgres(&cx, &mut carry, &mut taken)?;
             not_null::postgres(&cx, &mut carry);
             check::postgres(&cx, &mut carry, &mut taken);
             foreign_key::postgres(&cx, &mut carry, &mut taken);
@@ -343,7 +343,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
         Dialect::Mysql => {
             primary_key::mysql(&cx)?;
             sequence::mysql(&cx)?;
-            index::mysql(&cx, &mut carry, &mut taken);
+            index::mysql(&cx, &mut carry, &mut taken)?;
             foreign_key::mysql(&cx, &mut carry, &mut taken);
             check::mysql(&cx, &mut carry);
             grant::carry(&cx, &mut carry);
@@ -353,7 +353,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
             unique::sqlite(&cx)?;
             check::sqlite_refusals(&cx)?;
             foreign_key::sqlite_refusals(&cx)?;
-            index::sqlite(&cx, &mut carry, &mut taken);
+            index::sqlite(&cx, &mut carry, &mut taken)?;
             foreign_key::sqlite(&cx, &mut carry);
             check::sqlite(&cx, &mut carry);
             not_null::sqlite(&cx, &mut carry);

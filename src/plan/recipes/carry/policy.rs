@@ -12,11 +12,12 @@ pub(super) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<(), PlanningErro
         Some(d) => Err(refuse(
             r,
             s,
-            &format!("row-level security policy {} on {}", d.name, s.table),
+            &format!("row-level security policy {}", d.name),
             "Postgres refuses to drop a column a policy uses",
             &format!(
                 "ALTER POLICY {} so it does not use {} (a `sql` change in an earlier plan)",
-                d.name, s.column
+                d.name.replacen(" on ", " ON ", 1),
+                s.column
             ),
         )),
         None => Ok(()),

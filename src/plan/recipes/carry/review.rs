@@ -51,6 +51,7 @@ impl Subject<'_> {
 /// to the plan, or the first refusal.
 pub(crate) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<Vec<String>, PlanningError> {
     let mut notes = Vec::new();
+    super::foreign_key::review(r, s)?;
     super::trigger::review(r, s, &mut notes)?;
     super::generated::review(r, s)?;
     super::view::review(r, s)?;
@@ -59,7 +60,7 @@ pub(crate) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<Vec<String>, Pla
     super::publication::review(r, s)?;
     super::statistics::review(s, &mut notes);
     super::other::review(r, s)?;
-    super::sequence::review_drop(s, &mut notes);
+    super::sequence::review_drop(r, s, &mut notes)?;
     Ok(notes)
 }
 
@@ -89,5 +90,21 @@ pub(super) fn refuse(
         s.column,
         s.the_drop(),
         s.then()
+    ))
+}
+
+/// [`refuse`] with a way forward that says all of it (no "then …").
+pub(super) fn refuse_exact(
+    r: &Recipe<'_>,
+    s: &Subject<'_>,
+    what: &str,
+    why: &str,
+    fix: &str,
+) -> PlanningError {
+    r.unsupported(format!(
+        "{what} uses {}.{}, so {} would fail or break it ({why}). Way forward: {fix}",
+        s.table,
+        s.column,
+        s.the_drop()
     ))
 }

@@ -117,12 +117,30 @@ pub(super) fn mysql(cx: &Cx<'_>) -> Result<(), PlanningError> {
     Ok(())
 }
 
-/// drop_column: the sequence goes with the column.
-pub(super) fn review_drop(s: &Subject<'_>, notes: &mut Vec<String>) {
-    if let (Fate::Dropped, Some(seq)) = (s.fate, s.facts.census.column(s.column).sequence) {
-        notes.push(format!(
-            "sequence {} is owned by {}.{} and is dropped with it",
-            seq.name, s.table, s.column
-        ));
+/// drop_column: the sequence goes with the column, unless another column's
+/// default draws from it: then DROP COLUMN would fail (Postgres refuses to
+/// drop the sequence under that default), so the plan is refused.
+pub(super) fn review_drop(
+    r: &crate::plan::Recipe<'_>,
+    s: &Subject<'_>,
+    notes: &mut Vec<String>,
+) -> Result<(), PlanningError> {
+    let (Fate::Dropped, Some(seq)) = (s.fate, s.facts.census.column(s.column).sequence) else {
+        return Ok(());
+    };
+    if !seq.used_by.is_empty() {
+        return Err(r.unsupported(format!(
+            "sequence {} is owned by {}.{} and the default of {} draws from it too, so the DROP COLUMN would fail (dropping the column drops the sequence). Way forward: in an earlier plan, `ALTER SEQUENCE {} OWNED BY NONE` (or OWNED BY the other column) with a `sql` change, then plan this drop again",
+            seq.name,
+            s.table,
+            s.column,
+            seq.used_by.join(", "),
+            seq.name
+        )));
     }
+    notes.push(format!(
+        "sequence {} is owned by {}.{} and is dropped with it",
+        seq.name, s.table, s.column
+    ));
+    Ok(())
 }

@@ -142,13 +142,6 @@ fn pg_users() -> Catalog {
             "public.mailboxes",
             &["address"],
         )],
-        referenced_by: vec![fk(
-            Some("orders_user_email_fkey"),
-            "public.orders",
-            &["user_email"],
-            "public.users",
-            &["email"],
-        )],
         ..TableFacts::default()
     };
     let mut c = Catalog::offline();
@@ -209,12 +202,7 @@ fn postgres_carries_indexes_constraints_and_not_null() {
         "FOREIGN KEY (\"mail\")\n  REFERENCES \"public\".\"mailboxes\" (\"address\") ON DELETE CASCADE ON UPDATE NO ACTION NOT VALID"
     ));
     let notes: Vec<&str> = p.notes.iter().map(|n| n.text.as_str()).collect();
-    for name in [
-        "users_lower_email",
-        "users_active",
-        "users_email_excl",
-        "orders_user_email_fkey",
-    ] {
+    for name in ["users_lower_email", "users_active", "users_email_excl"] {
         assert!(
             notes.iter().any(|n| n.contains(name)),
             "{name} should be in a note: {notes:#?}"
@@ -319,11 +307,7 @@ fn mysql_builds_copies_online_and_drops_the_originals_with_the_column() {
         assert!(sql.contains(needle), "no `{needle}` in:\n{sql}");
     }
     let notes: Vec<&str> = p.notes.iter().map(|n| n.text.as_str()).collect();
-    for needle in [
-        "users_lower_email",
-        "users_email_check",
-        "orders_user_email_fkey",
-    ] {
+    for needle in ["users_lower_email", "users_email_check"] {
         assert!(notes.iter().any(|n| n.contains(needle)), "{notes:#?}");
     }
     // Indexes and the foreign key are built outside a transaction.
@@ -443,7 +427,7 @@ fn sqlite_refuses_what_drop_column_cannot_drop() {
             Box::new(|f| f.foreign_keys[0].declared_inline = false),
         ),
         (
-            "orders (user_email) references users.email",
+            "foreign key of orders (user_email) uses users.email",
             Box::new(|f| {
                 f.referenced_by
                     .push(fk(None, "orders", &["user_email"], "users", &["email"]))
@@ -479,4 +463,35 @@ fn carried_names_swap_the_column() {
         carried_name("p_first_name_idx", &old, &new, &mut taken).as_str(),
         "p_given_idx"
     );
+}
+
+#[test]
+fn a_referenced_column_is_refused_for_rename_type_change_and_drop() {
+    let mut c = pg_users();
+    let mut facts = c.table(&t("users")).cloned().unwrap_or_default();
+    facts.referenced_by.push(fk(
+        Some("orders_user_email_fkey"),
+        "public.orders",
+        &["user_email"],
+        "public.users",
+        &["email"],
+    ));
+    c.insert(t("users"), facts);
+    for change in [
+        "  - rename_column: { table: users, from: email, to: mail }\n",
+        "  - change_column_type: { table: users, column: email, type: varchar(200) }\n",
+        "  - drop_column: { table: users, column: email }\n",
+    ] {
+        match plan_with(Dialect::Postgres, &c, change) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("foreign key orders_user_email_fkey of public.orders (user_email)"),
+                    "{e}"
+                );
+                assert!(e.contains("Way forward"), "{e}");
+            }
+            Ok(_) => panic!("{change}: should be refused"),
+        }
+    }
 }

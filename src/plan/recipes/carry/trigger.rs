@@ -18,11 +18,15 @@ pub(super) fn review(
     notes: &mut Vec<String>,
 ) -> Result<(), PlanningError> {
     for t in s.facts.census.triggers.iter().filter(|t| !t.phasegate) {
+        let on = t.on.clone().unwrap_or_else(|| s.table.to_string());
         let what = format!(
-            "trigger {} on {} ({}{}{})",
+            "trigger {} on {on} ({}{}{})",
             t.name,
-            s.table,
-            t.when,
+            if t.when.is_empty() {
+                "its code names this table"
+            } else {
+                t.when.as_str()
+            },
             t.function
                 .as_ref()
                 .map_or_else(String::new, |f| format!(", function {f}")),
@@ -48,7 +52,9 @@ pub(super) fn review(
                 ),
             ));
         }
-        if matches!(s.fate, Fate::Replaced { .. }) && t.when.to_ascii_uppercase().contains("UPDATE")
+        if t.on.is_none()
+            && matches!(s.fate, Fate::Replaced { .. })
+            && t.when.to_ascii_uppercase().contains("UPDATE")
         {
             notes.push(format!(
                 "{what} fires for every row the backfill updates; if it writes elsewhere (an audit log), expect one write per row"
