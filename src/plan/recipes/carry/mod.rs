@@ -5,13 +5,13 @@
 //!
 //! | kind | file | rename / type change | drop_column |
 //! |---|---|---|---|
-//! | index (plain, unique, composite, prefix) | [`index`] | rebuilt online for the new column | dropped with it (MySQL: by name) |
+//! | index (plain, unique, composite, prefix) | [`index`] | rebuilt online for the new column; a unique one on an expression or with WHERE: refused | dropped with it (MySQL: by name) |
 //! | unique constraint | [`unique`] | attached to the index copy (Postgres); SQLite: refused | dropped with it |
 //! | primary key | [`primary_key`] | moved at the contract (Postgres); MySQL, SQLite: refused | refused (MySQL) |
 //! | NOT NULL | [`not_null`] | enforced lock-safely (Postgres), moved by MODIFY (MySQL), noted (SQLite) | relaxed first |
 //! | check | [`check`] | recreated NOT VALID + validated (Postgres); noted (MySQL, SQLite column check); refused (SQLite table check) | dropped with it |
-//! | foreign key, both ways | [`foreign_key`] | recreated; referencing keys noted (SQLite: refused) | noted |
-//! | default (MySQL: and ON UPDATE) | [`default`] | moved at the contract | — |
+//! | foreign key, both ways | [`foreign_key`] | the column's own: recreated; one that references the column: refused | one that references it: refused |
+//! | default (MySQL: and ON UPDATE, INVISIBLE) | [`default`] | moved at the contract (a type change: only when it fits the new type) | — |
 //! | sequence, identity | [`sequence`] | ownership / identity moved at the contract | noted |
 //! | comment | [`comment`] | carried | — |
 //! | column privileges | [`grant`] | granted on the new column in deploy 1 | — |
