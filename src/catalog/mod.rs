@@ -31,6 +31,7 @@ use std::time::Duration;
 use crate::dialect::Dialect;
 use crate::name::{Ident, SqlType, TableName};
 
+pub(crate) use census::words;
 pub use census::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
     SequenceFacts, TriggerFacts,

@@ -30,6 +30,17 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
                 .filter(|d| !d.is_empty()),
             lock,
         );
+        if phase.transactional && r.dialect != Dialect::Mysql {
+            for (what, text) in [("up", Some(&phase.up)), ("down", phase.down.as_ref())] {
+                if let Some(statement) = text.and_then(|t| outside_a_transaction(t)) {
+                    return Err(r.unsupported(format!(
+                        "the `{what}` of part {} runs {statement}, which {} refuses inside a transaction block, and this part is `transactional` (the default): it would fail every time. Way forward: set `transactional: false` on this part (its statements then run one by one)",
+                        n + 1,
+                        r.dialect
+                    )));
+                }
+            }
+        }
         // MySQL commits DDL by itself: such a step is recorded as started
         // and finished around it instead of sharing a transaction.
         let commits = r.dialect == Dialect::Mysql && mysql_commits_implicitly(&phase.up);
@@ -41,6 +52,21 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
         }
     }
     Ok(())
+}
+
+/// A statement of `sql` that Postgres or SQLite cannot run inside a
+/// transaction block (`CREATE INDEX CONCURRENTLY`, `DROP INDEX
+/// CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`,
+/// `ALTER SYSTEM`), found by words outside strings and comments.
+fn outside_a_transaction(sql: &str) -> Option<&'static str> {
+    let words = crate::catalog::words(sql);
+    if words.iter().any(|w| w == "concurrently") {
+        return Some("a CONCURRENTLY statement");
+    }
+    if words.first().is_some_and(|w| w == "vacuum") {
+        return Some("VACUUM");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -62,5 +88,21 @@ mod tests {
             ]
         );
         assert_eq!(reversible(&p), vec![true, false]);
+    }
+
+    #[test]
+    fn a_concurrent_index_in_a_transactional_part_is_refused() {
+        let text = "name: t\nchanges:\n  - sql:\n      phases:\n        - { up: 'CREATE INDEX CONCURRENTLY a_x ON a (x)' }\n";
+        let e = crate::plan::recipes::testing::plan_with(
+            Dialect::Postgres,
+            &crate::catalog::Catalog::offline(),
+            &text[text.find("  - sql").unwrap_or(0)..],
+        );
+        assert!(
+            e.is_err_and(|e| e.to_string().contains("transactional: false")),
+            "a CONCURRENTLY statement in a transactional part must be refused"
+        );
+        let ok = "  - sql:\n      phases:\n        - { up: \"SELECT 'concurrently'\", transactional: true }\n";
+        assert_eq!(shape(&plan(Dialect::Postgres, ok)).len(), 1);
     }
 }
