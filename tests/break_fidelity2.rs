@@ -308,6 +308,83 @@ async fn break2_mysql_system_versioned_table_rename() {
     .await;
 }
 
+/// Postgres `booking(room int, during tsrange, EXCLUDE USING gist (room WITH
+/// =, during WITH &&))`, `rename_column room → room_id`: planned with a note
+/// that the exclusion constraint "goes with room at the contract". After
+/// the irreversible contract double bookings are accepted: an integrity
+/// constraint is lost, which no user wants (unique expression and partial
+/// indexes are refused for the same reason). Right: carried (rebuilt over
+/// room_id) or refused naming `no_overlap`.
+#[tokio::test]
+#[ignore = "fails today: exclusion constraint dropped at the contract with only a note; overlapping rows accepted"]
+async fn break2_pg_rename_keeps_exclusion_constraint() {
+    with_postgres(|db| async move {
+        db.exec(
+            "CREATE EXTENSION IF NOT EXISTS btree_gist; \
+             CREATE TABLE booking (id bigserial PRIMARY KEY, room int NOT NULL, during tsrange NOT NULL, \
+               CONSTRAINT no_overlap EXCLUDE USING gist (room WITH =, during WITH &&)); \
+             INSERT INTO booking (room, during) SELECT g, tsrange('2020-01-01', '2020-01-02') FROM generate_series(1, 20) g",
+        )
+        .await?;
+        let mut app = Releases(|release| {
+            let col = if release < 2 { "room" } else { "room_id" };
+            vec![format!(
+                "INSERT INTO booking ({col}, during) SELECT 1000 + max(id), tsrange('2021-01-01', '2021-01-02') FROM booking"
+            )]
+        });
+        refused_or_works(
+            &db,
+            "  - rename_column: { table: booking, from: room, to: room_id }\n",
+            &["booking"],
+            "no_overlap",
+            &mut app,
+            &[],
+        )
+        .await?;
+        if db.has_column("booking", "room_id").await? {
+            db.assert_fails(
+                "INSERT INTO booking (room_id, during) VALUES (1, tsrange('2020-01-01', '2020-01-02'))",
+                "exclusion constraint",
+            )
+            .await?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// MariaDB `docs(body text, FULLTEXT KEY docs_ft (body))`, `rename_column
+/// body → content`: planned (a note says the FULLTEXT index "goes with body
+/// at the contract"), then apply fails at its first step: `ADD COLUMN …,
+/// ALGORITHM=INSTANT` is not supported on a table with a FULLTEXT index
+/// (error 1845). And had it run, every `MATCH (content) AGAINST …` of the
+/// new release fails after the contract (no FULLTEXT index). Right: refused
+/// at plan time naming docs_ft, or carried (index rebuilt, lock noted).
+#[tokio::test]
+#[ignore = "fails today: MariaDB FULLTEXT table planned with ALGORITHM=INSTANT, fails at apply; the index would be lost"]
+async fn break2_mysql_fulltext_column_rename() {
+    with_mysql(|db| async move {
+        db.exec("CREATE TABLE docs (id int AUTO_INCREMENT PRIMARY KEY, body text NOT NULL, FULLTEXT KEY docs_ft (body)) ENGINE=InnoDB")
+            .await?;
+        db.exec("INSERT INTO docs (body) VALUES ('hello world'), ('foo bar')")
+            .await?;
+        let mut app = Releases(|release| {
+            let col = if release < 2 { "body" } else { "content" };
+            vec![format!("INSERT INTO docs ({col}) VALUES ('hello again')")]
+        });
+        refused_or_works(
+            &db,
+            "  - rename_column: { table: docs, from: body, to: content }\n",
+            &["docs"],
+            "docs_ft",
+            &mut app,
+            &["SELECT count(*) FROM docs WHERE MATCH (content) AGAINST ('hello')"],
+        )
+        .await
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------
 // Tried and right today
 // ---------------------------------------------------------------------------
