@@ -83,40 +83,63 @@ async fn refused_or_works(
 #[tokio::test]
 #[ignore = "fails today: drop_column of a column another in-flight plan's sync trigger uses; every write fails after the drop"]
 async fn break2_pg_drop_column_synced_by_another_plan() {
-    with_postgres(|db| async move {
-        db.exec(
-            "CREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL DEFAULT '', mail text); \
-             INSERT INTO users (name, mail) SELECT 'n' || g, 'm' || g FROM generate_series(1, 20) g",
+    with_postgres(drop_column_synced_by_another_plan).await;
+}
+
+/// The same on MariaDB: B's DROP COLUMN succeeds and every INSERT and
+/// UPDATE of `users` then fails (Unknown column 'name' in 'NEW').
+#[tokio::test]
+#[ignore = "fails today: drop_column of a column another in-flight plan's sync trigger uses; every write fails after the drop"]
+async fn break2_mysql_drop_column_synced_by_another_plan() {
+    with_mysql(drop_column_synced_by_another_plan).await;
+}
+
+/// The same on SQLite: B's irreversible deploy 2 fails every time ("error
+/// in trigger users_name_full_name_sync_ins after drop column").
+#[tokio::test]
+#[ignore = "fails today: drop_column of a column another in-flight plan's sync trigger uses fails at the irreversible deploy"]
+async fn break2_sqlite_drop_column_synced_by_another_plan() {
+    with_sqlite(drop_column_synced_by_another_plan).await;
+}
+
+async fn drop_column_synced_by_another_plan(db: TestDb) -> TestResult {
+    db.exec(&format!(
+        "CREATE TABLE users (id {}, name varchar(50) NOT NULL DEFAULT '', mail text)",
+        db.pick3(
+            "bigserial PRIMARY KEY",
+            "integer PRIMARY KEY",
+            "int AUTO_INCREMENT PRIMARY KEY"
         )
+    ))
+    .await?;
+    db.exec("INSERT INTO users (name, mail) VALUES ('n1', 'm1'), ('n2', 'm2'), ('n3', 'm3')")
         .await?;
-        let a = plan_live(
-            &db,
-            "  - rename_column: { table: users, from: name, to: full_name }\n",
-            &["users"],
-        )
-        .await?;
-        let first = a
-            .phases
-            .first()
-            .ok_or_else(|| fail("plan A has no phase"))?;
-        apply_phase(&db, &a, first).await?;
-        let mut app = Releases(|_| {
-            vec![
-                "INSERT INTO users (full_name, mail) VALUES ('z', 'q')".to_string(),
-                "UPDATE users SET mail = 'u' WHERE id = 1".to_string(),
-            ]
-        });
-        refused_or_works(
-            &db,
-            "  - drop_column: { table: users, column: name }\n",
-            &["users"],
-            "name",
-            &mut app,
-            &[],
-        )
-        .await
-    })
-    .await;
+    let a = plan_live(
+        &db,
+        "  - rename_column: { table: users, from: name, to: full_name }\n",
+        &["users"],
+    )
+    .await?;
+    let first = a
+        .phases
+        .first()
+        .ok_or_else(|| fail("plan A has no phase"))?;
+    apply_phase(&db, &a, first).await?;
+    let mut app = Releases(|_| {
+        vec![
+            "INSERT INTO users (full_name, mail) VALUES ('z', 'q')".to_string(),
+            "UPDATE users SET mail = 'u' WHERE id = 1".to_string(),
+        ]
+    });
+    refused_or_works(
+        &db,
+        "  - drop_column: { table: users, column: name }\n",
+        &["users"],
+        "name",
+        &mut app,
+        &[],
+    )
+    .await
 }
 
 /// Postgres `acct(id bigint primary key, code text not null)` whose REPLICA
