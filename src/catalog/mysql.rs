@@ -199,6 +199,7 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
             catalog.insert_missing(table.clone());
             continue;
         };
+        let system_versioned = kind == "SYSTEM VERSIONED";
         let kind = match kind.as_str() {
             "BASE TABLE" | "SYSTEM VERSIONED" => RelationKind::Table,
             "VIEW" => RelationKind::View,
@@ -375,9 +376,10 @@ pub(super) async fn read(pool: &MySqlPool, tables: &[TableName]) -> Result<Catal
             .iter()
             .map(|c: &ColumnFacts| c.name.clone())
             .collect();
-        let census = super::census::read_mysql(pool, schema.as_deref(), &name, &names)
+        let mut census = super::census::read_mysql(pool, schema.as_deref(), &name, &names)
             .await
             .map_err(&err)?;
+        census.system_versioned = system_versioned;
 
         catalog.insert(
             table.clone(),

@@ -88,6 +88,14 @@ DROP FUNCTION IF EXISTS {{ function|ident }}();
 SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text{% endif %}
 {% endblock %}
 
+{#- A type change's default, as the new column will hold it: fails (in the
+    reversible deploy) when the new type does not take it. -#}
+{% block verify_default %}
+{% if old_default %}
+SELECT count(*) FILTER (WHERE v IS DISTINCT FROM v) FROM (SELECT CAST(({{ old_default|sql }}) AS {{ new_type|sql }}) AS v) AS phasegate_default
+{% endif %}
+{% endblock %}
+
 {#- Carrying what the old column has to the new one, after the backfill. -#}
 
 {#- A copy of a plain index, for the new column. One statement: CONCURRENTLY

@@ -33,6 +33,14 @@ pub struct Census {
     pub triggers: Vec<TriggerFacts>,
     /// Objects elsewhere that depend on columns of the table.
     pub dependents: Vec<Dependent>,
+    /// Postgres: the index `REPLICA IDENTITY USING INDEX` names (logical
+    /// replication identifies updated and deleted rows by it).
+    #[serde(default)]
+    pub replica_identity: Option<Ident>,
+    /// MariaDB: a table `WITH SYSTEM VERSIONING`, whose columns cannot be
+    /// altered unless the session allows it (`system_versioning_alter_history`).
+    #[serde(default)]
+    pub system_versioned: bool,
 }
 
 impl Census {

@@ -262,6 +262,15 @@ pub(in crate::catalog) async fn read_postgres(
         }
     }
 
+    census.replica_identity = sqlx::query_scalar::<_, String>(
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+          WHERE i.indrelid = to_regclass($1) AND i.indisreplident",
+    )
+    .bind(quoted)
+    .fetch_optional(pool)
+    .await?
+    .and_then(|n| Ident::new(n).ok());
+
     // Every object pg_depend records as depending on a column of the table,
     // but for what the planner reads on its own: the table's indexes and
     // constraints, its columns' own defaults and sequences, its triggers.

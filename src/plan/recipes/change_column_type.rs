@@ -107,7 +107,9 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
     if let Some(d) = live
         .as_ref()
         .and_then(|c| c.default.as_deref())
-        .filter(|d| !super::carry::default::fits(d, i.ty.written.as_str()))
+        .filter(|d| {
+            super::carry::default::for_new_type(r.dialect, d, i.ty.written.as_str()).is_none()
+        })
     {
         r.note(format!(
             "the default of {} ({d}) is written for its old type and is not given to {new} ({}): give {new} a default with a `sql` change after the contract if inserts rely on it",
@@ -130,8 +132,10 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &ChangeColumnType) -> Result<(), Pla
             // above all): see carry/default.rs.
             old_default: live
                 .as_ref()
-                .and_then(|c| c.default.clone())
-                .filter(|d| super::carry::default::fits(d, i.ty.written.as_str())),
+                .and_then(|c| c.default.as_deref())
+                .and_then(|d| {
+                    super::carry::default::for_new_type(r.dialect, d, i.ty.written.as_str())
+                }),
             move_default: live.is_none() && r.dialect == Dialect::Postgres,
             old_required: live.as_ref().map(|c| !c.nullable && c.default.is_none()),
             sync: SyncMode::Trigger,

@@ -127,7 +127,11 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         old_definition,
         new_definition,
         new_not_null,
-        instant_ddl => super::mysql_at_least(r, (8, 0, 12), (10, 3, 2)),
+        // A table with a FULLTEXT index cannot take an INSTANT column (MariaDB 1845).
+        instant_ddl => super::mysql_at_least(r, (8, 0, 12), (10, 3, 2))
+            && !r.catalog.table(t).is_some_and(|f| {
+                f.indexes.iter().any(|i| i.method.as_deref() == Some("fulltext"))
+            }),
         compare_as_text,
         ..carried
     };
@@ -187,6 +191,20 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         sql.get("verify"),
         0,
     );
+    // Postgres: a default moved to a new type is checked against it now,
+    // in the reversible deploy, rather than by the irreversible contract.
+    if r.dialect == Dialect::Postgres && c.cast && c.old_default.is_some() {
+        let check = r.render(c.kind, &ctx, &["verify_default"])?;
+        r.verify(
+            "verify_default",
+            format!(
+                "The default of {old} ({}) is a value of {new}'s type, which takes it over at the contract",
+                c.old_default.as_deref().unwrap_or_default()
+            ),
+            check.get("verify_default"),
+            0,
+        );
+    }
     if let Some(carry) = carry {
         carry::emit(r, &c, carry, &ctx)?;
     }

@@ -79,6 +79,46 @@ pub(crate) fn fits(default: &str, new_type: &str) -> bool {
     d != Family::Other && d == t
 }
 
+/// The default a type change's new column (of `new_type`) takes over from
+/// the old one's `default`, or `None` when it cannot:
+/// - one that [`fits`] the new type, as it is;
+/// - Postgres: a string literal (`'0'::text`, `'{}'::integer[]`,
+///   `'new'::text`), as the bare literal, which Postgres reads as a value
+///   of the new type (an enum label, an array, a number). A verify step in
+///   the first deploy checks that it is one (`CAST(… AS new_type)`), so a
+///   literal the new type refuses stops the reversible deploy, not the
+///   contract.
+pub(crate) fn for_new_type(
+    dialect: crate::dialect::Dialect,
+    default: &str,
+    new_type: &str,
+) -> Option<String> {
+    if fits(default, new_type) {
+        return Some(default.to_string());
+    }
+    if dialect != crate::dialect::Dialect::Postgres {
+        return None;
+    }
+    let literal = default.trim().trim_start_matches('(');
+    if !literal.starts_with('\'') {
+        return None;
+    }
+    // The literal ends at its closing quote ('' is an escaped quote).
+    let bytes: Vec<char> = literal.chars().collect();
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i] == '\'' {
+            if bytes.get(i + 1) == Some(&'\'') {
+                i += 2;
+                continue;
+            }
+            return Some(bytes[..=i].iter().collect());
+        }
+        i += 1;
+    }
+    None
+}
+
 /// MySQL/MariaDB: the `ON UPDATE` clause for a type change's new column:
 /// `CURRENT_TIMESTAMP` with the new type's fractional-seconds precision
 /// (the server refuses one that differs: "Invalid ON UPDATE clause"), or
@@ -101,7 +141,29 @@ pub(crate) fn on_update_for(new_type: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fits, on_update_for};
+    use super::{fits, for_new_type, on_update_for};
+    use crate::dialect::Dialect;
+
+    #[test]
+    fn postgres_string_defaults_move_as_bare_literals() {
+        assert_eq!(
+            for_new_type(Dialect::Postgres, "'{}'::integer[]", "bigint[]").as_deref(),
+            Some("'{}'")
+        );
+        assert_eq!(
+            for_new_type(Dialect::Postgres, "'it''s'::text", "varchar(9)").as_deref(),
+            Some("'it''s'::text")
+        );
+        assert_eq!(
+            for_new_type(Dialect::Postgres, "'new'::text", "order_status").as_deref(),
+            Some("'new'")
+        );
+        assert_eq!(for_new_type(Dialect::Mysql, "'low'", "int"), None);
+        assert_eq!(
+            for_new_type(Dialect::Postgres, "gen_random_uuid()", "text"),
+            None
+        );
+    }
 
     #[test]
     fn defaults_fit_types_of_their_family() {

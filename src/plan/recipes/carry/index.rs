@@ -48,11 +48,13 @@ pub(super) fn postgres(
     for index in facts.indexes.iter().filter(|i| i.uses(old)) {
         let name = &index.name;
         if index.exclusion {
-            carry.notes.push(format!(
-                "exclusion constraint {} on {t} uses {old}: it is not rebuilt for {new} and goes with {old} at the contract; recreate it for {new} with a `sql` change before then",
-                index.constraint.as_ref().unwrap_or(name)
-            ));
-            continue;
+            // Like a unique index phasegate cannot rewrite: the guarantee
+            // would be gone after the contract.
+            return Err(cx.r.unsupported(format!(
+                "exclusion constraint {} on {t} uses {old}: phasegate does not rebuild it for {new}, so the contract would drop the guarantee it gives ({}). Way forward: add the same constraint over {new} with a `sql` change after this plan's first deploy and before its contract, or change the column without phasegate",
+                index.constraint.as_ref().unwrap_or(name),
+                describe(index)
+            )));
         }
         if !index.valid {
             carry.notes.push(format!(
@@ -125,6 +127,12 @@ pub(super) fn mysql(
             .filter(|m| matches!(*m, "fulltext" | "spatial"));
         if index.unique && index.has_expression {
             return Err(unique_not_rewritten(cx, index));
+        }
+        if let Some(m) = special {
+            return Err(cx.r.unsupported(format!(
+                "{} index {name} on {t} uses {old}: phasegate does not rebuild it for {new} (it cannot be built in place beside the copy), and queries that need it (MATCH … AGAINST, spatial predicates) would fail after the contract. Way forward: rename {old} in a maintenance window with a `sql` change",
+                m.to_ascii_uppercase()
+            )));
         }
         if index.has_expression || special.is_some() {
             carry.notes.push(format!(

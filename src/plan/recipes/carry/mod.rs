@@ -23,6 +23,8 @@
 //! | publication column list | [`publication`] | refused | refused |
 //! | extended statistics | [`statistics`] | noted (dropped with the old column) | noted |
 //! | anything else in `pg_depend` | [`other`] | refused, named | refused, named |
+//! | replica identity index (Postgres) | [`replica_identity`] | refused | refused |
+//! | system-versioned table (MariaDB) | [`system_versioning`] | refused | refused |
 //! | type without `=` (json, xml, point) | [`equality`] | compared as text | — |
 //!
 //! The census these decisions read is [`crate::catalog::Census`].
@@ -34,6 +36,7 @@
 mod check;
 mod comment;
 pub(crate) mod default;
+mod dropped_constraints;
 mod emit;
 pub(super) mod equality;
 mod foreign_key;
@@ -45,10 +48,12 @@ mod other;
 mod policy;
 mod primary_key;
 mod publication;
+mod replica_identity;
 mod review;
 mod rule;
 mod sequence;
 mod statistics;
+mod system_versioning;
 mod trigger;
 mod unique;
 mod view;

@@ -51,7 +51,9 @@ impl Subject<'_> {
 /// to the plan, or the first refusal.
 pub(crate) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<Vec<String>, PlanningError> {
     let mut notes = Vec::new();
+    super::system_versioning::review(r, s)?;
     super::foreign_key::review(r, s)?;
+    super::replica_identity::review(r, s)?;
     super::trigger::review(r, s, &mut notes)?;
     super::generated::review(r, s)?;
     super::view::review(r, s)?;
@@ -61,6 +63,7 @@ pub(crate) fn review(r: &Recipe<'_>, s: &Subject<'_>) -> Result<Vec<String>, Pla
     super::statistics::review(s, &mut notes);
     super::other::review(r, s)?;
     super::sequence::review_drop(r, s, &mut notes)?;
+    super::dropped_constraints::review(r, s, &mut notes)?;
     Ok(notes)
 }
 

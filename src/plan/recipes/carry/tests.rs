@@ -110,8 +110,6 @@ fn pg_users() -> Catalog {
     lower.has_expression = true;
     let mut partial = index("users_active", vec![key("id")], &["id", "email"]);
     partial.predicate = Some("(email IS NOT NULL)".into());
-    let mut excl = index("users_email_excl", vec![key("email")], &["email"]);
-    (excl.exclusion, excl.constraint) = (true, Some(id("users_email_excl")));
     let facts = TableFacts {
         columns: vec![
             col("id", "bigint", false),
@@ -120,7 +118,7 @@ fn pg_users() -> Catalog {
             col("code", "text", true),
         ],
         primary_key: ids(&["id"]),
-        indexes: vec![email_key, excl, lower, partial, multi, pkey],
+        indexes: vec![email_key, lower, partial, multi, pkey],
         uniques: vec![UniqueFacts {
             name: id("users_email_key"),
             index: id("users_email_key"),
@@ -202,7 +200,7 @@ fn postgres_carries_indexes_constraints_and_not_null() {
         "FOREIGN KEY (\"mail\")\n  REFERENCES \"public\".\"mailboxes\" (\"address\") ON DELETE CASCADE ON UPDATE NO ACTION NOT VALID"
     ));
     let notes: Vec<&str> = p.notes.iter().map(|n| n.text.as_str()).collect();
-    for name in ["users_lower_email", "users_active", "users_email_excl"] {
+    for name in ["users_lower_email", "users_active"] {
         assert!(
             notes.iter().any(|n| n.contains(name)),
             "{name} should be in a note: {notes:#?}"
@@ -493,5 +491,27 @@ fn a_referenced_column_is_refused_for_rename_type_change_and_drop() {
             }
             Ok(_) => panic!("{change}: should be refused"),
         }
+    }
+}
+
+#[test]
+fn an_exclusion_constraint_on_the_column_is_refused() {
+    let mut c = pg_users();
+    let mut facts = c.table(&t("users")).cloned().unwrap_or_default();
+    let mut excl = index("users_email_excl", vec![key("email")], &["email"]);
+    (excl.exclusion, excl.constraint) = (true, Some(id("users_email_excl")));
+    facts.indexes.push(excl);
+    c.insert(t("users"), facts);
+    match plan_with(
+        Dialect::Postgres,
+        &c,
+        "  - rename_column: { table: users, from: email, to: mail }\n",
+    ) {
+        Err(e) => assert!(
+            e.to_string()
+                .contains("exclusion constraint users_email_excl"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a rename that would lose an exclusion constraint must be refused"),
     }
 }

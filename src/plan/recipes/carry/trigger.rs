@@ -17,6 +17,36 @@ pub(super) fn review(
     s: &Subject<'_>,
     notes: &mut Vec<String>,
 ) -> Result<(), PlanningError> {
+    // phasegate's own sync trigger for this very copy (the plan made again
+    // after its first phase ran) is expected; any other phasegate sync
+    // trigger that names the column belongs to another plan in progress.
+    let own: Vec<String> = match s.fate {
+        Fate::Replaced { by } => ["sync", "sync_ins", "sync_upd"]
+            .iter()
+            .map(|suffix| {
+                crate::plan::derived_name(&[
+                    s.table.name.as_str(),
+                    s.column.as_str(),
+                    by.as_str(),
+                    suffix,
+                ])
+                .as_str()
+                .to_string()
+            })
+            .collect(),
+        Fate::Dropped => Vec::new(),
+    };
+    for t in s.facts.census.triggers.iter().filter(|t| t.phasegate) {
+        if t.mentions.contains(s.column) && !own.iter().any(|o| o == t.name.as_str()) {
+            return Err(refuse(
+                r,
+                s,
+                &format!("phasegate's sync trigger {} on {}", t.name, s.table),
+                "another plan in progress keeps this column in step with its replacement, and its writes would fail",
+                "finish (or roll back) that plan first",
+            ));
+        }
+    }
     for t in s.facts.census.triggers.iter().filter(|t| !t.phasegate) {
         let on = t.on.clone().unwrap_or_else(|| s.table.to_string());
         let what = format!(
