@@ -12,55 +12,8 @@
 mod common;
 mod executor_support;
 
-use common::{
-    Scenario, TestDb, TestResult, fail, plan_error, plan_live, roll_out, with_mysql, with_postgres,
-    with_sqlite,
-};
-
-fn check(cond: bool, what: impl Into<String>) -> TestResult {
-    if cond { Ok(()) } else { Err(fail(what)) }
-}
-
-/// The planner's refusal for `changes`, which must name every `needle`.
-async fn assert_refused(
-    db: &TestDb,
-    changes: &str,
-    tables: &[&str],
-    needles: &[&str],
-) -> TestResult {
-    let catalog = db.catalog(tables).await?;
-    let before = db.schema().await?;
-    let Some(err) = plan_error(db.dialect, &catalog, changes) else {
-        return Err(fail(format!(
-            "{} planned, but must be refused:\n{changes}",
-            db.dialect
-        )));
-    };
-    let text = err.to_string();
-    for needle in needles {
-        check(
-            text.contains(needle),
-            format!("the refusal must name {needle:?}; got: {text}"),
-        )?;
-    }
-    check(
-        before == db.schema().await?,
-        "planning must not change the schema",
-    )
-}
-
-/// A release model driven by closures over the phase number: which SQL each
-/// release runs.
-struct Releases<F: Fn(usize) -> Vec<String>>(F);
-
-impl<F: Fn(usize) -> Vec<String>> Scenario for Releases<F> {
-    async fn release(&mut self, db: &TestDb, release: usize) -> TestResult {
-        for sql in (self.0)(release) {
-            db.exec(&sql).await?;
-        }
-        Ok(())
-    }
-}
+use common::outcomes::{Releases, assert_refused, check};
+use common::{TestDb, TestResult, plan_live, roll_out, with_mysql, with_postgres, with_sqlite};
 
 // ---------------------------------------------------------------------------
 // Sequences and identity (Postgres)

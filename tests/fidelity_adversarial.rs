@@ -11,99 +11,12 @@
 
 mod common;
 
-use common::{
-    Scenario, TestDb, TestResult, apply_phase, fail, plan_error, plan_live, roll_out, with_mysql,
-    with_postgres, with_sqlite,
-};
-
-fn check(cond: bool, what: impl Into<String>) -> TestResult {
-    if cond { Ok(()) } else { Err(fail(what)) }
-}
-
-/// A release model driven by a closure over the release number.
-struct Releases<F: Fn(usize) -> Vec<String>>(F);
-
-impl<F: Fn(usize) -> Vec<String>> Scenario for Releases<F> {
-    async fn release(&mut self, db: &TestDb, release: usize) -> TestResult {
-        for sql in (self.0)(release) {
-            db.exec(&sql).await?;
-        }
-        Ok(())
-    }
-}
-
-/// The plan must be refused (naming every needle, schema untouched).
-async fn assert_refused(
-    db: &TestDb,
-    changes: &str,
-    tables: &[&str],
-    needles: &[&str],
-) -> TestResult {
-    let catalog = db.catalog(tables).await?;
-    let before = db.schema().await?;
-    let Some(err) = plan_error(db.dialect, &catalog, changes) else {
-        return Err(fail(format!(
-            "{} planned, but must be refused before any DDL:\n{changes}",
-            db.dialect
-        )));
-    };
-    let text = err.to_string();
-    for needle in needles {
-        check(
-            text.contains(needle),
-            format!("the refusal must name {needle:?}; got: {text}"),
-        )?;
-    }
-    check(
-        before == db.schema().await?,
-        "planning must not change the schema",
-    )
-}
-
-/// Either right outcome: refused naming `needle`, or rolled out with
-/// `app` running at every phase and every statement of `after` succeeding
-/// after the last phase.
-async fn refused_or_works(
-    db: &TestDb,
-    changes: &str,
-    tables: &[&str],
-    needle: &str,
-    app: &mut impl Scenario,
-    after: &[&str],
-) -> TestResult {
-    let catalog = db.catalog(tables).await?;
-    if let Some(err) = plan_error(db.dialect, &catalog, changes) {
-        let text = err.to_string();
-        return check(
-            text.contains(needle),
-            format!("the refusal must name {needle:?}; got: {text}"),
-        );
-    }
-    let plan = plan_live(db, changes, tables).await?;
-    roll_out(db, &plan, app).await?;
-    for sql in after {
-        db.exec(sql).await.map_err(|e| {
-            fail(format!(
-                "planned without refusing, and after the contract this fails: {e}"
-            ))
-        })?;
-    }
-    Ok(())
-}
+use common::outcomes::{Releases, apply_first_phase, assert_refused, check, refused_or_works};
+use common::{TestDb, TestResult, plan_live, roll_out, with_mysql, with_postgres, with_sqlite};
 
 // ---------------------------------------------------------------------------
 // The backfill writes the OLD column (most severe: data loss in deploy 1)
 // ---------------------------------------------------------------------------
-
-/// Applies only deploy 1 of `changes` (no up/down/up), then returns.
-async fn apply_first_phase(db: &TestDb, changes: &str, tables: &[&str]) -> TestResult {
-    let plan = plan_live(db, changes, tables).await?;
-    let first = plan
-        .phases
-        .first()
-        .ok_or_else(|| fail("the plan has no phase"))?;
-    apply_phase(db, &plan, first).await
-}
 
 /// A narrowing type change (numeric(10,4) → numeric(10,2), varchar(10) →
 /// varchar(3)) with the default `using`/`reverse`: the backfill's UPDATE of

@@ -11,62 +11,11 @@
 
 mod common;
 
+use common::outcomes::{Releases, check, refused_or_works};
 use common::{
-    Scenario, TestDb, TestResult, apply_phase, fail, plan_error, plan_live, roll_out, with_mysql,
-    with_postgres, with_sqlite,
+    TestDb, TestResult, apply_phase, fail, plan_live, roll_out, with_mysql, with_postgres,
+    with_sqlite,
 };
-
-fn check(cond: bool, what: impl Into<String>) -> TestResult {
-    if cond { Ok(()) } else { Err(fail(what)) }
-}
-
-/// A release model driven by a closure over the release number.
-struct Releases<F: Fn(usize) -> Vec<String>>(F);
-
-impl<F: Fn(usize) -> Vec<String>> Scenario for Releases<F> {
-    async fn release(&mut self, db: &TestDb, release: usize) -> TestResult {
-        for sql in (self.0)(release) {
-            db.exec(&sql).await?;
-        }
-        Ok(())
-    }
-}
-
-/// Either right outcome: refused naming `needle` (schema untouched), or
-/// rolled out with `app` running at every phase and every statement of
-/// `after` succeeding after the last phase.
-async fn refused_or_works(
-    db: &TestDb,
-    changes: &str,
-    tables: &[&str],
-    needle: &str,
-    app: &mut impl Scenario,
-    after: &[&str],
-) -> TestResult {
-    let catalog = db.catalog(tables).await?;
-    let before = db.schema().await?;
-    if let Some(err) = plan_error(db.dialect, &catalog, changes) {
-        let text = err.to_string();
-        check(
-            text.contains(needle),
-            format!("the refusal must name {needle:?}; got: {text}"),
-        )?;
-        return check(
-            before == db.schema().await?,
-            "planning must not change the schema",
-        );
-    }
-    let plan = plan_live(db, changes, tables).await?;
-    roll_out(db, &plan, app).await?;
-    for sql in after {
-        db.exec(sql).await.map_err(|e| {
-            fail(format!(
-                "planned without refusing, and after the contract this fails: {e}"
-            ))
-        })?;
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------
 // Failing today, most severe first

@@ -17,6 +17,8 @@
 
 #![allow(dead_code)]
 
+pub mod outcomes;
+
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::error::Error;
