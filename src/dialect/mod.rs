@@ -30,6 +30,11 @@ pub enum Dialect {
     Mysql,
 }
 
+/// MySQL/MariaDB: the session variable a backfill sets while it writes the
+/// new column, which phasegate's sync trigger reads to leave the old column
+/// alone (`templates/mysql/rename_column.sql` names it too).
+pub const MYSQL_BACKFILL_MARK: &str = "@phasegate_backfill";
+
 impl Dialect {
     pub const ALL: [Dialect; 3] = [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql];
 

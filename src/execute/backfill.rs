@@ -19,7 +19,7 @@ use super::send::{backoff, is_lock_timeout};
 use super::steps::{db_failure, failure, into_sqlx, prelude, query_value};
 use super::{RunError, StepContext};
 use crate::config::Environment;
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, MYSQL_BACKFILL_MARK};
 use crate::name::TableName;
 use crate::plan::{Backfill, RollbackFill, Step};
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
@@ -36,7 +36,7 @@ pub(super) async fn run(
     // trigger then leaves the old column as it is (templates/mysql/rename_column.sql).
     let mysql = cx.env.dialect == Dialect::Mysql;
     if mysql {
-        sqlx::raw_sql("SET @phasegate_backfill = 1")
+        sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")))
             .execute(store.conn())
             .await
             .map_err(|e| db_failure(step, cx.phase, "marking the backfill's session".into(), &e))?;
@@ -45,7 +45,7 @@ pub(super) async fn run(
     if mysql {
         // The connection is phasegate's own; a failure here only leaves the
         // mark on a session that ends with the run.
-        let _ = sqlx::raw_sql("SET @phasegate_backfill = NULL")
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = NULL")))
             .execute(store.conn())
             .await;
     }

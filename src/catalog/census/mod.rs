@@ -305,6 +305,13 @@ pub(crate) fn words(sql: &str) -> Vec<String> {
 
 /// The columns of `columns` that `sql` names (see [`words`]); `exact`
 /// compares quoted-style (Postgres: an unquoted mention of `Name` is `name`).
+/// Whether `sql` names the table `name` as a word (MySQL and SQLite compare
+/// table names case-insensitively here: a view or trigger of another table
+/// that reads this one).
+pub(crate) fn names_table(sql: &str, name: &str) -> bool {
+    words(sql).iter().any(|w| w.eq_ignore_ascii_case(name))
+}
+
 /// The columns of `columns` that trigger or function code names, in its
 /// identifiers or inside its string literals (`NEW.handle`, but also
 /// `to_jsonb(NEW) ->> 'handle'` and `EXECUTE format('… %I', 'handle')`):
@@ -358,7 +365,7 @@ mod tests {
     use super::*;
 
     fn id(s: &str) -> Ident {
-        Ident::new(s).unwrap()
+        Ident::new(s).unwrap_or_else(|e| panic!("test identifier {s:?}: {e}"))
     }
 
     #[test]

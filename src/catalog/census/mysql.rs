@@ -7,7 +7,7 @@ use crate::name::Ident;
 
 use super::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, TriggerFacts, mentioned,
-    words,
+    names_table,
 };
 
 /// MySQL/MariaDB: the census of `schema.name` (`schema` `None`: the
@@ -36,7 +36,7 @@ pub(in crate::catalog) async fn read_mysql(
         let Some(column) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -90,7 +90,7 @@ pub(in crate::catalog) async fn read_mysql(
         let Some(column) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -117,7 +117,7 @@ pub(in crate::catalog) async fn read_mysql(
         let Some(trigger) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -153,14 +153,13 @@ pub(in crate::catalog) async fn read_mysql(
     .await?;
     for r in &others {
         let body: String = r.try_get("body")?;
-        let table_word = name.to_lowercase();
-        if !words(&body).iter().any(|w| w.to_lowercase() == table_word) {
+        if !names_table(&body, name) {
             continue;
         }
         let Some(trigger) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -192,11 +191,7 @@ pub(in crate::catalog) async fn read_mysql(
     .await?;
     for r in &views {
         let definition: String = r.try_get("definition")?;
-        let table_word = name.to_lowercase();
-        if !words(&definition)
-            .iter()
-            .any(|w| w.to_lowercase() == table_word)
-        {
+        if !names_table(&definition, name) {
             continue;
         }
         let used = mentioned(&definition, columns, true);

@@ -93,7 +93,7 @@ pub(in crate::catalog) async fn read_postgres(
         let Some(name) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -109,7 +109,7 @@ pub(in crate::catalog) async fn read_postgres(
         }
         c.comment = r.try_get("comment")?;
         let collation: Option<String> = r.try_get("collation_name")?;
-        if let Some(collation) = collation.and_then(|n| Ident::new(n).ok()) {
+        if let Some(collation) = collation.and_then(crate::catalog::ident) {
             let schema: Option<String> = r.try_get("collation_schema")?;
             c.collation = Some(TableName {
                 schema: schema.and_then(|s| Ident::new(s).ok()),
@@ -117,7 +117,7 @@ pub(in crate::catalog) async fn read_postgres(
             });
         }
         let seq_name: Option<String> = r.try_get("sequence_name")?;
-        if let Some(seq_name) = seq_name.and_then(|n| Ident::new(n).ok()) {
+        if let Some(seq_name) = seq_name.and_then(crate::catalog::ident) {
             let schema: Option<String> = r.try_get("schema_name")?;
             c.sequence = Some(SequenceFacts {
                 name: TableName {
@@ -166,7 +166,7 @@ pub(in crate::catalog) async fn read_postgres(
         let Some(name) = r
             .try_get::<String, _>("name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };
@@ -196,7 +196,7 @@ pub(in crate::catalog) async fn read_postgres(
         .await?;
         let code = format!("{definition}\n{body}\n{}", helpers.join("\n"));
         let mut mentions = mentioned_in_code(&code, &names, false);
-        for col in update_of.into_iter().filter_map(|n| Ident::new(n).ok()) {
+        for col in update_of.into_iter().filter_map(crate::catalog::ident) {
             if !mentions.contains(&col) {
                 mentions.push(col);
             }
@@ -242,7 +242,7 @@ pub(in crate::catalog) async fn read_postgres(
             let Some(name) = r
                 .try_get::<String, _>("name")
                 .ok()
-                .and_then(|n| Ident::new(n).ok())
+                .and_then(crate::catalog::ident)
             else {
                 continue;
             };
@@ -269,7 +269,7 @@ pub(in crate::catalog) async fn read_postgres(
     .bind(quoted)
     .fetch_optional(pool)
     .await?
-    .and_then(|n| Ident::new(n).ok());
+    .and_then(crate::catalog::ident);
 
     // Every object pg_depend records as depending on a column of the table,
     // but for what the planner reads on its own: the table's indexes and
@@ -323,7 +323,7 @@ pub(in crate::catalog) async fn read_postgres(
         let Some(column) = r
             .try_get::<String, _>("column_name")
             .ok()
-            .and_then(|n| Ident::new(n).ok())
+            .and_then(crate::catalog::ident)
         else {
             continue;
         };

@@ -4,7 +4,7 @@
 use crate::name::Ident;
 
 use super::{
-    Census, Dependent, DependentKind, PHASEGATE_TRIGGER_MARK, TriggerFacts, mentioned, words,
+    Census, Dependent, DependentKind, PHASEGATE_TRIGGER_MARK, TriggerFacts, mentioned, names_table,
 };
 
 /// SQLite: the census of `schema.name`; `columns` are the table's columns.
@@ -26,7 +26,7 @@ pub(in crate::catalog) async fn read_sqlite(
         .iter()
         .filter(|r| matches!(r.try_get::<i64, _>("hidden"), Ok(2 | 3)))
         .filter_map(|r| r.try_get::<String, _>("name").ok())
-        .filter_map(|n| Ident::new(n).ok())
+        .filter_map(crate::catalog::ident)
         .collect();
     let master = format!(
         "{}.sqlite_master",
@@ -70,7 +70,7 @@ pub(in crate::catalog) async fn read_sqlite(
         );
         if kind == "trigger" {
             let other = !on.eq_ignore_ascii_case(name);
-            if other && !words(&sql).iter().any(|w| w.eq_ignore_ascii_case(name)) {
+            if other && !names_table(&sql, name) {
                 continue;
             }
             let Ok(trigger) = Ident::new(object) else {
@@ -91,8 +91,7 @@ pub(in crate::catalog) async fn read_sqlite(
                 on: other.then(|| on.clone()),
             });
         } else {
-            let table_word = name.to_lowercase();
-            if !words(&sql).iter().any(|w| w.to_lowercase() == table_word) {
+            if !names_table(&sql, name) {
                 continue;
             }
             let used = mentioned(&sql, columns, true);

@@ -13,8 +13,14 @@ use crate::name::Ident;
 use crate::plan::recipes::cols_text;
 use crate::plan::{PlanningError, Recipe};
 
-pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
+/// Copies of the old column's named foreign keys for the new one.
+/// Postgres adds them `NOT VALID` and validates them if the original was
+/// validated; MySQL adds them in place without a scan (the copy equals the
+/// old column, which the old key checks) and drops the originals by name
+/// with the old column.
+pub(super) fn carry(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
     let (old, new) = (cx.old, cx.new);
+    let mysql = cx.r.dialect == crate::dialect::Dialect::Mysql;
     for fk in cx
         .facts
         .foreign_keys
@@ -22,23 +28,11 @@ pub(super) fn postgres(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) 
         .filter(|f| f.columns.contains(old))
     {
         let Some(name) = &fk.name else { continue };
-        carry.foreign_keys.push(fk_copy(fk, name, old, new, taken));
-    }
-}
-
-pub(super) fn mysql(cx: &Cx<'_>, carry: &mut Carry, taken: &mut Vec<String>) {
-    let (old, new) = (cx.old, cx.new);
-    for fk in cx
-        .facts
-        .foreign_keys
-        .iter()
-        .filter(|f| f.columns.contains(old))
-    {
-        let Some(name) = &fk.name else { continue };
-        carry.drop_foreign_keys.push(name.as_str().to_string());
         let mut copy = fk_copy(fk, name, old, new, taken);
-        // The copy equals the old column, which the old key checks.
-        copy.validate = false;
+        if mysql {
+            carry.drop_foreign_keys.push(name.as_str().to_string());
+            copy.validate = false;
+        }
         carry.foreign_keys.push(copy);
     }
 }

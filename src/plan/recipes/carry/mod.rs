@@ -341,7 +341,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
             index::postgres(&cx, &mut carry, &mut taken)?;
             not_null::postgres(&cx, &mut carry);
             check::postgres(&cx, &mut carry, &mut taken);
-            foreign_key::postgres(&cx, &mut carry, &mut taken);
+            foreign_key::carry(&cx, &mut carry, &mut taken);
             sequence::postgres(&cx, &mut carry)?;
             grant::carry(&cx, &mut carry);
         }
@@ -349,7 +349,7 @@ pub(super) fn plan<'a>(r: &'a Recipe<'a>, c: &'a Copy<'a>) -> Result<Option<Carr
             primary_key::mysql(&cx)?;
             sequence::mysql(&cx)?;
             index::mysql(&cx, &mut carry, &mut taken)?;
-            foreign_key::mysql(&cx, &mut carry, &mut taken);
+            foreign_key::carry(&cx, &mut carry, &mut taken);
             check::mysql(&cx, &mut carry);
             grant::carry(&cx, &mut carry);
         }
