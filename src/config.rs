@@ -271,6 +271,14 @@ impl Config {
                 name: e.name,
             });
         }
+        if let Some((first, second)) = shared_database(&environments) {
+            return Err(diag(
+                Some(&format!("name: {second}")),
+                format!(
+                    "environments `{first}` and `{second}` point at the same database: each environment needs its own, or promotion from one to the other proves nothing"
+                ),
+            ));
+        }
         Ok(Config {
             environments,
             root: root.to_path_buf(),
@@ -297,6 +305,73 @@ impl Config {
     pub fn plans_dir(&self) -> PathBuf {
         self.root.join("plans")
     }
+}
+
+/// The first two environments whose database URLs name the same database
+/// once normalised (see [`database_identity`]).
+fn shared_database(environments: &[Environment]) -> Option<(String, String)> {
+    let ids: Vec<String> = environments
+        .iter()
+        .map(|e| database_identity(&e.database_url))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(j) = ids[..i].iter().position(|other| other == id) {
+            return Some((environments[j].name.clone(), environments[i].name.clone()));
+        }
+    }
+    None
+}
+
+/// What identifies the database a URL points at, so that two spellings of
+/// one database compare equal: for SQLite the file's canonical path (of its
+/// folder, when the file does not exist yet); for a server, the dialect,
+/// host (`localhost`, `127.0.0.1` and `::1` are one), port (the default
+/// when absent) and database name, ignoring user, password and options.
+pub fn database_identity(database_url: &str) -> String {
+    if let Some(rest) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    {
+        let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+        if path.contains(":memory:") {
+            // Each connection has its own in-memory database.
+            return database_url.to_string();
+        }
+        let p = Path::new(path);
+        let canonical = std::fs::canonicalize(p).ok().or_else(|| {
+            let parent = std::fs::canonicalize(p.parent()?).ok()?;
+            Some(parent.join(p.file_name()?))
+        });
+        return format!(
+            "sqlite:{}",
+            canonical
+                .unwrap_or_else(|| p.components().collect::<PathBuf>())
+                .display()
+        );
+    }
+    let Ok(u) = url::Url::parse(database_url) else {
+        return database_url.to_string();
+    };
+    let scheme = match u.scheme() {
+        "postgresql" => "postgres",
+        "mariadb" => "mysql",
+        other => other,
+    };
+    let host = match u.host_str().unwrap_or("localhost").to_ascii_lowercase() {
+        h if h == "127.0.0.1" || h == "[::1]" || h == "::1" => "localhost".to_string(),
+        h => h,
+    };
+    let port = u
+        .port()
+        .unwrap_or(if scheme == "mysql" { 3306 } else { 5432 });
+    let db = u.path().trim_start_matches('/');
+    // Postgres connects to the database named like the user when none is given.
+    let db = if db.is_empty() && scheme == "postgres" {
+        u.username()
+    } else {
+        db
+    };
+    format!("{scheme}://{host}:{port}/{db}")
 }
 
 /// Durations as people write them: `72h`, `30m`, `2d`, `1h 30m`, `45s`.
@@ -414,13 +489,14 @@ mod tests {
     #[test]
     fn mysql_and_mariadb_urls_are_mysql_environments() -> Result<(), ConfigError> {
         let c = parse(
-            "environments:\n  - name: a\n    database_url: mysql://u@db/app\n  - name: b\n    database_url: MariaDB://u@db/app\n",
+            "environments:\n  - name: a\n    database_url: mysql://u@db/app\n  - name: b\n    database_url: MariaDB://u@db/app_b\n",
             &[],
         )?;
         for e in &c.environments {
             assert_eq!(e.dialect, Dialect::Mysql);
-            assert_eq!(e.database_url, "mysql://u@db/app");
         }
+        assert_eq!(c.environments[0].database_url, "mysql://u@db/app");
+        assert_eq!(c.environments[1].database_url, "mysql://u@db/app_b");
         let err = parse(
             "environments:\n  - name: a\n    database_url: oracle://u@db/app\n",
             &[],
@@ -471,6 +547,44 @@ mod tests {
         assert!(
             matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")),
             "{unknown:?}"
+        );
+    }
+
+    #[test]
+    fn two_environments_on_one_database_are_refused() {
+        for (a, b) in [
+            (
+                "postgres://u@localhost/app",
+                "postgresql://other:pw@127.0.0.1:5432/app?sslmode=disable",
+            ),
+            ("mysql://root@db:3306/app", "mariadb://u@DB/app"),
+            ("sqlite://app.db", "sqlite:///proj/./app.db"),
+        ] {
+            let err = parse(
+                &format!(
+                    "environments:\n  - name: dev\n    database_url: {a}\n  - name: staging\n    database_url: '{b}'\n"
+                ),
+                &[],
+            );
+            match err {
+                Err(ConfigError::Invalid(d)) => {
+                    assert!(
+                        d.message
+                            .contains("`dev` and `staging` point at the same database"),
+                        "{}",
+                        d.message
+                    );
+                    assert_eq!(d.line, Some(4), "{a} / {b}");
+                }
+                other => panic!("{a} and {b} accepted: {other:?}"),
+            }
+        }
+        assert!(
+            parse(
+                "environments:\n  - name: dev\n    database_url: postgres://u@db/app_dev\n  - name: prod\n    database_url: postgres://u@db:5433/app_dev\n",
+                &[],
+            )
+            .is_ok()
         );
     }
 

@@ -653,7 +653,11 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
         let modes = fx.dbs[2]
             .texts("SELECT CAST(sql_mode AS CHAR) FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND event_object_table = 'phasegate_events'")
             .await?;
-        assert_eq!(modes.len(), 2, "{modes:?}");
+        assert_eq!(
+            modes.len(),
+            4,
+            "the append-only guards and the chain triggers: {modes:?}"
+        );
         assert!(
             modes.iter().all(|m| !m.contains("PIPES_AS_CONCAT")),
             "{modes:?}"
@@ -1711,7 +1715,13 @@ async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
         // The same through the binary, as JSON.
         let started = Instant::now();
         let out = project.run(&["status", "--format", "json"]).await?;
-        assert_exit(&out, 0, "status with prod unreachable");
+        // The report is printed, and the exit code says it is incomplete.
+        assert_exit(&out, 2, "status with prod unreachable");
+        assert!(
+            stderr(&out).contains("1 of 3 environments could not be read: prod"),
+            "{}",
+            stderr(&out)
+        );
         assert!(started.elapsed() < Duration::from_secs(20));
         let v: serde_json::Value = serde_json::from_str(&stdout(&out))
             .map_err(|e| fail(format!("status --format json: {e}\n{}", stdout(&out))))?;
@@ -1734,7 +1744,7 @@ async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
             "{v}"
         );
         let text = project.run(&["status"]).await?;
-        assert_exit(&text, 0, "status as text");
+        assert_exit(&text, 2, "status as text");
         assert!(
             stdout(&text).contains("prod\n  unreachable: "),
             "{}",

@@ -36,15 +36,13 @@ impl Workspace<'_> {
     pub async fn apply(&self, env: &str, target: &str, dry_run: bool) -> Result<Applied, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        let mut store = self.open(env).await?;
-        store.lock(env.lock_wait).await?;
-        let result = self
-            .apply_locked(&mut store, env, &plan, &loaded, dry_run)
-            .await;
-        store.unlock().await;
-        store.close().await;
-        result
+        // The lock first: the plan is made from the log and schema as they
+        // are once no other run can change them.
+        self.locked(env, None, async |store, events| {
+            let plan = self.plan_from(&loaded, env, &events).await?;
+            self.apply_locked(store, env, &plan, &loaded, dry_run).await
+        })
+        .await
     }
 
     async fn apply_locked(

@@ -62,6 +62,7 @@ impl Workspace<'_> {
             }
             _ => None,
         };
+        let order_now = self.order_now();
         let elsewhere = interrupted_elsewhere(all, &plan.name);
         let ctx = GateContext {
             plan,
@@ -76,6 +77,7 @@ impl Workspace<'_> {
             text_now: &loaded.text,
             verify: verify.as_deref(),
             elsewhere: &elsewhere,
+            order_now: &order_now,
         };
         let mut verdict = gates::verdict(&ctx);
         if let Some(p) = marking {
@@ -96,7 +98,7 @@ impl Workspace<'_> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
-        let mut store = self.open(env).await?;
+        let mut store = self.open_read_only(env).await?;
         let events = store.events(None).await?;
         let (_, verdict) = self
             .judge(&mut store, env, &plan, &loaded, &events, None)

@@ -30,7 +30,9 @@ use crate::intent::{PlanError, PlanFile, PlanNotFound};
 use crate::plan::Step;
 use crate::plan::{Plan, Planner, PlanningError};
 use crate::tracker::gates::Verdict;
-use crate::tracker::{Checkpoint, Clock, Event, EventKind, NewEvent, Store, TrackerError, derive};
+use crate::tracker::{
+    Checkpoint, Clock, Event, EventKind, NewEvent, Store, TrackerError, derive, plan_events,
+};
 
 pub use steps::StepError;
 
@@ -92,6 +94,9 @@ pub struct LoadedPlan {
 pub struct LivePlan {
     pub plan: Plan,
     pub catalog: Catalog,
+    /// The environments of `phasegate.yaml`, in promotion order, when the
+    /// plan was made: recorded when it starts (see [`started_detail`]).
+    pub order: Vec<String>,
 }
 
 impl std::ops::Deref for LivePlan {
@@ -199,7 +204,19 @@ impl<'a> Workspace<'a> {
         let mut store = self.open_read_only(env).await?;
         let events = store.events(Some(&plan.file.name)).await;
         store.close().await;
-        let events = events?;
+        self.plan_from(plan, env, &events?).await
+    }
+
+    /// [`Workspace::plan_live`] from `events` already read (under the
+    /// environment's lock, for the commands that act on the plan).
+    async fn plan_from(
+        &self,
+        plan: &LoadedPlan,
+        env: &Environment,
+        events: &[Event],
+    ) -> Result<LivePlan, RunError> {
+        let order = self.order_now();
+        let events = plan_events(events, &plan.file.name);
         if events.iter().any(|e| e.plan.is_some()) {
             let state = derive(&events, 0);
             if let Some(catalog) = state
@@ -210,6 +227,7 @@ impl<'a> Workspace<'a> {
                 return Ok(LivePlan {
                     plan: self.plan_with(plan, env.dialect, &catalog, true)?,
                     catalog,
+                    order,
                 });
             }
             // Started by a phasegate that did not record the schema: plan live.
@@ -217,6 +235,7 @@ impl<'a> Workspace<'a> {
             return Ok(LivePlan {
                 plan: self.plan_with(plan, env.dialect, &catalog, true)?,
                 catalog,
+                order,
             });
         }
         let catalog = self.read_catalog(env, &[plan]).await?;
@@ -229,6 +248,7 @@ impl<'a> Workspace<'a> {
         Ok(LivePlan {
             plan: self.plan_with(plan, env.dialect, &catalog, false)?,
             catalog,
+            order,
         })
     }
 
@@ -254,6 +274,15 @@ impl<'a> Workspace<'a> {
             }
         }
         Ok(Catalog::read_with_timeout(&env.database_url, &tables, env.connect_timeout).await?)
+    }
+
+    /// The environments of `phasegate.yaml`, in promotion order.
+    fn order_now(&self) -> Vec<String> {
+        self.config
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect()
     }
 
     fn env(&self, name: &str) -> Result<&'a Environment, RunError> {
@@ -298,8 +327,8 @@ impl<'a> Workspace<'a> {
         Ok(store.commit().await?)
     }
 
-    /// Runs `body` holding the environment's lock (and, on SQLite, its write
-    /// transaction), with the plan's events read under it.
+    /// Runs `body` holding the environment's lock, with the plan's events
+    /// (or every event, for `plan_name` `None`) read under it.
     async fn locked<T>(
         &self,
         env: &Environment,
@@ -318,16 +347,42 @@ impl<'a> Workspace<'a> {
         store.close().await;
         result
     }
+
+    /// Runs `body` holding the environment's lock, with the plan made
+    /// under it: the lock comes before the log and the live schema are read,
+    /// so a run that waited for another finds what that run did, never a
+    /// check made before it. `all_plans`: `body` gets every plan's events
+    /// (the gates look at other plans' interrupted steps), else this plan's
+    /// and the environment-wide ones.
+    async fn locked_plan<T>(
+        &self,
+        env: &Environment,
+        loaded: &LoadedPlan,
+        all_plans: bool,
+        body: impl AsyncFnOnce(&mut Store, LivePlan, Vec<Event>) -> Result<T, RunError>,
+    ) -> Result<T, RunError> {
+        self.locked(env, None, async |store, events| {
+            let plan = self.plan_from(loaded, env, &events).await?;
+            let events = if all_plans {
+                events
+            } else {
+                plan_events(&events, &plan.name)
+            };
+            body(store, plan, events).await
+        })
+        .await
+    }
 }
 
 /// What `plan_started` records: the plan file's checksum and text (for the
-/// drift gate) and the schema the plan was made against (for every later
-/// phase).
+/// drift gate), the schema the plan was made against (for every later
+/// phase) and the promotion order (`environments`, for the promotion gate).
 fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     serde_json::json!({
         "checksum": crate::tracker::checksum(&loaded.text),
         "text": loaded.text,
         "catalog": plan.catalog,
+        "environments": plan.order,
     })
     .to_string()
 }

@@ -35,10 +35,9 @@ impl Workspace<'_> {
     ) -> Result<Verdict, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        check_phase(&plan, phase)?;
         // Every plan's events: the gates look at other plans' interrupted steps.
-        self.locked(env, None, async |store, events| {
+        self.locked_plan(env, &loaded, true, async |store, plan, events| {
+            check_phase(&plan, phase)?;
             let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
@@ -91,9 +90,8 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        check_phase(&plan, phase)?;
-        self.locked(env, Some(&plan.name), async |store, _| {
+        self.locked_plan(env, &loaded, false, async |store, plan, _| {
+            check_phase(&plan, phase)?;
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::Approved).phase(phase),
@@ -110,6 +108,8 @@ impl Workspace<'_> {
     /// one, then records where the backup went. Returns that location.
     pub async fn backup(&self, env: &str, location: Option<&str>) -> Result<String, RunError> {
         let env = self.env(env)?;
+        // Under the lock: no run changes the database while the backup is taken.
+        self.locked(env, None, async |store, _| {
         let location = match (&env.backup_command, location) {
             (Some(cmd), given) => {
                 let out = tokio::process::Command::new("sh")
@@ -148,7 +148,6 @@ impl Workspace<'_> {
                 )));
             }
         };
-        self.locked(env, None, async |store, _| {
             store
                 .append(
                     &NewEvent {
@@ -176,8 +175,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        self.locked(env, Some(&plan.name), async |store, events| {
+        self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
             let now_sum = crate::tracker::checksum(&loaded.text);
             match &state.checksum {
@@ -187,7 +185,7 @@ impl Workspace<'_> {
                         loaded.label, env.name
                     )));
                 }
-                Some(c) if *c == now_sum => {
+                Some(c) if *c == now_sum && state.order.as_ref() == Some(&plan.order) => {
                     return Err(RunError::Refused(format!(
                         "{} is unchanged since it started in {}",
                         loaded.label, env.name
@@ -199,6 +197,7 @@ impl Workspace<'_> {
                 "checksum": now_sum,
                 "text": loaded.text,
                 "reason": reason,
+                "environments": plan.order,
             })
             .to_string();
             store
@@ -223,8 +222,7 @@ impl Workspace<'_> {
     ) -> Result<Resolution, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        self.locked(env, Some(&plan.name), async |store, events| {
+        self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
                 let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();

@@ -16,8 +16,7 @@ impl Workspace<'_> {
     ) -> Result<usize, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        let plan = self.plan_live(&loaded, env).await?;
-        self.locked(env, Some(&plan.name), async |store, events| {
+        self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
             let Some(n) = state.latest_started() else {
                 return Err(RunError::Refused(format!("nothing to roll back: no phase of {} has run in {}", loaded.label, env.name)));

@@ -47,7 +47,7 @@ impl Workspace<'_> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
-        let mut store = self.open(env).await?;
+        let mut store = self.open_read_only(env).await?;
         let events = store.events(Some(&plan.name)).await?;
         let state = derive(&events, plan.phases.len());
         let n = match phase.or(state.latest_started()) {
@@ -155,6 +155,7 @@ impl Workspace<'_> {
                     (envs[p].name.as_str(), s.map_err(|e| e.clone()))
                 });
                 let backups = backups(&mine);
+                let order_now = self.order_now();
                 let elsewhere = interrupted_elsewhere(events, &plan.name);
                 let ctx = GateContext {
                     plan: &plan,
@@ -169,6 +170,7 @@ impl Workspace<'_> {
                     text_now: &loaded.text,
                     verify: None,
                     elsewhere: &elsewhere,
+                    order_now: &order_now,
                 };
                 let verdict = gates::verdict(&ctx);
                 let current = match state.next() {

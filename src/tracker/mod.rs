@@ -8,7 +8,9 @@
 //! a transactional step is written in the same transaction as its DDL, so the
 //! log and the schema cannot disagree.
 
+mod chain;
 pub mod gates;
+mod schema;
 mod store;
 
 use std::collections::BTreeSet;
@@ -210,6 +212,12 @@ pub struct PlanState {
     /// of a [`crate::catalog::Catalog`]): every later phase is planned against
     /// it, so the plan stays the one that was reviewed.
     pub catalog: Option<String>,
+    /// The environments, in promotion order, when the plan started here (or
+    /// when a change was last accepted here): the promotion gate holds the
+    /// plan to it, so removing an environment from `phasegate.yaml` mid-plan
+    /// does not let the next one skip it. `None` for plans started by a
+    /// phasegate that did not record it.
+    pub order: Option<Vec<String>>,
 }
 
 /// What the plan does next in this environment.
@@ -313,6 +321,7 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         outstanding: Vec::new(),
         checkpoints: std::collections::BTreeMap::new(),
         catalog: None,
+        order: None,
     };
     for e in events {
         let idx = e
@@ -329,6 +338,14 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                     s.text = v["text"].as_str().map(str::to_string);
                     if let Some(c) = v.get("catalog").filter(|c| !c.is_null()) {
                         s.catalog = Some(c.to_string());
+                    }
+                    if let Some(order) = v.get("environments").and_then(|o| o.as_array()) {
+                        s.order = Some(
+                            order
+                                .iter()
+                                .filter_map(|e| e.as_str().map(str::to_string))
+                                .collect(),
+                        );
                     }
                 }
             }

@@ -7,19 +7,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::AnyConnection;
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::{AssertSqlSafe, Connection};
 
+use super::chain;
+use super::schema::{self, mysql_lock_name};
 use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
 use crate::dialect::{Dialect, mysql_lock_wait};
 
-/// The version of phasegate's own tables. A later release that changes them
-/// migrates from the version it finds here.
-pub const SCHEMA_VERSION: i64 = 1;
+pub use super::schema::SCHEMA_VERSION;
 
 /// The advisory-lock key of an environment's database ("phasegat" in ASCII).
 const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
-/// The key that serialises creating phasegate's tables.
-const SCHEMA_LOCK_KEY: i64 = LOCK_KEY + 1;
 
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +45,34 @@ pub enum TrackerError {
     NewerSchema { env: String, found: i64 },
     #[error("{env}: the event log holds an unknown event kind `{kind}`")]
     UnknownEvent { env: String, kind: String },
+    /// The log's hash chain or head does not match: rows were deleted,
+    /// truncated or edited outside phasegate (see `tracker::chain`).
+    #[error(
+        "{env}: the event log was tampered with: {what}. phasegate will not act on a log it cannot trust: restore phasegate_events and phasegate_head from a backup of this database, then run the command again"
+    )]
+    Tampered { env: String, what: String },
+    /// The database belongs to another environment (its marker in
+    /// `phasegate_meta`, written on first use).
+    #[error(
+        "{env}: this database belongs to environment `{owner}` (recorded in its phasegate_meta when phasegate first used it); two environments must not share a database: give {env} its own database_url"
+    )]
+    OtherEnvironment { env: String, owner: String },
+    /// A read-only command was pointed at a SQLite file that does not exist.
+    #[error(
+        "{env}: no SQLite database at {path}: check {env}'s database_url (only commands that write, such as apply, create the file)"
+    )]
+    NoDatabase { env: String, path: String },
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Creating or migrating phasegate's tables as needed, claiming the database.
+    Write,
+    /// Creating nothing; refusing a database another environment owns.
+    Read,
+    /// Creating nothing, for any environment (`phase_reached`).
+    ReadAnyOwner,
 }
 
 /// An open connection to one environment's database and its event log.
@@ -59,6 +85,8 @@ pub struct Store {
     lock_conn: Option<AnyConnection>,
     /// False when opened read-only on a database phasegate never wrote to.
     has_log: bool,
+    /// The version of phasegate's tables found (chain checks from 2 on).
+    version: i64,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,18 +106,20 @@ impl Store {
         dialect: Dialect,
         timeout: Duration,
     ) -> Result<Store, TrackerError> {
-        Store::connect(env, url, dialect, timeout, true).await
+        Store::connect(env, url, dialect, timeout, Open::Write).await
     }
 
     /// Connects without creating anything: a database phasegate never wrote
-    /// to reads as an empty log (for `status` and `history`).
+    /// to reads as an empty log (for `status`, `history`, `gate`, `verify`
+    /// and `plan --env`). A SQLite file that does not exist is an error
+    /// naming the path ([`TrackerError::NoDatabase`]), never created.
     pub async fn open_read_only(
         env: &str,
         url: &str,
         dialect: Dialect,
         timeout: Duration,
     ) -> Result<Store, TrackerError> {
-        Store::connect(env, url, dialect, timeout, false).await
+        Store::connect(env, url, dialect, timeout, Open::Read).await
     }
 
     async fn connect(
@@ -97,9 +127,16 @@ impl Store {
         url: &str,
         dialect: Dialect,
         timeout: Duration,
-        create: bool,
+        mode: Open,
     ) -> Result<Store, TrackerError> {
+        let create = mode == Open::Write;
         sqlx::any::install_default_drivers();
+        if !create && let Some(path) = missing_sqlite_file(url) {
+            return Err(TrackerError::NoDatabase {
+                env: env.to_string(),
+                path,
+            });
+        }
         let connect = AnyConnection::connect(url);
         let mut conn = tokio::time::timeout(timeout, connect)
             .await
@@ -133,9 +170,56 @@ impl Store {
             url: url.to_string(),
             lock_conn: None,
             has_log: true,
+            version: schema::SCHEMA_VERSION,
         };
-        store.create_schema(create, timeout).await?;
+        store.open_schema(mode, timeout).await?;
         Ok(store)
+    }
+
+    /// Finds phasegate's tables (creating or migrating them when `create`),
+    /// and refuses a database another environment owns or a newer
+    /// phasegate wrote.
+    async fn open_schema(&mut self, mode: Open, wait: Duration) -> Result<(), TrackerError> {
+        let create = mode == Open::Write;
+        // Reading first: an existing log needs no lock, so opening an
+        // environment never queues behind a run that holds it.
+        let mut found = schema::read_version(&mut self.conn, self.dialect)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        if create && found.is_none_or(|v| v < schema::SCHEMA_VERSION) {
+            schema::ensure(&mut self.conn, self.dialect, &self.env, wait).await?;
+            found = schema::read_version(&mut self.conn, self.dialect)
+                .await
+                .map_err(|e| self.db_error(e))?;
+        }
+        let Some(version) = found else {
+            // Read-only, and phasegate never finished creating its log here.
+            self.has_log = false;
+            return Ok(());
+        };
+        if version > schema::SCHEMA_VERSION {
+            return Err(TrackerError::NewerSchema {
+                env: self.env.clone(),
+                found: version,
+            });
+        }
+        self.version = version;
+        let owner = schema::read_owner(&mut self.conn, self.dialect)
+            .await
+            .map_err(|e| self.db_error(e))?;
+        match owner {
+            Some(owner) if owner != self.env && mode != Open::ReadAnyOwner => {
+                Err(TrackerError::OtherEnvironment {
+                    env: self.env.clone(),
+                    owner,
+                })
+            }
+            Some(_) => Ok(()),
+            None if create => schema::claim(&mut self.conn, self.dialect, &self.env)
+                .await
+                .map_err(|e| self.db_error(e)),
+            None => Ok(()),
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -185,150 +269,6 @@ impl Store {
     /// Rolls back, ignoring the error of a transaction that is already gone.
     pub async fn rollback(&mut self) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await;
-    }
-
-    async fn create_schema(&mut self, create: bool, wait: Duration) -> Result<(), TrackerError> {
-        // Reading first: an existing log needs no write lock, so opening an
-        // environment never queues behind a run that holds it.
-        let exists_sql = match self.dialect {
-            Dialect::Postgres => {
-                "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'phasegate_meta' AND schemaname = current_schema()"
-            }
-            Dialect::Sqlite => {
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'phasegate_meta'"
-            }
-            Dialect::Mysql => {
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'phasegate_meta' AND table_schema = DATABASE()"
-            }
-        };
-        let exists: i64 = sqlx::query_scalar(exists_sql)
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.db_error(e))?;
-        if exists == 0 {
-            if !create {
-                self.has_log = false;
-                return Ok(());
-            }
-            self.create_tables(wait).await?;
-        }
-        self.check_schema_version().await
-    }
-
-    /// Creates phasegate's tables, waiting at most `wait` for SQLite's write lock.
-    async fn create_tables(&mut self, wait: Duration) -> Result<(), TrackerError> {
-        let busy = wait.as_millis();
-        let ddl = match self.dialect {
-            // DDL commits as it goes on MySQL: every statement is safe to
-            // repeat, so a creation killed halfway is finished by the next.
-            Dialect::Mysql => format!(
-                "DO GET_LOCK({lock}, {secs});
-                 CREATE TABLE IF NOT EXISTS phasegate_meta (
-                   `key` varchar(64) NOT NULL PRIMARY KEY,
-                   value text NOT NULL
-                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-                 CREATE TABLE IF NOT EXISTS phasegate_events (
-                   id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,
-                   at_ms bigint NOT NULL,
-                   plan varchar(255) NULL,
-                   kind varchar(64) NOT NULL,
-                   phase bigint NULL,
-                   step text NULL,
-                   detail longtext NOT NULL,
-                   actor text NOT NULL,
-                   KEY phasegate_events_plan_idx (plan, id)
-                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-                 DROP TRIGGER IF EXISTS phasegate_events_no_update;
-                 CREATE TRIGGER phasegate_events_no_update BEFORE UPDATE ON phasegate_events FOR EACH ROW
-                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'phasegate_events is append-only';
-                 DROP TRIGGER IF EXISTS phasegate_events_no_delete;
-                 CREATE TRIGGER phasegate_events_no_delete BEFORE DELETE ON phasegate_events FOR EACH ROW
-                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'phasegate_events is append-only';
-                 INSERT IGNORE INTO phasegate_meta (`key`, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
-                 DO RELEASE_LOCK({lock});",
-                lock = mysql_lock_name(SCHEMA_LOCK_KEY),
-                secs = wait.as_secs().max(1),
-            ),
-            Dialect::Postgres => format!(
-                "BEGIN;
-                 SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
-                 CREATE TABLE IF NOT EXISTS phasegate_meta (key text PRIMARY KEY, value text NOT NULL);
-                 CREATE TABLE IF NOT EXISTS phasegate_events (
-                   id bigserial PRIMARY KEY,
-                   at_ms bigint NOT NULL,
-                   plan text,
-                   kind text NOT NULL,
-                   phase bigint,
-                   step text,
-                   detail text NOT NULL DEFAULT '',
-                   actor text NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS phasegate_events_plan_idx ON phasegate_events (plan, id);
-                 CREATE OR REPLACE FUNCTION phasegate_events_append_only() RETURNS trigger
-                   LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'phasegate_events is append-only'; END $$;
-                 DROP TRIGGER IF EXISTS phasegate_events_append_only ON phasegate_events;
-                 CREATE TRIGGER phasegate_events_append_only BEFORE UPDATE OR DELETE ON phasegate_events
-                   FOR EACH ROW EXECUTE FUNCTION phasegate_events_append_only();
-                 INSERT INTO phasegate_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}') ON CONFLICT (key) DO NOTHING;
-                 COMMIT;"
-            ),
-            Dialect::Sqlite => format!(
-                "PRAGMA busy_timeout = {busy};
-                 BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS phasegate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                 CREATE TABLE IF NOT EXISTS phasegate_events (
-                   id INTEGER PRIMARY KEY AUTOINCREMENT,
-                   at_ms INTEGER NOT NULL,
-                   plan TEXT,
-                   kind TEXT NOT NULL,
-                   phase INTEGER,
-                   step TEXT,
-                   detail TEXT NOT NULL DEFAULT '',
-                   actor TEXT NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS phasegate_events_plan_idx ON phasegate_events (plan, id);
-                 CREATE TRIGGER IF NOT EXISTS phasegate_events_no_update BEFORE UPDATE ON phasegate_events
-                   BEGIN SELECT RAISE(ABORT, 'phasegate_events is append-only'); END;
-                 CREATE TRIGGER IF NOT EXISTS phasegate_events_no_delete BEFORE DELETE ON phasegate_events
-                   BEGIN SELECT RAISE(ABORT, 'phasegate_events is append-only'); END;
-                 INSERT OR IGNORE INTO phasegate_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
-                 COMMIT;"
-            ),
-        };
-        if let Err(e) = self.exec(&ddl).await {
-            self.rollback().await;
-            if self.dialect == Dialect::Mysql {
-                let _ = self
-                    .exec(&format!(
-                        "DO RELEASE_LOCK({})",
-                        mysql_lock_name(SCHEMA_LOCK_KEY)
-                    ))
-                    .await;
-            }
-            return Err(e);
-        }
-        self.check_schema_version().await
-    }
-
-    /// Refuses tables written by a newer phasegate.
-    async fn check_schema_version(&mut self) -> Result<(), TrackerError> {
-        // `key` is a reserved word on MySQL.
-        let sql = format!(
-            "SELECT value FROM phasegate_meta WHERE {} = 'schema_version'",
-            self.dialect.quote_ident("key")
-        );
-        let found: String = sqlx::query_scalar(AssertSqlSafe(sql))
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.db_error(e))?;
-        let found = found.parse::<i64>().unwrap_or(i64::MAX);
-        if found > SCHEMA_VERSION {
-            return Err(TrackerError::NewerSchema {
-                env: self.env.clone(),
-                found,
-            });
-        }
-        Ok(())
     }
 
     /// Takes this environment's lock, waiting up to `wait` for another run.
@@ -431,88 +371,112 @@ impl Store {
         }
     }
 
-    /// Appends an event (inside the caller's transaction, if one is open).
+    /// Appends an event (inside the caller's transaction, if one is open),
+    /// chained to the last one: it stores the head's hash as its
+    /// `prev_hash`, and the insert trigger moves the head to it in the same
+    /// statement (see [`chain`]).
     pub async fn append(
         &mut self,
         e: &NewEvent,
         at: DateTime<Utc>,
         actor: &str,
     ) -> Result<(), TrackerError> {
+        let prev: String = sqlx::query_scalar("SELECT last_hash FROM phasegate_head WHERE id = 1")
+            .fetch_optional(&mut self.conn)
+            .await
+            .map_err(|err| self.db_error(err))?
+            .ok_or_else(|| TrackerError::Tampered {
+                env: self.env.clone(),
+                what: "phasegate_head, which records the log's last event, is missing (its row was deleted or the table truncated)".into(),
+            })?;
+        let phase = e.phase.map(|p| p as i64);
+        let at_ms = at.timestamp_millis();
+        let hash = chain::event_hash(
+            &prev,
+            at_ms,
+            e.plan.as_deref(),
+            e.kind.name(),
+            phase,
+            e.step.as_deref(),
+            &e.detail,
+            actor,
+        );
         let sql = match self.dialect {
             Dialect::Postgres => {
-                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             }
             Dialect::Sqlite => {
-                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             }
             Dialect::Mysql => {
-                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             }
         };
         sqlx::query(sql)
-            .bind(at.timestamp_millis())
+            .bind(at_ms)
             .bind(e.plan.clone())
             .bind(e.kind.name())
-            .bind(e.phase.map(|p| p as i64))
+            .bind(phase)
             .bind(e.step.clone())
             .bind(e.detail.clone())
             .bind(actor.to_string())
+            .bind(prev)
+            .bind(hash)
             .execute(&mut self.conn)
             .await
             .map(|_| ())
             .map_err(|err| self.db_error(err))
     }
 
-    /// The events of `plan` (or of every plan), with the environment-wide ones, in order.
+    /// The events of `plan` (or of every plan), with the environment-wide
+    /// ones, in order, after checking the whole log's hash chain against its
+    /// head: a log that was truncated, deleted from or edited is
+    /// [`TrackerError::Tampered`], naming what is wrong and at which event.
     pub async fn events(&mut self, plan: Option<&str>) -> Result<Vec<Event>, TrackerError> {
         if !self.has_log {
             return Ok(Vec::new());
         }
-        let base = "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events";
-        let rows = match plan {
-            Some(p) => {
-                let sql = match self.dialect {
-                    Dialect::Postgres => {
-                        format!("{base} WHERE plan = $1 OR plan IS NULL ORDER BY id")
-                    }
-                    Dialect::Sqlite => {
-                        format!("{base} WHERE plan = ?1 OR plan IS NULL ORDER BY id")
-                    }
-                    Dialect::Mysql => format!("{base} WHERE plan = ? OR plan IS NULL ORDER BY id"),
-                };
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(p.to_string())
-                    .fetch_all(&mut self.conn)
-                    .await
-            }
-            None => {
-                sqlx::query(AssertSqlSafe(format!("{base} ORDER BY id")))
-                    .fetch_all(&mut self.conn)
-                    .await
-            }
-        }
-        .map_err(|e| self.db_error(e))?;
-        rows.iter()
+        let tampered = |env: &str, what: String| TrackerError::Tampered {
+            env: env.to_string(),
+            what,
+        };
+        let rows = if self.version >= 2 {
+            let Some((rows, head)) = schema::read_chain(&mut self.conn, self.dialect)
+                .await
+                .map_err(|e| self.db_error(e))?
+            else {
+                return Err(tampered(
+                    &self.env,
+                    "the table phasegate_events is gone, but phasegate_meta says the log exists"
+                        .into(),
+                ));
+            };
+            chain::verify(&rows, head.as_ref()).map_err(|what| tampered(&self.env, what))?;
+            rows
+        } else {
+            // A log from before the chain, read without migrating it (read-only).
+            schema::read_unchained(&mut self.conn)
+                .await
+                .map_err(|e| self.db_error(e))?
+        };
+        rows.into_iter()
+            .filter(|r| plan.is_none_or(|p| r.plan.as_deref().is_none_or(|rp| rp == p)))
             .map(|r| {
-                let get = |e: sqlx::Error| self.db_error(e);
-                let kind: String = r.try_get("kind").map_err(get)?;
-                let at_ms: i64 = r.try_get("at_ms").map_err(get)?;
-                let phase: Option<i64> = r.try_get("phase").map_err(get)?;
                 Ok(Event {
-                    id: r.try_get("id").map_err(get)?,
+                    id: r.id,
                     at: Utc
-                        .timestamp_millis_opt(at_ms)
+                        .timestamp_millis_opt(r.at_ms)
                         .single()
                         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-                    plan: r.try_get("plan").map_err(get)?,
-                    kind: EventKind::parse(&kind).ok_or_else(|| TrackerError::UnknownEvent {
+                    kind: EventKind::parse(&r.kind).ok_or_else(|| TrackerError::UnknownEvent {
                         env: self.env.clone(),
-                        kind: kind.clone(),
+                        kind: r.kind.clone(),
                     })?,
-                    phase: phase.and_then(|p| usize::try_from(p).ok()),
-                    step: r.try_get("step").map_err(get)?,
-                    detail: r.try_get("detail").map_err(get)?,
-                    actor: r.try_get("actor").map_err(get)?,
+                    plan: r.plan,
+                    phase: r.phase.and_then(|p| usize::try_from(p).ok()),
+                    step: r.step,
+                    detail: r.detail,
+                    actor: r.actor,
                 })
             })
             .collect()
@@ -530,10 +494,17 @@ pub fn is_busy(e: &sqlx::Error) -> bool {
         || db.message().contains("database is locked"))
 }
 
-/// The server-wide name of a MySQL named lock for this database: `key`
-/// and a digest of the database name, within MySQL's 64-character limit.
-fn mysql_lock_name(key: i64) -> String {
-    format!("CONCAT('phasegate:{key:x}:', SHA1(DATABASE()))")
+/// The path of a SQLite URL's file when that file does not exist (`None`
+/// for other databases, in-memory ones, and files that exist).
+fn missing_sqlite_file(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, _) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path.contains(":memory:") || std::path::Path::new(path).exists() {
+        return None;
+    }
+    Some(path.to_string())
 }
 
 /// `sqlite:///x/app.db?mode=rwc` → `sqlite:///x/app.db.phasegate-lock?mode=rwc`.
@@ -558,53 +529,25 @@ pub async fn phase_reached(
     plan: &str,
     phase: usize,
 ) -> Result<bool, TrackerError> {
-    sqlx::any::install_default_drivers();
-    let env = "database".to_string();
-    let mut conn = AnyConnection::connect(database_url)
-        .await
-        .map_err(|source| TrackerError::Connect {
-            env: env.clone(),
-            source,
-        })?;
-    let sql = if database_url.starts_with("sqlite") {
-        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ?1 ORDER BY id"
-    } else if database_url.starts_with("mysql") {
-        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = ? ORDER BY id"
+    let dialect = if database_url.starts_with("sqlite") {
+        Dialect::Sqlite
+    } else if database_url.starts_with("mysql") || database_url.starts_with("mariadb") {
+        Dialect::Mysql
     } else {
-        "SELECT id, at_ms, plan, kind, phase, step, detail, actor FROM phasegate_events WHERE plan = $1 ORDER BY id"
+        Dialect::Postgres
     };
-    let rows = match sqlx::query(sql)
-        .bind(plan.to_string())
-        .fetch_all(&mut conn)
-        .await
-    {
-        Ok(rows) => rows,
-        // No event log: nothing was ever applied here.
-        Err(sqlx::Error::Database(e)) if e.message().contains("phasegate_events") => {
-            return Ok(false);
-        }
-        Err(source) => return Err(TrackerError::Database { env, source }),
-    };
-    let events: Vec<Event> = rows
-        .iter()
-        .filter_map(|r| {
-            let kind = EventKind::parse(&r.try_get::<String, _>("kind").ok()?)?;
-            Some(Event {
-                id: r.try_get("id").ok()?,
-                at: DateTime::<Utc>::UNIX_EPOCH,
-                plan: None,
-                kind,
-                phase: r
-                    .try_get::<Option<i64>, _>("phase")
-                    .ok()?
-                    .and_then(|p| usize::try_from(p).ok()),
-                step: r.try_get("step").ok()?,
-                detail: r.try_get("detail").ok()?,
-                actor: String::new(),
-            })
-        })
-        .collect();
-    let _ = conn.close().await;
+    // Read-only, with the log's chain checked like every read.
+    let mut store = Store::connect(
+        "database",
+        database_url,
+        dialect,
+        Duration::from_secs(30),
+        Open::ReadAnyOwner,
+    )
+    .await?;
+    let events = store.events(Some(plan)).await;
+    store.close().await;
+    let events: Vec<Event> = events?.into_iter().filter(|e| e.plan.is_some()).collect();
     let phases = events
         .iter()
         .filter_map(|e| e.phase)

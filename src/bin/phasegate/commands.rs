@@ -69,55 +69,31 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
         Command::Plan(_) | Command::Init => Ok(String::new()),
         Command::Status { env, format } => {
             let envs = ws.status(env.as_deref()).await.map_err(fail)?;
-            if format == Out::Json {
-                return Ok(json(&envs));
+            let out = if format == Out::Json {
+                json(&envs)
+            } else {
+                status_text(&envs)
+            };
+            // An environment that cannot be read is not "fine": the report
+            // still goes to stdout, and the exit code says it is incomplete.
+            let unread: Vec<&str> = envs
+                .iter()
+                .filter(|e| e.unreachable.is_some())
+                .map(|e| e.env.as_str())
+                .collect();
+            if unread.is_empty() {
+                return Ok(out);
             }
-            let mut out = String::new();
-            let now = chrono::Utc::now();
-            for e in &envs {
-                let _ = writeln!(out, "{}", e.env);
-                if let Some(why) = &e.unreachable {
-                    let _ = writeln!(out, "  unreachable: {why}");
-                    continue;
-                }
-                if e.plans.is_empty() {
-                    let _ = writeln!(out, "  no plans under plans/");
-                }
-                for p in &e.plans {
-                    let since = p
-                        .since
-                        .map(|t| {
-                            format!(
-                                " for {}",
-                                human(now.signed_duration_since(t).to_std().unwrap_or_default())
-                            )
-                        })
-                        .unwrap_or_default();
-                    let where_ = match p.next {
-                        Next::Complete => format!("complete ({} of {} phases)", p.phases, p.phases),
-                        _ => format!("phase {} of {}: {}{since}", p.phase, p.phases, p.state),
-                    };
-                    let next = match p.next {
-                        Next::Complete => String::new(),
-                        Next::Deploy(n) => {
-                            format!("; next: deploy phase {n}'s app code, then mark it")
-                        }
-                        Next::Apply(n) if p.blocked.is_empty() => {
-                            format!("; next: apply phase {n}")
-                        }
-                        Next::Apply(n) => format!(
-                            "; phase {n} blocked by {}",
-                            p.blocked
-                                .iter()
-                                .map(|g| format!("{}: {}", g.name, first_line(&g.reason)))
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        ),
-                    };
-                    let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
-                }
-            }
-            Ok(out)
+            print!("{out}");
+            Err(Failure {
+                message: format!(
+                    "error: {} of {} environments could not be read: {} (see above)",
+                    unread.len(),
+                    envs.len(),
+                    unread.join(", ")
+                ),
+                code: 2,
+            })
         }
         Command::Gate { env, plan, format } => {
             let v = ws.gate(&env, &plan).await.map_err(fail)?;
@@ -321,6 +297,56 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
             ))
         }
     }
+}
+
+/// `status` as text: each environment, then each plan's phase and next step.
+fn status_text(envs: &[phasegate::execute::EnvStatus]) -> String {
+    let mut out = String::new();
+    let now = chrono::Utc::now();
+    for e in envs {
+        let _ = writeln!(out, "{}", e.env);
+        if let Some(why) = &e.unreachable {
+            let _ = writeln!(out, "  unreachable: {why}");
+            continue;
+        }
+        if e.plans.is_empty() {
+            let _ = writeln!(out, "  no plans under plans/");
+        }
+        for p in &e.plans {
+            let since = p
+                .since
+                .map(|t| {
+                    format!(
+                        " for {}",
+                        human(now.signed_duration_since(t).to_std().unwrap_or_default())
+                    )
+                })
+                .unwrap_or_default();
+            let where_ = match p.next {
+                Next::Complete => format!("complete ({} of {} phases)", p.phases, p.phases),
+                _ => format!("phase {} of {}: {}{since}", p.phase, p.phases, p.state),
+            };
+            let next = match p.next {
+                Next::Complete => String::new(),
+                Next::Deploy(n) => {
+                    format!("; next: deploy phase {n}'s app code, then mark it")
+                }
+                Next::Apply(n) if p.blocked.is_empty() => {
+                    format!("; next: apply phase {n}")
+                }
+                Next::Apply(n) => format!(
+                    "; phase {n} blocked by {}",
+                    p.blocked
+                        .iter()
+                        .map(|g| format!("{}: {}", g.name, first_line(&g.reason)))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
+        }
+    }
+    out
 }
 
 fn first_line(s: &str) -> &str {

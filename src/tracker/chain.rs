@@ -1,0 +1,223 @@
+//! The event log's hash chain: how a truncated, deleted-from or edited log is
+//! noticed where the database cannot refuse the change.
+//!
+//! Every event stores the hash of the event before it (`prev_hash`, `""` for
+//! the first) and its own hash: SHA-256 of `prev_hash` and every field the
+//! event was written with. A second table, `phasegate_head`, holds the id and
+//! hash of the last event and how many were written; a trigger updates it in
+//! the statement that inserts the event, so the two cannot disagree unless
+//! someone changes one of them by hand.
+//!
+//! What it protects against: rows deleted (at the start, the middle or the
+//! end), the table truncated, a row's fields or hash edited, rows inserted
+//! by hand. What it cannot protect against: someone who rewrites the whole
+//! chain and the head consistently (the hash has no secret), or who drops
+//! phasegate's tables altogether (the database then reads as one phasegate
+//! never used). The triggers that refuse `UPDATE`, `DELETE` and, on
+//! Postgres, `TRUNCATE` stop the change before it happens; the chain is for
+//! what they cannot stop (MySQL/MariaDB `TRUNCATE`, dropped triggers).
+
+use sha2::{Digest, Sha256};
+
+/// One event as stored, with its chain columns.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEvent {
+    pub id: i64,
+    pub at_ms: i64,
+    pub plan: Option<String>,
+    pub kind: String,
+    pub phase: Option<i64>,
+    pub step: Option<String>,
+    pub detail: String,
+    pub actor: String,
+    /// `None` on a row that was not written by phasegate (or not migrated).
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// `phasegate_head`: the last event written and how many were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub last_id: i64,
+    pub last_hash: String,
+    pub events: i64,
+}
+
+/// The hash of an event (hex SHA-256 of `prev` and its fields, as a JSON
+/// array so no two different events spell the same input).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn event_hash(
+    prev: &str,
+    at_ms: i64,
+    plan: Option<&str>,
+    kind: &str,
+    phase: Option<i64>,
+    step: Option<&str>,
+    detail: &str,
+    actor: &str,
+) -> String {
+    let input =
+        serde_json::json!([prev, at_ms, plan, kind, phase, step, detail, actor]).to_string();
+    Sha256::digest(input.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl StoredEvent {
+    /// The hash this event's fields give after `prev`.
+    pub fn expected_hash(&self, prev: &str) -> String {
+        event_hash(
+            prev,
+            self.at_ms,
+            self.plan.as_deref(),
+            &self.kind,
+            self.phase,
+            self.step.as_deref(),
+            &self.detail,
+            &self.actor,
+        )
+    }
+
+    fn label(&self) -> String {
+        let mut s = format!("event {} ({}", self.id, self.kind);
+        if let Some(p) = &self.plan {
+            s.push_str(&format!(" of {p}"));
+        }
+        if let Some(step) = &self.step {
+            s.push_str(&format!(", step {step}"));
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// Checks the chain of `rows` (the whole log, in id order) against `head`.
+/// `Err` says what is wrong and at which event.
+pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>) -> Result<(), String> {
+    let Some(head) = head else {
+        return Err(
+            "phasegate_head, which records the log's last event, is missing (its row was deleted or the table truncated)"
+                .into(),
+        );
+    };
+    if rows.is_empty() {
+        if head.events > 0 {
+            return Err(format!(
+                "the log is empty, but {} events were written (the last was event {}): the table was truncated or its rows deleted",
+                head.events, head.last_id
+            ));
+        }
+        return Ok(());
+    }
+    let mut prev = String::new();
+    let mut prev_id: Option<i64> = None;
+    for row in rows {
+        let (Some(p), Some(h)) = (&row.prev_hash, &row.hash) else {
+            return Err(format!(
+                "{} has no hash: it was inserted by hand, not by phasegate",
+                row.label()
+            ));
+        };
+        if *p != prev {
+            return Err(match prev_id {
+                None => format!(
+                    "{} is the first event in the log but follows another one: the events before it were deleted",
+                    row.label()
+                ),
+                Some(before) => format!(
+                    "{} does not follow event {before}: the events between them were deleted, or one of them was changed",
+                    row.label()
+                ),
+            });
+        }
+        if row.expected_hash(p) != *h {
+            return Err(format!(
+                "{} was changed after it was written (its fields no longer match its hash)",
+                row.label()
+            ));
+        }
+        prev = h.clone();
+        prev_id = Some(row.id);
+    }
+    let last = rows.last().map_or(0, |r| r.id);
+    let count = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    if head.last_id > last || head.events > count {
+        return Err(format!(
+            "the log ends at event {last}, but {} events were written, the last being event {}: events at the end were deleted",
+            head.events, head.last_id
+        ));
+    }
+    if head.last_id != last || head.last_hash != prev || head.events != count {
+        return Err(format!(
+            "phasegate_head (last event {}, {} events) does not match the log (last event {last}, {count} events): one of them was changed by hand",
+            head.last_id, head.events
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> (Vec<StoredEvent>, Head) {
+        let mut rows = Vec::new();
+        let mut prev = String::new();
+        for id in 1..=n {
+            let mut e = StoredEvent {
+                id,
+                at_ms: 1000 + id,
+                plan: Some("p".into()),
+                kind: "step_applied".into(),
+                phase: Some(1),
+                step: Some(format!("1.s{id}")),
+                detail: String::new(),
+                actor: "t".into(),
+                prev_hash: Some(prev.clone()),
+                hash: None,
+            };
+            let h = e.expected_hash(&prev);
+            e.hash = Some(h.clone());
+            prev = h;
+            rows.push(e);
+        }
+        let head = Head {
+            last_id: n,
+            last_hash: prev,
+            events: n,
+        };
+        (rows, head)
+    }
+
+    #[test]
+    fn an_intact_log_passes() {
+        let (rows, head) = chain(4);
+        assert_eq!(verify(&rows, Some(&head)), Ok(()));
+        let empty = Head {
+            last_id: 0,
+            last_hash: String::new(),
+            events: 0,
+        };
+        assert_eq!(verify(&[], Some(&empty)), Ok(()));
+    }
+
+    #[test]
+    fn truncation_deletion_and_edits_name_the_event() {
+        let (rows, head) = chain(4);
+        let err = |r: Result<(), String>| r.err().unwrap_or_default();
+        assert!(err(verify(&[], Some(&head))).contains("truncated"));
+        assert!(err(verify(&rows, None)).contains("phasegate_head"));
+        let mut middle = rows.clone();
+        middle.remove(1);
+        assert!(err(verify(&middle, Some(&head))).contains("event 3 (step_applied of p"));
+        assert!(err(verify(&rows[1..], Some(&head))).contains("event 2"));
+        assert!(err(verify(&rows[..3], Some(&head))).contains("at the end were deleted"));
+        let mut edited = rows.clone();
+        edited[2].detail = "forged".into();
+        assert!(
+            err(verify(&edited, Some(&head)))
+                .contains("event 3 (step_applied of p, step 1.s3) was changed")
+        );
+    }
+}
