@@ -759,6 +759,95 @@ async fn order_and_promotion_gates_on_mysql() {
     with_envs(Dialect::Mysql, order_and_promotion).await;
 }
 
+/// The promotion order a plan started under is recorded with it: removing
+/// staging from phasegate.yaml mid-plan does not let prod skip it, until the
+/// new order is accepted on purpose.
+async fn recorded_promotion_order(dbs: [TestDb; 3]) -> TestResult {
+    let mut fx = Fixture::new(dbs, NO_SETTINGS)?;
+    fx.plan(PLAN, RENAME)?;
+    for env in ENVS {
+        seed_users(fx.db(env), 10).await?;
+    }
+    fx.ws().apply("dev", PLAN, false).await?;
+    let started = fx
+        .events("dev", Some(PLAN))
+        .await?
+        .into_iter()
+        .find(|e| e.kind == EventKind::PlanStarted)
+        .ok_or_else(|| fail("no plan_started in dev"))?;
+    let detail: serde_json::Value = serde_json::from_str(&started.detail)?;
+    assert_eq!(
+        detail["environments"],
+        serde_json::json!(["dev", "staging", "prod"])
+    );
+
+    // staging removed from the config: prod's predecessor is now dev.
+    let urls = fx.urls.clone();
+    fx.config = fx.project.configure(&config_text(&[
+        ("dev", &urls[0], ""),
+        ("prod", &urls[2], ""),
+    ]))?;
+    let v = fx.ws().gate("prod", PLAN).await?;
+    assert_blocked(&v, &["promotion"]);
+    assert_reason(
+        &v,
+        "promotion",
+        "staging was before prod in the promotion order when rename-users-name started (dev → staging → prod)",
+    );
+    assert_reason(
+        &v,
+        "promotion",
+        "phasegate accept-change --env dev rename-users-name",
+    );
+    blocked(
+        fx.ws().apply("prod", PLAN, false).await,
+        "apply in prod without staging",
+    );
+    assert!(!fx.db("prod").has_column("users", "full_name").await?);
+    // The same through the binary: exit 1, the reason printed.
+    let out = fx.project.run(&["apply", "--env", "prod", PLAN]).await?;
+    assert_exit(&out, 1, "apply in prod without staging");
+    assert!(
+        stderr(&out).contains("staging was before prod"),
+        "{}",
+        stderr(&out)
+    );
+    // status says so too.
+    let s = fx.status("prod", PLAN).await?;
+    assert!(
+        s.blocked
+            .iter()
+            .any(|g| g.name == "promotion" && g.reason.contains("staging was before prod")),
+        "{s:?}"
+    );
+
+    // Deliberate: the new order recorded where the old one was read.
+    fx.ws()
+        .accept_change("dev", PLAN, "staging retired")
+        .await?;
+    let v = fx.ws().gate("prod", PLAN).await?;
+    assert!(v.may_proceed(), "{v:#?}");
+    assert_held(&v, "promotion", "dev completed phase 1");
+    fx.ws().apply("prod", PLAN, false).await?;
+    assert!(fx.db("prod").has_column("users", "full_name").await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_promotion_order_a_plan_started_under_holds_on_sqlite() {
+    with_envs(Dialect::Sqlite, recorded_promotion_order).await;
+}
+
+#[tokio::test]
+async fn the_promotion_order_a_plan_started_under_holds_on_postgres() {
+    with_envs(Dialect::Postgres, recorded_promotion_order).await;
+}
+
+#[tokio::test]
+async fn the_promotion_order_a_plan_started_under_holds_on_mysql() {
+    with_envs(Dialect::Mysql, recorded_promotion_order).await;
+}
+
 async fn verify_gate(dbs: [TestDb; 3]) -> TestResult {
     let fx = Fixture::new(dbs, NO_SETTINGS)?;
     fx.plan(PLAN, RENAME)?;
