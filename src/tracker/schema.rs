@@ -182,10 +182,13 @@ pub(crate) async fn ensure(
                 wait.as_millis()
             );
             if let Err(e) = exec(conn, &begin).await {
+                // The application's write transaction, not another run
+                // (runs are serialised by the side-car lock file).
                 return Err(if super::is_busy(&e) {
-                    TrackerError::Busy {
+                    TrackerError::WriteLocked {
                         env: env.to_string(),
-                        waited: wait,
+                        lock_timeout: wait,
+                        attempts: 1,
                     }
                 } else {
                     db(e)

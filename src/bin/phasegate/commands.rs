@@ -452,6 +452,11 @@ pub fn init() -> Result<String, Failure> {
     write(Path::new("plans/example-rename.yaml"), INIT_PLAN, &mut out)?;
     std::fs::create_dir_all(".phasegate")
         .map_err(|e| Failure::input(format!("error: cannot create .phasegate/: {e}")))?;
+    // The example's SQLite databases, empty: read-only commands (status,
+    // gate) never create a database, so the ones the config names exist.
+    for env in ["dev", "staging", "prod"] {
+        write(Path::new(&format!(".phasegate/{env}.db")), "", &mut out)?;
+    }
     let _ = writeln!(
         out,
         "\nNext:\n  phasegate plan example-rename\n  phasegate apply --env dev example-rename\n  phasegate status"
