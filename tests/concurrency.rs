@@ -153,3 +153,76 @@ async fn five_concurrent_applies_on_a_fresh_database_on_sqlite() {
         with_sqlite(round).await;
     }
 }
+
+const RENAME: &str = "name: rename-users-name
+changes:
+  - rename_column: { table: users, from: name, to: full_name }
+";
+
+/// Two applies of a rename at once: its phase 1 has no app stage, so the
+/// run that waits for the lock goes on to phase 2. It must plan after the
+/// lock, from what the first run recorded, never fail with "users already
+/// has a column full_name" from a live-schema check made before the lock.
+async fn two_applies(db: TestDb) -> TestResult {
+    seed(&db).await?;
+    let project = Project::new(&db, &["lock_wait: 60s"], "rename-users-name", RENAME)?;
+    let runs = (0..2).map(|_| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_phasegate"));
+        c.arg("--config")
+            .arg(project.config_path())
+            .args(["apply", "--env", ENV, "rename-users-name"])
+            .current_dir(&project.dir)
+            .kill_on_drop(true);
+        async move { c.output().await }
+    });
+    let outs = tokio::time::timeout(Duration::from_secs(180), futures::future::join_all(runs))
+        .await
+        .map_err(|_| fail("two concurrent applies did not finish within 180s"))?;
+    let outs: Vec<Output> = outs.into_iter().collect::<Result<_, _>>()?;
+    let all = || outs.iter().map(text).collect::<Vec<_>>().join("\n=====\n");
+    assert!(
+        outs.iter().all(|o| o.status.code() == Some(0)),
+        "both apply, one phase each:\n{}",
+        all()
+    );
+    let said: String = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect();
+    assert!(
+        said.contains("phase 1 of 3 applied in test")
+            && said.contains("phase 2 of 3 applied in test"),
+        "{}",
+        all()
+    );
+    assert!(!all().contains("already has a column"), "{}", all());
+    assert!(db.has_column("users", "full_name").await?);
+    let log = events(&db).await;
+    assert_eq!(
+        log.iter().filter(|e| e.1 == "phase_migrated").count(),
+        2,
+        "{log:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_applies_at_once_plan_after_the_lock_on_mysql() {
+    for _ in 0..3 {
+        with_mysql(two_applies).await;
+    }
+}
+
+#[tokio::test]
+async fn two_applies_at_once_plan_after_the_lock_on_postgres() {
+    for _ in 0..3 {
+        with_postgres(two_applies).await;
+    }
+}
+
+#[tokio::test]
+async fn two_applies_at_once_plan_after_the_lock_on_sqlite() {
+    for _ in 0..3 {
+        with_sqlite(two_applies).await;
+    }
+}
