@@ -110,6 +110,32 @@ impl Workspace<'_> {
         let env = self.env(env)?;
         // Under the lock: no run changes the database while the backup is taken.
         self.locked(env, None, async |store, _| {
+            let location = self.take_backup(env, location).await?;
+            store
+                .append(
+                    &NewEvent {
+                        plan: None,
+                        kind: EventKind::Backup,
+                        phase: None,
+                        step: None,
+                        detail: location.clone(),
+                    },
+                    self.clock.now(),
+                    &self.actor,
+                )
+                .await?;
+            Ok(location.clone())
+        })
+        .await
+    }
+
+    /// Runs the environment's `backup_command` (or takes `location` as
+    /// given), returning where the backup went.
+    async fn take_backup(
+        &self,
+        env: &crate::config::Environment,
+        location: Option<&str>,
+    ) -> Result<String, RunError> {
         let location = match (&env.backup_command, location) {
             (Some(cmd), given) => {
                 let out = tokio::process::Command::new("sh")
@@ -148,22 +174,7 @@ impl Workspace<'_> {
                 )));
             }
         };
-            store
-                .append(
-                    &NewEvent {
-                        plan: None,
-                        kind: EventKind::Backup,
-                        phase: None,
-                        step: None,
-                        detail: location.clone(),
-                    },
-                    self.clock.now(),
-                    &self.actor,
-                )
-                .await?;
-            Ok(location.clone())
-        })
-        .await
+        Ok(location)
     }
 
     /// `phasegate accept-change`: records the edited plan as the one in force here.
