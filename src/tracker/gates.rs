@@ -210,18 +210,14 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
     // promotion: first the order the plan started under, then the
     // environment before this one.
     let skipped = skipped_environments(ctx);
-    match &ctx.previous_env {
-        _ if skipped.is_some() => {
-            if let Some(reason) = skipped {
-                gate("promotion", false, reason);
-            }
-        }
-        None => gate(
+    match (&ctx.previous_env, skipped) {
+        (_, Some(reason)) => gate("promotion", false, reason),
+        (None, None) => gate(
             "promotion",
             true,
             format!("{} is the first environment", env.name),
         ),
-        Some((name, Ok(st))) => match st.phase(phase) {
+        (Some((name, Ok(st))), None) => match st.phase(phase) {
             Some(r) if r.status == PhaseStatus::Deployed => gate(
                 "promotion",
                 true,
@@ -246,7 +242,9 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                 format!("{name} does not know phase {phase}"),
             ),
         },
-        Some((name, Err(e))) => gate("promotion", false, format!("cannot read {name}: {e}")),
+        (Some((name, Err(e))), None) => {
+            gate("promotion", false, format!("cannot read {name}: {e}"))
+        }
     }
 
     // verify
