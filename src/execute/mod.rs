@@ -321,13 +321,15 @@ impl<'a> Workspace<'a> {
 }
 
 /// What `plan_started` records: the plan file's checksum and text (for the
-/// drift gate) and the schema the plan was made against (for every later
-/// phase).
+/// drift gate), the schema the plan was made against (for every later
+/// phase), and every step's SQL as planned now (`steps`: what runs later
+/// must be what was reviewed, see [`crate::tracker::pins`]).
 fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     serde_json::json!({
         "checksum": crate::tracker::checksum(&loaded.text),
         "text": loaded.text,
         "catalog": plan.catalog,
+        "steps": crate::tracker::pins::pins(plan),
     })
     .to_string()
 }

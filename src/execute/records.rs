@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use crate::plan::StepKind;
 use crate::tracker::gates::Verdict;
-use crate::tracker::{Checkpoint, EventKind, NewEvent, Next, PhaseStatus, derive, plan_events};
+use crate::tracker::{
+    Checkpoint, EventKind, NewEvent, Next, PhaseStatus, ROLLED_BACK, derive, plan_events,
+};
 
 use super::{RunError, Workspace, check_phase, started_detail};
 
@@ -20,6 +22,11 @@ pub struct Resolution {
     pub applied: bool,
     /// The step had started and never finished (rather than failed).
     pub interrupted: bool,
+    /// It was the step's undo (by `rollback`) that was outstanding: `applied`
+    /// false records it as rolled back (the next rollback goes on with the
+    /// steps before it), true as not rolled back (the next rollback undoes it
+    /// again).
+    pub undo: bool,
     /// For a backfill recorded as not applied: where the rerun resumes.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -180,6 +187,9 @@ impl Workspace<'_> {
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
             let now_sum = crate::tracker::checksum(&loaded.text);
+            let pins = crate::tracker::pins::pins(&plan);
+            // A log from before steps were pinned: accepting pins them.
+            let pins_differ = state.pinned.as_ref() != Some(&pins);
             match &state.checksum {
                 None => {
                     return Err(RunError::Refused(format!(
@@ -187,9 +197,9 @@ impl Workspace<'_> {
                         loaded.label, env.name
                     )));
                 }
-                Some(c) if *c == now_sum => {
+                Some(c) if *c == now_sum && !pins_differ => {
                     return Err(RunError::Refused(format!(
-                        "{} is unchanged since it started in {}",
+                        "{} is unchanged since it started in {}: its file and its steps' SQL are the ones pinned then",
                         loaded.label, env.name
                     )));
                 }
@@ -199,6 +209,7 @@ impl Workspace<'_> {
                 "checksum": now_sum,
                 "text": loaded.text,
                 "reason": reason,
+                "steps": pins,
             })
             .to_string();
             store
@@ -226,6 +237,7 @@ impl Workspace<'_> {
         let plan = self.plan_live(&loaded, env).await?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
+            super::rollback::refuse_drift(&plan, &state, &loaded, env)?;
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
                 let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();
                 return Err(RunError::Refused(format!(
@@ -238,10 +250,18 @@ impl Workspace<'_> {
                     }
                 )));
             };
+            // An undo's outcome: the step's change is still there (not
+            // rolled back) or gone (rolled back).
+            let detail = match (o.undo, applied) {
+                (false, true) => "applied",
+                (false, false) => "not_applied",
+                (true, true) => "not_rolled_back",
+                (true, false) => ROLLED_BACK,
+            };
             let event = NewEvent::plan(&plan.name, EventKind::StepResolved)
                 .phase(o.phase)
                 .step(step)
-                .detail(if applied { "applied" } else { "not_applied" });
+                .detail(detail);
             store.append(&event, self.clock.now(), &self.actor).await?;
             Ok(Resolution {
                 plan: plan.name.clone(),
@@ -250,6 +270,7 @@ impl Workspace<'_> {
                 phase: o.phase,
                 applied,
                 interrupted: o.error.is_none(),
+                undo: o.undo,
                 checkpoint: state.checkpoints.get(step).cloned(),
             })
         })
