@@ -202,20 +202,26 @@ impl<'a> Workspace<'a> {
         let events = events?;
         if events.iter().any(|e| e.plan.is_some()) {
             let state = derive(&events, 0);
+            // An edited plan that no longer plans is drift first.
+            let drifted = |e: RunError| rollback::unplannable_drift(e, &state, plan, env);
             if let Some(catalog) = state
                 .catalog
                 .as_deref()
                 .and_then(|c| serde_json::from_str::<Catalog>(c).ok())
             {
                 return Ok(LivePlan {
-                    plan: self.plan_with(plan, env.dialect, &catalog, true)?,
+                    plan: self
+                        .plan_with(plan, env.dialect, &catalog, true)
+                        .map_err(drifted)?,
                     catalog,
                 });
             }
             // Started by a phasegate that did not record the schema: plan live.
             let catalog = self.read_catalog(env, &[plan]).await?;
             return Ok(LivePlan {
-                plan: self.plan_with(plan, env.dialect, &catalog, true)?,
+                plan: self
+                    .plan_with(plan, env.dialect, &catalog, true)
+                    .map_err(drifted)?,
                 catalog,
             });
         }

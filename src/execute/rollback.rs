@@ -107,6 +107,23 @@ pub(super) fn refuse_drift(
         .map_err(|why| RunError::Refused(format!("drift: {why}")))
 }
 
+/// A started plan that no longer plans (`e`): when its file changed since
+/// it started in `env`, the refusal says so, with the change, instead of the
+/// planning error alone; otherwise `e` as it is.
+pub(super) fn unplannable_drift(
+    e: RunError,
+    state: &PlanState,
+    loaded: &LoadedPlan,
+    env: &Environment,
+) -> RunError {
+    match gates::text_drift(state, &loaded.label, &env.name, &loaded.text) {
+        Some(why) => RunError::Refused(format!(
+            "drift: {why}\n  as edited it does not plan against the schema recorded when it started ({e}), so it can be neither run, rolled back nor accepted: restore the plan file as it was when it started"
+        )),
+        None => e,
+    }
+}
+
 /// The steps of phase `n` applied (or resolved as applied) since it last
 /// rolled back, and not undone since (by `step_rolled_back` or resolved as
 /// rolled back), in the order they ran.

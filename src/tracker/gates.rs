@@ -425,6 +425,19 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
 }
 
 /// A few lines of unified diff between the recorded plan and the file now.
+/// How the plan file's text differs from the one recorded when the plan
+/// started in `env` (or an edit was last accepted); `None` when it does not
+/// (or the plan has not started).
+pub fn text_drift(state: &PlanState, label: &str, env: &str, text_now: &str) -> Option<String> {
+    let sum = state.checksum.as_ref()?;
+    (*sum != super::checksum(text_now)).then(|| {
+        format!(
+            "{label} changed since it started in {env}:\n{}",
+            diff(state.text.as_deref().unwrap_or(""), text_now)
+        )
+    })
+}
+
 /// What holds an environment whose rollback of a step failed or never
 /// finished, and the ways out.
 pub fn undo_outstanding(label: &str, env: &str, o: &Outstanding) -> String {
@@ -464,16 +477,12 @@ pub fn drift(
     env: &str,
     text_now: &str,
 ) -> Result<String, String> {
-    let Some(sum) = &state.checksum else {
+    if state.checksum.is_none() {
         return Ok("the plan starts here; its checksum and its steps' SQL are recorded with the first step".into());
-    };
-    let mut what = Vec::new();
-    if *sum != super::checksum(text_now) {
-        what.push(format!(
-            "{label} changed since it started in {env}:\n{}",
-            diff(state.text.as_deref().unwrap_or(""), text_now)
-        ));
     }
+    let mut what: Vec<String> = text_drift(state, label, env, text_now)
+        .into_iter()
+        .collect();
     let changed = state
         .pinned
         .as_ref()

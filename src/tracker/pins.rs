@@ -71,27 +71,25 @@ pub fn changed_steps(pinned: &Pins, now: &Pins) -> Vec<String> {
             None => out.push(format!("{id}: no longer in the plan")),
             Some(is) if is.sum == was.sum => {}
             Some(is) => {
-                let mut what = Vec::new();
-                if is.up != was.up {
-                    what.push(format!(
-                        "its SQL changed\n      was: {}\n      now: {}",
-                        one_line(was.up.as_deref()),
-                        one_line(is.up.as_deref())
+                let before = out.len();
+                let parts = [
+                    ("SQL", &was.up, &is.up),
+                    ("rollback SQL", &was.down, &is.down),
+                ];
+                for (what, was, is) in parts {
+                    if was != is {
+                        out.push(format!(
+                            "{id}: its {what} changed\n      was: {}\n      now: {}",
+                            one_line(was.as_deref()),
+                            one_line(is.as_deref())
+                        ));
+                    }
+                }
+                if out.len() == before {
+                    out.push(format!(
+                        "{id}: how it runs changed (transaction, backfill or expected value)"
                     ));
                 }
-                if is.down != was.down {
-                    what.push(format!(
-                        "its rollback SQL changed\n      was: {}\n      now: {}",
-                        one_line(was.down.as_deref()),
-                        one_line(is.down.as_deref())
-                    ));
-                }
-                if what.is_empty() {
-                    what.push(
-                        "how it runs changed (transaction, backfill or expected value)".into(),
-                    );
-                }
-                out.push(format!("{id}: {}", what.join("; ")));
             }
         }
     }
