@@ -9,6 +9,7 @@ use crate::tracker::{
     Checkpoint, EventKind, NewEvent, Next, PhaseStatus, ROLLED_BACK, derive, plan_events,
 };
 
+use super::rollback::refuse_drift;
 use super::{RunError, Workspace, check_phase, started_detail};
 
 /// What `resolve` recorded, and so what the next `apply` does with the step.
@@ -47,6 +48,7 @@ impl Workspace<'_> {
         // Every plan's events: the gates look at other plans' interrupted steps.
         self.locked(env, None, async |store, events| {
             let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
+            refuse_drift(&plan, &state, &loaded, env)?;
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
                 Next::Deploy(n) if n == phase => {}
@@ -100,7 +102,8 @@ impl Workspace<'_> {
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
         check_phase(&plan, phase)?;
-        self.locked(env, Some(&plan.name), async |store, _| {
+        self.locked(env, Some(&plan.name), async |store, events| {
+            refuse_drift(&plan, &derive(&events, plan.phases.len()), &loaded, env)?;
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::Approved).phase(phase),
@@ -237,7 +240,7 @@ impl Workspace<'_> {
         let plan = self.plan_live(&loaded, env).await?;
         self.locked(env, Some(&plan.name), async |store, events| {
             let state = derive(&events, plan.phases.len());
-            super::rollback::refuse_drift(&plan, &state, &loaded, env)?;
+            refuse_drift(&plan, &state, &loaded, env)?;
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
                 let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();
                 return Err(RunError::Refused(format!(
