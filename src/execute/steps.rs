@@ -449,3 +449,19 @@ pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
         other => sqlx::Error::Protocol(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::terminated;
+
+    #[test]
+    fn a_statement_is_ended_where_a_comment_cannot_swallow_the_semicolon() {
+        assert_eq!(terminated("DROP TABLE users"), "DROP TABLE users;");
+        assert_eq!(terminated("DROP TABLE users;"), "DROP TABLE users;");
+        assert_eq!(
+            terminated("DROP TABLE users -- done"),
+            "DROP TABLE users -- done\n;"
+        );
+        assert_eq!(terminated("DROP TABLE t /* x */"), "DROP TABLE t /* x */;");
+    }
+}
