@@ -284,3 +284,96 @@ async fn mysql_an_override_added_mid_plan_is_drift() {
 async fn sqlite_an_override_added_mid_plan_is_drift() {
     with_sqlite(an_override_added_mid_plan_is_drift).await
 }
+
+/// A log written before steps were pinned (`plan_started` without `steps`):
+/// the drift gate compares the file only and says so, `accept-change` pins
+/// the steps (accepted although the file is unchanged), and the plan runs
+/// and rolls back as before.
+async fn a_log_from_before_pinning_keeps_working(db: TestDb) -> TestResult {
+    let db = &db;
+    db.exec(&format!(
+        "CREATE TABLE users (id integer PRIMARY KEY, name {} NULL)",
+        text_type(db)
+    ))
+    .await?;
+    let project = Project::new(db, &[], RENAME, RENAME_PLAN)?;
+    // What an older phasegate recorded when the plan started.
+    let catalog = serde_json::to_value(db.catalog(&["users"]).await?)?;
+    let detail = serde_json::json!({
+        "checksum": phasegate::tracker::checksum(RENAME_PLAN),
+        "text": RENAME_PLAN,
+        "catalog": catalog,
+    });
+    let mut store = phasegate::tracker::Store::open(
+        ENV,
+        &db.url,
+        db.dialect,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    store
+        .append(
+            &phasegate::tracker::NewEvent::plan(RENAME, phasegate::tracker::EventKind::PlanStarted)
+                .detail(detail.to_string()),
+            chrono::Utc::now(),
+            "older-phasegate",
+        )
+        .await?;
+    store.close().await;
+
+    let gate = expect(&project, &["gate", "--env", ENV, RENAME], 0)?;
+    says(
+        &gate,
+        &[
+            "not pinned",
+            "phasegate accept-change --env test rename-users-name",
+        ],
+        "gate of a legacy log",
+    )?;
+    expect(&project, &["apply", "--env", ENV, RENAME], 0)?;
+    let out = expect(
+        &project,
+        &[
+            "accept-change",
+            "--env",
+            ENV,
+            RENAME,
+            "--reason",
+            "pin the steps",
+        ],
+        0,
+    )?;
+    says(
+        &out,
+        &["now the one in force"],
+        "accept-change of a legacy log",
+    )?;
+    let gate = text_of_gate(&project)?;
+    says(
+        &gate,
+        &["its steps' SQL are unchanged"],
+        "gate after pinning",
+    )?;
+    expect(&project, &["rollback", "--env", ENV, RENAME], 0)?;
+    if db.has_column("users", "full_name").await? {
+        return Err(fail("the rollback after pinning did not undo the phase"));
+    }
+    Ok(())
+}
+
+fn text_of_gate(project: &Project) -> TestResult<String> {
+    Ok(rollback_support::text(&rollback_support::run(
+        project,
+        &["gate", "--env", ENV, RENAME],
+    )?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_log_from_before_pinning_keeps_working() {
+    with_postgres(a_log_from_before_pinning_keeps_working).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_log_from_before_pinning_keeps_working() {
+    with_sqlite(a_log_from_before_pinning_keeps_working).await
+}
