@@ -69,7 +69,9 @@ impl UnitFailure {
     ) -> StepError {
         let mut parts: Vec<String> = Vec::new();
         if running == Running::Down {
-            parts.push("rolling it back failed".to_string());
+            parts.push(format!(
+                "rolling it back failed, and phase {phase} is partly undone"
+            ));
         }
         let (n, of) = (self.n + 1, self.of);
         if self.n > 0 {

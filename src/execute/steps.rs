@@ -426,10 +426,18 @@ pub(super) async fn undo(
     };
     let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, Running::Down);
     let (env, id) = (&cx.env.name, &step.id);
-    f.message = format!(
-        "{}; the steps after it in phase {} are undone and recorded. Fix the cause and run `phasegate rollback --env {env} {label}` again (it retries {id} and goes on), or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` (or `--as not-rolled-back`)",
-        f.message, cx.phase
+    // The way on, right after "partly undone" (the database's error stays
+    // last, after the statement that failed).
+    let way_on = format!(
+        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `--as not-rolled-back`)"
     );
+    f.message = match f.message.find("partly undone") {
+        Some(at) => {
+            let at = at + "partly undone".len();
+            format!("{}{way_on}{}", &f.message[..at], &f.message[at..])
+        }
+        None => format!("{}{way_on}", f.message),
+    };
     let recorded = store
         .append(
             &event(EventKind::StepRollbackFailed).detail(f.reason()),
