@@ -13,6 +13,7 @@
 
 mod apply;
 mod backfill;
+mod drift;
 mod gate;
 mod records;
 mod rollback;
@@ -203,7 +204,7 @@ impl<'a> Workspace<'a> {
         if events.iter().any(|e| e.plan.is_some()) {
             let state = derive(&events, 0);
             // An edited plan that no longer plans is drift first.
-            let drifted = |e: RunError| rollback::unplannable_drift(e, &state, plan, env);
+            let drifted = |e: RunError| drift::unplannable_drift(e, &state, plan, env);
             if let Some(catalog) = state
                 .catalog
                 .as_deref()

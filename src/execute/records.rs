@@ -9,7 +9,7 @@ use crate::tracker::{
     Checkpoint, EventKind, NewEvent, Next, PhaseStatus, ROLLED_BACK, derive, plan_events,
 };
 
-use super::rollback::refuse_drift;
+use super::drift::refuse_drift;
 use super::{RunError, Workspace, check_phase, started_detail};
 
 /// What `resolve` recorded, and so what the next `apply` does with the step.

@@ -13,12 +13,12 @@
 //! edit was last accepted): a plan file, a template or a phasegate whose SQL
 //! differs from the pinned SQL is drift, refused as every command refuses it.
 
-use crate::config::Environment;
-use crate::plan::{Plan, StepKind};
-use crate::tracker::gates::{self, human, undo_outstanding};
-use crate::tracker::{Event, EventKind, NewEvent, PhaseStatus, PlanState, ROLLED_BACK, derive};
+use crate::plan::StepKind;
+use crate::tracker::gates::{human, undo_outstanding};
+use crate::tracker::{Event, EventKind, NewEvent, PhaseStatus, ROLLED_BACK, derive};
 
-use super::{LoadedPlan, RunError, StepContext, Workspace, backups, steps};
+use super::drift::refuse_drift;
+use super::{RunError, StepContext, Workspace, backups, steps};
 
 impl Workspace<'_> {
     /// `phasegate rollback`: undoes the latest phase that ran, if it can be
@@ -91,36 +91,6 @@ impl Workspace<'_> {
             Ok(n)
         })
         .await
-    }
-}
-
-/// Refuses a plan whose file or steps' SQL drifted from what started in
-/// `env`, with the drift gate's account of what changed and the way forward.
-pub(super) fn refuse_drift(
-    plan: &Plan,
-    state: &PlanState,
-    loaded: &LoadedPlan,
-    env: &Environment,
-) -> Result<(), RunError> {
-    gates::drift(plan, state, &loaded.label, &env.name, &loaded.text)
-        .map(|_| ())
-        .map_err(|why| RunError::Refused(format!("drift: {why}")))
-}
-
-/// A started plan that no longer plans (`e`): when its file changed since
-/// it started in `env`, the refusal says so, with the change, instead of the
-/// planning error alone; otherwise `e` as it is.
-pub(super) fn unplannable_drift(
-    e: RunError,
-    state: &PlanState,
-    loaded: &LoadedPlan,
-    env: &Environment,
-) -> RunError {
-    match gates::text_drift(state, &loaded.label, &env.name, &loaded.text) {
-        Some(why) => RunError::Refused(format!(
-            "drift: {why}\n  as edited it does not plan against the schema recorded when it started ({e}), so it can be neither run, rolled back nor accepted: restore the plan file as it was when it started"
-        )),
-        None => e,
     }
 }
 

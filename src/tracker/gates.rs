@@ -424,7 +424,6 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
     gates
 }
 
-/// A few lines of unified diff between the recorded plan and the file now.
 /// How the plan file's text differs from the one recorded when the plan
 /// started in `env` (or an edit was last accepted); `None` when it does not
 /// (or the plan has not started).
@@ -465,7 +464,7 @@ pub fn undo_outstanding(label: &str, env: &str, o: &Outstanding) -> String {
 }
 
 /// The drift check every environment command makes (`apply`, `mark`,
-/// `gate`, `rollback`, `resolve`): `Ok` with why the plan is the one that
+/// `approve`, `gate`, `status`, `rollback`, `resolve`): `Ok` with why the plan is the one that
 /// started here, or `Err` with what changed and the way forward. Drift is an
 /// edited plan file (its text against the text recorded at the start or at
 /// the last `accept-change`), or any step whose SQL differs from the one
@@ -515,6 +514,7 @@ pub fn drift(
     Err(what.join("\n"))
 }
 
+/// A few lines of unified diff between the recorded plan and the file now.
 fn diff(old: &str, new: &str) -> String {
     let d = similar::TextDiff::from_lines(old, new);
     let mut lines: Vec<String> = d
