@@ -9,7 +9,10 @@
 //! names the step and the resolving command, for this plan and for any
 //! other plan in the environment; `phasegate resolve` must say what it
 //! recorded and what the next apply does; and that apply must finish the
-//! phase with every row intact.
+//! phase with every row intact. A `phasegate rollback` killed the same way
+//! while an undo waits (`step_rollback_started`, never finished) holds
+//! rollback, gate and apply until `resolve --as rolled-back|not-rolled-back`,
+//! after which rollback finishes the phase.
 
 mod common;
 mod executor_support;
@@ -259,6 +262,152 @@ async fn a_mysql_step_finished_by_hand_is_resolved_as_applied_and_not_run_again(
             .await?;
         if events != 1 {
             return Err(fail(format!("{events} step_resolved events for 1.add_column, expected 1")));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// The step whose undo `rollback` recorded as started and never finished.
+async fn undo_started(db: &TestDb) -> TestResult<Option<String>> {
+    let started = db
+        .texts("SELECT step FROM phasegate_events WHERE kind = 'step_rollback_started' ORDER BY id")
+        .await?;
+    let ended = db
+        .texts("SELECT step FROM phasegate_events WHERE kind IN ('step_rolled_back', 'step_rollback_failed') ORDER BY id")
+        .await?;
+    Ok(started.into_iter().rev().find(|s| !ended.contains(s)))
+}
+
+/// Starts `phasegate rollback` while an application transaction holds a
+/// metadata lock on `users`, waits until an undo is recorded as started and
+/// its DDL waits for that lock, then kills the process and the server-side
+/// statement. Returns the step whose undo was interrupted.
+async fn kill_during_an_undo(db: &TestDb, project: &Project) -> TestResult<String> {
+    let mut app = MySqlConnection::connect(&db.url).await?;
+    app.execute("START TRANSACTION").await?;
+    app.execute("SELECT count(*) FROM users").await?;
+    let mut child: Child = phasegate(project, &["rollback", "--env", ENV, PLAN])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (step, waiting) = loop {
+        let mut ddl = threads_running(db, "DROP TRIGGER").await?;
+        ddl.extend(threads_running(db, "ALTER TABLE `users`").await?);
+        if let (Some(step), false) = (undo_started(db).await?, ddl.is_empty()) {
+            break (step, ddl);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(fail(format!(
+                "rollback ended ({status}) before an undo was seen waiting"
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(fail("no undo reached its lock wait"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.kill()?;
+    child.wait()?;
+    for id in waiting {
+        let _ = db.exec(&format!("KILL {id}")).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut ddl = threads_running(db, "DROP TRIGGER").await?;
+        ddl.extend(threads_running(db, "ALTER TABLE `users`").await?);
+        if ddl.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(fail("the killed undo is still running"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.execute("COMMIT").await?;
+    app.close().await?;
+    Ok(step)
+}
+
+#[tokio::test]
+async fn a_mysql_undo_killed_midway_blocks_until_resolved_then_rollback_finishes() {
+    with_mysql(|db| async move {
+        let project = setup(&db).await?;
+        let apply = run(&project, &["apply", "--env", ENV, PLAN])?;
+        expect_exit(&apply, 0, "apply")?;
+        let step = kill_during_an_undo(&db, &project).await?;
+        let resolve =
+            format!("phasegate resolve --env {ENV} {PLAN} --step {step} --as rolled-back");
+
+        // Rollback, gate and apply are held, naming the step and resolve.
+        for args in [
+            &["rollback", "--env", ENV, PLAN][..],
+            &["gate", "--env", ENV, PLAN],
+            &["apply", "--env", ENV, PLAN],
+        ] {
+            let o = run(&project, args)?;
+            expect_exit(&o, 1, args[0])?;
+            expect_text(
+                &o,
+                &format!("rolling back step {step} of phase 1 started and never finished"),
+                args[0],
+            )?;
+            expect_text(&o, &resolve, args[0])?;
+            expect_text(&o, "`--as not-rolled-back`", args[0])?;
+        }
+        let status = run(&project, &["status"])?;
+        expect_text(&status, "partly rolled back", "status")?;
+
+        // The statement was killed before it ran: the change is still there.
+        let o = run(
+            &project,
+            &[
+                "resolve",
+                "--env",
+                ENV,
+                PLAN,
+                "--step",
+                &step,
+                "--as",
+                "not-rolled-back",
+            ],
+        )?;
+        expect_exit(&o, 0, "resolve --as not-rolled-back")?;
+        expect_text(
+            &o,
+            "whose rollback started and never finished, is recorded as not rolled back",
+            "resolve",
+        )?;
+
+        let o = run(&project, &["rollback", "--env", ENV, PLAN])?;
+        expect_exit(&o, 0, "rollback after resolving")?;
+        if db.has_column("users", "full_name").await? {
+            return Err(fail("full_name is still there after the rollback"));
+        }
+        // No sync trigger is left behind: a write through name alone works.
+        db.exec("INSERT INTO users (id, name) VALUES (900000, 'after')")
+            .await?;
+        let rolled = db
+            .scalar("SELECT count(*) FROM phasegate_events WHERE kind = 'phase_rolled_back'")
+            .await?;
+        if rolled != 1 {
+            return Err(fail(format!(
+                "{rolled} phase_rolled_back events, expected 1"
+            )));
+        }
+        // And the plan goes forward again.
+        let o = run(&project, &["apply", "--env", ENV, PLAN])?;
+        expect_exit(&o, 0, "apply after the rollback")?;
+        let copied = db
+            .scalar("SELECT count(*) FROM users WHERE full_name = name")
+            .await?;
+        if copied != ROWS + 1 {
+            return Err(fail(format!(
+                "{copied} of {} rows copied after applying again",
+                ROWS + 1
+            )));
         }
         Ok(())
     })

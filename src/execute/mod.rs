@@ -13,6 +13,7 @@
 
 mod apply;
 mod backfill;
+mod drift;
 mod gate;
 mod records;
 mod rollback;
@@ -219,13 +220,17 @@ impl<'a> Workspace<'a> {
         let events = plan_events(events, &plan.file.name);
         if events.iter().any(|e| e.plan.is_some()) {
             let state = derive(&events, 0);
+            // An edited plan that no longer plans is drift first.
+            let drifted = |e: RunError| drift::unplannable_drift(e, &state, plan, env);
             if let Some(catalog) = state
                 .catalog
                 .as_deref()
                 .and_then(|c| serde_json::from_str::<Catalog>(c).ok())
             {
                 return Ok(LivePlan {
-                    plan: self.plan_with(plan, env.dialect, &catalog, true)?,
+                    plan: self
+                        .plan_with(plan, env.dialect, &catalog, true)
+                        .map_err(drifted)?,
                     catalog,
                     order,
                 });
@@ -233,7 +238,9 @@ impl<'a> Workspace<'a> {
             // Started by a phasegate that did not record the schema: plan live.
             let catalog = self.read_catalog(env, &[plan]).await?;
             return Ok(LivePlan {
-                plan: self.plan_with(plan, env.dialect, &catalog, true)?,
+                plan: self
+                    .plan_with(plan, env.dialect, &catalog, true)
+                    .map_err(drifted)?,
                 catalog,
                 order,
             });
@@ -376,13 +383,16 @@ impl<'a> Workspace<'a> {
 
 /// What `plan_started` records: the plan file's checksum and text (for the
 /// drift gate), the schema the plan was made against (for every later
-/// phase) and the promotion order (`environments`, for the promotion gate).
+/// phase), the promotion order (`environments`, for the promotion gate)
+/// and every step's SQL as planned now (`steps`: what runs later must be
+/// what was reviewed, see [`crate::tracker::pins`]).
 fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     serde_json::json!({
         "checksum": crate::tracker::checksum(&loaded.text),
         "text": loaded.text,
         "catalog": plan.catalog,
         "environments": plan.order,
+        "steps": crate::tracker::pins::pins(plan),
     })
     .to_string()
 }

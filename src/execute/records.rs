@@ -5,8 +5,11 @@ use serde::Serialize;
 
 use crate::plan::StepKind;
 use crate::tracker::gates::Verdict;
-use crate::tracker::{Checkpoint, EventKind, NewEvent, Next, PhaseStatus, derive, plan_events};
+use crate::tracker::{
+    Checkpoint, EventKind, NewEvent, Next, PhaseStatus, ROLLED_BACK, derive, plan_events,
+};
 
+use super::drift::refuse_drift;
 use super::{RunError, Workspace, check_phase, started_detail};
 
 /// What `resolve` recorded, and so what the next `apply` does with the step.
@@ -20,6 +23,11 @@ pub struct Resolution {
     pub applied: bool,
     /// The step had started and never finished (rather than failed).
     pub interrupted: bool,
+    /// It was the step's undo (by `rollback`) that was outstanding: `applied`
+    /// false records it as rolled back (the next rollback goes on with the
+    /// steps before it), true as not rolled back (the next rollback undoes it
+    /// again).
+    pub undo: bool,
     /// For a backfill recorded as not applied: where the rerun resumes.
     pub checkpoint: Option<Checkpoint>,
 }
@@ -39,6 +47,7 @@ impl Workspace<'_> {
         self.locked_plan(env, &loaded, true, async |store, plan, events| {
             check_phase(&plan, phase)?;
             let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
+            refuse_drift(&plan, &state, &loaded, env)?;
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
                 Next::Deploy(n) if n == phase => {}
@@ -90,8 +99,9 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
-        self.locked_plan(env, &loaded, false, async |store, plan, _| {
+        self.locked_plan(env, &loaded, false, async |store, plan, events| {
             check_phase(&plan, phase)?;
+            refuse_drift(&plan, &derive(&events, plan.phases.len()), &loaded, env)?;
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::Approved).phase(phase),
@@ -189,6 +199,9 @@ impl Workspace<'_> {
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
             let now_sum = crate::tracker::checksum(&loaded.text);
+            let pins = crate::tracker::pins::pins(&plan);
+            // A log from before steps were pinned: accepting pins them.
+            let pins_differ = state.pinned.as_ref() != Some(&pins);
             match &state.checksum {
                 None => {
                     return Err(RunError::Refused(format!(
@@ -196,9 +209,9 @@ impl Workspace<'_> {
                         loaded.label, env.name
                     )));
                 }
-                Some(c) if *c == now_sum && state.order.as_ref() == Some(&plan.order) => {
+                Some(c) if *c == now_sum && state.order.as_ref() == Some(&plan.order) && !pins_differ => {
                     return Err(RunError::Refused(format!(
-                        "{} is unchanged since it started in {}",
+                        "{} is unchanged since it started in {}: its file and its steps' SQL are the ones pinned then",
                         loaded.label, env.name
                     )));
                 }
@@ -209,6 +222,7 @@ impl Workspace<'_> {
                 "text": loaded.text,
                 "reason": reason,
                 "environments": plan.order,
+                "steps": pins,
             })
             .to_string();
             store
@@ -235,6 +249,7 @@ impl Workspace<'_> {
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
+            refuse_drift(&plan, &state, &loaded, env)?;
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
                 let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();
                 return Err(RunError::Refused(format!(
@@ -247,10 +262,18 @@ impl Workspace<'_> {
                     }
                 )));
             };
+            // An undo's outcome: the step's change is still there (not
+            // rolled back) or gone (rolled back).
+            let detail = match (o.undo, applied) {
+                (false, true) => "applied",
+                (false, false) => "not_applied",
+                (true, true) => "not_rolled_back",
+                (true, false) => ROLLED_BACK,
+            };
             let event = NewEvent::plan(&plan.name, EventKind::StepResolved)
                 .phase(o.phase)
                 .step(step)
-                .detail(if applied { "applied" } else { "not_applied" });
+                .detail(detail);
             store.append(&event, self.clock.now(), &self.actor).await?;
             Ok(Resolution {
                 plan: plan.name.clone(),
@@ -259,6 +282,7 @@ impl Workspace<'_> {
                 phase: o.phase,
                 applied,
                 interrupted: o.error.is_none(),
+                undo: o.undo,
                 checkpoint: state.checkpoints.get(step).cloned(),
             })
         })

@@ -1,13 +1,30 @@
 //! `rollback`: undoing the latest phase that ran, when it can be undone.
+//!
+//! A rollback is all-or-nothing per step and recorded per step, like
+//! `apply`: each step's undo commits together with its `step_rolled_back`
+//! event (a step that cannot run in a transaction is recorded as started
+//! before and as rolled back after), in the reverse of the order the steps
+//! ran. A rollback that fails part-way leaves the log saying exactly which
+//! steps were undone (the phase reads "partly rolled back"), records the
+//! failure, and the next `rollback` goes on from there; `phase_rolled_back`
+//! is written only when every step of the phase is undone.
+//!
+//! What is undone is the plan as it was when it started here (or as an
+//! edit was last accepted): a plan file, a template or a phasegate whose SQL
+//! differs from the pinned SQL is drift, refused as every command refuses it.
 
 use crate::plan::StepKind;
-use crate::tracker::gates::human;
-use crate::tracker::{Event, EventKind, NewEvent, PhaseStatus, derive};
+use crate::tracker::gates::{human, undo_outstanding};
+use crate::tracker::{Event, EventKind, NewEvent, PhaseStatus, ROLLED_BACK, derive};
 
-use super::{RunError, Workspace, backfill, backups, send};
+use super::drift::refuse_drift;
+use super::{RunError, StepContext, Workspace, backups, steps};
 
 impl Workspace<'_> {
-    /// `phasegate rollback`: undoes the latest phase that ran, if it can be undone.
+    /// `phasegate rollback`: undoes the latest phase that ran, if it can be
+    /// undone, step by step (see the module's documentation). Returns the
+    /// phase rolled back. A failed step's [`RunError::Step`] names the step and
+    /// the commands that go on from there.
     pub async fn rollback(
         &self,
         env: &str,
@@ -18,6 +35,7 @@ impl Workspace<'_> {
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
+            refuse_drift(&plan, &state, &loaded, env)?;
             let Some(n) = state.latest_started() else {
                 return Err(RunError::Refused(format!("nothing to roll back: no phase of {} has run in {}", loaded.label, env.name)));
             };
@@ -42,25 +60,33 @@ impl Workspace<'_> {
                     env.name
                 )));
             }
-            // What ran, undone in reverse order, as planned (against the
-            // schema recorded when the plan started here).
-            let now = self.clock.now();
+            // An undo that never finished may have run in part: a person must
+            // say what the database shows first.
+            if let Some(o) = state.outstanding.iter().find(|o| o.undo && o.error.is_none()) {
+                return Err(RunError::Refused(undo_outstanding(&loaded.label, &env.name, o)));
+            }
+            // What ran and is not undone yet, undone in reverse order, as
+            // pinned (planned against the schema recorded when the plan
+            // started here).
             for id in applied_in_order(&events, n).iter().rev() {
                 let Some(step) = plan.phase_steps(phase).find(|s| &s.id == id) else {
-                    continue;
+                    return Err(RunError::Refused(format!(
+                        "step {id} ran in phase {n} in {} but the plan has no such step in phase {n}: restore the plan as it was when it started, then `phasegate rollback --env {} {}`",
+                        env.name, env.name, loaded.label
+                    )));
                 };
-                let (Some(sql), transactional) = (step.rollback_sql.clone(), step.transactional)
-                else {
-                    continue;
+                let cx = StepContext {
+                    plan: &plan.name,
+                    phase: n,
+                    env,
+                    clock: self.clock,
+                    actor: &self.actor,
+                    progress: self.progress,
+                    checkpoint: None,
                 };
-                if let Some(fill) = &step.rollback_fill {
-                    backfill::before_rollback(store, env, step, fill).await?;
-                }
-                send::undo(store, env, &sql, transactional)
-                    .await
-                    .map_err(|f| RunError::Step(f.into_step_error(id, n, env, send::Running::Down)))?;
+                steps::undo(store, &cx, step, &loaded.label).await?;
             }
-            store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), now, &self.actor).await?;
+            store.append(&NewEvent::plan(&plan.name, EventKind::PhaseRolledBack).phase(n), self.clock.now(), &self.actor).await?;
             Ok(n)
         })
         .await
@@ -68,7 +94,8 @@ impl Workspace<'_> {
 }
 
 /// The steps of phase `n` applied (or resolved as applied) since it last
-/// rolled back, in the order they ran.
+/// rolled back, and not undone since (by `step_rolled_back` or resolved as
+/// rolled back), in the order they ran.
 fn applied_in_order(events: &[Event], n: usize) -> Vec<String> {
     let since = events
         .iter()
@@ -76,17 +103,20 @@ fn applied_in_order(events: &[Event], n: usize) -> Vec<String> {
         .map_or(0, |i| i + 1);
     let mut out: Vec<String> = Vec::new();
     for e in &events[since..] {
-        let applied = match e.kind {
-            EventKind::StepApplied => true,
-            EventKind::StepResolved => e.detail == "applied",
-            _ => false,
+        let Some(id) = e.step.as_ref().filter(|_| e.phase == Some(n)) else {
+            continue;
         };
-        if applied
-            && e.phase == Some(n)
-            && let Some(id) = &e.step
-            && !out.contains(id)
-        {
-            out.push(id.clone());
+        let applied = match e.kind {
+            EventKind::StepApplied => Some(true),
+            EventKind::StepResolved if e.detail == "applied" => Some(true),
+            EventKind::StepRolledBack => Some(false),
+            EventKind::StepResolved if e.detail == ROLLED_BACK => Some(false),
+            _ => None,
+        };
+        match applied {
+            Some(true) if !out.contains(id) => out.push(id.clone()),
+            Some(false) => out.retain(|s| s != id),
+            _ => {}
         }
     }
     out

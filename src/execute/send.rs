@@ -70,7 +70,7 @@ impl UnitFailure {
         let mut parts: Vec<String> = Vec::new();
         if running == Running::Down {
             parts.push(format!(
-                "rolling it back failed, and phase {phase} is partly undone (fix the cause and run rollback again)"
+                "rolling it back failed, and phase {phase} is partly undone"
             ));
         }
         let (n, of) = (self.n + 1, self.of);
@@ -154,39 +154,6 @@ pub(super) async fn run_units(
         }
     }
     Ok(())
-}
-
-/// Runs a step's rollback SQL the way its up ran: a transactional step's in
-/// one transaction, any other's statement by statement outside one; each
-/// with the environment's lock_timeout and retries.
-pub(super) async fn undo(
-    store: &mut Store,
-    env: &Environment,
-    sql: &str,
-    transactional: bool,
-) -> Result<(), UnitFailure> {
-    if transactional {
-        let units = [sql.to_string()];
-        return run_units(store, env, &units, async |store, unit| {
-            let body = format!("{}\n{unit}\nCOMMIT;", prelude(env, true).join("\n"));
-            let result = sqlx::raw_sql(AssertSqlSafe(body))
-                .execute(store.conn())
-                .await
-                .map(|_| ());
-            if result.is_err() {
-                store.rollback().await;
-            }
-            result
-        })
-        .await;
-    }
-    run_units(
-        store,
-        env,
-        &statements(env.dialect, sql),
-        async |store, unit| outside_transaction(store, env, unit).await,
-    )
-    .await
 }
 
 pub(super) async fn outside_transaction(

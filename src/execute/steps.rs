@@ -168,19 +168,35 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
         }
         _ if step.transactional => {
             lines.extend(prelude(env, true));
-            lines.push(sql.to_string());
+            lines.extend(statements(env.dialect, sql).iter().map(|s| terminated(s)));
             lines.extend(postlude(env, true));
         }
         // Sent one statement at a time, each with its settings.
         _ => {
             for statement in statements(env.dialect, sql) {
                 lines.extend(prelude(env, false));
-                lines.push(format!("{statement};"));
+                lines.push(terminated(&statement));
                 lines.extend(postlude(env, false));
             }
         }
     }
     lines
+}
+
+/// A statement as a script shows it: ended by `;`, on a line of its own
+/// when the statement's last line holds a `--` or `#` comment (which would
+/// swallow it).
+fn terminated(statement: &str) -> String {
+    let s = statement.trim_end();
+    if s.ends_with(';') {
+        return s.to_string();
+    }
+    let last = s.lines().last().unwrap_or_default();
+    if last.contains("--") || last.contains('#') {
+        format!("{s}\n;")
+    } else {
+        format!("{s};")
+    }
 }
 
 /// Runs a verification query and returns its single value.
@@ -316,6 +332,11 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
 }
 
 /// `BEGIN; SET LOCAL …; <sql>; <event>; COMMIT`, rolled back whole on error.
+///
+/// Each of phasegate's own statements is sent on its own, and the step's SQL
+/// as the user or the template wrote it, alone: text that ends without a `;`
+/// or in a `-- comment` is never glued to a `COMMIT` (which would then fail
+/// to parse, or be commented out).
 pub(super) async fn in_transaction(
     store: &mut Store,
     env: &Environment,
@@ -323,9 +344,13 @@ pub(super) async fn in_transaction(
     event: &NewEvent,
     cx: &StepContext<'_>,
 ) -> Result<(), sqlx::Error> {
-    let body = format!("{}\n{sql}", prelude(env, true).join("\n"));
     let result = async {
-        sqlx::raw_sql(AssertSqlSafe(body))
+        for statement in prelude(env, true) {
+            sqlx::raw_sql(AssertSqlSafe(statement))
+                .execute(store.conn())
+                .await?;
+        }
+        sqlx::raw_sql(AssertSqlSafe(sql.to_string()))
             .execute(store.conn())
             .await?;
         store
@@ -344,9 +369,107 @@ pub(super) async fn in_transaction(
     result
 }
 
+/// Undoes one applied step of phase `cx.phase` and records it, the way
+/// [`run`] applies one: a transactional step's rollback SQL commits in one
+/// transaction with its `step_rolled_back` event; any other's is recorded as
+/// started (`step_rollback_started`), sent statement by statement, and
+/// recorded as rolled back after. A step without rollback SQL (a
+/// verification, an app step) is recorded as rolled back with nothing run.
+/// A failure is recorded (`step_rollback_failed`), so the log says exactly
+/// which steps were undone, and its error names the step and the commands
+/// that go on from there. The caller holds the environment's lock.
+pub(super) async fn undo(
+    store: &mut Store,
+    cx: &StepContext<'_>,
+    step: &Step,
+    label: &str,
+) -> Result<(), RunError> {
+    let event = |kind| NewEvent::plan(cx.plan, kind).phase(cx.phase).step(&step.id);
+    let done = event(EventKind::StepRolledBack);
+    let Some(sql) = step.rollback_sql.as_deref() else {
+        store.append(&done, cx.clock.now(), cx.actor).await?;
+        return Ok(());
+    };
+    if let Some(fill) = &step.rollback_fill {
+        // Changes no schema; refused (naming `down`) before anything runs.
+        backfill::before_rollback(store, cx.env, step, fill).await?;
+    }
+    let result = if step.transactional {
+        let units = [sql.to_string()];
+        run_units(store, cx.env, &units, async |store, unit| {
+            in_transaction(store, cx.env, unit, &done, cx).await
+        })
+        .await
+    } else {
+        store
+            .append(
+                &event(EventKind::StepRollbackStarted),
+                cx.clock.now(),
+                cx.actor,
+            )
+            .await?;
+        run_units(
+            store,
+            cx.env,
+            &statements(cx.env.dialect, sql),
+            async |store, unit| outside_transaction(store, cx.env, unit).await,
+        )
+        .await
+    };
+    let failure = match result {
+        Ok(()) if step.transactional => return Ok(()),
+        Ok(()) => {
+            store.append(&done, cx.clock.now(), cx.actor).await?;
+            return Ok(());
+        }
+        Err(f) => f,
+    };
+    let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, Running::Down);
+    let (env, id) = (&cx.env.name, &step.id);
+    // The way on, right after "partly undone" (the database's error stays
+    // last, after the statement that failed).
+    let way_on = format!(
+        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `--as not-rolled-back`)"
+    );
+    f.message = match f.message.find("partly undone") {
+        Some(at) => {
+            let at = at + "partly undone".len();
+            format!("{}{way_on}{}", &f.message[..at], &f.message[at..])
+        }
+        None => format!("{}{way_on}", f.message),
+    };
+    let recorded = store
+        .append(
+            &event(EventKind::StepRollbackFailed).detail(f.reason()),
+            cx.clock.now(),
+            cx.actor,
+        )
+        .await;
+    if let Err(e) = recorded {
+        f.message = format!("{} (recording this failure failed too: {e})", f.message);
+    }
+    Err(RunError::Step(f))
+}
+
 pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
     match e {
         TrackerError::Database { source, .. } => source,
         other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminated;
+
+    #[test]
+    fn a_statement_is_ended_where_a_comment_cannot_swallow_the_semicolon() {
+        assert_eq!(terminated("DROP TABLE users"), "DROP TABLE users;");
+        assert_eq!(terminated("DROP TABLE users;"), "DROP TABLE users;");
+        assert_eq!(
+            terminated("DROP TABLE users -- done"),
+            "DROP TABLE users -- done\n;"
+        );
+        assert_eq!(terminated("DROP TABLE t /* x */"), "DROP TABLE t /* x */;");
     }
 }

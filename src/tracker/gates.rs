@@ -421,27 +421,9 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
     }
 
     // drift
-    match &state.checksum {
-        None => gate(
-            "drift",
-            true,
-            "the plan starts here; its checksum is recorded with the first step".into(),
-        ),
-        Some(c) if *c == super::checksum(ctx.text_now) => gate(
-            "drift",
-            true,
-            "the plan file is unchanged since it started here".into(),
-        ),
-        Some(_) => gate(
-            "drift",
-            false,
-            format!(
-                "{label} changed since it started in {}:\n{}\n  if the change is intended, accept it: `phasegate accept-change --env {} {label}`",
-                env.name,
-                diff(state.text.as_deref().unwrap_or(""), ctx.text_now),
-                env.name
-            ),
-        ),
+    match drift(ctx.plan, state, label, &env.name, ctx.text_now) {
+        Ok(reason) => gate("drift", true, reason),
+        Err(reason) => gate("drift", false, reason),
     }
 
     // clean
@@ -466,17 +448,18 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
     let mut blocking: Vec<String> = state
         .outstanding
         .iter()
-        .filter(|o| o.error.is_none() || o.phase != phase)
-        .map(|o| match &o.error {
-            None => resolve(label, o),
-            Some(e) => format!("step {} of phase {} failed: {e}", o.step, o.phase),
+        .filter(|o| o.error.is_none() || o.phase != phase || o.undo)
+        .map(|o| match (&o.error, o.undo) {
+            (_, true) => undo_outstanding(label, &env.name, o),
+            (None, false) => resolve(label, o),
+            (Some(e), false) => format!("step {} of phase {} failed: {e}", o.step, o.phase),
         })
         .collect();
     blocking.extend(ctx.elsewhere.iter().map(|(plan, o)| resolve(plan, o)));
     let retries: Vec<&str> = state
         .outstanding
         .iter()
-        .filter(|o| o.error.is_some() && o.phase == phase)
+        .filter(|o| o.error.is_some() && o.phase == phase && !o.undo)
         .map(|o| o.step.as_str())
         .collect();
     if !blocking.is_empty() {
@@ -494,6 +477,96 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
         gate("clean", true, "no failed or interrupted step".into());
     }
     gates
+}
+
+/// How the plan file's text differs from the one recorded when the plan
+/// started in `env` (or an edit was last accepted); `None` when it does not
+/// (or the plan has not started).
+pub fn text_drift(state: &PlanState, label: &str, env: &str, text_now: &str) -> Option<String> {
+    let sum = state.checksum.as_ref()?;
+    (*sum != super::checksum(text_now)).then(|| {
+        format!(
+            "{label} changed since it started in {env}:\n{}",
+            diff(state.text.as_deref().unwrap_or(""), text_now)
+        )
+    })
+}
+
+/// What holds an environment whose rollback of a step failed or never
+/// finished, and the ways out.
+pub fn undo_outstanding(label: &str, env: &str, o: &Outstanding) -> String {
+    let what = match &o.error {
+        Some(e) => format!(
+            "rolling back step {} of phase {} failed: {e}",
+            o.step, o.phase
+        ),
+        None => format!(
+            "rolling back step {} of phase {} started and never finished (the run was killed or lost its connection)",
+            o.step, o.phase
+        ),
+    };
+    let retry = if o.error.is_some() {
+        format!(
+            "Fix the cause and run `phasegate rollback --env {env} {label}` again (it retries this step), or check the database, then"
+        )
+    } else {
+        "Check the database, then".to_string()
+    };
+    format!(
+        "{what}. {retry} `phasegate resolve --env {env} {label} --step {step} --as rolled-back` if the step's change is gone (the next rollback goes on with the steps before it) or `--as not-rolled-back` if it is still there (the next `phasegate rollback --env {env} {label}` undoes it again)",
+        step = o.step
+    )
+}
+
+/// The drift check every environment command makes (`apply`, `mark`,
+/// `approve`, `gate`, `status`, `rollback`, `resolve`): `Ok` with why the plan is the one that
+/// started here, or `Err` with what changed and the way forward. Drift is an
+/// edited plan file (its text against the text recorded at the start or at
+/// the last `accept-change`), or any step whose SQL differs from the one
+/// pinned then (see [`super::pins`]), whatever changed it.
+pub fn drift(
+    plan: &Plan,
+    state: &PlanState,
+    label: &str,
+    env: &str,
+    text_now: &str,
+) -> Result<String, String> {
+    if state.checksum.is_none() {
+        return Ok("the plan starts here; its checksum and its steps' SQL are recorded with the first step".into());
+    }
+    let mut what: Vec<String> = text_drift(state, label, env, text_now)
+        .into_iter()
+        .collect();
+    let changed = state
+        .pinned
+        .as_ref()
+        .map(|p| super::pins::changed_steps(p, &super::pins::pins(plan)))
+        .unwrap_or_default();
+    if !changed.is_empty() {
+        what.push(format!(
+            "the SQL of {} differs from what was pinned when {label} started in {env} (an edited plan, a template override, or a phasegate upgrade); what runs must be what was reviewed:\n{}",
+            if changed.len() == 1 { "a step" } else { "steps" },
+            changed
+                .iter()
+                .map(|c| format!("    {c}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    if what.is_empty() {
+        return Ok(match state.pinned {
+            Some(_) => {
+                "the plan file and its steps' SQL are unchanged since it started here".into()
+            }
+            None => format!(
+                "the plan file is unchanged since it started here (its steps' SQL was not pinned: it started under an older phasegate; `phasegate accept-change --env {env} {label} --reason …` pins it)"
+            ),
+        });
+    }
+    what.push(format!(
+        "  review the change; if it is intended, accept it (this pins the steps' SQL as planned now): `phasegate accept-change --env {env} {label} --reason \"…\"`; otherwise restore the plan and templates as they were"
+    ));
+    Err(what.join("\n"))
 }
 
 /// A few lines of unified diff between the recorded plan and the file now.

@@ -11,6 +11,9 @@
 mod chain;
 pub mod gates;
 mod schema;
+pub mod pins;
+#[cfg(test)]
+mod rollback_state_tests;
 mod store;
 
 use std::collections::BTreeSet;
@@ -47,10 +50,19 @@ pub enum EventKind {
     /// A backfill batch committed; `detail` holds the last key done and the
     /// rows updated so far (JSON), recorded in the batch's own transaction.
     BackfillProgress,
+    /// `rollback` began undoing a step that cannot be undone in a
+    /// transaction (its completion is recorded separately).
+    StepRollbackStarted,
+    /// A step's undo committed (for a transactional step, in the same
+    /// transaction as its rollback SQL). The phase stays partly rolled back
+    /// until `phase_rolled_back`.
+    StepRolledBack,
+    /// A step's undo failed; `detail` holds the error.
+    StepRollbackFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::PlanStarted,
         EventKind::ChangeAccepted,
         EventKind::StepStarted,
@@ -63,6 +75,9 @@ impl EventKind {
         EventKind::Approved,
         EventKind::Backup,
         EventKind::BackfillProgress,
+        EventKind::StepRollbackStarted,
+        EventKind::StepRolledBack,
+        EventKind::StepRollbackFailed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +94,9 @@ impl EventKind {
             EventKind::Approved => "approved",
             EventKind::Backup => "backup",
             EventKind::BackfillProgress => "backfill_progress",
+            EventKind::StepRollbackStarted => "step_rollback_started",
+            EventKind::StepRolledBack => "step_rolled_back",
+            EventKind::StepRollbackFailed => "step_rollback_failed",
         }
     }
 
@@ -150,6 +168,9 @@ pub enum PhaseStatus {
     Pending,
     /// Some of its steps ran; the rest will on the next `apply`.
     Migrating,
+    /// `rollback` undid some of its steps (each recorded by
+    /// `step_rolled_back`) and stopped; the next `rollback` undoes the rest.
+    RollingBack,
     /// Its migrations ran; its app code is not yet marked deployed.
     Migrated,
     Deployed,
@@ -160,6 +181,7 @@ impl fmt::Display for PhaseStatus {
         f.write_str(match self {
             PhaseStatus::Pending => "pending",
             PhaseStatus::Migrating => "migrating",
+            PhaseStatus::RollingBack => "partly rolled back",
             PhaseStatus::Migrated => "migrated",
             PhaseStatus::Deployed => "deployed",
         })
@@ -187,6 +209,9 @@ pub struct Outstanding {
     pub since: DateTime<Utc>,
     /// The error, for a failure; `None` for a step that started and never finished.
     pub error: Option<String>,
+    /// True when it is the step's undo (by `rollback`) that failed or never
+    /// finished, not the step itself.
+    pub undo: bool,
 }
 
 /// Where an unfinished backfill stopped: the last key it did, and the rows
@@ -218,6 +243,9 @@ pub struct PlanState {
     /// does not let the next one skip it. `None` for plans started by a
     /// phasegate that did not record it.
     pub order: Option<Vec<String>>,
+    /// The steps as pinned when the plan started here (or an edit was last
+    /// accepted); `None` for a log written before steps were pinned.
+    pub pinned: Option<pins::Pins>,
 }
 
 /// What the plan does next in this environment.
@@ -322,6 +350,7 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         checkpoints: std::collections::BTreeMap::new(),
         catalog: None,
         order: None,
+        pinned: None,
     };
     for e in events {
         let idx = e
@@ -347,28 +376,37 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                                 .collect(),
                         );
                     }
+                    s.pinned = v
+                        .get("steps")
+                        .and_then(|p| serde_json::from_value(p.clone()).ok());
                 }
             }
-            EventKind::StepStarted => {
+            EventKind::StepStarted
+            | EventKind::StepFailed
+            | EventKind::StepRollbackStarted
+            | EventKind::StepRollbackFailed => {
                 settle(&mut s, &e.step);
                 if let (Some(step), Some(i)) = (&e.step, idx) {
+                    let failed = matches!(
+                        e.kind,
+                        EventKind::StepFailed | EventKind::StepRollbackFailed
+                    );
                     s.outstanding.push(Outstanding {
                         phase: i + 1,
                         step: step.clone(),
                         since: e.at,
-                        error: None,
+                        error: failed.then(|| e.detail.clone()),
+                        undo: matches!(
+                            e.kind,
+                            EventKind::StepRollbackStarted | EventKind::StepRollbackFailed
+                        ),
                     });
                 }
             }
-            EventKind::StepFailed => {
+            EventKind::StepRolledBack => {
                 settle(&mut s, &e.step);
                 if let (Some(step), Some(i)) = (&e.step, idx) {
-                    s.outstanding.push(Outstanding {
-                        phase: i + 1,
-                        step: step.clone(),
-                        since: e.at,
-                        error: Some(e.detail.clone()),
-                    });
+                    rolled_back(&mut s.phases[i], step, e.at);
                 }
             }
             EventKind::BackfillProgress => {
@@ -386,7 +424,7 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                 if let (Some(step), Some(i)) = (&e.step, idx) {
                     let p = &mut s.phases[i];
                     p.applied_steps.insert(step.clone());
-                    if p.status == PhaseStatus::Pending {
+                    if matches!(p.status, PhaseStatus::Pending | PhaseStatus::RollingBack) {
                         p.status = PhaseStatus::Migrating;
                         p.since = Some(e.at);
                     }
@@ -394,8 +432,14 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
             }
             EventKind::StepResolved => {
                 settle(&mut s, &e.step);
-                if let (Some(step), Some(i), true) = (&e.step, idx, e.detail == "applied") {
-                    s.phases[i].applied_steps.insert(step.clone());
+                if let (Some(step), Some(i)) = (&e.step, idx) {
+                    match e.detail.as_str() {
+                        "applied" => {
+                            s.phases[i].applied_steps.insert(step.clone());
+                        }
+                        ROLLED_BACK => rolled_back(&mut s.phases[i], step, e.at),
+                        _ => {}
+                    }
                 }
             }
             EventKind::PhaseMigrated => {
@@ -437,6 +481,20 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
         }
     }
     s
+}
+
+/// `step_resolved`'s detail for an undo settled as done by hand
+/// (`resolve --as rolled-back`); `not_rolled_back` settles it as not done.
+pub const ROLLED_BACK: &str = "rolled_back";
+
+/// `step` of phase `p` is undone: no longer applied, and the phase, unless
+/// nothing of it had run, partly rolled back.
+fn rolled_back(p: &mut PhaseRecord, step: &str, at: DateTime<Utc>) {
+    p.applied_steps.remove(step);
+    if p.status != PhaseStatus::Pending && p.status != PhaseStatus::RollingBack {
+        p.status = PhaseStatus::RollingBack;
+        p.since = Some(at);
+    }
 }
 
 /// Whether the log places `step` in phase `phase`.

@@ -265,10 +265,39 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
             step,
             outcome,
         } => {
+            // The step's change is in the database: applied, or not rolled back.
+            let present = outcome == "applied" || outcome == "not-rolled-back";
             let r = ws
-                .resolve(&env, &plan, &step, outcome == "applied")
+                .resolve(&env, &plan, &step, present)
                 .await
                 .map_err(fail)?;
+            if r.undo {
+                let (recorded, next) = if r.applied {
+                    (
+                        "not rolled back",
+                        format!(
+                            "the next `phasegate rollback --env {env} {plan}` undoes it again, then the steps before it"
+                        ),
+                    )
+                } else {
+                    (
+                        "rolled back",
+                        format!(
+                            "the next `phasegate rollback --env {env} {plan}` goes on with the steps of phase {} before it",
+                            r.phase
+                        ),
+                    )
+                };
+                let what = if r.interrupted {
+                    "started and never finished"
+                } else {
+                    "failed"
+                };
+                return Ok(format!(
+                    "{}: step {} (phase {}), whose rollback {what}, is recorded as {recorded} in {}.\n{next}\n",
+                    r.plan, r.step, r.phase, r.env
+                ));
+            }
             let what = if r.interrupted {
                 "started and never finished"
             } else {

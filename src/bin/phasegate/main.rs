@@ -140,7 +140,10 @@ enum Command {
     /// skips it and goes on. `--as not-applied` records that it is not: apply
     /// runs it again (a backfill resumes after its last checkpoint). A step
     /// that ran only in part (MySQL commits DDL statement by statement) must
-    /// first be finished or undone by hand.
+    /// first be finished or undone by hand. A step whose undo by `rollback`
+    /// failed or never finished is settled `--as rolled-back` (its change is
+    /// gone: the next rollback goes on with the steps before it) or `--as
+    /// not-rolled-back` (the next rollback undoes it again).
     Resolve {
         #[arg(long)]
         env: String,
@@ -148,7 +151,9 @@ enum Command {
         #[arg(long)]
         step: String,
         /// What the database shows: the step's effect is there (applied) or not (not-applied).
-        #[arg(long = "as", value_parser = ["applied", "not-applied"])]
+        /// For a step whose rollback failed or never finished: rolled-back (its
+        /// effect is gone) or not-rolled-back (it is still there).
+        #[arg(long = "as", value_parser = ["applied", "not-applied", "rolled-back", "not-rolled-back"])]
         outcome: String,
     },
 }
