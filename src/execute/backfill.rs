@@ -15,6 +15,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
+use super::deadline::{self, LOST};
 use super::send::{backoff, is_lock_timeout};
 use super::steps::{db_failure, failure, into_sqlx, prelude, query_value};
 use super::{RunError, StepContext};
@@ -22,6 +23,7 @@ use crate::config::Environment;
 use crate::dialect::{Dialect, MYSQL_BACKFILL_MARK};
 use crate::name::TableName;
 use crate::plan::{Backfill, RollbackFill, Step};
+use crate::session;
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
 
 pub(super) async fn run(
@@ -35,14 +37,23 @@ pub(super) async fn run(
     // column types to compare with), so the backfill's session says so; the
     // trigger then leaves the old column as it is (templates/mysql/rename_column.sql).
     let mysql = cx.env.dialect == Dialect::Mysql;
-    if mysql {
-        sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")))
-            .execute(store.conn())
+    let within = deadline::batch_deadline(cx.env);
+    let idle = session::idle_bound(cx.env.backfill_pause);
+    if idle > session::MIN_IDLE {
+        // The server must not take a pause between batches for a dead client.
+        deadline::within(within, session::bound(store.conn(), cx.env.dialect, idle))
             .await
-            .map_err(|e| db_failure(step, cx.phase, "marking the backfill's session".into(), &e))?;
+            .map_err(|e| lost_backfill(step, cx, "setting the session's idle bound".into(), &e))?;
+    }
+    if mysql {
+        let mark = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")));
+        deadline::within(within, mark.execute(store.conn()))
+            .await
+            .map_err(|e| lost_backfill(step, cx, "marking the backfill's session".into(), &e))?;
     }
     let done = run_batches(store, cx, step, b).await;
-    if mysql {
+    let lost = matches!(&done, Err(RunError::Step(f)) if f.message.contains(LOST));
+    if mysql && !lost {
         // The connection is phasegate's own; a failure here only leaves the
         // mark on a session that ends with the run.
         let _ = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = NULL")))
@@ -70,7 +81,13 @@ async fn run_batches(
             ),
         ));
     }
-    let total = estimate_rows(store, dialect, &b.table).await;
+    let within = deadline::batch_deadline(cx.env);
+    let total = deadline::within(within, async {
+        Ok(estimate_rows(store, dialect, &b.table).await)
+    })
+    .await
+    .ok()
+    .flatten();
     let n = u64::from(cx.env.backfill_batch_size);
     let mut last: Option<Vec<String>> = cx.checkpoint.map(|c| c.last.clone());
     let mut updated = cx.checkpoint.map_or(0, |c| c.updated);
@@ -79,16 +96,17 @@ async fn run_batches(
     loop {
         let mut attempt = 0;
         let batch = loop {
-            match batch(store, cx, step, b, &key, last.as_deref(), n, updated).await {
+            let one = batch(store, cx, step, b, &key, last.as_deref(), n, updated);
+            match deadline::within(within, one).await {
                 Ok(r) => break r,
                 Err(e) if is_lock_timeout(&e) && attempt < cx.env.lock_retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(db_failure(
+                    return Err(lost_backfill(
                         step,
-                        cx.phase,
+                        cx,
                         format!("batch after key {last:?}"),
                         &e,
                     ));
@@ -109,14 +127,36 @@ async fn run_batches(
     // Rows written behind the walk (a key lower than where it was) and left pending.
     match sweep(store, cx.env, b, &key, scanned_total / n + 3).await {
         Ok(done) => updated += done,
-        Err(e) => return Err(db_failure(step, cx.phase, "final sweep".into(), &e)),
+        Err(e) => return Err(lost_backfill(step, cx, "final sweep".into(), &e)),
     }
     cx.progress.backfill(step, updated, total);
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
         .phase(cx.phase)
         .step(&step.id);
-    store.append(&applied, cx.clock.now(), cx.actor).await?;
-    Ok(())
+    let record = async {
+        store
+            .append(&applied, cx.clock.now(), cx.actor)
+            .await
+            .map_err(into_sqlx)
+    };
+    deadline::within(within, record)
+        .await
+        .map_err(|e| lost_backfill(step, cx, "recording the step applied".into(), &e))
+}
+
+/// A backfill's error: `what` it was doing and the database's error; when
+/// the connection was lost, with what was kept and the command to run next.
+fn lost_backfill(step: &Step, cx: &StepContext<'_>, what: String, e: &sqlx::Error) -> RunError {
+    if !deadline::is_lost(e) {
+        return db_failure(step, cx.phase, what, e);
+    }
+    let next = deadline::after_lost_backfill(&cx.env.name, cx.plan);
+    db_failure(
+        step,
+        cx.phase,
+        format!("{LOST} during the {what}; {next}"),
+        e,
+    )
 }
 
 /// Updates the rows still pending, a batch of `backfill_batch_size` at a
@@ -147,9 +187,10 @@ async fn sweep(
         ),
     };
     let mut updated = 0;
+    let within = deadline::batch_deadline(env);
     for _ in 0..max_sweeps {
         let prelude = prelude(env, true).join("\n");
-        let swept = async {
+        let swept = deadline::within(within, async {
             sqlx::raw_sql(AssertSqlSafe(prelude))
                 .execute(store.conn())
                 .await?;
@@ -159,7 +200,7 @@ async fn sweep(
                 .rows_affected();
             sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
             Ok::<u64, sqlx::Error>(done)
-        }
+        })
         .await;
         match swept {
             Ok(done) => {
@@ -169,7 +210,9 @@ async fn sweep(
                 }
             }
             Err(e) => {
-                store.rollback().await;
+                if !deadline::is_lost(&e) {
+                    store.rollback().await;
+                }
                 return Err(e);
             }
         }
@@ -313,23 +356,29 @@ async fn batch(
                 }
             }
         };
-        let checkpoint = Checkpoint {
-            last: batch.last.clone(),
-            updated: updated_before + batch.updated,
-        };
-        let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
-            .phase(cx.phase)
-            .step(&step.id)
-            .detail(serde_json::to_string(&checkpoint).unwrap_or_default());
-        store
-            .append(&event, cx.clock.now(), cx.actor)
-            .await
-            .map_err(into_sqlx)?;
+        // An empty batch (the walk is past the last key) moves nothing: its
+        // "last key" (none; NULL on Postgres) must not replace the
+        // checkpoint, or a run resumed after it would walk the whole table
+        // again (an empty key means "from the start").
+        if batch.scanned > 0 {
+            let checkpoint = Checkpoint {
+                last: batch.last.clone(),
+                updated: updated_before + batch.updated,
+            };
+            let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
+                .phase(cx.phase)
+                .step(&step.id)
+                .detail(serde_json::to_string(&checkpoint).unwrap_or_default());
+            store
+                .append(&event, cx.clock.now(), cx.actor)
+                .await
+                .map_err(into_sqlx)?;
+        }
         sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
         Ok(batch)
     }
     .await;
-    if result.is_err() {
+    if matches!(&result, Err(e) if !deadline::is_lost(e)) {
         store.rollback().await;
     }
     result

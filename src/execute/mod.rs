@@ -13,6 +13,7 @@
 
 mod apply;
 mod backfill;
+mod deadline;
 mod gate;
 mod records;
 mod rollback;

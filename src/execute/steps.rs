@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
+use super::deadline::{self, LOST};
 use super::send::{
     Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
 };
@@ -224,6 +225,11 @@ pub(super) async fn run(
         _ => migration(store, cx, step).await,
     };
     if let Err(RunError::Step(f)) = &result {
+        if f.message.contains(LOST) {
+            // Nothing can be recorded on a lost connection; the log
+            // already agrees with the database (see the message).
+            return result;
+        }
         let event = NewEvent::plan(cx.plan, EventKind::StepFailed)
             .phase(cx.phase)
             .step(&step.id)
@@ -257,7 +263,7 @@ pub(super) async fn run(
 async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
     let expect = step.expect.unwrap_or(0);
-    match scalar(store, sql).await {
+    match deadline::within(deadline::statement_deadline(cx.env), scalar(store, sql)).await {
         Ok(got) if got == expect => {
             let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
                 .phase(cx.phase)
@@ -268,6 +274,15 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
             step,
             cx.phase,
             format!("returned {got}, expected {expect}"),
+        )),
+        Err(e) if deadline::is_lost(&e) => Err(db_failure(
+            step,
+            cx.phase,
+            format!(
+                "{LOST}; the verification changes nothing: run `phasegate apply --env {} {}` again",
+                cx.env.name, cx.plan
+            ),
+            &e,
         )),
         Err(e) => Err(db_failure(step, cx.phase, String::new(), &e)),
     }
@@ -284,7 +299,14 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             in_transaction(store, cx.env, unit, &applied, cx).await
         })
         .await
-        .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
+        .map_err(|f| {
+            lost_up(
+                f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+                cx,
+                false,
+                None,
+            )
+        });
     }
     store
         .append(
@@ -299,20 +321,40 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     // A build killed or failed earlier leaves an INVALID index that
     // IF NOT EXISTS would keep: drop it first.
     let postgres = cx.env.dialect == Dialect::Postgres;
-    for ix in units
+    let indexes: Vec<String> = units
         .iter()
         .filter(|_| postgres)
         .filter_map(|u| concurrent_index(u))
-    {
-        drop_invalid_index(store, &ix).await?;
+        .collect();
+    for ix in &indexes {
+        drop_invalid_index(store, ix).await?;
     }
     run_units(store, cx.env, &units, async |store, unit| {
         outside_transaction(store, cx.env, unit).await
     })
     .await
-    .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)))?;
+    .map_err(|f| {
+        let index = concurrent_index(&units[f.n.min(units.len().saturating_sub(1))]);
+        let index = index.filter(|_| postgres);
+        lost_up(
+            f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+            cx,
+            true,
+            index.as_deref(),
+        )
+    })?;
     store.append(&applied, cx.clock.now(), cx.actor).await?;
     Ok(())
+}
+
+/// A step's error; when its connection was lost, with the state its change
+/// may be in and the command to run next.
+fn lost_up(mut e: StepError, cx: &StepContext<'_>, started: bool, index: Option<&str>) -> RunError {
+    if e.message.contains(LOST) {
+        let next = deadline::after_lost_up(&cx.env.name, cx.plan, &e.step, started, index);
+        e.message = format!("{}; {next}", e.message);
+    }
+    RunError::Step(e)
 }
 
 /// `BEGIN; SET LOCAL …; <sql>; <event>; COMMIT`, rolled back whole on error.
