@@ -104,12 +104,10 @@ async fn run_batches(
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(lost_backfill(
-                        step,
-                        cx,
-                        format!("batch after key {last:?}"),
-                        &e,
-                    ));
+                    let after = last.as_ref().map_or("the start".to_string(), |l| {
+                        format!("key ({})", l.join(", "))
+                    });
+                    return Err(lost_backfill(step, cx, format!("batch after {after}"), &e));
                 }
             }
         };
