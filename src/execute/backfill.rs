@@ -8,6 +8,12 @@
 //! "still pending" predicate; the verification step that follows proves none
 //! is left.
 //!
+//! A batch that finds no rows (the walk is past the table's last key)
+//! records no checkpoint: the last one stays, and a run resumed after it
+//! finds nothing left. Each batch is bounded by the environment's batch
+//! deadline (`deadline.rs`); a lost connection fails the step with what was
+//! kept and the command that resumes it.
+//!
 //! Each database gets the batch in its own syntax: one statement with a
 //! data-modifying CTE on Postgres; on SQLite and MySQL (no `RETURNING` from
 //! an UPDATE there) the batch's bounds are read first and the UPDATE then

@@ -343,8 +343,20 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             index.as_deref(),
         )
     })?;
-    store.append(&applied, cx.clock.now(), cx.actor).await?;
-    Ok(())
+    let record = async { Ok(store.append(&applied, cx.clock.now(), cx.actor).await) };
+    let lost = match deadline::within(deadline::batch_deadline(cx.env), record).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(TrackerError::Database { source, .. })) if deadline::is_lost(&source) => source,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => e,
+    };
+    let error = StepError {
+        step: step.id.clone(),
+        phase: cx.phase,
+        message: format!("the step ran, and then {LOST} while recording it applied"),
+        database: Some(Box::new(DbError::from_sqlx(&lost))),
+    };
+    Err(lost_up(error, cx, true, None))
 }
 
 /// A step's error; when its connection was lost, with the state its change
