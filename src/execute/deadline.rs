@@ -148,6 +148,25 @@ mod tests {
         )));
     }
 
+    #[test]
+    fn after_a_lost_connection_each_step_kind_names_its_next_command() {
+        let started = after_lost_up("prod", "p", "1.create_index", true, Some("\"ix\""));
+        assert!(
+            started.contains("`phasegate resolve --env prod p --step 1.create_index --as applied`"),
+            "{started}"
+        );
+        assert!(started.contains("\"ix\" INVALID"), "{started}");
+        assert!(started.contains("to_regclass('\"ix\"')"), "{started}");
+        let tx = after_lost_up("prod", "p", "1.add_column", false, None);
+        assert!(tx.contains("`phasegate apply --env prod p` again"), "{tx}");
+        assert!(!tx.contains("resolve"), "{tx}");
+        let fill = after_lost_backfill("prod", "p");
+        assert!(
+            fill.contains("`phasegate apply --env prod p` again to resume"),
+            "{fill}"
+        );
+    }
+
     #[tokio::test]
     async fn a_deadline_ends_a_silent_wait() {
         let silent = std::future::pending::<Result<(), sqlx::Error>>();
