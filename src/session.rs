@@ -22,6 +22,9 @@
 //!   `net_read_timeout` / `net_write_timeout`; on MariaDB also
 //!   `idle_transaction_timeout` ([`IDLE_IN_TRANSACTION`]).
 //! - **SQLite**: nothing (no network).
+//!
+//! They are asked for on a best-effort basis: a server or proxy that refuses
+//! one still serves phasegate, without that bound.
 
 use std::time::Duration;
 

@@ -47,9 +47,18 @@ pub(super) async fn run(
     let idle = session::idle_bound(cx.env.backfill_pause);
     if idle > session::MIN_IDLE {
         // The server must not take a pause between batches for a dead client.
-        deadline::within(within, session::bound(store.conn(), cx.env.dialect, idle))
-            .await
-            .map_err(|e| lost_backfill(step, cx, "setting the session's idle bound".into(), &e))?;
+        // Best effort, as when the session opened (tracker/store.rs).
+        match deadline::within(within, session::bound(store.conn(), cx.env.dialect, idle)).await {
+            Err(e) if deadline::is_lost(&e) => {
+                return Err(lost_backfill(
+                    step,
+                    cx,
+                    "setting the session's idle bound".into(),
+                    &e,
+                ));
+            }
+            _ => {}
+        }
     }
     if mysql {
         let mark = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")));

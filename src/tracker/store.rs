@@ -129,13 +129,14 @@ impl Store {
             })?;
         }
         // The server ends this session (and frees its locks) when the
-        // client dies or the path goes silent (src/session.rs).
-        crate::session::bound(&mut conn, dialect, crate::session::MIN_IDLE)
-            .await
-            .map_err(|source| TrackerError::Database {
-                env: env.to_string(),
-                source,
-            })?;
+        // client dies or the path goes silent (src/session.rs). Best
+        // effort: a server or proxy that refuses a setting still serves,
+        // without that bound.
+        let _ = tokio::time::timeout(
+            timeout,
+            crate::session::bound(&mut conn, dialect, crate::session::MIN_IDLE),
+        )
+        .await;
         let mut store = Store {
             conn,
             dialect,
