@@ -12,7 +12,11 @@
 //! and the log agreeing.
 //!
 //! And the sessions phasegate opens ask the server to end them when their
-//! client goes silent (src/session.rs).
+//! client goes silent (src/session.rs): the settings read back on such a
+//! session, and a session holding the lock inside a transaction whose path
+//! stays silent for good is ended by the server after
+//! `session::IDLE_IN_TRANSACTION` (60 s), freeing the lock for a direct run
+//! (Postgres, MariaDB).
 
 mod common;
 mod executor_support;
@@ -272,4 +276,63 @@ async fn a_phasegate_session_asks_postgres_to_end_it_when_its_client_goes_silent
 #[tokio::test]
 async fn a_phasegate_session_asks_mariadb_to_end_it_when_its_client_goes_silent() {
     with_mysql(session_bounds).await;
+}
+
+/// A session that holds the environment's lock inside a transaction, whose
+/// path then goes silent for good (the proxy never closes its sockets): the
+/// server ends it after `session::IDLE_IN_TRANSACTION`, and the lock with
+/// it, so a direct run can take the lock without the path ever returning.
+async fn silent_holder_is_ended_by_the_server(db: TestDb) -> TestResult {
+    let proxy = Proxy::start(via(&db.url, 1)?.1).await?;
+    let (proxied_url, _) = via(&db.url, proxy.port)?;
+    let wait = Duration::from_secs(10);
+    let mut silent = Store::open(ENV, &proxied_url, db.dialect, wait).await?;
+    silent.lock(Duration::from_secs(1)).await?;
+    silent.begin().await?;
+    let held = match db.dialect {
+        Dialect::Postgres => {
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        }
+        _ => {
+            "SELECT CASE WHEN IS_USED_LOCK(CONCAT('phasegate:7068617365676174:', SHA1(DATABASE()))) IS NULL THEN 0 ELSE 1 END"
+        }
+    };
+    if db.scalar(held).await? != 1 {
+        return Err(fail("the proxied session does not hold the lock"));
+    }
+    proxy.go_silent();
+    let t0 = Instant::now();
+    let limit = phasegate::session::IDLE_IN_TRANSACTION + SLACK + Duration::from_secs(15);
+    while db.scalar(held).await? != 0 {
+        if t0.elapsed() > limit {
+            return Err(fail(format!(
+                "{}: the server still holds the silent session's lock after {}s",
+                db.dialect,
+                limit.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "{}: the server ended the silent session after {}ms",
+        db.dialect,
+        t0.elapsed().as_millis()
+    );
+    let mut direct = Store::open(ENV, &db.url, db.dialect, wait).await?;
+    direct.lock(Duration::from_secs(5)).await?;
+    direct.close().await;
+    drop(silent);
+    proxy.stop();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ends_a_silent_session_holding_the_lock_in_a_transaction() {
+    with_postgres(silent_holder_is_ended_by_the_server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_ends_a_silent_session_holding_the_lock_in_a_transaction() {
+    with_mysql(silent_holder_is_ended_by_the_server).await;
 }
