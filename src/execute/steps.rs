@@ -321,21 +321,22 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     // A build killed or failed earlier leaves an INVALID index that
     // IF NOT EXISTS would keep: drop it first.
     let postgres = cx.env.dialect == Dialect::Postgres;
-    let indexes: Vec<String> = units
+    for ix in units
         .iter()
         .filter(|_| postgres)
         .filter_map(|u| concurrent_index(u))
-        .collect();
-    for ix in &indexes {
-        drop_invalid_index(store, ix).await?;
+    {
+        drop_invalid_index(store, &ix).await?;
     }
     run_units(store, cx.env, &units, async |store, unit| {
         outside_transaction(store, cx.env, unit).await
     })
     .await
     .map_err(|f| {
-        let index = concurrent_index(&units[f.n.min(units.len().saturating_sub(1))]);
-        let index = index.filter(|_| postgres);
+        let index = units
+            .get(f.n)
+            .and_then(|u| concurrent_index(u))
+            .filter(|_| postgres);
         lost_up(
             f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
             cx,
