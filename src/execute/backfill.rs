@@ -8,13 +8,24 @@
 //! "still pending" predicate; the verification step that follows proves none
 //! is left.
 //!
+//! A batch that finds no rows (the walk is past the table's last key)
+//! records no checkpoint: the last one stays, and a run resumed after it
+//! finds nothing left. Each batch is bounded by the environment's batch
+//! deadline (`deadline.rs`); a lost connection fails the step with what was
+//! kept and the command that resumes it.
+//!
 //! Each database gets the batch in its own syntax: one statement with a
 //! data-modifying CTE on Postgres; on SQLite and MySQL (no `RETURNING` from
 //! an UPDATE there) the batch's bounds are read first and the UPDATE then
-//! walks that key range.
+//! walks that key range (`backfill/sql.rs`).
+
+mod sql;
 
 use sqlx::{AssertSqlSafe, Row};
 
+use sql::{mysql_batch_bounds, mysql_batch_update, postgres_batch, quoted, sqlite_batch};
+
+use super::deadline::{self, LOST};
 use super::send::{backoff, is_lock_timeout};
 use super::steps::{db_failure, failure, into_sqlx, prelude, query_value};
 use super::{RunError, StepContext};
@@ -22,6 +33,7 @@ use crate::config::Environment;
 use crate::dialect::{Dialect, MYSQL_BACKFILL_MARK};
 use crate::name::TableName;
 use crate::plan::{Backfill, RollbackFill, Step};
+use crate::session;
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
 
 pub(super) async fn run(
@@ -35,14 +47,32 @@ pub(super) async fn run(
     // column types to compare with), so the backfill's session says so; the
     // trigger then leaves the old column as it is (templates/mysql/rename_column.sql).
     let mysql = cx.env.dialect == Dialect::Mysql;
+    let within = deadline::batch_deadline(cx.env);
+    let idle = session::idle_bound(cx.env.backfill_pause);
+    if idle > session::MIN_IDLE {
+        // The server must not take a pause between batches for a dead client.
+        // Best effort, as when the session opened (tracker/store.rs).
+        match deadline::within(within, session::bound(store.conn(), cx.env.dialect, idle)).await {
+            Err(e) if deadline::is_lost(&e) => {
+                return Err(lost_backfill(
+                    step,
+                    cx,
+                    "setting the session's idle bound".into(),
+                    &e,
+                ));
+            }
+            _ => {}
+        }
+    }
     if mysql {
-        sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")))
-            .execute(store.conn())
+        let mark = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = 1")));
+        deadline::within(within, mark.execute(store.conn()))
             .await
-            .map_err(|e| db_failure(step, cx.phase, "marking the backfill's session".into(), &e))?;
+            .map_err(|e| lost_backfill(step, cx, "marking the backfill's session".into(), &e))?;
     }
     let done = run_batches(store, cx, step, b).await;
-    if mysql {
+    let lost = matches!(&done, Err(RunError::Step(f)) if f.message.contains(LOST));
+    if mysql && !lost {
         // The connection is phasegate's own; a failure here only leaves the
         // mark on a session that ends with the run.
         let _ = sqlx::raw_sql(AssertSqlSafe(format!("SET {MYSQL_BACKFILL_MARK} = NULL")))
@@ -70,7 +100,13 @@ async fn run_batches(
             ),
         ));
     }
-    let total = estimate_rows(store, dialect, &b.table).await;
+    let within = deadline::batch_deadline(cx.env);
+    let total = deadline::within(within, async {
+        Ok(estimate_rows(store, dialect, &b.table).await)
+    })
+    .await
+    .ok()
+    .flatten();
     let n = u64::from(cx.env.backfill_batch_size);
     let mut last: Option<Vec<String>> = cx.checkpoint.map(|c| c.last.clone());
     let mut updated = cx.checkpoint.map_or(0, |c| c.updated);
@@ -79,19 +115,18 @@ async fn run_batches(
     loop {
         let mut attempt = 0;
         let batch = loop {
-            match batch(store, cx, step, b, &key, last.as_deref(), n, updated).await {
+            let one = batch(store, cx, step, b, &key, last.as_deref(), n, updated);
+            match deadline::within(within, one).await {
                 Ok(r) => break r,
                 Err(e) if is_lock_timeout(&e) && attempt < cx.env.lock_retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(e) => {
-                    return Err(db_failure(
-                        step,
-                        cx.phase,
-                        format!("batch after key {last:?}"),
-                        &e,
-                    ));
+                    let after = last.as_ref().map_or("the start".to_string(), |l| {
+                        format!("key ({})", l.join(", "))
+                    });
+                    return Err(lost_backfill(step, cx, format!("batch after {after}"), &e));
                 }
             }
         };
@@ -109,14 +144,36 @@ async fn run_batches(
     // Rows written behind the walk (a key lower than where it was) and left pending.
     match sweep(store, cx.env, b, &key, scanned_total / n + 3).await {
         Ok(done) => updated += done,
-        Err(e) => return Err(db_failure(step, cx.phase, "final sweep".into(), &e)),
+        Err(e) => return Err(lost_backfill(step, cx, "final sweep".into(), &e)),
     }
     cx.progress.backfill(step, updated, total);
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
         .phase(cx.phase)
         .step(&step.id);
-    store.append(&applied, cx.clock.now(), cx.actor).await?;
-    Ok(())
+    let record = async {
+        store
+            .append(&applied, cx.clock.now(), cx.actor)
+            .await
+            .map_err(into_sqlx)
+    };
+    deadline::within(within, record)
+        .await
+        .map_err(|e| lost_backfill(step, cx, "recording the step applied".into(), &e))
+}
+
+/// A backfill's error: `what` it was doing and the database's error; when
+/// the connection was lost, with what was kept and the command to run next.
+fn lost_backfill(step: &Step, cx: &StepContext<'_>, what: String, e: &sqlx::Error) -> RunError {
+    if !deadline::is_lost(e) {
+        return db_failure(step, cx.phase, what, e);
+    }
+    let next = deadline::after_lost_backfill(&cx.env.name, cx.plan);
+    db_failure(
+        step,
+        cx.phase,
+        format!("{LOST} during the {what}; {next}"),
+        e,
+    )
 }
 
 /// Updates the rows still pending, a batch of `backfill_batch_size` at a
@@ -147,9 +204,10 @@ async fn sweep(
         ),
     };
     let mut updated = 0;
+    let within = deadline::batch_deadline(env);
     for _ in 0..max_sweeps {
         let prelude = prelude(env, true).join("\n");
-        let swept = async {
+        let swept = deadline::within(within, async {
             sqlx::raw_sql(AssertSqlSafe(prelude))
                 .execute(store.conn())
                 .await?;
@@ -159,7 +217,7 @@ async fn sweep(
                 .rows_affected();
             sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
             Ok::<u64, sqlx::Error>(done)
-        }
+        })
         .await;
         match swept {
             Ok(done) => {
@@ -169,7 +227,9 @@ async fn sweep(
                 }
             }
             Err(e) => {
-                store.rollback().await;
+                if !deadline::is_lost(&e) {
+                    store.rollback().await;
+                }
                 return Err(e);
             }
         }
@@ -313,192 +373,32 @@ async fn batch(
                 }
             }
         };
-        let checkpoint = Checkpoint {
-            last: batch.last.clone(),
-            updated: updated_before + batch.updated,
-        };
-        let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
-            .phase(cx.phase)
-            .step(&step.id)
-            .detail(serde_json::to_string(&checkpoint).unwrap_or_default());
-        store
-            .append(&event, cx.clock.now(), cx.actor)
-            .await
-            .map_err(into_sqlx)?;
+        // An empty batch (the walk is past the last key) moves nothing: its
+        // "last key" (none; NULL on Postgres) must not replace the
+        // checkpoint, or a run resumed after it would walk the whole table
+        // again (an empty key means "from the start").
+        if batch.scanned > 0 {
+            let checkpoint = Checkpoint {
+                last: batch.last.clone(),
+                updated: updated_before + batch.updated,
+            };
+            let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
+                .phase(cx.phase)
+                .step(&step.id)
+                .detail(serde_json::to_string(&checkpoint).unwrap_or_default());
+            store
+                .append(&event, cx.clock.now(), cx.actor)
+                .await
+                .map_err(into_sqlx)?;
+        }
         sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
         Ok(batch)
     }
     .await;
-    if result.is_err() {
+    if matches!(&result, Err(e) if !deadline::is_lost(e)) {
         store.rollback().await;
     }
     result
-}
-
-fn quoted(dialect: Dialect, key: &[String]) -> Vec<String> {
-    key.iter().map(|k| dialect.quote_ident(k)).collect()
-}
-
-/// `WHERE (k1, k2) > (v1, v2)` after a checkpoint, nothing before the first batch.
-fn after_clause(keys: &str, after: Option<&[String]>) -> String {
-    match after {
-        Some(last) if !last.is_empty() => format!(" WHERE ({keys}) > ({})", last.join(", ")),
-        _ => String::new(),
-    }
-}
-
-fn postgres_batch(b: &Backfill, key: &[String], after: Option<&[String]>, n: u64) -> String {
-    let d = Dialect::Postgres;
-    let t = d.quote_table(&b.table);
-    let q = quoted(d, key);
-    let keys = q.join(", ");
-    // Qualified: a bare name in ORDER BY would sort by the `::text` output
-    // column of the same name, and '9' sorts after '11'.
-    let desc = q
-        .iter()
-        .map(|k| format!("batch.{k} DESC"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let lasts: String = q
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            format!(
-                ",\n       (SELECT batch.{k}::text FROM batch ORDER BY {desc} LIMIT 1) AS last_{i}"
-            )
-        })
-        .collect();
-    let bound = q
-        .iter()
-        .map(|k| format!("(SELECT batch.{k} FROM batch ORDER BY {desc} LIMIT 1)"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let lower = match after {
-        Some(last) if !last.is_empty() => format!("({keys}) > ({}) AND ", last.join(", ")),
-        _ => String::new(),
-    };
-    // The update walks a key range of the primary-key index, not a join.
-    format!(
-        "WITH batch AS MATERIALIZED (\n  SELECT {keys} FROM {t}{after} ORDER BY {keys} LIMIT {n}\n), done AS (\n  UPDATE {t} SET {set}\n   WHERE {lower}({keys}) <= ({bound}) AND ({pending})\n  RETURNING 1\n)\nSELECT (SELECT count(*) FROM batch) AS scanned,\n       (SELECT count(*) FROM done) AS updated{lasts}",
-        after = after_clause(&keys, after),
-        set = b.set,
-        pending = b.pending,
-    )
-}
-
-/// The next batch's keys, for the two-statement batches (SQLite, MySQL).
-struct Window {
-    /// The quoted table, its quoted key columns, and them joined.
-    t: String,
-    q: Vec<String>,
-    keys: String,
-    /// The key order reversed, to find the batch's last key.
-    desc: String,
-    /// `SELECT <keys> FROM t WHERE (<keys>) > (<after>) ORDER BY <keys> LIMIT n`.
-    window: String,
-}
-
-fn window(d: Dialect, b: &Backfill, key: &[String], after: Option<&[String]>, n: u64) -> Window {
-    let t = d.quote_table(&b.table);
-    let q = quoted(d, key);
-    let keys = q.join(", ");
-    let desc = q
-        .iter()
-        .map(|k| format!("{k} DESC"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let window = format!(
-        "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
-        after_clause(&keys, after)
-    );
-    Window {
-        t,
-        q,
-        keys,
-        desc,
-        window,
-    }
-}
-
-/// (count of the batch, its last key with storage classes, the update).
-fn sqlite_batch(
-    b: &Backfill,
-    key: &[String],
-    after: Option<&[String]>,
-    n: u64,
-) -> (String, String, String) {
-    let Window {
-        t,
-        q,
-        keys,
-        desc,
-        window,
-    } = window(Dialect::Sqlite, b, key, after, n);
-    let cols: Vec<String> = q
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("typeof({k}) AS type_{i}, CAST({k} AS TEXT) AS text_{i}"))
-        .collect();
-    (
-        format!("SELECT count(*) FROM ({window})"),
-        format!(
-            "SELECT {} FROM ({window}) ORDER BY {desc} LIMIT 1",
-            cols.join(", ")
-        ),
-        format!(
-            "UPDATE {t} SET {set} WHERE ({keys}) IN ({window}) AND ({pending})",
-            set = b.set,
-            pending = b.pending
-        ),
-    )
-}
-
-/// MySQL: (the count of the batch, its last key as text).
-fn mysql_batch_bounds(
-    b: &Backfill,
-    key: &[String],
-    after: Option<&[String]>,
-    n: u64,
-) -> (String, String) {
-    let Window {
-        q, desc, window, ..
-    } = window(Dialect::Mysql, b, key, after, n);
-    // MySQL compares a number column with a string literal as numbers, so
-    // the key travels as text whatever its type.
-    let cols: Vec<String> = q
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("CAST({k} AS CHAR) AS last_{i}"))
-        .collect();
-    (
-        format!("SELECT count(*) FROM ({window}) AS phasegate_batch"),
-        format!(
-            "SELECT {} FROM ({window}) AS phasegate_batch ORDER BY {desc} LIMIT 1",
-            cols.join(", ")
-        ),
-    )
-}
-
-/// MySQL: the UPDATE of the key range after `after`, up to and including `last`.
-fn mysql_batch_update(
-    b: &Backfill,
-    key: &[String],
-    after: Option<&[String]>,
-    last: &[String],
-) -> String {
-    let d = Dialect::Mysql;
-    let keys = quoted(d, key).join(", ");
-    let lower = match after {
-        Some(a) if !a.is_empty() => format!("({keys}) > ({}) AND ", a.join(", ")),
-        _ => String::new(),
-    };
-    format!(
-        "UPDATE {t} SET {set} WHERE {lower}({keys}) <= ({upper}) AND ({pending})",
-        t = d.quote_table(&b.table),
-        set = b.set,
-        upper = last.join(", "),
-        pending = b.pending,
-    )
 }
 
 /// The first batch's statement, for `--dry-run`.
@@ -603,46 +503,4 @@ async fn estimate_rows(store: &mut Store, dialect: Dialect, table: &TableName) -
         .await
         .ok()?;
     u64::try_from(n).ok().filter(|n| *n > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fill() -> Backfill {
-        Backfill {
-            table: TableName::parse("billing.t").unwrap_or_else(|e| panic!("{e}")),
-            set: "\"b\" = \"a\"".into(),
-            pending: "\"b\" IS DISTINCT FROM \"a\"".into(),
-            key: None,
-        }
-    }
-
-    #[test]
-    fn postgres_batches_walk_a_composite_key() {
-        let sql = postgres_batch(
-            &fill(),
-            &["k1".into(), "k2".into()],
-            Some(&["'1'".into(), "'x'".into()]),
-            500,
-        );
-        assert!(sql.contains("SELECT \"k1\", \"k2\" FROM \"billing\".\"t\" WHERE (\"k1\", \"k2\") > ('1', 'x') ORDER BY \"k1\", \"k2\" LIMIT 500"), "{sql}");
-        assert!(sql.contains("AS last_1"), "{sql}");
-        // The last key is found by the key's own order, not its text.
-        assert!(sql.contains("(SELECT batch.\"k1\"::text FROM batch ORDER BY batch.\"k1\" DESC, batch.\"k2\" DESC LIMIT 1) AS last_0"), "{sql}");
-    }
-
-    #[test]
-    fn sqlite_batches_keep_storage_classes() {
-        let (count, last, update) = sqlite_batch(&fill(), &["rowid".into()], None, 100);
-        assert!(
-            count.starts_with("SELECT count(*) FROM (SELECT `rowid`"),
-            "{count}"
-        );
-        assert!(last.contains("typeof(`rowid`) AS type_0"), "{last}");
-        assert!(
-            update.contains("AND (\"b\" IS DISTINCT FROM \"a\")"),
-            "{update}"
-        );
-    }
 }

@@ -14,6 +14,7 @@
 mod apply;
 mod backfill;
 mod drift;
+mod deadline;
 mod gate;
 mod records;
 mod rollback;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 
 use super::RunError;
+use super::deadline::{self, LOST};
 use super::steps::{GAVE_WAY, StepError, postlude, prelude};
 use crate::config::Environment;
 use crate::db_error::DbError;
@@ -74,6 +75,17 @@ impl UnitFailure {
             ));
         }
         let (n, of) = (self.n + 1, self.of);
+        let lost = deadline::is_lost(&self.error);
+        if lost {
+            parts.push(format!(
+                "{LOST} while it ran{}",
+                if of > 1 {
+                    format!(" statement {n} of {of}")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         if self.n > 0 {
             let (ran, them) = if self.n == 1 {
                 (format!("statement 1 of {of} ran and committed"), "it")
@@ -102,6 +114,11 @@ impl UnitFailure {
                 lock_wait_text(env),
                 self.tries
             ));
+        } else if lost {
+            parts.push(match running {
+                Running::Up => "whether that statement took effect is unknown".to_string(),
+                Running::Down => "whether that statement took effect is unknown; run rollback again once the server has ended the lost session (it holds the environment's lock until then)".to_string(),
+            });
         } else if !failed.is_empty() {
             parts.push(format!("{failed} failed"));
         }
@@ -115,20 +132,33 @@ impl UnitFailure {
 }
 
 /// Runs `units` in order with `run_one`, retrying the one that gave way on
-/// its lock (`lock_retries` times, with backoff) and never one that ran.
+/// its lock (`lock_retries` times, with backoff) and never one that ran;
+/// each try within the environment's statement deadline
+/// ([`deadline::statement_deadline`]). A lost connection ends the step.
 pub(super) async fn run_units(
     store: &mut Store,
     env: &Environment,
     units: &[String],
     mut run_one: impl AsyncFnMut(&mut Store, &str) -> Result<(), sqlx::Error>,
 ) -> Result<(), UnitFailure> {
+    let deadline = deadline::statement_deadline(env);
     for (n, unit) in units.iter().enumerate() {
         let index = concurrent_index(unit).filter(|_| env.dialect == Dialect::Postgres);
         let mut attempt = 0;
         loop {
-            let Err(error) = run_one(store, unit).await else {
+            let Err(error) = deadline::within(deadline, run_one(store, unit)).await else {
                 break;
             };
+            if deadline::is_lost(&error) {
+                // Nothing more can be sent on this connection (a silent
+                // one would not answer): the step fails here.
+                return Err(UnitFailure {
+                    n,
+                    of: units.len(),
+                    tries: attempt + 1,
+                    error,
+                });
+            }
             if env.dialect == Dialect::Mysql {
                 // A failed unit skips the rest of its step, which may hold
                 // the reset of a session setting it changed (add_foreign_key

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
+use super::deadline::{self, LOST};
 use super::send::{
     Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
 };
@@ -240,6 +241,11 @@ pub(super) async fn run(
         _ => migration(store, cx, step).await,
     };
     if let Err(RunError::Step(f)) = &result {
+        if f.message.contains(LOST) {
+            // Nothing can be recorded on a lost connection; the log
+            // already agrees with the database (see the message).
+            return result;
+        }
         let event = NewEvent::plan(cx.plan, EventKind::StepFailed)
             .phase(cx.phase)
             .step(&step.id)
@@ -273,7 +279,7 @@ pub(super) async fn run(
 async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
     let expect = step.expect.unwrap_or(0);
-    match scalar(store, sql).await {
+    match deadline::within(deadline::statement_deadline(cx.env), scalar(store, sql)).await {
         Ok(got) if got == expect => {
             let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
                 .phase(cx.phase)
@@ -284,6 +290,15 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
             step,
             cx.phase,
             format!("returned {got}, expected {expect}"),
+        )),
+        Err(e) if deadline::is_lost(&e) => Err(db_failure(
+            step,
+            cx.phase,
+            format!(
+                "{LOST}; the verification changes nothing: run `phasegate apply --env {} {}` again",
+                cx.env.name, cx.plan
+            ),
+            &e,
         )),
         Err(e) => Err(db_failure(step, cx.phase, String::new(), &e)),
     }
@@ -300,7 +315,14 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             in_transaction(store, cx.env, unit, &applied, cx).await
         })
         .await
-        .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
+        .map_err(|f| {
+            lost_up(
+                f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+                cx,
+                false,
+                None,
+            )
+        });
     }
     store
         .append(
@@ -326,9 +348,42 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         outside_transaction(store, cx.env, unit).await
     })
     .await
-    .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)))?;
-    store.append(&applied, cx.clock.now(), cx.actor).await?;
-    Ok(())
+    .map_err(|f| {
+        let index = units
+            .get(f.n)
+            .and_then(|u| concurrent_index(u))
+            .filter(|_| postgres);
+        lost_up(
+            f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+            cx,
+            true,
+            index.as_deref(),
+        )
+    })?;
+    let record = async { Ok(store.append(&applied, cx.clock.now(), cx.actor).await) };
+    let lost = match deadline::within(deadline::batch_deadline(cx.env), record).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(TrackerError::Database { source, .. })) if deadline::is_lost(&source) => source,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => e,
+    };
+    let error = StepError {
+        step: step.id.clone(),
+        phase: cx.phase,
+        message: format!("the step ran, and then {LOST} while recording it applied"),
+        database: Some(Box::new(DbError::from_sqlx(&lost))),
+    };
+    Err(lost_up(error, cx, true, None))
+}
+
+/// A step's error; when its connection was lost, with the state its change
+/// may be in and the command to run next.
+fn lost_up(mut e: StepError, cx: &StepContext<'_>, started: bool, index: Option<&str>) -> RunError {
+    if e.message.contains(LOST) {
+        let next = deadline::after_lost_up(&cx.env.name, cx.plan, &e.step, started, index);
+        e.message = format!("{}; {next}", e.message);
+    }
+    RunError::Step(e)
 }
 
 /// `BEGIN; SET LOCAL …; <sql>; <event>; COMMIT`, rolled back whole on error.

@@ -18,6 +18,8 @@ pub use super::schema::SCHEMA_VERSION;
 
 /// The advisory-lock key of an environment's database ("phasegat" in ASCII).
 const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
+/// How long releasing the lock, and closing the connection, may take.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +165,15 @@ impl Store {
                 source,
             })?;
         }
+        // The server ends this session (and frees its locks) when the
+        // client dies or the path goes silent (src/session.rs). Best
+        // effort: a server or proxy that refuses a setting still serves,
+        // without that bound.
+        let _ = tokio::time::timeout(
+            timeout,
+            crate::session::bound(&mut conn, dialect, crate::session::MIN_IDLE),
+        )
+        .await;
         let mut store = Store {
             conn,
             dialect,
@@ -330,7 +341,14 @@ impl Store {
         }
     }
 
+    /// Releases the lock, waiting at most [`RELEASE_WAIT`] (a connection
+    /// that went silent never answers; its session, and the lock, end on the
+    /// server's side, see `crate::session`).
     pub async fn unlock(&mut self) {
+        let _ = tokio::time::timeout(RELEASE_WAIT, self.unlock_now()).await;
+    }
+
+    async fn unlock_now(&mut self) {
         match self.dialect {
             Dialect::Postgres => {
                 let _ = sqlx::raw_sql(AssertSqlSafe(format!(
@@ -482,9 +500,10 @@ impl Store {
             .collect()
     }
 
+    /// Releases the lock and closes the connection, each within [`RELEASE_WAIT`].
     pub async fn close(mut self) {
         self.unlock().await;
-        let _ = self.conn.close().await;
+        let _ = tokio::time::timeout(RELEASE_WAIT, self.conn.close()).await;
     }
 }
 
