@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
 
 use crate::dialect::Dialect;
 use crate::intent::Diagnostic;
@@ -74,36 +75,39 @@ pub struct Environment {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    environments: Vec<RawEnvironment>,
+    environments: At<Vec<RawEnvironment>>,
 }
+
+/// A value with where it stands in the file.
+type At<T> = Spanned<T>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
-    name: String,
-    database_url: String,
+    name: At<String>,
+    database_url: At<String>,
     #[serde(default)]
-    soak: Option<String>,
+    soak: Option<At<String>>,
     #[serde(default)]
     require_approval: bool,
     #[serde(default)]
-    require_backup: Option<String>,
+    require_backup: Option<At<String>>,
     #[serde(default)]
     backup_command: Option<String>,
     #[serde(default)]
-    lock_timeout: Option<String>,
+    lock_timeout: Option<At<String>>,
     #[serde(default)]
-    lock_wait: Option<String>,
+    lock_wait: Option<At<String>>,
     #[serde(default)]
-    connect_timeout: Option<String>,
+    connect_timeout: Option<At<String>>,
     #[serde(default)]
     lock_retries: Option<u32>,
     #[serde(default)]
-    statement_timeout: Option<String>,
+    statement_timeout: Option<At<String>>,
     #[serde(default)]
-    backfill_batch_size: Option<u32>,
+    backfill_batch_size: Option<At<u32>>,
     #[serde(default)]
-    backfill_pause: Option<String>,
+    backfill_pause: Option<At<String>>,
 }
 
 /// Why the configuration cannot be used.
@@ -137,10 +141,11 @@ impl Config {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            crate::intent::yaml::read_bounded(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let root = path
             .parent()
             .map(|p| {
@@ -163,112 +168,120 @@ impl Config {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let diag = |needle: Option<&str>, message: String| {
-            let found = needle.and_then(|n| {
-                text.lines()
-                    .enumerate()
-                    .find_map(|(i, l)| l.find(n).map(|c| (i + 1, c + 1, l.to_string())))
-            });
-            ConfigError::Invalid(Diagnostic {
-                file: file.clone(),
-                line: found.as_ref().map(|f| f.0),
-                column: found.as_ref().map(|f| f.1),
-                message,
-                source_line: found.map(|f| f.2),
-            })
-        };
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unzip();
-            let full = e.to_string();
-            let message = full
-                .rfind(" at line ")
-                .map_or(full.clone(), |i| full[..i].to_string());
+        // An error at a line and column of the file.
+        let at = |line: Option<usize>, column: Option<usize>, message: String| {
             ConfigError::Invalid(Diagnostic {
                 file: file.clone(),
                 line,
                 column,
                 source_line: line
-                    .and_then(|l| text.lines().nth(l - 1))
+                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
                     .map(str::to_string),
                 message,
             })
-        })?;
-        if raw.environments.is_empty() {
-            return Err(diag(
-                Some("environments"),
+        };
+        // An error at a value of the file.
+        let at_value = |value: &Location, message: String| {
+            let (line, column) = position(value);
+            at(line, column, message)
+        };
+        let raw: RawConfig =
+            crate::intent::yaml::from_str(text).map_err(|e| at(e.line, e.column, e.message))?;
+        if raw.environments.value.is_empty() {
+            let (line, column) = position(&raw.environments.referenced);
+            return Err(at(
+                line,
+                column,
                 "`environments` is empty: list at least one, in promotion order".into(),
             ));
         }
         let mut environments: Vec<Environment> = Vec::new();
-        for e in raw.environments {
-            if !crate::intent::is_valid_plan_name(&e.name) {
-                return Err(diag(
-                    Some(&e.name),
+        for e in raw.environments.value {
+            let name = e.name.value.clone();
+            if !crate::intent::is_valid_plan_name(&name) {
+                return Err(at_value(
+                    &e.name.referenced,
                     format!(
-                        "environment name `{}` must hold only letters, digits, `-`, `_` and `.`",
-                        e.name
+                        "environment name `{name}` must hold only letters, digits, `-`, `_` and `.`"
                     ),
                 ));
             }
-            if environments.iter().any(|x| x.name == e.name) {
-                return Err(diag(
-                    Some(&e.name),
-                    format!("environment `{}` is listed twice", e.name),
+            if environments.iter().any(|x| x.name == name) {
+                return Err(at_value(
+                    &e.name.referenced,
+                    format!("environment `{name}` is listed twice"),
                 ));
             }
-            let url = expand(&e.database_url, lookup).map_err(|var| {
-                diag(
-                    Some(&format!("${{{var}}}")),
-                    format!(
-                        "environment variable `{var}` (in {}'s database_url) is not set",
-                        e.name
-                    ),
+            let url = expand(&e.database_url.value, lookup).map_err(|var| {
+                // The variable's own column, when the URL is written plain on its line.
+                let (line, column) = position(&e.database_url.referenced);
+                let offset = line
+                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+                    .zip(column)
+                    .and_then(|(l, c)| {
+                        let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
+                        l[start..]
+                            .find(&format!("${{{var}}}"))
+                            .map(|i| l[start..start + i].chars().count())
+                    });
+                at(
+                    line,
+                    column.map(|c| c + offset.unwrap_or(0)),
+                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
                 )
             })?;
             let backup_command = e.backup_command.clone();
-            let duration =
-                |field: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
-                    value
-                        .as_deref()
-                        .map(|v| {
-                            parse_duration(v)
-                                .map_err(|m| diag(Some(v), format!("{}.{field}: {m}", e.name)))
-                        })
-                        .transpose()
-                };
+            let duration = |field: &str,
+                            value: &Option<At<String>>,
+                            range: DurationRange|
+             -> Result<Option<Duration>, ConfigError> {
+                value
+                    .as_ref()
+                    .map(|v| {
+                        range
+                            .parse(&v.value)
+                            .map_err(|m| at_value(&v.referenced, format!("{name}.{field}: {m}")))
+                    })
+                    .transpose()
+            };
             let dialect = dialect_of(&url).map_err(|m| {
-                diag(
-                    Some(&e.database_url),
-                    format!("{}.database_url: {m}", e.name),
+                at_value(
+                    &e.database_url.referenced,
+                    format!("{name}.database_url: {m}"),
                 )
             })?;
             environments.push(Environment {
                 database_url: resolve_sqlite_path(&mariadb_as_mysql(&url), root),
                 dialect,
-                soak: duration("soak", &e.soak)?,
+                soak: duration("soak", &e.soak, AGE_RANGE)?,
                 require_approval: e.require_approval,
-                require_backup: duration("require_backup", &e.require_backup)?,
+                require_backup: duration("require_backup", &e.require_backup, AGE_RANGE)?,
                 backup_command,
-                lock_timeout: duration("lock_timeout", &e.lock_timeout)?
+                lock_timeout: duration("lock_timeout", &e.lock_timeout, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(2)),
-                lock_wait: duration("lock_wait", &e.lock_wait)?.unwrap_or(Duration::from_secs(30)),
-                connect_timeout: duration("connect_timeout", &e.connect_timeout)?
+                lock_wait: duration("lock_wait", &e.lock_wait, TIMEOUT_RANGE)?
+                    .unwrap_or(Duration::from_secs(30)),
+                connect_timeout: duration("connect_timeout", &e.connect_timeout, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(5)),
                 lock_retries: e.lock_retries.unwrap_or(3),
-                statement_timeout: duration("statement_timeout", &e.statement_timeout)?,
-                backfill_batch_size: match e.backfill_batch_size {
-                    Some(0) => {
-                        return Err(diag(
-                            Some("backfill_batch_size"),
-                            format!("{}.backfill_batch_size must be at least 1", e.name),
+                statement_timeout: duration(
+                    "statement_timeout",
+                    &e.statement_timeout,
+                    TIMEOUT_RANGE,
+                )?,
+                backfill_batch_size: match &e.backfill_batch_size {
+                    Some(n) if n.value == 0 => {
+                        return Err(at_value(
+                            &n.referenced,
+                            format!("{name}.backfill_batch_size must be at least 1"),
                         ));
                     }
-                    Some(n) => n,
+                    Some(n) => n.value,
                     None => 5000,
                 },
-                backfill_pause: duration("backfill_pause", &e.backfill_pause)?
+                backfill_pause: duration("backfill_pause", &e.backfill_pause, PAUSE_RANGE)?
                     .unwrap_or(Duration::ZERO),
-                name: e.name,
+                name,
             });
         }
         Ok(Config {
@@ -300,9 +313,77 @@ impl Config {
 }
 
 /// Durations as people write them: `72h`, `30m`, `2d`, `1h 30m`, `45s`.
+/// Any length humantime reads is returned; [`DurationRange::parse`] adds the
+/// bounds of a config field.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
+}
+
+/// The durations a config field accepts, both ends included.
+///
+/// Every wait phasegate makes is bounded, so no field takes an unbounded
+/// value; and a timeout is at least one millisecond, because Postgres counts
+/// `lock_timeout` and `statement_timeout` in milliseconds and reads `0` as
+/// "no timeout": a zero or sub-millisecond timeout is refused, never rounded
+/// to 0 (nor silently up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// `lock_timeout`, `statement_timeout`, `lock_wait`, `connect_timeout`:
+/// from 1ms to 24h.
+pub const TIMEOUT_RANGE: DurationRange = DurationRange {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(DAY),
+};
+/// `soak` and `require_backup`: from 0 to 365 days.
+pub const AGE_RANGE: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Duration::from_secs(365 * DAY),
+};
+/// `backfill_pause`: from 0 to 1h.
+pub const PAUSE_RANGE: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Duration::from_secs(3600),
+};
+
+impl DurationRange {
+    /// Parses `s` and checks it lies in the range; the error says what is
+    /// allowed.
+    pub fn parse(self, s: &str) -> Result<Duration, String> {
+        let d = parse_duration(s)?;
+        if d < self.min || d > self.max {
+            let show = |d: Duration| humantime::format_duration(d).to_string();
+            let least = if self.min.is_zero() {
+                "0".to_string()
+            } else {
+                show(self.min)
+            };
+            let zero = if self.min.is_zero() {
+                ""
+            } else {
+                " (a timeout of 0 would mean no timeout at all)"
+            };
+            return Err(format!(
+                "`{}` is out of range: expected from {least} to {}{zero}",
+                s.trim(),
+                show(self.max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// A value's 1-based line and column, when the reader knew them.
+fn position(l: &Location) -> (Option<usize>, Option<usize>) {
+    let line = usize::try_from(l.line()).ok().filter(|l| *l > 0);
+    let column = usize::try_from(l.column()).ok().filter(|c| *c > 0);
+    (line, column.filter(|_| line.is_some()))
 }
 
 /// Expands `${NAME}`; returns the name of the first unset variable.
@@ -472,6 +553,52 @@ mod tests {
             matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")),
             "{unknown:?}"
         );
+    }
+
+    #[test]
+    fn durations_are_range_checked() {
+        let env = |extra: &str| {
+            parse(
+                &format!(
+                    "environments:\n  - name: a\n    database_url: postgres://h/db\n    {extra}\n"
+                ),
+                &[],
+            )
+            .map(|c| c.environments[0].clone())
+            .map_err(|e| e.to_string())
+        };
+        for (field, value) in [
+            ("lock_timeout", "0s"),
+            ("lock_timeout", "500us"),
+            ("statement_timeout", "0ms"),
+            ("connect_timeout", "300000000000y"),
+            ("lock_wait", "2d"),
+            ("soak", "400d"),
+            ("backfill_pause", "2h"),
+        ] {
+            let got = env(&format!("{field}: {value}"));
+            assert!(
+                got.as_ref()
+                    .is_err_and(|m| m.contains("out of range") && m.contains(field)),
+                "{field}: {value} gave {got:?}"
+            );
+        }
+        let e = env("lock_timeout: 1ms");
+        assert_eq!(e.map(|e| e.lock_timeout), Ok(Duration::from_millis(1)));
+        let e = env("soak: 0s");
+        assert_eq!(e.map(|e| e.soak), Ok(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_where_it_stands() {
+        let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
+        match parse(text, &[]) {
+            Err(ConfigError::Invalid(d)) => {
+                assert_eq!((d.line, d.column), (Some(6), Some(19)), "{d}");
+                assert!(d.message.contains("prod.lock_timeout"), "{}", d.message);
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl fmt::Display for Diagnostic {
 
 /// Reads and validates the plan file at `path`. Its name defaults to the file stem.
 pub fn load_plan(path: &Path) -> Result<PlanFile, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let text = super::yaml::read_bounded(path).map_err(|source| PlanError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -137,14 +137,14 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
                 .map(str::to_string),
         })
     };
-    let raw: RawPlanFile = serde_yaml::from_str(text).map_err(|e| {
-        let message = explain_serde_error(&e);
-        let (line, column) = match e.location() {
-            Some(l) => {
-                let (line, column) = refine_location(text, l.line(), l.column(), &message);
+    let raw: RawPlanFile = super::yaml::from_str(text).map_err(|e| {
+        let message = explain_yaml_error(&e);
+        let (line, column) = match (e.line, e.column) {
+            (Some(l), Some(c)) => {
+                let (line, column) = refine_location(text, l, c, &message);
                 (Some(line), Some(column))
             }
-            None => (None, None),
+            (line, column) => (line, column),
         };
         diag(line, column, message)
     })?;
@@ -197,42 +197,26 @@ pub fn is_valid_plan_name(name: &str) -> bool {
         && name.len() <= 200
 }
 
-/// Turns serde's message into phasegate's: without the location suffix (the
-/// diagnostic carries it) and, for an unknown kind or field, with the nearest
-/// valid name.
-fn explain_serde_error(e: &serde_yaml::Error) -> String {
-    let full = e.to_string();
-    let msg = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
+/// The YAML reader's message, and for an unknown kind or field, with the
+/// nearest valid name.
+fn explain_yaml_error(e: &super::yaml::YamlError) -> String {
+    let Some((given, expected)) = &e.unknown else {
+        return e.message.clone();
     };
-    for (marker, what) in [
-        ("unknown variant `", "intent kind"),
-        ("unknown field `", "field"),
-    ] {
-        let Some(start) = msg.find(marker) else {
-            continue;
-        };
-        let rest = &msg[start + marker.len()..];
-        let Some(end) = rest.find('`') else { continue };
-        let given = &rest[..end];
-        let mut candidates = backticked(&rest[end + 1..]);
-        if what == "intent kind" && candidates.is_empty() {
-            candidates = KINDS.to_vec();
-        }
-        let path = msg[..start].trim_end_matches([':', ' ']);
-        let at = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
-        return format!("{at}{}", suggest::unknown(what, given, &candidates));
+    let what = if e.message.starts_with("unknown variant") {
+        "intent kind"
+    } else {
+        "field"
+    };
+    let mut candidates: Vec<&str> = expected.iter().map(String::as_str).collect();
+    if what == "intent kind" && candidates.is_empty() {
+        candidates = KINDS.to_vec();
     }
-    msg
+    suggest::unknown(what, given, &candidates)
 }
 
-/// serde_yaml places an error from a field's own validation (a bad type or
-/// name) at the start of the map holding it; the value named in the message
+/// An error from a field's own validation (a bad type or name) may be placed
+/// at the start of the map holding it; the value named in the message
 /// (between backticks) is found from there on, and its position reported.
 fn refine_location(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
     let Some(value) = message.split('`').nth(1).filter(|v| !v.is_empty()) else {
@@ -244,11 +228,6 @@ fn refine_location(text: &str, line: usize, column: usize, message: &str) -> (us
         }
     }
     (line, column)
-}
-
-/// The names between backticks in serde's "expected one of `a`, `b`".
-fn backticked(s: &str) -> Vec<&str> {
-    s.split('`').skip(1).step_by(2).collect()
 }
 
 /// Line and column of a top-level `key:`.
