@@ -137,17 +137,8 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
                 .map(str::to_string),
         })
     };
-    let raw: RawPlanFile = super::yaml::from_str(text).map_err(|e| {
-        let message = explain_yaml_error(&e);
-        let (line, column) = match (e.line, e.column) {
-            (Some(l), Some(c)) => {
-                let (line, column) = refine_location(text, l, c, &message);
-                (Some(line), Some(column))
-            }
-            (line, column) => (line, column),
-        };
-        diag(line, column, message)
-    })?;
+    let raw: RawPlanFile =
+        super::yaml::from_str(text).map_err(|e| diag(e.line, e.column, explain_yaml_error(&e)))?;
     let name = raw.name.unwrap_or_else(|| default_name.to_string());
     if !is_valid_plan_name(&name) {
         let (line, column) = locate_key(text, "name").unzip();
@@ -213,21 +204,6 @@ fn explain_yaml_error(e: &super::yaml::YamlError) -> String {
         candidates = KINDS.to_vec();
     }
     suggest::unknown(what, given, &candidates)
-}
-
-/// An error from a field's own validation (a bad type or name) may be placed
-/// at the start of the map holding it; the value named in the message
-/// (between backticks) is found from there on, and its position reported.
-fn refine_location(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
-    let Some(value) = message.split('`').nth(1).filter(|v| !v.is_empty()) else {
-        return (line, column);
-    };
-    for (n, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
-        if let Some(c) = l.find(value) {
-            return (n + 1, l[..c].chars().count() + 1);
-        }
-    }
-    (line, column)
 }
 
 /// Line and column of a top-level `key:`.

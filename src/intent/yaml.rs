@@ -11,7 +11,7 @@
 //! | events replayed from aliases | 10,000 |
 //! | nesting depth (maps and sequences) | [`MAX_DEPTH`] (32) |
 //! | nodes | 100,000 |
-//! | total scalar bytes | 4 MiB |
+//! | text (all scalars, aliases expanded) | [`MAX_SCALAR_BYTES`] (4 MiB) |
 //! | documents | 1 |
 //!
 //! With a 1 MiB file, 64 aliases can expand to at most 64 MiB of text: an
@@ -27,6 +27,8 @@ use serde_saphyr::{Budget, DefaultMessageFormatter, MessageFormatter, Options};
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The most aliases a file may use.
 pub const MAX_ALIASES: usize = 64;
+/// The most text (all scalars, aliases expanded) a file may hold, in bytes.
+pub const MAX_SCALAR_BYTES: usize = 4 * 1024 * 1024;
 /// The deepest nesting of maps and sequences a file may have.
 pub const MAX_DEPTH: usize = 32;
 
@@ -52,7 +54,7 @@ fn options() -> Options {
     budget.max_nodes = 100_000;
     budget.max_events = 400_000;
     budget.max_documents = 1;
-    budget.max_total_scalar_bytes = 4 * 1024 * 1024;
+    budget.max_total_scalar_bytes = MAX_SCALAR_BYTES;
     budget.max_reader_input_bytes = Some(MAX_FILE_BYTES as usize);
     let mut options = Options::default();
     options.budget = Some(budget);
@@ -114,10 +116,17 @@ fn explain(e: &serde_saphyr::Error) -> YamlError {
         )),
         _ => None,
     };
-    YamlError {
-        message: DefaultMessageFormatter
-            .format_standalone_message(inner)
+    let message = match inner {
+        serde_saphyr::Error::Budget { breach, .. } => format!(
+            "the file passes phasegate's reading limits ({breach:?}): a plan or config file holds at most {MAX_ALIASES} aliases, {} bytes of text once its aliases are expanded, and nests at most {MAX_DEPTH} deep",
+            MAX_SCALAR_BYTES
+        ),
+        other => DefaultMessageFormatter
+            .format_standalone_message(other)
             .into_owned(),
+    };
+    YamlError {
+        message,
         line,
         column,
         unknown,
