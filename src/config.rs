@@ -20,6 +20,12 @@
 //!
 //! `${VAR}` is read from the environment when the file is loaded; an unset
 //! variable is an error that names it.
+//!
+//! Every duration is range-checked ([`DurationRange`]: timeouts 1ms–24h,
+//! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h),
+//! `lock_retries` is at most [`MAX_LOCK_RETRIES`], and every error points at
+//! the line and column of the value it is about. The file is read within the
+//! budgets of [`crate::intent::yaml`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,7 +107,7 @@ struct RawEnvironment {
     #[serde(default)]
     connect_timeout: Option<At<String>>,
     #[serde(default)]
-    lock_retries: Option<u32>,
+    lock_retries: Option<At<u32>>,
     #[serde(default)]
     statement_timeout: Option<At<String>>,
     #[serde(default)]
@@ -263,7 +269,19 @@ impl Config {
                     .unwrap_or(Duration::from_secs(30)),
                 connect_timeout: duration("connect_timeout", &e.connect_timeout, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(5)),
-                lock_retries: e.lock_retries.unwrap_or(3),
+                lock_retries: match &e.lock_retries {
+                    Some(n) if n.value > MAX_LOCK_RETRIES => {
+                        return Err(at_value(
+                            &n.referenced,
+                            format!(
+                                "{name}.lock_retries: {} is out of range: expected from 0 to {MAX_LOCK_RETRIES}",
+                                n.value
+                            ),
+                        ));
+                    }
+                    Some(n) => n.value,
+                    None => 3,
+                },
                 statement_timeout: duration(
                     "statement_timeout",
                     &e.statement_timeout,
@@ -341,6 +359,9 @@ pub const TIMEOUT_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(DAY),
 };
+/// The most times a DDL that hit its `lock_timeout` is retried.
+pub const MAX_LOCK_RETRIES: u32 = 100;
+
 /// `soak` and `require_backup`: from 0 to 365 days.
 pub const AGE_RANGE: DurationRange = DurationRange {
     min: Duration::ZERO,
@@ -583,6 +604,8 @@ mod tests {
                 "{field}: {value} gave {got:?}"
             );
         }
+        let got = env("lock_retries: 4000000000");
+        assert!(got.is_err_and(|m| m.contains("lock_retries") && m.contains("out of range")));
         let e = env("lock_timeout: 1ms");
         assert_eq!(e.map(|e| e.lock_timeout), Ok(Duration::from_millis(1)));
         let e = env("soak: 0s");

@@ -198,7 +198,7 @@ impl Blocks {
 /// and no Postgres text (which cannot hold one) contains.
 const DOLLAR_QUOTE_MARK: &str = "\u{0}phasegate-dollar-quote\u{0}";
 
-/// Replaces every [`DOLLAR_QUOTE_MARK`] in `text` with one dollar-quote tag
+/// Replaces every mark `{{ dollar_quote }}` rendered to in `text` with one dollar-quote tag
 /// that occurs nowhere else in the result: `$phasegate$`, or else the first
 /// free `$phasegate_<n>$`.
 pub fn choose_dollar_tags(text: &str) -> String {

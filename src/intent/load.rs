@@ -137,8 +137,14 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
                 .map(str::to_string),
         })
     };
-    let raw: RawPlanFile =
-        super::yaml::from_str(text).map_err(|e| diag(e.line, e.column, explain_yaml_error(&e)))?;
+    let raw: RawPlanFile = super::yaml::from_str(text).map_err(|e| {
+        let message = explain_yaml_error(&e);
+        let message = match e.line.and_then(|l| change_at_line(text, l)) {
+            Some(i) => format!("changes[{i}]: {message}"),
+            None => message,
+        };
+        diag(e.line, e.column, message)
+    })?;
     let name = raw.name.unwrap_or_else(|| default_name.to_string());
     if !is_valid_plan_name(&name) {
         let (line, column) = locate_key(text, "name").unzip();
@@ -213,6 +219,15 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
         .map(|i| (i + 1, 1))
 }
 
+/// Which item under `changes:` (block style) holds `line`.
+fn change_at_line(text: &str, line: usize) -> Option<usize> {
+    (0..)
+        .map_while(|i| locate_change(text, i).map(|(l, _)| (i, l)))
+        .take_while(|(_, l)| *l <= line)
+        .last()
+        .map(|(i, _)| i)
+}
+
 /// Line and column of the `index`-th item under `changes:` in block style.
 fn locate_change(text: &str, index: usize) -> Option<(usize, usize)> {
     let start = locate_key(text, "changes")?.0;
@@ -265,7 +280,8 @@ mod tests {
         let d = err("name: x\nchanges:\n  - rename_colum: { table: users, from: a, to: b }\n");
         assert_eq!((d.line, d.column), (Some(3), Some(5)));
         assert!(
-            d.message.contains("unknown intent kind `rename_colum`"),
+            d.message
+                .starts_with("changes[0]: unknown intent kind `rename_colum`"),
             "{}",
             d.message
         );
