@@ -385,11 +385,20 @@ impl fmt::Display for ColumnRef {
 #[serde(try_from = "String", into = "String")]
 pub struct SqlExpr(String);
 
+/// The longest SQL expression a plan may hold, in bytes: far above any
+/// default, check or backfill, and a bound on the work of checking one.
+pub const MAX_EXPR_BYTES: usize = 64 * 1024;
+
 /// What is wrong with an SQL expression in a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
     #[error("an SQL expression may not be empty")]
     Empty,
+    /// Longer than [`MAX_EXPR_BYTES`]; the length in bytes.
+    #[error(
+        "an SQL expression of {0} bytes is longer than the {MAX_EXPR_BYTES} bytes phasegate takes"
+    )]
+    TooLong(usize),
     /// `text` is not exactly one expression; `reason` says what was found
     /// and by which dialect's reading.
     #[error("`{text}` is not a single SQL expression: {reason}")]
@@ -402,6 +411,9 @@ impl SqlExpr {
         let trimmed = s.trim();
         if trimmed.is_empty() {
             return Err(ExprError::Empty);
+        }
+        if trimmed.len() > MAX_EXPR_BYTES {
+            return Err(ExprError::TooLong(trimmed.len()));
         }
         if let Err(reason) = crate::dialect::expression::check_expression_everywhere(trimmed) {
             return Err(ExprError::NotOne { text: s, reason });

@@ -159,6 +159,7 @@ fn legitimate_expressions_still_pass() {
         .iter()
         .filter_map(|e| SqlExpr::new(*e).err().map(|err| err.to_string()))
         .collect();
+    assert!(SqlExpr::new(format!("'{}'", "x".repeat(70 * 1024))).is_err());
     println!(
         "legitimate expressions accepted: {} / {}",
         LEGITIMATE.len() - refused.len(),
