@@ -221,6 +221,19 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
 
 /// Which item under `changes:` (block style) holds `line`.
 fn change_at_line(text: &str, line: usize) -> Option<usize> {
+    let start = locate_key(text, "changes")?.0;
+    // The block ends at the next line that starts at column 1 (a key, `---`).
+    let end = text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| {
+            (!l.is_empty() && !l.starts_with([' ', '\t', '-', '#'])) || l.starts_with("---")
+        })
+        .map_or(usize::MAX, |(i, _)| i + 1);
+    if line >= end {
+        return None;
+    }
     (0..)
         .map_while(|i| locate_change(text, i).map(|(l, _)| (i, l)))
         .take_while(|(_, l)| *l <= line)

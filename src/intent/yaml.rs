@@ -117,10 +117,18 @@ fn explain(e: &serde_saphyr::Error) -> YamlError {
         _ => None,
     };
     let message = match inner {
-        serde_saphyr::Error::Budget { breach, .. } => format!(
-            "the file passes phasegate's reading limits ({breach:?}): a plan or config file holds at most {MAX_ALIASES} aliases, {} bytes of text once its aliases are expanded, and nests at most {MAX_DEPTH} deep",
-            MAX_SCALAR_BYTES
-        ),
+        serde_saphyr::Error::Budget { breach, .. } => over_budget(breach),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. }
+        | serde_saphyr::Error::AliasReplayCounterOverflow { .. } => {
+            format!("its aliases expand to too much: {}", LIMITS)
+        }
+        serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
+            format!("duplicate key `{k}`: each key appears once in a map")
+        }
+        serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => {
+            "duplicate key: each key appears once in a map".to_string()
+        }
         other => DefaultMessageFormatter
             .format_standalone_message(other)
             .into_owned(),
@@ -131,6 +139,28 @@ fn explain(e: &serde_saphyr::Error) -> YamlError {
         column,
         unknown,
     }
+}
+
+/// The limits, as the user reads them in an error.
+const LIMITS: &str = "a plan or config file is one YAML document of at most 1 MiB, with at most 64 aliases, 4 MiB of text once its aliases are expanded, 100,000 nodes, and nesting at most 32 deep";
+
+/// What a budget breach means, in words.
+fn over_budget(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Aliases { .. } => format!("more than {MAX_ALIASES} aliases"),
+        B::Depth { .. } => format!("nesting deeper than {MAX_DEPTH}"),
+        B::ScalarBytes { .. } | B::RecordedAnchorBytes { .. } => {
+            format!("more than {MAX_SCALAR_BYTES} bytes of text once its aliases are expanded")
+        }
+        B::Documents { .. } => "more than one YAML document".to_string(),
+        B::Nodes { .. } | B::Events { .. } | B::RecordedAnchorEvents { .. } => {
+            "too many nodes".to_string()
+        }
+        B::InputBytes { .. } => format!("more than {MAX_FILE_BYTES} bytes"),
+        other => format!("{other:?}"),
+    };
+    format!("the file holds {what}: {LIMITS}")
 }
 
 /// The error under snippet and alias wrappers.
