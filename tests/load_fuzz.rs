@@ -7,8 +7,8 @@
 //! another seed, truncation); alias bombs of random shape; random deep
 //! nesting; huge numbers and durations; random Unicode. Each input is read
 //! as a plan (`parse_plan`) and as a config (`Config::parse`); a plan that
-//! loads is also planned offline in every dialect and its steps split into
-//! statements. The property: nothing panics (a panic fails the case), and
+//! loads is also written back to YAML and read again (the same changes),
+//! planned offline in every dialect, and its steps split into statements. The property: nothing panics (a panic fails the case), and
 //! what loads keeps its promises (every expression is one expression).
 //! Memory stays bounded by the reader's budgets (`intent::yaml`), so an
 //! input that tried to exhaust it is refused, not followed.
@@ -212,6 +212,14 @@ fn check_plan(plan: &PlanFile) -> Result<(), TestCaseError> {
                 "a loaded expression is not one expression: {e:?}"
             );
         }
+    }
+    // `--write` saves a plan with the same YAML library: it reads back the same.
+    let yaml = plan
+        .to_yaml()
+        .map_err(|e| TestCaseError::fail(format!("to_yaml: {e}")))?;
+    match parse_plan(&yaml, "written.yaml", "written") {
+        Ok(back) => prop_assert_eq!(&back.changes, &plan.changes, "{}", yaml),
+        Err(e) => prop_assert!(false, "a written plan does not read back: {e}\n{yaml}"),
     }
     for d in Dialect::ALL {
         let templates = Templates::builtin(d);
