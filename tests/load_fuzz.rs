@@ -13,8 +13,14 @@
 //! Memory stays bounded by the reader's budgets (`intent::yaml`), so an
 //! input that tried to exhaust it is refused, not followed.
 //!
+//! Expressions built from SQL's quoting and comment pieces are put in a
+//! check: one that loads must leave every step of the planned change, in
+//! every dialect, with as many statements as the same change with `1` for
+//! its check (an injection would add one).
+//!
 //! Inputs per run: [`MUTATION_CASES`] + [`BOMB_CASES`] + [`NESTING_CASES`]
-//! + [`SCALAR_CASES`], each read both ways, plus the seeds themselves.
+//! + [`SCALAR_CASES`] (six documents each) + [`EXPRESSION_CASES`], each read
+//! both ways, plus the seeds themselves.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +43,9 @@ pub const BOMB_CASES: u32 = 200;
 pub const NESTING_CASES: u32 = 200;
 /// Documents with huge or odd scalars per run.
 pub const SCALAR_CASES: u32 = 600;
+
+/// Built expressions per run.
+pub const EXPRESSION_CASES: u32 = 1000;
 
 /// What gets inserted: YAML structure, tags, anchors, SQL quoting, odd
 /// numbers and durations, odd Unicode.
@@ -383,6 +392,100 @@ fn huge_and_odd_scalars_load_without_panic() {
             load_both(&format!(
                 "changes:\n  - add_check:\n      table: t\n      name: n\n      {field}: {v}\n"
             ))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// Pieces of SQL quoting, comments and statements, from which expressions
+/// are built.
+const PIECES: &[&str] = &[
+    "'",
+    "''",
+    "\"",
+    "`",
+    ";",
+    "--",
+    "-- x\n",
+    "#",
+    "/*",
+    "*/",
+    "$$",
+    "$a$",
+    "$phasegate$",
+    "E'",
+    "U&'",
+    "X'",
+    "\\",
+    "\\'",
+    "(",
+    ")",
+    "[",
+    "]",
+    " ",
+    "\n",
+    "x",
+    "1",
+    "a.b",
+    "CREATE TABLE pwned(x int)",
+    "'a'",
+    "::text",
+    "now()",
+    "CASE WHEN x THEN 1 END",
+    ",",
+    "NOT VALID",
+    "DEFAULT",
+];
+
+/// The statements of each step of `check` added to `t`, per dialect; `None`
+/// when the plan does not load.
+fn statements_per_step(check: &str) -> Option<Vec<Vec<usize>>> {
+    let quoted = check
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let text = format!("changes:\n  - add_check: {{ table: t, name: n, check: \"{quoted}\" }}\n");
+    let plan = parse_plan(&text, "fuzz.yaml", "fuzz").ok()?;
+    let counts = Dialect::ALL
+        .iter()
+        .map(|d| {
+            let templates = Templates::builtin(*d);
+            match Planner::new(&templates, &Catalog::offline()).plan(&plan) {
+                Ok(p) => p
+                    .steps
+                    .iter()
+                    .flat_map(|s| [&s.sql, &s.rollback_sql])
+                    .map(|sql| match (d, sql) {
+                        (_, None) => 0,
+                        (Dialect::Postgres, Some(sql)) => split_postgres(sql).len(),
+                        (Dialect::Mysql, Some(sql)) => split_mysql(sql).len(),
+                        (Dialect::Sqlite, Some(sql)) => split_sqlite(sql).len(),
+                    })
+                    .collect(),
+                Err(_) => vec![usize::MAX],
+            }
+        })
+        .collect();
+    Some(counts)
+}
+
+#[test]
+fn accepted_expressions_stay_one_expression_in_the_sql() {
+    let reference = statements_per_step("1");
+    assert!(reference.is_some(), "the reference plan does not load");
+    let strategy = proptest::collection::vec(0..PIECES.len(), 1..10);
+    let result = runner(EXPRESSION_CASES).run(&strategy, |pieces| {
+        let check: String = pieces.iter().map(|i| PIECES[*i]).collect();
+        if let Some(counts) = statements_per_step(&check) {
+            prop_assert_eq!(
+                Some(counts),
+                reference.clone(),
+                "check {:?} was accepted and changed the statements",
+                check
+            );
         }
         Ok(())
     });
