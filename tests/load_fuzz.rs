@@ -18,9 +18,9 @@
 //! every dialect, with as many statements as the same change with `1` for
 //! its check (an injection would add one).
 //!
-//! Inputs per run: [`MUTATION_CASES`] + [`BOMB_CASES`] + [`NESTING_CASES`]
-//! + [`SCALAR_CASES`] (six documents each) + [`EXPRESSION_CASES`], each read
-//! both ways, plus the seeds themselves.
+//! Inputs per run: the sum of [`MUTATION_CASES`], [`BOMB_CASES`],
+//! [`NESTING_CASES`], [`SCALAR_CASES`] (six documents each) and
+//! [`EXPRESSION_CASES`], each read both ways, plus the seeds themselves.
 
 use std::path::{Path, PathBuf};
 
