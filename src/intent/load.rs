@@ -219,26 +219,28 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
         .map(|i| (i + 1, 1))
 }
 
-/// Which item under `changes:` (block style) holds `line`.
+/// Which item under `changes:` (block style) holds `line` (1-based): one
+/// pass over the lines, like [`locate_change`].
 fn change_at_line(text: &str, line: usize) -> Option<usize> {
     let start = locate_key(text, "changes")?.0;
-    // The block ends at the next line that starts at column 1 (a key, `---`).
-    let end = text
-        .lines()
-        .enumerate()
-        .skip(start)
-        .find(|(_, l)| {
-            (!l.is_empty() && !l.starts_with([' ', '\t', '-', '#'])) || l.starts_with("---")
-        })
-        .map_or(usize::MAX, |(i, _)| i + 1);
-    if line >= end {
-        return None;
+    let mut current = None;
+    let mut indent = None;
+    for l in text.lines().skip(start).take(line.saturating_sub(start)) {
+        let trimmed = l.trim_start();
+        let here = l.len() - trimmed.len();
+        if trimmed.starts_with("---")
+            || (!trimmed.is_empty()
+                && here == 0
+                && !trimmed.starts_with('-')
+                && !trimmed.starts_with('#'))
+        {
+            return None; // past the block: the next top-level key or document
+        }
+        if (trimmed.starts_with("- ") || trimmed == "-") && *indent.get_or_insert(here) == here {
+            current = Some(current.map_or(0, |c: usize| c + 1));
+        }
     }
-    (0..)
-        .map_while(|i| locate_change(text, i).map(|(l, _)| (i, l)))
-        .take_while(|(_, l)| *l <= line)
-        .last()
-        .map(|(i, _)| i)
+    current
 }
 
 /// Line and column of the `index`-th item under `changes:` in block style.
