@@ -20,14 +20,30 @@
 //!
 //! `${VAR}` is read from the environment when the file is loaded; an unset
 //! variable is an error that names it.
+//!
+//! Every duration is range-checked ([`DurationRange`]: timeouts 1ms–24h,
+//! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h),
+//! `lock_retries` is at most [`MAX_LOCK_RETRIES`], and every error points at
+//! the line and column of the value it is about. The file is read within the
+//! budgets of [`crate::intent::yaml`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
 
 use crate::dialect::Dialect;
 use crate::intent::Diagnostic;
+
+mod durations;
+mod identity;
+
+pub use identity::database_identity;
+use identity::shared_database;
+pub use durations::{
+    AGE_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE, parse_duration,
+};
 
 /// The file name phasegate looks for in the current folder.
 pub const CONFIG_FILE: &str = "phasegate.yaml";
@@ -74,36 +90,39 @@ pub struct Environment {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    environments: Vec<RawEnvironment>,
+    environments: At<Vec<RawEnvironment>>,
 }
+
+/// A value with where it stands in the file.
+type At<T> = Spanned<T>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
-    name: String,
-    database_url: String,
+    name: At<String>,
+    database_url: At<String>,
     #[serde(default)]
-    soak: Option<String>,
+    soak: Option<At<String>>,
     #[serde(default)]
     require_approval: bool,
     #[serde(default)]
-    require_backup: Option<String>,
+    require_backup: Option<At<String>>,
     #[serde(default)]
     backup_command: Option<String>,
     #[serde(default)]
-    lock_timeout: Option<String>,
+    lock_timeout: Option<At<String>>,
     #[serde(default)]
-    lock_wait: Option<String>,
+    lock_wait: Option<At<String>>,
     #[serde(default)]
-    connect_timeout: Option<String>,
+    connect_timeout: Option<At<String>>,
     #[serde(default)]
-    lock_retries: Option<u32>,
+    lock_retries: Option<At<u32>>,
     #[serde(default)]
-    statement_timeout: Option<String>,
+    statement_timeout: Option<At<String>>,
     #[serde(default)]
-    backfill_batch_size: Option<u32>,
+    backfill_batch_size: Option<At<u32>>,
     #[serde(default)]
-    backfill_pause: Option<String>,
+    backfill_pause: Option<At<String>>,
 }
 
 /// Why the configuration cannot be used.
@@ -137,10 +156,11 @@ impl Config {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text =
+            crate::intent::yaml::read_bounded(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
         let root = path
             .parent()
             .map(|p| {
@@ -163,117 +183,141 @@ impl Config {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let diag = |needle: Option<&str>, message: String| {
-            let found = needle.and_then(|n| {
-                text.lines()
-                    .enumerate()
-                    .find_map(|(i, l)| l.find(n).map(|c| (i + 1, c + 1, l.to_string())))
-            });
-            ConfigError::Invalid(Diagnostic {
-                file: file.clone(),
-                line: found.as_ref().map(|f| f.0),
-                column: found.as_ref().map(|f| f.1),
-                message,
-                source_line: found.map(|f| f.2),
-            })
-        };
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unzip();
-            let full = e.to_string();
-            let message = full
-                .rfind(" at line ")
-                .map_or(full.clone(), |i| full[..i].to_string());
+        // An error at a line and column of the file.
+        let at = |line: Option<usize>, column: Option<usize>, message: String| {
             ConfigError::Invalid(Diagnostic {
                 file: file.clone(),
                 line,
                 column,
                 source_line: line
-                    .and_then(|l| text.lines().nth(l - 1))
+                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
                     .map(str::to_string),
                 message,
             })
-        })?;
-        if raw.environments.is_empty() {
-            return Err(diag(
-                Some("environments"),
+        };
+        // An error at a value of the file.
+        let at_value = |value: &Location, message: String| {
+            let (line, column) = position(value);
+            at(line, column, message)
+        };
+        let raw: RawConfig =
+            crate::intent::yaml::from_str(text).map_err(|e| at(e.line, e.column, e.message))?;
+        if raw.environments.value.is_empty() {
+            let (line, column) = position(&raw.environments.referenced);
+            return Err(at(
+                line,
+                column,
                 "`environments` is empty: list at least one, in promotion order".into(),
             ));
         }
         let mut environments: Vec<Environment> = Vec::new();
-        for e in raw.environments {
-            if !crate::intent::is_valid_plan_name(&e.name) {
-                return Err(diag(
-                    Some(&e.name),
+        // Where each environment's database_url stands, for the shared-database error.
+        let mut url_at = Vec::new();
+        for e in raw.environments.value {
+            url_at.push(e.database_url.referenced);
+            let name = e.name.value.clone();
+            if !crate::intent::is_valid_plan_name(&name) {
+                return Err(at_value(
+                    &e.name.referenced,
                     format!(
-                        "environment name `{}` must hold only letters, digits, `-`, `_` and `.`",
-                        e.name
+                        "environment name `{name}` must hold only letters, digits, `-`, `_` and `.`"
                     ),
                 ));
             }
-            if environments.iter().any(|x| x.name == e.name) {
-                return Err(diag(
-                    Some(&e.name),
-                    format!("environment `{}` is listed twice", e.name),
+            if environments.iter().any(|x| x.name == name) {
+                return Err(at_value(
+                    &e.name.referenced,
+                    format!("environment `{name}` is listed twice"),
                 ));
             }
-            let url = expand(&e.database_url, lookup).map_err(|var| {
-                diag(
-                    Some(&format!("${{{var}}}")),
-                    format!(
-                        "environment variable `{var}` (in {}'s database_url) is not set",
-                        e.name
-                    ),
+            let url = expand(&e.database_url.value, lookup).map_err(|var| {
+                // The variable's own column, when the URL is written plain on its line.
+                let (line, column) = position(&e.database_url.referenced);
+                let offset = line
+                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+                    .zip(column)
+                    .and_then(|(l, c)| {
+                        let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
+                        l[start..]
+                            .find(&format!("${{{var}}}"))
+                            .map(|i| l[start..start + i].chars().count())
+                    });
+                at(
+                    line,
+                    column.map(|c| c + offset.unwrap_or(0)),
+                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
                 )
             })?;
             let backup_command = e.backup_command.clone();
-            let duration =
-                |field: &str, value: &Option<String>| -> Result<Option<Duration>, ConfigError> {
-                    value
-                        .as_deref()
-                        .map(|v| {
-                            parse_duration(v)
-                                .map_err(|m| diag(Some(v), format!("{}.{field}: {m}", e.name)))
-                        })
-                        .transpose()
-                };
+            let duration = |field: &str,
+                            value: &Option<At<String>>,
+                            range: DurationRange|
+             -> Result<Option<Duration>, ConfigError> {
+                value
+                    .as_ref()
+                    .map(|v| {
+                        range
+                            .parse(&v.value)
+                            .map_err(|m| at_value(&v.referenced, format!("{name}.{field}: {m}")))
+                    })
+                    .transpose()
+            };
             let dialect = dialect_of(&url).map_err(|m| {
-                diag(
-                    Some(&e.database_url),
-                    format!("{}.database_url: {m}", e.name),
+                at_value(
+                    &e.database_url.referenced,
+                    format!("{name}.database_url: {m}"),
                 )
             })?;
             environments.push(Environment {
                 database_url: resolve_sqlite_path(&mariadb_as_mysql(&url), root),
                 dialect,
-                soak: duration("soak", &e.soak)?,
+                soak: duration("soak", &e.soak, AGE_RANGE)?,
                 require_approval: e.require_approval,
-                require_backup: duration("require_backup", &e.require_backup)?,
+                require_backup: duration("require_backup", &e.require_backup, AGE_RANGE)?,
                 backup_command,
-                lock_timeout: duration("lock_timeout", &e.lock_timeout)?
+                lock_timeout: duration("lock_timeout", &e.lock_timeout, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(2)),
-                lock_wait: duration("lock_wait", &e.lock_wait)?.unwrap_or(Duration::from_secs(30)),
-                connect_timeout: duration("connect_timeout", &e.connect_timeout)?
+                lock_wait: duration("lock_wait", &e.lock_wait, TIMEOUT_RANGE)?
+                    .unwrap_or(Duration::from_secs(30)),
+                connect_timeout: duration("connect_timeout", &e.connect_timeout, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(5)),
-                lock_retries: e.lock_retries.unwrap_or(3),
-                statement_timeout: duration("statement_timeout", &e.statement_timeout)?,
-                backfill_batch_size: match e.backfill_batch_size {
-                    Some(0) => {
-                        return Err(diag(
-                            Some("backfill_batch_size"),
-                            format!("{}.backfill_batch_size must be at least 1", e.name),
+                lock_retries: match &e.lock_retries {
+                    Some(n) if n.value > MAX_LOCK_RETRIES => {
+                        return Err(at_value(
+                            &n.referenced,
+                            format!(
+                                "{name}.lock_retries: {} is out of range: expected from 0 to {MAX_LOCK_RETRIES}",
+                                n.value
+                            ),
                         ));
                     }
-                    Some(n) => n,
+                    Some(n) => n.value,
+                    None => 3,
+                },
+                statement_timeout: duration(
+                    "statement_timeout",
+                    &e.statement_timeout,
+                    TIMEOUT_RANGE,
+                )?,
+                backfill_batch_size: match &e.backfill_batch_size {
+                    Some(n) if n.value == 0 => {
+                        return Err(at_value(
+                            &n.referenced,
+                            format!("{name}.backfill_batch_size must be at least 1"),
+                        ));
+                    }
+                    Some(n) => n.value,
                     None => 5000,
                 },
-                backfill_pause: duration("backfill_pause", &e.backfill_pause)?
+                backfill_pause: duration("backfill_pause", &e.backfill_pause, PAUSE_RANGE)?
                     .unwrap_or(Duration::ZERO),
-                name: e.name,
+                name,
             });
         }
-        if let Some((first, second)) = shared_database(&environments) {
-            return Err(diag(
-                Some(&format!("name: {second}")),
+        if let Some((i, j)) = shared_database(&environments) {
+            let (first, second) = (&environments[i].name, &environments[j].name);
+            return Err(at_value(
+                &url_at[j],
                 format!(
                     "environments `{first}` and `{second}` point at the same database: each environment needs its own, or promotion from one to the other proves nothing"
                 ),
@@ -307,77 +351,11 @@ impl Config {
     }
 }
 
-/// The first two environments whose database URLs name the same database
-/// once normalised (see [`database_identity`]).
-fn shared_database(environments: &[Environment]) -> Option<(String, String)> {
-    let ids: Vec<String> = environments
-        .iter()
-        .map(|e| database_identity(&e.database_url))
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        if let Some(j) = ids[..i].iter().position(|other| other == id) {
-            return Some((environments[j].name.clone(), environments[i].name.clone()));
-        }
-    }
-    None
-}
-
-/// What identifies the database a URL points at, so that two spellings of
-/// one database compare equal: for SQLite the file's canonical path (of its
-/// folder, when the file does not exist yet); for a server, the dialect,
-/// host (`localhost`, `127.0.0.1` and `::1` are one), port (the default
-/// when absent) and database name, ignoring user, password and options.
-pub fn database_identity(database_url: &str) -> String {
-    if let Some(rest) = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-    {
-        let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-        if path.contains(":memory:") {
-            // Each connection has its own in-memory database.
-            return database_url.to_string();
-        }
-        let p = Path::new(path);
-        let canonical = std::fs::canonicalize(p).ok().or_else(|| {
-            let parent = std::fs::canonicalize(p.parent()?).ok()?;
-            Some(parent.join(p.file_name()?))
-        });
-        return format!(
-            "sqlite:{}",
-            canonical
-                .unwrap_or_else(|| p.components().collect::<PathBuf>())
-                .display()
-        );
-    }
-    let Ok(u) = url::Url::parse(database_url) else {
-        return database_url.to_string();
-    };
-    let scheme = match u.scheme() {
-        "postgresql" => "postgres",
-        "mariadb" => "mysql",
-        other => other,
-    };
-    let host = match u.host_str().unwrap_or("localhost").to_ascii_lowercase() {
-        h if h == "127.0.0.1" || h == "[::1]" || h == "::1" => "localhost".to_string(),
-        h => h,
-    };
-    let port = u
-        .port()
-        .unwrap_or(if scheme == "mysql" { 3306 } else { 5432 });
-    let db = u.path().trim_start_matches('/');
-    // Postgres connects to the database named like the user when none is given.
-    let db = if db.is_empty() && scheme == "postgres" {
-        u.username()
-    } else {
-        db
-    };
-    format!("{scheme}://{host}:{port}/{db}")
-}
-
-/// Durations as people write them: `72h`, `30m`, `2d`, `1h 30m`, `45s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
+/// A value's 1-based line and column, when the reader knew them.
+fn position(l: &Location) -> (Option<usize>, Option<usize>) {
+    let line = usize::try_from(l.line()).ok().filter(|l| *l > 0);
+    let column = usize::try_from(l.column()).ok().filter(|c| *c > 0);
+    (line, column.filter(|_| line.is_some()))
 }
 
 /// Expands `${NAME}`; returns the name of the first unset variable.
@@ -574,7 +552,7 @@ mod tests {
                         "{}",
                         d.message
                     );
-                    assert_eq!(d.line, Some(4), "{a} / {b}");
+                    assert_eq!(d.line, Some(5), "{a} / {b}");
                 }
                 other => panic!("{a} and {b} accepted: {other:?}"),
             }
@@ -586,6 +564,54 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn durations_are_range_checked() {
+        let env = |extra: &str| {
+            parse(
+                &format!(
+                    "environments:\n  - name: a\n    database_url: postgres://h/db\n    {extra}\n"
+                ),
+                &[],
+            )
+            .map(|c| c.environments[0].clone())
+            .map_err(|e| e.to_string())
+        };
+        for (field, value) in [
+            ("lock_timeout", "0s"),
+            ("lock_timeout", "500us"),
+            ("statement_timeout", "0ms"),
+            ("connect_timeout", "300000000000y"),
+            ("lock_wait", "2d"),
+            ("soak", "400d"),
+            ("backfill_pause", "2h"),
+        ] {
+            let got = env(&format!("{field}: {value}"));
+            assert!(
+                got.as_ref()
+                    .is_err_and(|m| m.contains("out of range") && m.contains(field)),
+                "{field}: {value} gave {got:?}"
+            );
+        }
+        let got = env("lock_retries: 4000000000");
+        assert!(got.is_err_and(|m| m.contains("lock_retries") && m.contains("out of range")));
+        let e = env("lock_timeout: 1ms");
+        assert_eq!(e.map(|e| e.lock_timeout), Ok(Duration::from_millis(1)));
+        let e = env("soak: 0s");
+        assert_eq!(e.map(|e| e.soak), Ok(Some(Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_where_it_stands() {
+        let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
+        match parse(text, &[]) {
+            Err(ConfigError::Invalid(d)) => {
+                assert_eq!((d.line, d.column), (Some(6), Some(19)), "{d}");
+                assert!(d.message.contains("prod.lock_timeout"), "{}", d.message);
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -376,19 +376,33 @@ impl fmt::Display for ColumnRef {
 
 /// An SQL expression the plan's author wrote (a default, a backfill value, a
 /// check, an index predicate). It is SQL on purpose, so it is not quoted, but
-/// it must be one expression: a statement separator or a comment outside
-/// quotes is refused.
+/// it must be one expression as Postgres, MySQL and SQLite each read it
+/// (sqlparser's tokenizer per dialect): a `;` or a comment outside quotes,
+/// unbalanced parentheses, unreadable quoting, a dollar quote outside
+/// Postgres or a control character is refused, with what was found
+/// (see [`crate::dialect::expression`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SqlExpr(String);
+
+/// The longest SQL expression a plan may hold, in bytes: far above any
+/// default, check or backfill, and a bound on the work of checking one.
+pub const MAX_EXPR_BYTES: usize = 64 * 1024;
 
 /// What is wrong with an SQL expression in a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExprError {
     #[error("an SQL expression may not be empty")]
     Empty,
-    #[error("`{0}` is not a single SQL expression: it holds `;` or a comment outside quotes")]
-    Separator(String),
+    /// Longer than [`MAX_EXPR_BYTES`]; the length in bytes.
+    #[error(
+        "an SQL expression of {0} bytes is longer than the {MAX_EXPR_BYTES} bytes phasegate takes"
+    )]
+    TooLong(usize),
+    /// `text` is not exactly one expression; `reason` says what was found
+    /// and by which dialect's reading.
+    #[error("`{text}` is not a single SQL expression: {reason}")]
+    NotOne { text: String, reason: String },
 }
 
 impl SqlExpr {
@@ -398,8 +412,11 @@ impl SqlExpr {
         if trimmed.is_empty() {
             return Err(ExprError::Empty);
         }
-        if crate::dialect::has_statement_separator(trimmed) {
-            return Err(ExprError::Separator(s));
+        if trimmed.len() > MAX_EXPR_BYTES {
+            return Err(ExprError::TooLong(trimmed.len()));
+        }
+        if let Err(reason) = crate::dialect::expression::check_expression_everywhere(trimmed) {
+            return Err(ExprError::NotOne { text: s, reason });
         }
         Ok(SqlExpr(trimmed.to_string()))
     }

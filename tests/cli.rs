@@ -348,7 +348,7 @@ fn every_shorthand_builds_its_intent() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let saved = std::fs::read_to_string(p.0.join("plans/drop-users-legacy.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(saved.contains("down: '''gone'''"), "{saved}");
+    assert!(saved.contains(r#"down: "'gone'""#), "{saved}");
     let bad = p.run(&[
         "plan",
         "add-column",

@@ -7,6 +7,7 @@
 //! engine refuses to print any plain string that did not pass through one of
 //! them.
 
+pub mod expression;
 pub mod statements;
 pub mod templates;
 
@@ -371,18 +372,6 @@ fn is_sqlite_constant(expr: &str) -> bool {
     !digits.is_empty() && digits.parse::<f64>().is_ok()
 }
 
-/// Whether an SQL fragment from a plan (a default, a backfill or check
-/// expression) holds a statement separator outside quotes. A fragment is one
-/// expression; a `;` in it could only end the statement phasegate builds and
-/// start another.
-pub fn has_statement_separator(fragment: &str) -> bool {
-    // `$phasegate$` is the dollar-quote tag of the functions phasegate writes.
-    strip_quoted(fragment).contains(';')
-        || fragment.contains("--")
-        || fragment.contains("/*")
-        || fragment.contains("$phasegate$")
-}
-
 /// The statement that bounds a MySQL session's lock waits: the metadata
 /// lock DDL waits for and the row locks a backfill's UPDATE waits for. MySQL
 /// counts both in whole seconds, at least one, so `wait` is rounded up.
@@ -474,12 +463,5 @@ mod tests {
         assert!(s.add_column_with_default_is_instant("-1.5"));
         assert!(!s.add_column_with_default_is_instant("CURRENT_TIMESTAMP"));
         assert!(!s.add_column_with_default_is_instant("(1 + 1)"));
-    }
-
-    #[test]
-    fn statement_separators_are_found_outside_quotes() {
-        assert!(has_statement_separator("1; drop table x"));
-        assert!(!has_statement_separator("'a;b'"));
-        assert!(has_statement_separator("1 -- comment"));
     }
 }

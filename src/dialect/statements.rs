@@ -6,9 +6,9 @@
 //! and fail. The executor therefore runs a MySQL step statement by
 //! statement and retries only the one that gave way.
 //!
-//! The split knows MySQL's string literals (`'…'`, `"…"`, with doubled
-//! quotes and backslash escapes), backquoted names and the three comment
-//! forms. A compound statement (a trigger or routine with `BEGIN … END`)
+//! The split reads the text with sqlparser's tokenizer (its MySQL dialect):
+//! string literals (`'…'`, `"…"`, with doubled quotes and backslash
+//! escapes), backquoted names and the three comment forms. A compound statement (a trigger or routine with `BEGIN … END`)
 //! has semicolons inside its body; text that holds one is not split, and
 //! runs as one unit as written.
 //!
@@ -22,92 +22,41 @@
 //! psql it does not split inside parentheses or inside the `BEGIN … END`
 //! body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE … BEGIN ATOMIC`.
 
-use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::dialect::{Dialect as SqlDialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
-/// The statements of `sql`, trimmed, without their terminating `;`.
+/// The statements of `sql` as MySQL reads it, trimmed, without their
+/// terminating `;` and the comments before them: sqlparser's tokenizer (its
+/// MySQL dialect) reads `'…'` and `"…"` strings with doubled quotes and
+/// backslash escapes, backquoted names, and `#`, `-- ` and `/* */` comments.
+/// Text that holds a compound statement (a `BEGIN` that is not the first
+/// word of its statement: a trigger's or routine's body) is one unit, as
+/// written; so is text the tokenizer cannot read (the server says what is
+/// wrong with it).
 pub fn split_mysql(sql: &str) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    // Whether the current statement has a word yet (a BEGIN that opens a
-    // statement is a transaction's; one after other words opens a body).
-    let mut words_in_statement = 0usize;
-    // Whether the current statement holds more than comments and blanks.
-    let mut has_code = false;
-    while i < bytes.len() {
-        let c = bytes[i];
-        let next = bytes.get(i + 1).copied();
-        let comment = c == b'#'
-            || (c == b'/' && next == Some(b'*'))
-            || (c == b'-'
-                && next == Some(b'-')
-                && bytes.get(i + 2).is_none_or(|b| b.is_ascii_whitespace()));
-        if !comment && c != b';' && !c.is_ascii_whitespace() {
-            has_code = true;
-        }
-        match c {
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == b'\\' && c != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == c {
-                        if bytes.get(i + 1) == Some(&c) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-                words_in_statement += 1;
-            }
-            b'#' => skip_line(bytes, &mut i),
-            // `--` starts a comment only before whitespace on MySQL.
-            b'-' if next == Some(b'-')
-                && bytes.get(i + 2).is_none_or(|b| b.is_ascii_whitespace()) =>
+    let dialect = MySqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+    else {
+        return single(sql);
+    };
+    // Tokens seen in the current statement (a BEGIN that opens a statement
+    // is a transaction's; one after other tokens opens a body).
+    let mut seen = 0usize;
+    for t in &tokens {
+        match t {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => seen = 0,
+            Token::Word(w)
+                if seen > 0 && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("begin") =>
             {
-                skip_line(bytes, &mut i)
+                return single(sql);
             }
-            b'/' if next == Some(b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b';' => {
-                if has_code {
-                    out.push(sql[start..i].trim().to_string());
-                }
-                has_code = false;
-                i += 1;
-                start = i;
-                words_in_statement = 0;
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let from = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                if words_in_statement > 0 && sql[from..i].eq_ignore_ascii_case("begin") {
-                    // A compound statement's body: run the text as written.
-                    return single(sql);
-                }
-                words_in_statement += 1;
-            }
-            _ => i += 1,
+            _ => seen += 1,
         }
     }
-    if has_code {
-        out.push(sql[start.min(sql.len())..].trim().to_string());
-    }
-    out
+    split_tokens(&dialect, sql, |_| false)
 }
 
 /// The statements of `sql` as Postgres reads it, trimmed, without their
@@ -263,12 +212,6 @@ pub fn mysql_commits_implicitly(sql: &str) -> bool {
     })
 }
 
-fn skip_line(bytes: &[u8], i: &mut usize) {
-    while *i < bytes.len() && bytes[*i] != b'\n' {
-        *i += 1;
-    }
-}
-
 fn single(sql: &str) -> Vec<String> {
     let s = sql.trim().trim_end_matches(';').trim();
     if s.is_empty() {
@@ -290,7 +233,7 @@ mod tests {
             got,
             vec![
                 "ALTER TABLE `a;b` ADD COLUMN `c` int DEFAULT 'x;''y\\';z'",
-                "-- a note; with a semicolon\nCREATE TRIGGER `t` BEFORE INSERT ON `a;b` FOR EACH ROW SET NEW.`c` = \"q;\"",
+                "CREATE TRIGGER `t` BEFORE INSERT ON `a;b` FOR EACH ROW SET NEW.`c` = \"q;\"",
             ],
             "{got:#?}"
         );

@@ -14,6 +14,12 @@
 //! - `literal` quotes a string literal;
 //! - `sql` passes through an SQL fragment the plan's author wrote on purpose
 //!   (a type, a default or check expression), already validated by the parser.
+//!
+//! A Postgres template writes a dollar quote's tag as `{{ dollar_quote }}`.
+//! Once a block is rendered, each of its marks becomes the first tag of
+//! `$phasegate$`, `$phasegate_1$`, `$phasegate_2$`, … that occurs nowhere
+//! else in the block, so no name, literal or expression in the body can close
+//! the quote early ([`choose_dollar_tags`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -165,7 +171,7 @@ impl Templates {
             let text = captured
                 .with_state_mut(|state| state.render_block(block))
                 .map_err(|e| render_err(block, e))?;
-            out.insert(block, tidy(&text));
+            out.insert(block, choose_dollar_tags(&tidy(&text)));
         }
         Ok(Blocks(out))
     }
@@ -185,6 +191,36 @@ impl Blocks {
     pub fn optional(&self, block: &str) -> Option<String> {
         self.0.get(block).filter(|s| !s.is_empty()).cloned()
     }
+}
+
+/// What `{{ dollar_quote }}` renders to before a tag is chosen: a NUL, which
+/// no name (control characters are refused), no plan expression (likewise)
+/// and no Postgres text (which cannot hold one) contains.
+const DOLLAR_QUOTE_MARK: &str = "\u{0}phasegate-dollar-quote\u{0}";
+
+/// Replaces every mark `{{ dollar_quote }}` rendered to in `text` with one dollar-quote tag
+/// that occurs nowhere else in the result: `$phasegate$`, or else the first
+/// free `$phasegate_<n>$`.
+pub fn choose_dollar_tags(text: &str) -> String {
+    let marks = text.matches(DOLLAR_QUOTE_MARK).count();
+    if marks == 0 {
+        return text.to_string();
+    }
+    // Every candidate that fails occurs in `text` (or straddles a mark), so
+    // at most text.len() candidates are tried.
+    for n in 0..=text.len() {
+        let tag = if n == 0 {
+            "$phasegate$".to_string()
+        } else {
+            format!("$phasegate_{n}$")
+        };
+        let out = text.replace(DOLLAR_QUOTE_MARK, &tag);
+        if out.matches(tag.as_str()).count() == marks {
+            return out;
+        }
+    }
+    // Unreachable: text.len() + 1 candidates cannot all occur in text.
+    text.replace(DOLLAR_QUOTE_MARK, "$phasegate_unreachable$")
 }
 
 /// Trims a rendered block and drops blank lines left by template tags.
@@ -219,6 +255,10 @@ fn configure(env: &mut Environment<'static>, dialect: Dialect) {
             ))
         }
     });
+    env.add_global(
+        "dollar_quote",
+        Value::from_safe_string(DOLLAR_QUOTE_MARK.to_string()),
+    );
     env.add_filter("ident", move |v: Value| {
         quote_name(dialect, &v).map(Value::from_safe_string)
     });
@@ -316,6 +356,23 @@ mod tests {
     fn an_unquoted_string_is_refused() {
         let err = render("DROP TABLE {{ t }}", context! { t => "users" });
         assert!(err.is_err_and(|e| e.to_string().contains("unquoted")));
+    }
+
+    #[test]
+    fn a_dollar_quote_tag_never_occurs_in_its_body() {
+        let out = render(
+            "DO {{ dollar_quote }} BEGIN PERFORM {{ v|literal }}; END {{ dollar_quote }};",
+            context! { v => "$phasegate$ $phasegate_1$" },
+        )
+        .map(|s| choose_dollar_tags(&s));
+        assert_eq!(
+            out.map_err(|e| e.to_string()),
+            Ok(
+                "DO $phasegate_2$ BEGIN PERFORM '$phasegate$ $phasegate_1$'; END $phasegate_2$;"
+                    .to_string()
+            )
+        );
+        assert_eq!(choose_dollar_tags("no quote"), "no quote");
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl fmt::Display for Diagnostic {
 
 /// Reads and validates the plan file at `path`. Its name defaults to the file stem.
 pub fn load_plan(path: &Path) -> Result<PlanFile, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let text = super::yaml::read_bounded(path).map_err(|source| PlanError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -137,16 +137,13 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
                 .map(str::to_string),
         })
     };
-    let raw: RawPlanFile = serde_yaml::from_str(text).map_err(|e| {
-        let message = explain_serde_error(&e);
-        let (line, column) = match e.location() {
-            Some(l) => {
-                let (line, column) = refine_location(text, l.line(), l.column(), &message);
-                (Some(line), Some(column))
-            }
-            None => (None, None),
+    let raw: RawPlanFile = super::yaml::from_str(text).map_err(|e| {
+        let message = explain_yaml_error(&e);
+        let message = match e.line.and_then(|l| change_at_line(text, l)) {
+            Some(i) => format!("changes[{i}]: {message}"),
+            None => message,
         };
-        diag(line, column, message)
+        diag(e.line, e.column, message)
     })?;
     let name = raw.name.unwrap_or_else(|| default_name.to_string());
     if !is_valid_plan_name(&name) {
@@ -197,58 +194,22 @@ pub fn is_valid_plan_name(name: &str) -> bool {
         && name.len() <= 200
 }
 
-/// Turns serde's message into phasegate's: without the location suffix (the
-/// diagnostic carries it) and, for an unknown kind or field, with the nearest
-/// valid name.
-fn explain_serde_error(e: &serde_yaml::Error) -> String {
-    let full = e.to_string();
-    let msg = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
+/// The YAML reader's message, and for an unknown kind or field, with the
+/// nearest valid name.
+fn explain_yaml_error(e: &super::yaml::YamlError) -> String {
+    let Some((given, expected)) = &e.unknown else {
+        return e.message.clone();
     };
-    for (marker, what) in [
-        ("unknown variant `", "intent kind"),
-        ("unknown field `", "field"),
-    ] {
-        let Some(start) = msg.find(marker) else {
-            continue;
-        };
-        let rest = &msg[start + marker.len()..];
-        let Some(end) = rest.find('`') else { continue };
-        let given = &rest[..end];
-        let mut candidates = backticked(&rest[end + 1..]);
-        if what == "intent kind" && candidates.is_empty() {
-            candidates = KINDS.to_vec();
-        }
-        let path = msg[..start].trim_end_matches([':', ' ']);
-        let at = if path.is_empty() {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
-        return format!("{at}{}", suggest::unknown(what, given, &candidates));
-    }
-    msg
-}
-
-/// serde_yaml places an error from a field's own validation (a bad type or
-/// name) at the start of the map holding it; the value named in the message
-/// (between backticks) is found from there on, and its position reported.
-fn refine_location(text: &str, line: usize, column: usize, message: &str) -> (usize, usize) {
-    let Some(value) = message.split('`').nth(1).filter(|v| !v.is_empty()) else {
-        return (line, column);
+    let what = if e.message.starts_with("unknown variant") {
+        "intent kind"
+    } else {
+        "field"
     };
-    for (n, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
-        if let Some(c) = l.find(value) {
-            return (n + 1, l[..c].chars().count() + 1);
-        }
+    let mut candidates: Vec<&str> = expected.iter().map(String::as_str).collect();
+    if what == "intent kind" && candidates.is_empty() {
+        candidates = KINDS.to_vec();
     }
-    (line, column)
-}
-
-/// The names between backticks in serde's "expected one of `a`, `b`".
-fn backticked(s: &str) -> Vec<&str> {
-    s.split('`').skip(1).step_by(2).collect()
+    suggest::unknown(what, given, &candidates)
 }
 
 /// Line and column of a top-level `key:`.
@@ -256,6 +217,30 @@ fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines()
         .position(|l| l.starts_with(key) && l[key.len()..].trim_start().starts_with(':'))
         .map(|i| (i + 1, 1))
+}
+
+/// Which item under `changes:` (block style) holds `line` (1-based): one
+/// pass over the lines, like [`locate_change`].
+fn change_at_line(text: &str, line: usize) -> Option<usize> {
+    let start = locate_key(text, "changes")?.0;
+    let mut current = None;
+    let mut indent = None;
+    for l in text.lines().skip(start).take(line.saturating_sub(start)) {
+        let trimmed = l.trim_start();
+        let here = l.len() - trimmed.len();
+        if trimmed.starts_with("---")
+            || (!trimmed.is_empty()
+                && here == 0
+                && !trimmed.starts_with('-')
+                && !trimmed.starts_with('#'))
+        {
+            return None; // past the block: the next top-level key or document
+        }
+        if (trimmed.starts_with("- ") || trimmed == "-") && *indent.get_or_insert(here) == here {
+            current = Some(current.map_or(0, |c: usize| c + 1));
+        }
+    }
+    current
 }
 
 /// Line and column of the `index`-th item under `changes:` in block style.
@@ -310,7 +295,8 @@ mod tests {
         let d = err("name: x\nchanges:\n  - rename_colum: { table: users, from: a, to: b }\n");
         assert_eq!((d.line, d.column), (Some(3), Some(5)));
         assert!(
-            d.message.contains("unknown intent kind `rename_colum`"),
+            d.message
+                .starts_with("changes[0]: unknown intent kind `rename_colum`"),
             "{}",
             d.message
         );

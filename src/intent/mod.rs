@@ -6,6 +6,7 @@
 
 mod load;
 pub mod shorthand;
+pub mod yaml;
 
 use std::fmt;
 

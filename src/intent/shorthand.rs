@@ -17,8 +17,8 @@ impl PlanFile {
     }
 
     /// The plan as YAML, in the plan-file format (`- rename_column: {…}`).
-    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
-        serde_yaml::to_string(self)
+    pub fn to_yaml(&self) -> Result<String, serde_saphyr::SerializeError> {
+        serde_saphyr::to_string(self)
     }
 }
 

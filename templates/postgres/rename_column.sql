@@ -25,7 +25,7 @@
 ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ new_type|sql }};
 {% else %}
 -- {{ new|ident }} gets the type of {{ old|ident }} as the catalog has it when this runs.
-DO $phasegate$
+DO {{ dollar_quote }}
 DECLARE
   column_type text;
 BEGIN
@@ -39,7 +39,7 @@ BEGIN
   END IF;
   EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', {{ table|ident|literal }}::regclass, {{ new|literal }}, column_type);
 END
-$phasegate$;
+{{ dollar_quote }};
 {% endif %}
 {% endblock %}
 
@@ -49,7 +49,7 @@ ALTER TABLE {{ table|ident }} DROP COLUMN IF EXISTS {{ new|ident }};
 
 {% block sync_trigger %}
 CREATE OR REPLACE FUNCTION {{ function|ident }}() RETURNS trigger
-LANGUAGE plpgsql AS $phasegate$
+LANGUAGE plpgsql AS {{ dollar_quote }}
 BEGIN
   -- phasegate sync trigger: keeps {{ new|ident }} and {{ old|ident }} equal.
   IF TG_OP = 'INSERT' THEN
@@ -69,7 +69,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END
-$phasegate$;
+{{ dollar_quote }};
 DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
 CREATE TRIGGER {{ trigger|ident }}
   BEFORE INSERT OR UPDATE ON {{ table|ident }}
@@ -188,7 +188,7 @@ DROP FUNCTION IF EXISTS {{ function|ident }}();
 ALTER TABLE {{ table|ident }} ALTER COLUMN {{ new|ident }} SET DEFAULT {{ old_default|sql }};
 {% elif move_default %}
 -- {{ new|ident }} takes over the default of {{ old|ident }}, if it has one.
-DO $phasegate$
+DO {{ dollar_quote }}
 DECLARE
   old_default text;
 BEGIN
@@ -201,7 +201,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', {{ table|ident|literal }}::regclass, {{ new|literal }}, old_default);
   END IF;
 END
-$phasegate$;
+{{ dollar_quote }};
 {% endif %}
 {% if owned_sequence %}
 -- The sequence {{ old|ident }} owns goes to {{ new|ident }}, which now uses it.
@@ -212,7 +212,7 @@ ALTER SEQUENCE {{ owned_sequence.name|ident }} OWNED BY {{ table|ident }}.{{ new
 {% endif %}
 {% if identity %}
 -- {{ new|ident }} becomes the identity column, numbering on from where {{ old|ident }}'s sequence stopped.
-DO $phasegate$
+DO {{ dollar_quote }}
 DECLARE
   position bigint;
   called boolean;
@@ -222,7 +222,7 @@ BEGIN
   ALTER TABLE {{ table|ident }} ALTER COLUMN {{ new|ident }} ADD GENERATED {{ identity.generated|sql }} AS IDENTITY;
   PERFORM setval(pg_get_serial_sequence({{ table|ident|literal }}, {{ new|literal }}), position, called);
 END
-$phasegate$;
+{{ dollar_quote }};
 {% else %}
 ALTER TABLE {{ table|ident }} DROP COLUMN {{ old|ident }};
 {% endif %}

@@ -467,7 +467,7 @@ fn idents(s: &str) -> Result<Vec<Ident>, Failure> {
 }
 /// Parses a value the way a plan file would (for enums spelled like YAML).
 fn yaml_value<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Failure> {
-    serde_yaml::from_str(s).map_err(|e| bad("value", s, e))
+    serde_saphyr::from_str(s).map_err(|e| bad("value", s, e))
 }
 
 fn shorthand(s: Shorthand) -> Result<Intent, Failure> {

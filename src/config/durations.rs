@@ -1,0 +1,73 @@
+//! The durations `phasegate.yaml` takes, and the range each field accepts.
+
+use std::time::Duration;
+
+/// Durations as people write them: `72h`, `30m`, `2d`, `1h 30m`, `45s`.
+/// Any length humantime reads is returned; [`DurationRange::parse`] adds the
+/// bounds of a config field.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
+}
+
+/// The durations a config field accepts, both ends included.
+///
+/// Every wait phasegate makes is bounded, so no field takes an unbounded
+/// value; and a timeout is at least one millisecond, because Postgres counts
+/// `lock_timeout` and `statement_timeout` in milliseconds and reads `0` as
+/// "no timeout": a zero or sub-millisecond timeout is refused, never rounded
+/// to 0 (nor silently up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+/// `lock_timeout`, `statement_timeout`, `lock_wait`, `connect_timeout`:
+/// from 1ms to 24h.
+pub const TIMEOUT_RANGE: DurationRange = DurationRange {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(DAY),
+};
+/// The most times a DDL that hit its `lock_timeout` is retried.
+pub const MAX_LOCK_RETRIES: u32 = 100;
+
+/// `soak` and `require_backup`: from 0 to 365 days.
+pub const AGE_RANGE: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Duration::from_secs(365 * DAY),
+};
+/// `backfill_pause`: from 0 to 1h.
+pub const PAUSE_RANGE: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Duration::from_secs(3600),
+};
+
+impl DurationRange {
+    /// Parses `s` and checks it lies in the range; the error says what is
+    /// allowed.
+    pub fn parse(self, s: &str) -> Result<Duration, String> {
+        let d = parse_duration(s)?;
+        if d < self.min || d > self.max {
+            let show = |d: Duration| humantime::format_duration(d).to_string();
+            let least = if self.min.is_zero() {
+                "0".to_string()
+            } else {
+                show(self.min)
+            };
+            let zero = if self.min.is_zero() {
+                ""
+            } else {
+                " (a timeout of 0 would mean no timeout at all)"
+            };
+            return Err(format!(
+                "`{}` is out of range: expected from {least} to {}{zero}",
+                s.trim(),
+                show(self.max)
+            ));
+        }
+        Ok(d)
+    }
+}
