@@ -37,7 +37,7 @@ impl Workspace<'_> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
-        let mut store = self.open(env).await?;
+        let mut store = self.open_checked(env).await?;
         store.lock(env.lock_wait).await?;
         let result = self
             .apply_locked(&mut store, env, &plan, &loaded, dry_run)

@@ -7,7 +7,10 @@
 //! marked `transactional: false`) is recorded as started before it runs and
 //! as applied after: one found started and never finished blocks the
 //! environment until someone checks the database and says what happened
-//! (`phasegate resolve`). Such a step, and its rollback, is sent statement
+//! (`phasegate resolve`). Its `step_started` records the server session
+//! it runs on (`session.rs`), so a statement the server still runs after
+//! the client died is detected before anything re-runs or resolves it.
+//! Such a step, and its rollback, is sent statement
 //! by statement (`send.rs`), and a failure says which statements ran
 //! and committed.
 //!
@@ -28,6 +31,7 @@ use sqlx::AssertSqlSafe;
 use super::send::{
     Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
 };
+use super::session::Session;
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
 use crate::db_error::{DbError, describe};
@@ -286,11 +290,15 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .await
         .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
     }
+    // The server session the statements run on, so that one still running
+    // after this process died is found, not guessed (`session.rs`).
+    let session = Session::current(store, cx.env.dialect).await;
     store
         .append(
             &NewEvent::plan(cx.plan, EventKind::StepStarted)
                 .phase(cx.phase)
-                .step(&step.id),
+                .step(&step.id)
+                .detail(session.map(|s| s.detail()).unwrap_or_default()),
             cx.clock.now(),
             cx.actor,
         )
