@@ -379,3 +379,91 @@ kill_tests! { with_postgres:
     pg_apply_before_create_index_recorded_aborted: Apply at Event("step_applied", Some("2.create_index")), running, abort;
     pg_rollback_mid_drop_index_aborted: Rollback at Statement("DROP INDEX CONCURRENTLY IF EXISTS \"users_email_idx\""), abort;
 }
+
+/// `resolve --as applied` of a step whose objects are not all there is
+/// refused, naming what is missing, and records nothing; `--as
+/// not-applied` then lets `apply` run the step again from its start.
+async fn applied_refused_then_rerun(
+    db: TestDb,
+    point: Point,
+    step: &str,
+    missing: &str,
+) -> TestResult {
+    let project = setup(&db).await?;
+    let killed = kill_at(&db, &project, &["apply", "--env", ENV, PLAN], point).await?;
+    killed.abort(&db).await?;
+    let before = events(&db).await.len();
+    let out = run(
+        &project,
+        &[
+            "resolve", "--env", ENV, PLAN, "--step", step, "--as", "applied",
+        ],
+    )?;
+    let said = text(&out);
+    if out.status.code() != Some(1)
+        || !said.contains(&format!(
+            "step {step} cannot be recorded as applied in {ENV}"
+        ))
+        || !said.contains(missing)
+        || !said.contains("--as not-applied")
+    {
+        return Err(fail(format!(
+            "resolve --as applied of {step}: exit {:?}, expected 1 naming {missing:?}:\n{said}",
+            out.status.code()
+        )));
+    }
+    if events(&db).await.len() != before {
+        return Err(fail("the refused resolve recorded an event"));
+    }
+    let out = run(
+        &project,
+        &[
+            "resolve",
+            "--env",
+            ENV,
+            PLAN,
+            "--step",
+            step,
+            "--as",
+            "not-applied",
+        ],
+    )?;
+    if !out.status.success() {
+        return Err(fail(format!("resolve --as not-applied:\n{}", text(&out))));
+    }
+    let out = run(&project, &["apply", "--env", ENV, PLAN])?;
+    if !out.status.success() {
+        return Err(fail(format!("apply after resolving:\n{}", text(&out))));
+    }
+    assert_applied(&db, &text(&out)).await
+}
+
+#[tokio::test]
+async fn mysql_resolve_as_applied_is_refused_while_the_update_trigger_is_missing() {
+    with_mysql(|db| async move {
+        let point = Statement("CREATE TRIGGER `users_name_full_name_sync_upd`");
+        applied_refused_then_rerun(
+            db,
+            point,
+            "1.sync_trigger",
+            "trigger users_name_full_name_sync_upd is missing",
+        )
+        .await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pg_resolve_as_applied_is_refused_while_the_index_is_invalid() {
+    with_postgres(|db| async move {
+        let point = Statement("CREATE INDEX CONCURRENTLY");
+        applied_refused_then_rerun(
+            db,
+            point,
+            "2.create_index",
+            "index users_email_idx on users is missing",
+        )
+        .await
+    })
+    .await;
+}

@@ -44,7 +44,9 @@ ALTER TABLE {{ table|ident }} DROP COLUMN /*M! IF EXISTS */ {{ new|ident }};
 
 {#- The update trigger mirrors a write of the new column back to the old one,
     unless it is the backfill's (its session sets @phasegate_backfill), which
-    copies what the old column already holds and must not rewrite it. -#}
+    copies what the old column already holds and must not rewrite it. Each
+    CREATE TRIGGER follows a DROP TRIGGER IF EXISTS (every supported server
+    accepts it): a run killed between the two triggers runs the step again. -#}
 {% block sync_trigger %}
 DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 CREATE TRIGGER {{ trigger_insert|ident }} BEFORE INSERT ON {{ table|ident }} FOR EACH ROW
