@@ -9,7 +9,8 @@
 //!
 //! - while the killed run's statement still waits on the server, and the
 //!   log recorded the step as started on that session, `apply` and
-//!   `resolve` refuse, naming the connection (detected, not guessed); the
+//!   `resolve` refuse, naming the connection, and `status` shows it
+//!   (detected, not guessed); the
 //!   points marked `running` must have that record (steps outside a
 //!   transaction, killed after their `step_started`);
 //! - once it ends, `status` names every step that started and never
@@ -275,6 +276,14 @@ async fn kill_case(db: TestDb, what: Run, point: Point, flags: &[&str]) -> TestR
                     text(&out)
                 )));
             }
+        }
+        // status says so too (and exits 0: it only reads).
+        let status = run(&project, &["status"])?;
+        if !status.status.success() || !text(&status).contains(&needle) {
+            return Err(fail(format!(
+                "status while {step} still runs as {session} does not say so:\n{}",
+                text(&status)
+            )));
         }
     }
     if flags.contains(&"abort") {

@@ -175,6 +175,22 @@ pub async fn refuse_if_running(store: &mut Store, env: &Environment) -> Result<(
     Ok(())
 }
 
+/// The message of [`still_running`] for every interrupted step (of any plan
+/// in `events`) whose server session is still connected; what cannot be
+/// looked up is left out (`status` reads, it does not refuse).
+pub async fn running_now(store: &mut Store, env: &Environment, events: &[Event]) -> Vec<String> {
+    let mut out = Vec::new();
+    if env.dialect == Dialect::Sqlite {
+        return out;
+    }
+    for i in interrupted(events) {
+        if let Ok(Some(alive)) = lookup(store, env.dialect, &i.session).await {
+            out.push(still_running(env, &i, &alive));
+        }
+    }
+    out
+}
+
 /// The refusal's message.
 pub fn still_running(env: &Environment, i: &Interrupted, alive: &Alive) -> String {
     let n = i.session.connection;
