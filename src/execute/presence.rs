@@ -418,16 +418,16 @@ fn count_sql(dialect: Dialect, e: &Expect) -> Option<String> {
                     lit(&table)
                 ),
                 Kind::Index => format!(
-                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = {name} AND c.relnamespace = CAST({ns} AS regnamespace) AND i.indisvalid"
+                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = {name} AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = {ns}) AND i.indisvalid"
                 ),
                 Kind::Trigger => format!(
                     "SELECT count(*) FROM pg_trigger WHERE tgname = {name} AND NOT tgisinternal"
                 ),
                 Kind::Constraint => format!(
-                    "SELECT count(*) FROM pg_constraint WHERE conname = {name} AND connamespace = CAST({ns} AS regnamespace)"
+                    "SELECT count(*) FROM pg_constraint WHERE conname = {name} AND connamespace = (SELECT oid FROM pg_namespace WHERE nspname = {ns})"
                 ),
                 Kind::Relation => format!(
-                    "SELECT count(*) FROM pg_class WHERE relname = {name} AND relnamespace = CAST({ns} AS regnamespace) AND relkind IN ('r', 'p', 'v', 'm', 'f')"
+                    "SELECT count(*) FROM pg_class WHERE relname = {name} AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = {ns}) AND relkind IN ('r', 'p', 'v', 'm', 'f')"
                 ),
             }
         }

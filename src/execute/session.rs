@@ -69,8 +69,8 @@ pub struct Alive {
     /// Postgres `state` (`active`, `idle in transaction`, …); MySQL `COMMAND`
     /// and `STATE` (`Query: Waiting for table metadata lock`).
     pub state: String,
-    /// When its current statement started (Postgres `query_start`), or for
-    /// how long it has been in its state (MySQL `TIME`, seconds).
+    /// When its current statement started (Postgres `query_start`), or
+    /// entered its state (MySQL: `NOW()` less `TIME`, to the second).
     pub since: String,
     /// The start of the statement it runs (at most 120 characters).
     pub statement: String,
@@ -98,7 +98,7 @@ pub async fn lookup(
             )
         }
         Dialect::Mysql => format!(
-            "SELECT CONCAT(COALESCE(COMMAND, ''), ': ', COALESCE(STATE, '')), CONCAT(CAST(TIME AS CHAR), 's in this state'), \
+            "SELECT CONCAT(COALESCE(COMMAND, ''), ': ', COALESCE(STATE, '')), CAST(NOW() - INTERVAL TIME SECOND AS CHAR), \
              COALESCE(LEFT(INFO, 120), '') FROM information_schema.PROCESSLIST WHERE ID = {id}"
         ),
         Dialect::Sqlite => return Ok(None),
