@@ -476,3 +476,43 @@ async fn pg_resolve_as_applied_is_refused_while_the_index_is_invalid() {
     })
     .await;
 }
+
+/// A step whose statements have no `IF NOT EXISTS` (as on MySQL 8, or in a
+/// `sql` change), killed between two of them: re-run after `--as
+/// not-applied`, the statement whose change the catalog shows is skipped
+/// (the ALTER committed whole), the rest runs.
+#[tokio::test]
+async fn mysql_a_step_without_if_not_exists_reruns_after_a_kill_between_its_statements() {
+    with_mysql(|db| async move {
+        db.exec("CREATE TABLE users (id bigint PRIMARY KEY, name varchar(100) NOT NULL)").await?;
+        db.exec("INSERT INTO users (id, name) VALUES (1, 'one')").await?;
+        let plan = "name: kill
+changes:
+  - sql:
+      phases:
+        - up: \"ALTER TABLE users ADD COLUMN a int NULL; ALTER TABLE users ADD COLUMN b int NULL; CREATE INDEX users_a_b ON users (a, b)\"
+          down: \"ALTER TABLE users DROP COLUMN a, DROP COLUMN b\"
+          transactional: false
+";
+        let project = Project::new(&db, &["lock_timeout: 60s", "lock_retries: 0"], PLAN, plan)?;
+        run(&project, &["gate", "--env", ENV, PLAN])?;
+        install_stall(&db).await?;
+        let killed = kill_at(&db, &project, &["apply", "--env", ENV, PLAN], Statement("ADD COLUMN b")).await?;
+        killed.abort(&db).await?;
+        if !db.has_column("users", "a").await? || db.has_column("users", "b").await? {
+            return Err(fail("the kill did not land between the two ALTERs"));
+        }
+        let transcript = finish(&project, PLAN, "apply")?;
+        if !transcript.contains("column b on users is missing") {
+            return Err(fail(format!("resolve --as applied was not refused naming b:\n{transcript}")));
+        }
+        let index = db
+            .scalar("SELECT count(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND INDEX_NAME = 'users_a_b'")
+            .await?;
+        if !db.has_column("users", "b").await? || index != 1 {
+            return Err(fail(format!("the re-run did not finish the step:\n{transcript}")));
+        }
+        Ok(())
+    })
+    .await;
+}

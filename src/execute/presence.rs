@@ -499,6 +499,24 @@ pub async fn mismatches(
     Ok(out)
 }
 
+/// Whether `statement` (one statement) has visibly taken effect: it
+/// creates or drops at least one object, and the catalog shows every one
+/// as it leaves them. A MySQL statement commits whole (one `ALTER TABLE`
+/// with all its clauses), so such a statement, run again after an
+/// interruption, is skipped: the guard that makes it re-runnable where the
+/// server has no `IF [NOT] EXISTS` for it (MySQL 8's `ALTER TABLE … ADD
+/// COLUMN`, `RENAME TABLE`).
+pub async fn took_effect(
+    store: &mut Store,
+    dialect: Dialect,
+    statement: &str,
+) -> Result<bool, RunError> {
+    if expectations(dialect, statement).is_empty() {
+        return Ok(false);
+    }
+    Ok(mismatches(store, dialect, statement).await?.is_empty())
+}
+
 /// `resolve --as applied` of `step`: refused, naming each object, when the
 /// catalog does not show what the step's SQL leaves (both triggers of a
 /// sync step, the column an `ADD COLUMN` adds, a valid index). The way

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
 
+use super::presence::took_effect;
 use super::send::{
     Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
 };
@@ -290,6 +291,14 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .await
         .map_err(|f| RunError::Step(f.into_step_error(&step.id, cx.phase, cx.env, Running::Up)));
     }
+    // Run before and interrupted (the log has its start)? On MySQL, whose
+    // statements commit one by one, the statements whose change the
+    // catalog already shows are then skipped (`presence::took_effect`).
+    let mysql = cx.env.dialect == Dialect::Mysql;
+    let rerun = mysql
+        && store.events(Some(cx.plan)).await?.iter().any(|e| {
+            e.kind == EventKind::StepStarted && e.step.as_deref() == Some(step.id.as_str())
+        });
     // The server session the statements run on, so that one still running
     // after this process died is found, not guessed (`session.rs`).
     let session = Session::current(store, cx.env.dialect).await;
@@ -315,6 +324,15 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         drop_invalid_index(store, &ix).await?;
     }
     run_units(store, cx.env, &units, async |store, unit| {
+        // Looked up right before the statement: an earlier one of the step
+        // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
+        if rerun
+            && took_effect(store, cx.env.dialect, unit)
+                .await
+                .map_err(into_sqlx_run)?
+        {
+            return Ok(());
+        }
         outside_transaction(store, cx.env, unit).await
     })
     .await
@@ -350,6 +368,14 @@ pub(super) async fn in_transaction(
         store.rollback().await;
     }
     result
+}
+
+/// A [`RunError`] met while sending a statement, as the database error it holds.
+fn into_sqlx_run(e: RunError) -> sqlx::Error {
+    match e {
+        RunError::Tracker(t) => into_sqlx(t),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }
 
 pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
