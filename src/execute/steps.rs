@@ -9,7 +9,9 @@
 //! environment until someone checks the database and says what happened
 //! (`phasegate resolve`). Its `step_started` records the server session
 //! it runs on (`session.rs`), so a statement the server still runs after
-//! the client died is detected before anything re-runs or resolves it.
+//! the client died is detected before anything re-runs or resolves it. On
+//! MySQL, a step run again after it started skips each statement whose
+//! objects the catalog already shows (`presence.rs`).
 //! Such a step, and its rollback, is sent statement
 //! by statement (`send.rs`), and a failure says which statements ran
 //! and committed.
