@@ -763,11 +763,11 @@ async fn rename_column_carries_indexes_and_foreign_keys() {
             .collect::<Vec<_>>()
             .join("\n");
         for needle in [
-            "ADD INDEX `customer_id_ref_idx` (`customer_id`, `ref`(10)), ALGORITHM=INPLACE, LOCK=NONE",
-            "ADD UNIQUE INDEX `orders_customer_id_uq` (`customer_id`, `ref`), ALGORITHM=INPLACE, LOCK=NONE",
-            "FOREIGN KEY (`customer_id`)",
-            "DROP FOREIGN KEY `orders_cust_fk`",
-            "DROP INDEX `cust_ref_idx`",
+            "ADD INDEX /*M! IF NOT EXISTS */ `customer_id_ref_idx` (`customer_id`, `ref`(10)), ALGORITHM=INPLACE, LOCK=NONE",
+            "ADD UNIQUE INDEX /*M! IF NOT EXISTS */ `orders_customer_id_uq` (`customer_id`, `ref`), ALGORITHM=INPLACE, LOCK=NONE",
+            "FOREIGN KEY /*M! IF NOT EXISTS */ (`customer_id`)",
+            "DROP FOREIGN KEY /*M! IF EXISTS */ `orders_cust_fk`",
+            "DROP INDEX /*M! IF EXISTS */ `cust_ref_idx`",
         ] {
             check(sql.contains(needle), format!("the plan has no `{needle}`:\n{sql}"))?;
         }

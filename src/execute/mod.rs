@@ -9,16 +9,20 @@
 //! `records.rs` (`mark`, `approve`, `backup`, `accept-change`, `resolve`),
 //! `gate.rs` (the gates, `gate`) and `status.rs` (`status`, `history`,
 //! `verify`). Running one step is `steps.rs`, sending its SQL `send.rs`, a
-//! batched backfill `backfill.rs`.
+//! batched backfill `backfill.rs`; `session.rs` finds an interrupted step
+//! still running on the server, `presence.rs` checks that a step's objects
+//! are in the catalog before `resolve --as applied` records it.
 
 mod apply;
 mod backfill;
 mod drift;
 mod deadline;
 mod gate;
+mod presence;
 mod records;
 mod rollback;
 mod send;
+mod session;
 mod status;
 pub mod steps;
 
@@ -307,6 +311,18 @@ impl<'a> Workspace<'a> {
         .await?)
     }
 
+    /// Opens the environment's tracker for a command that takes its lock,
+    /// refusing first while a step interrupted there is still running on the
+    /// server (see `session.rs`).
+    async fn open_checked(&self, env: &Environment) -> Result<Store, RunError> {
+        let mut store = self.open(env).await?;
+        if let Err(e) = session::refuse_if_running(&mut store, env).await {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
     /// For commands that only read: creates nothing in the database.
     async fn open_read_only(&self, env: &Environment) -> Result<Store, RunError> {
         Ok(Store::open_read_only(
@@ -343,7 +359,7 @@ impl<'a> Workspace<'a> {
         plan_name: Option<&str>,
         body: impl AsyncFnOnce(&mut Store, Vec<Event>) -> Result<T, RunError>,
     ) -> Result<T, RunError> {
-        let mut store = self.open(env).await?;
+        let mut store = self.open_checked(env).await?;
         store.lock(env.lock_wait).await?;
         let result = async {
             store.set_lock_wait(env.lock_timeout).await?;

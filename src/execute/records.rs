@@ -270,6 +270,9 @@ impl Workspace<'_> {
                 (true, true) => "not_rolled_back",
                 (true, false) => ROLLED_BACK,
             };
+            if applied && let Some(s) = plan.steps.iter().find(|s| s.id == step) {
+                super::presence::refuse_unless_present(store, env, &loaded.label, s).await?;
+            }
             let event = NewEvent::plan(&plan.name, EventKind::StepResolved)
                 .phase(o.phase)
                 .step(step)

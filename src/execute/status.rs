@@ -11,6 +11,10 @@ use crate::tracker::{Event, Next, PhaseStatus, derive, interrupted_elsewhere, pl
 
 use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
 
+/// What `status` reads of one environment: its log, the live schema of the
+/// plans' tables, and the refusals for interrupted steps still running there.
+type EnvRead = (Vec<Event>, Catalog, Vec<String>);
+
 /// One environment as `status` sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvStatus {
@@ -97,28 +101,32 @@ impl Workspace<'_> {
             let read = async {
                 let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
                 let events = store.events(None).await.map_err(|e| e.to_string());
+                // Interrupted steps the server still runs (`session.rs`).
+                let running = match &events {
+                    Ok(ev) => super::session::running_now(&mut store, env, ev).await,
+                    Err(_) => Vec::new(),
+                };
                 store.close().await;
                 // Planned live, as apply would: the live schema can change a plan's phases.
                 let catalog = self
                     .read_catalog(env, plan_refs)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok((events?, catalog))
+                Ok((events?, catalog, running))
             };
             match tokio::time::timeout(env.connect_timeout, read).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("no answer within {}", human(env.connect_timeout))),
             }
         });
-        let logs: Vec<Result<(Vec<Event>, Catalog), String>> =
-            futures::future::join_all(reads).await;
+        let logs: Vec<Result<EnvRead, String>> = futures::future::join_all(reads).await;
         let mut out = Vec::new();
         for (i, env) in envs.iter().enumerate() {
             if only.is_some_and(|o| o != env.name) {
                 continue;
             }
-            let (events, catalog) = match &logs[i] {
-                Ok((e, c)) => (e, c),
+            let (events, catalog, running) = match &logs[i] {
+                Ok((e, c, r)) => (e, c, r),
                 Err(why) => {
                     out.push(EnvStatus {
                         env: env.name.clone(),
@@ -144,7 +152,7 @@ impl Workspace<'_> {
                 )?;
                 let state = derive(&mine, plan.phases.len());
                 let prev_state = i.checked_sub(1).map(|p| {
-                    let s = logs[p].as_ref().map(|(ev, _)| {
+                    let s = logs[p].as_ref().map(|(ev, _, _)| {
                         let theirs: Vec<Event> = ev
                             .iter()
                             .filter(|e| e.plan.as_deref() == Some(&plan.name))
@@ -178,6 +186,13 @@ impl Workspace<'_> {
                     Next::Complete => plan.phases.len(),
                 };
                 let record = state.phase(current);
+                // A step still running on the server holds every plan here.
+                let mut blocked: Vec<Gate> = verdict.blocked().cloned().collect();
+                blocked.extend(running.iter().map(|m| Gate {
+                    name: "running",
+                    held: false,
+                    reason: m.clone(),
+                }));
                 rows.push(PlanStatus {
                     plan: plan.name.clone(),
                     phases: plan.phases.len(),
@@ -186,7 +201,7 @@ impl Workspace<'_> {
                     state: record.map_or(PhaseStatus::Pending, |r| r.status),
                     since: record.and_then(|r| r.since),
                     next: state.next(),
-                    blocked: verdict.blocked().cloned().collect(),
+                    blocked,
                 });
             }
             out.push(EnvStatus {

@@ -7,7 +7,12 @@
 //! marked `transactional: false`) is recorded as started before it runs and
 //! as applied after: one found started and never finished blocks the
 //! environment until someone checks the database and says what happened
-//! (`phasegate resolve`). Such a step, and its rollback, is sent statement
+//! (`phasegate resolve`). Its `step_started` records the server session
+//! it runs on (`session.rs`), so a statement the server still runs after
+//! the client died is detected before anything re-runs or resolves it. On
+//! MySQL, a step run again after it started skips each statement whose
+//! objects the catalog already shows (`presence.rs`).
+//! Such a step, and its rollback, is sent statement
 //! by statement (`send.rs`), and a failure says which statements ran
 //! and committed.
 //!
@@ -26,9 +31,11 @@ use std::time::Duration;
 use sqlx::AssertSqlSafe;
 
 use super::deadline::{self, LOST};
+use super::presence::took_effect;
 use super::send::{
     Running, concurrent_index, drop_invalid_index, outside_transaction, run_units, statements,
 };
+use super::session::Session;
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
 use crate::db_error::{DbError, describe};
@@ -324,11 +331,23 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             )
         });
     }
+    // Run before and interrupted (the log has its start)? On MySQL, whose
+    // statements commit one by one, the statements whose change the
+    // catalog already shows are then skipped (`presence::took_effect`).
+    let mysql = cx.env.dialect == Dialect::Mysql;
+    let rerun = mysql
+        && store.events(Some(cx.plan)).await?.iter().any(|e| {
+            e.kind == EventKind::StepStarted && e.step.as_deref() == Some(step.id.as_str())
+        });
+    // The server session the statements run on, so that one still running
+    // after this process died is found, not guessed (`session.rs`).
+    let session = Session::current(store, cx.env.dialect).await;
     store
         .append(
             &NewEvent::plan(cx.plan, EventKind::StepStarted)
                 .phase(cx.phase)
-                .step(&step.id),
+                .step(&step.id)
+                .detail(session.map(|s| s.detail()).unwrap_or_default()),
             cx.clock.now(),
             cx.actor,
         )
@@ -345,6 +364,15 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         drop_invalid_index(store, &ix).await?;
     }
     run_units(store, cx.env, &units, async |store, unit| {
+        // Looked up right before the statement: an earlier one of the step
+        // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
+        if rerun
+            && took_effect(store, cx.env.dialect, unit)
+                .await
+                .map_err(into_sqlx_run)?
+        {
+            return Ok(());
+        }
         outside_transaction(store, cx.env, unit).await
     })
     .await
@@ -504,6 +532,14 @@ pub(super) async fn undo(
         f.message = format!("{} (recording this failure failed too: {e})", f.message);
     }
     Err(RunError::Step(f))
+}
+
+/// A [`RunError`] met while sending a statement, as the database error it holds.
+fn into_sqlx_run(e: RunError) -> sqlx::Error {
+    match e {
+        RunError::Tracker(t) => into_sqlx(t),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
 }
 
 pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {

@@ -9,11 +9,11 @@ SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ check|sql }})
 
 {% block add_not_valid %}
 ALTER TABLE {{ table|ident }}
-  ADD CONSTRAINT {{ constraint|ident }} CHECK ({{ check|sql }}), ALGORITHM=COPY, LOCK=SHARED;
+  ADD CONSTRAINT /*M! IF NOT EXISTS */ {{ constraint|ident }} CHECK ({{ check|sql }}), ALGORITHM=COPY, LOCK=SHARED;
 {% endblock %}
 
 {% block drop_constraint %}
-ALTER TABLE {{ table|ident }} DROP CONSTRAINT {{ constraint|ident }};
+ALTER TABLE {{ table|ident }} DROP CONSTRAINT /*M! IF EXISTS */ {{ constraint|ident }};
 {% endblock %}
 
 {% block validate %}{% endblock %}

@@ -5,14 +5,14 @@
     the column exists), not_null, fill, instant_ddl. -#}
 
 {% block add_column %}
-ALTER TABLE {{ table|ident }} ADD COLUMN {{ column|ident }} {{ type|sql }}
+ALTER TABLE {{ table|ident }} ADD COLUMN /*M! IF NOT EXISTS */ {{ column|ident }} {{ type|sql }}
 {%- if not_null %} NOT NULL{% endif %}
 {%- if default %} DEFAULT {{ default|sql }}{% endif %}
 {%- if instant_ddl %}, ALGORITHM=INSTANT{% else %}, ALGORITHM=INPLACE, LOCK=NONE{% endif %};
 {% endblock %}
 
 {% block drop_column %}
-ALTER TABLE {{ table|ident }} DROP COLUMN {{ column|ident }};
+ALTER TABLE {{ table|ident }} DROP COLUMN /*M! IF EXISTS */ {{ column|ident }};
 {% endblock %}
 
 {#- SET/DROP DEFAULT only changes the data dictionary. -#}
@@ -31,5 +31,5 @@ ALTER TABLE {{ table|ident }} ALTER COLUMN {{ column|ident }} DROP DEFAULT;
 {#- A serial column: AUTO_INCREMENT cannot be added in place, so the table is
     copied (writes wait); existing rows are numbered by the copy. -#}
 {% block add_serial %}
-ALTER TABLE {{ table|ident }} ADD COLUMN {{ column|ident }} {{ type|sql }} NOT NULL AUTO_INCREMENT UNIQUE, ALGORITHM=COPY, LOCK=SHARED;
+ALTER TABLE {{ table|ident }} ADD COLUMN /*M! IF NOT EXISTS */ {{ column|ident }} {{ type|sql }} NOT NULL AUTO_INCREMENT UNIQUE, ALGORITHM=COPY, LOCK=SHARED;
 {% endblock %}

@@ -22,17 +22,17 @@ SELECT count(*) FROM {{ table|ident }} AS child
 SET SESSION foreign_key_checks = 0;
 ALTER TABLE {{ table|ident }}
 {% if add_index %}
-  ADD INDEX {{ constraint|ident }} ({{ columns|idents }}),
+  ADD INDEX /*M! IF NOT EXISTS */ {{ constraint|ident }} ({{ columns|idents }}),
 {% endif %}
-  ADD CONSTRAINT {{ constraint|ident }} FOREIGN KEY ({{ columns|idents }})
+  ADD CONSTRAINT {{ constraint|ident }} FOREIGN KEY /*M! IF NOT EXISTS */ ({{ columns|idents }})
   REFERENCES {{ parent|ident }} ({{ parent_columns|idents }})
 {%- if on_delete %} ON DELETE {{ on_delete|sql }}{% endif %}, ALGORITHM=INPLACE, LOCK=NONE;
 SET SESSION foreign_key_checks = 1;
 {% endblock %}
 
 {% block drop_constraint %}
-ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ constraint|ident }}
-{%- if add_index %}, DROP INDEX {{ constraint|ident }}{% endif %};
+ALTER TABLE {{ table|ident }} DROP FOREIGN KEY /*M! IF EXISTS */ {{ constraint|ident }}
+{%- if add_index %}, DROP INDEX /*M! IF EXISTS */ {{ constraint|ident }}{% endif %};
 {% endblock %}
 
 {% block validate %}{% endblock %}

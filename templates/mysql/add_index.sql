@@ -5,11 +5,11 @@
 
 {% block create_index %}
 ALTER TABLE {{ table|ident }}
-  ADD {% if unique %}UNIQUE {% endif %}INDEX {{ index|ident }} ({{ columns|idents }}), ALGORITHM=INPLACE, LOCK=NONE;
+  ADD {% if unique %}UNIQUE {% endif %}INDEX /*M! IF NOT EXISTS */ {{ index|ident }} ({{ columns|idents }}), ALGORITHM=INPLACE, LOCK=NONE;
 {% endblock %}
 
 {% block drop_index %}
-ALTER TABLE {{ table|ident }} DROP INDEX {{ index|ident }}, ALGORITHM=INPLACE, LOCK=NONE;
+ALTER TABLE {{ table|ident }} DROP INDEX /*M! IF EXISTS */ {{ index|ident }}, ALGORITHM=INPLACE, LOCK=NONE;
 {% endblock %}
 
 {#- NULLs never collide in a unique index, so rows with a NULL key are left out. -#}

@@ -30,9 +30,9 @@ ALTER TABLE {{ table|ident }}
 
 {% block drop_column %}
 ALTER TABLE {{ table|ident }}
-{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY {{ fk|ident }},{% endfor %}
-{%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
-{%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ column|ident }};
+{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY /*M! IF EXISTS */ {{ fk|ident }},{% endfor %}
+{%- for ix in drop_indexes %} DROP INDEX /*M! IF EXISTS */ {{ ix|ident }},{% endfor %}
+{%- for check in drop_checks %} DROP CONSTRAINT /*M! IF EXISTS */ {{ check|ident }},{% endfor %} DROP COLUMN /*M! IF EXISTS */ {{ column|ident }};
 {% endblock %}
 
 {#- Rolling back relax_not_null: rows written without the column hold NULL;

@@ -2,5 +2,5 @@
     foreign key that still references the table stops the drop. -#}
 
 {% block drop_table %}
-DROP TABLE {{ table|ident }};
+DROP TABLE IF EXISTS {{ table|ident }};
 {% endblock %}

@@ -34,21 +34,25 @@
 {%- endmacro %}
 
 {% block add_column %}
-ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ def(new_definition) }} NULL
+ALTER TABLE {{ table|ident }} ADD COLUMN /*M! IF NOT EXISTS */ {{ new|ident }} {{ def(new_definition) }} NULL
 {%- if instant_ddl %}, ALGORITHM=INSTANT{% else %}, ALGORITHM=INPLACE, LOCK=NONE{% endif %};
 {% endblock %}
 
 {% block drop_new_column %}
-ALTER TABLE {{ table|ident }} DROP COLUMN {{ new|ident }};
+ALTER TABLE {{ table|ident }} DROP COLUMN /*M! IF EXISTS */ {{ new|ident }};
 {% endblock %}
 
 {#- The update trigger mirrors a write of the new column back to the old one,
     unless it is the backfill's (its session sets @phasegate_backfill), which
-    copies what the old column already holds and must not rewrite it. -#}
+    copies what the old column already holds and must not rewrite it. Each
+    CREATE TRIGGER follows a DROP TRIGGER IF EXISTS (every supported server
+    accepts it): a run killed between the two triggers runs the step again. -#}
 {% block sync_trigger %}
+DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 CREATE TRIGGER {{ trigger_insert|ident }} BEFORE INSERT ON {{ table|ident }} FOR EACH ROW
   SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} IS NULL, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
       NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} IS NULL, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
+DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 CREATE TRIGGER {{ trigger_update|ident }} BEFORE UPDATE ON {{ table|ident }} FOR EACH ROW
   SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }} OR NEW.{{ new|ident }} <=> {{ old_to_new("NEW.") }} OR @phasegate_backfill <=> 1, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
       NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
@@ -71,7 +75,7 @@ SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ new|ident }} <=> {{ old_to_
 {% if carried_index %}
 {% set ix = carried_index %}
 ALTER TABLE {{ table|ident }}
-  ADD {% if ix.unique %}UNIQUE {% endif %}INDEX {{ ix.name|ident }} (
+  ADD {% if ix.unique %}UNIQUE {% endif %}INDEX /*M! IF NOT EXISTS */ {{ ix.name|ident }} (
 {%- for k in ix.keys %}{% if not loop.first %}, {% endif %}{{ k.column|ident }}
 {%- if k.prefix %}({{ k.prefix }}){% endif %}{% if k.descending %} DESC{% endif %}
 {%- endfor %}), ALGORITHM=INPLACE, LOCK=NONE;
@@ -79,7 +83,7 @@ ALTER TABLE {{ table|ident }}
 {% endblock %}
 {% block drop_carried_index %}
 {% if carried_index %}
-ALTER TABLE {{ table|ident }} DROP INDEX {{ carried_index.name|ident }};
+ALTER TABLE {{ table|ident }} DROP INDEX /*M! IF EXISTS */ {{ carried_index.name|ident }};
 {% endif %}
 {% endblock %}
 {% block carry_unique %}{% endblock %}
@@ -106,7 +110,7 @@ REVOKE {{ g.privilege|sql }} ({{ new|ident }}) ON {{ table|ident }} FROM {{ g.us
 {% set fk = carried_foreign_key %}
 SET SESSION foreign_key_checks = 0;
 ALTER TABLE {{ table|ident }}
-  ADD CONSTRAINT {{ fk.constraint|ident }} FOREIGN KEY ({{ fk.columns|idents }})
+  ADD CONSTRAINT {{ fk.constraint|ident }} FOREIGN KEY /*M! IF NOT EXISTS */ ({{ fk.columns|idents }})
   REFERENCES {{ fk.parent|ident }} ({{ fk.parent_columns|idents }})
   ON DELETE {{ fk.on_delete|sql }} ON UPDATE {{ fk.on_update|sql }}, ALGORITHM=INPLACE, LOCK=NONE;
 SET SESSION foreign_key_checks = 1;
@@ -115,7 +119,7 @@ SET SESSION foreign_key_checks = 1;
 {% block validate_carried %}{% endblock %}
 {% block drop_carried_constraint %}
 {% if carried_foreign_key %}
-ALTER TABLE {{ table|ident }} DROP FOREIGN KEY {{ carried_foreign_key.constraint|ident }};
+ALTER TABLE {{ table|ident }} DROP FOREIGN KEY /*M! IF EXISTS */ {{ carried_foreign_key.constraint|ident }};
 {% endif %}
 {% endblock %}
 
@@ -148,9 +152,9 @@ DROP TRIGGER IF EXISTS {{ trigger_insert|ident }};
 DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endif %}
 ALTER TABLE {{ table|ident }}
-{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY {{ fk|ident }},{% endfor %}
-{%- for ix in drop_indexes %} DROP INDEX {{ ix|ident }},{% endfor %}
-{%- for check in drop_checks %} DROP CONSTRAINT {{ check|ident }},{% endfor %} DROP COLUMN {{ old|ident }}
+{%- for fk in drop_foreign_keys %} DROP FOREIGN KEY /*M! IF EXISTS */ {{ fk|ident }},{% endfor %}
+{%- for ix in drop_indexes %} DROP INDEX /*M! IF EXISTS */ {{ ix|ident }},{% endfor %}
+{%- for check in drop_checks %} DROP CONSTRAINT /*M! IF EXISTS */ {{ check|ident }},{% endfor %} DROP COLUMN /*M! IF EXISTS */ {{ old|ident }}
 {%- if new_not_null or new_definition.default or new_definition.on_update or new_definition.comment %},
   MODIFY {{ new|ident }} {{ def(new_definition) }}{% if new_not_null %} NOT NULL{% else %} NULL{% endif %}
 {%- if new_definition.default %} DEFAULT {{ new_definition.default|sql }}{% endif %}{{ extras(new_definition) }}{% endif %};

@@ -5,7 +5,7 @@
     Context: table, table_name, view, new_name, columns, key, parked_view. -#}
 
 {% block create_view %}
-CREATE VIEW {{ view|ident }} AS SELECT * FROM {{ table|ident }};
+CREATE OR REPLACE VIEW {{ view|ident }} AS SELECT * FROM {{ table|ident }};
 {% endblock %}
 {% block drop_view %}
 DROP VIEW IF EXISTS {{ view|ident }};
@@ -13,9 +13,9 @@ DROP VIEW IF EXISTS {{ view|ident }};
 
 {% block contract %}
 RENAME TABLE {{ view|ident }} TO {{ parked_view|ident }}, {{ table|ident }} TO {{ view|ident }};
-DROP VIEW {{ parked_view|ident }};
+DROP VIEW IF EXISTS {{ parked_view|ident }};
 {% endblock %}
 {% block contract_back %}
 RENAME TABLE {{ view|ident }} TO {{ table|ident }};
-CREATE VIEW {{ view|ident }} AS SELECT * FROM {{ table|ident }};
+CREATE OR REPLACE VIEW {{ view|ident }} AS SELECT * FROM {{ table|ident }};
 {% endblock %}

@@ -408,7 +408,7 @@ mod mysql_tests {
         );
         assert_eq!(reversible(&p), vec![true, true, false]);
         let add = sql_of(&p, "add_column");
-        assert!(add.contains("ADD COLUMN `full_name` varchar(50) CHARACTER SET `utf8mb4` COLLATE `utf8mb4_general_ci` NULL, ALGORITHM=INSTANT"), "{add}");
+        assert!(add.contains("ADD COLUMN /*M! IF NOT EXISTS */ `full_name` varchar(50) CHARACTER SET `utf8mb4` COLLATE `utf8mb4_general_ci` NULL, ALGORITHM=INSTANT"), "{add}");
         let trig = sql_of(&p, "sync_trigger");
         assert!(
             trig.contains("BEFORE INSERT ON `users` FOR EACH ROW"),
@@ -420,7 +420,9 @@ mod mysql_tests {
         );
         let contract = sql_of(&p, "contract");
         assert!(
-            contract.contains("DROP COLUMN `name`,\n  MODIFY `full_name` varchar(50)"),
+            contract.contains(
+                "DROP COLUMN /*M! IF EXISTS */ `name`,\n  MODIFY `full_name` varchar(50)"
+            ),
             "{contract}"
         );
         assert!(contract.contains("NOT NULL;"), "{contract}");
@@ -529,7 +531,10 @@ mod mysql_tests {
             &c,
             "  - change_column_type: { table: users, column: age, type: bigint }\n",
         );
-        assert!(sql_of(&p, "add_column").contains("ADD COLUMN `age_new` bigint NULL"));
+        assert!(
+            sql_of(&p, "add_column")
+                .contains("ADD COLUMN /*M! IF NOT EXISTS */ `age_new` bigint NULL")
+        );
         // Offline the old type is unknown: the copy path.
         let p = plan(
             MY,
@@ -569,7 +574,10 @@ mod mysql_tests {
             ),
             "{c}"
         );
-        assert!(c.ends_with("DROP VIEW `members_phasegate_view`;"), "{c}");
+        assert!(
+            c.ends_with("DROP VIEW IF EXISTS `members_phasegate_view`;"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -579,7 +587,7 @@ mod mysql_tests {
             "  - add_index: { table: users, columns: [email], unique: true }\n",
         );
         assert!(sql_of(&p, "create_index").contains(
-            "ADD UNIQUE INDEX `users_email_key` (`email`), ALGORITHM=INPLACE, LOCK=NONE;"
+            "ADD UNIQUE INDEX /*M! IF NOT EXISTS */ `users_email_key` (`email`), ALGORITHM=INPLACE, LOCK=NONE;"
         ));
         let e = plan_with(
             MY,
@@ -602,7 +610,7 @@ mod mysql_tests {
         );
         assert!(sql.contains(", ALGORITHM=INPLACE, LOCK=NONE;"), "{sql}");
         assert!(
-            sql.contains("ADD INDEX `orders_user_id_fkey` (`user_id`),"),
+            sql.contains("ADD INDEX /*M! IF NOT EXISTS */ `orders_user_id_fkey` (`user_id`),"),
             "{sql}"
         );
         assert!(
@@ -612,7 +620,7 @@ mod mysql_tests {
         assert_eq!(
             p.steps[p.steps.len() - 1].rollback_sql.as_deref(),
             Some(
-                "ALTER TABLE `orders` DROP FOREIGN KEY `orders_user_id_fkey`, DROP INDEX `orders_user_id_fkey`;"
+                "ALTER TABLE `orders` DROP FOREIGN KEY /*M! IF EXISTS */ `orders_user_id_fkey`, DROP INDEX /*M! IF EXISTS */ `orders_user_id_fkey`;"
             )
         );
     }
@@ -648,7 +656,7 @@ mod mysql_tests {
         assert!(sql_of(&p, "add_check").contains("CHECK (age > 0), ALGORITHM=COPY, LOCK=SHARED;"));
         assert_eq!(
             p.steps.last().and_then(|s| s.rollback_sql.as_deref()),
-            Some("ALTER TABLE `users` DROP CONSTRAINT `age_positive`;")
+            Some("ALTER TABLE `users` DROP CONSTRAINT /*M! IF EXISTS */ `age_positive`;")
         );
     }
 
@@ -659,9 +667,10 @@ mod mysql_tests {
             "  - add_column: { table: user, column: \"we`ird\", type: int }\n",
         );
         assert!(
-            sql_of(&p, "add_column").starts_with("ALTER TABLE `user` ADD COLUMN `we``ird` int")
+            sql_of(&p, "add_column")
+                .starts_with("ALTER TABLE `user` ADD COLUMN /*M! IF NOT EXISTS */ `we``ird` int")
         );
         let p = plan(MY, "  - drop_table: { table: user }\n");
-        assert_eq!(sql_of(&p, "drop_table"), "DROP TABLE `user`;");
+        assert_eq!(sql_of(&p, "drop_table"), "DROP TABLE IF EXISTS `user`;");
     }
 }

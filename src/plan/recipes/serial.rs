@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(shape(&p), vec![vec!["migration:add_column", "app:app_use"]]);
         assert_eq!(
             sql_of(&p, "add_column"),
-            "ALTER TABLE `items` ADD COLUMN `seq_no` bigint unsigned NOT NULL AUTO_INCREMENT UNIQUE, ALGORITHM=COPY, LOCK=SHARED;"
+            "ALTER TABLE `items` ADD COLUMN /*M! IF NOT EXISTS */ `seq_no` bigint unsigned NOT NULL AUTO_INCREMENT UNIQUE, ALGORITHM=COPY, LOCK=SHARED;"
         );
         let lock = p.steps[0].lock.as_ref();
         assert_eq!(lock.map(|l| l.blocks), Some(Blocks::Writes));

@@ -294,13 +294,13 @@ fn mysql_builds_copies_online_and_drops_the_originals_with_the_column() {
         .collect::<Vec<_>>()
         .join("\n");
     for needle in [
-        "ADD UNIQUE INDEX `users_mail_key` (`mail`), ALGORITHM=INPLACE, LOCK=NONE",
-        "ADD INDEX `users_name_mail_idx` (`name`, `mail` DESC), ALGORITHM=INPLACE, LOCK=NONE",
-        "SET SESSION foreign_key_checks = 0;\nALTER TABLE `users`\n  ADD CONSTRAINT `users_mail_fkey` FOREIGN KEY (`mail`)",
-        "DROP FOREIGN KEY `users_email_fkey`,",
-        "DROP INDEX `users_email_key`,",
-        "DROP INDEX `users_lower_email`,",
-        "DROP CONSTRAINT `users_email_check`, DROP COLUMN `email`",
+        "ADD UNIQUE INDEX /*M! IF NOT EXISTS */ `users_mail_key` (`mail`), ALGORITHM=INPLACE, LOCK=NONE",
+        "ADD INDEX /*M! IF NOT EXISTS */ `users_name_mail_idx` (`name`, `mail` DESC), ALGORITHM=INPLACE, LOCK=NONE",
+        "SET SESSION foreign_key_checks = 0;\nALTER TABLE `users`\n  ADD CONSTRAINT `users_mail_fkey` FOREIGN KEY /*M! IF NOT EXISTS */ (`mail`)",
+        "DROP FOREIGN KEY /*M! IF EXISTS */ `users_email_fkey`,",
+        "DROP INDEX /*M! IF EXISTS */ `users_email_key`,",
+        "DROP INDEX /*M! IF EXISTS */ `users_lower_email`,",
+        "DROP CONSTRAINT /*M! IF EXISTS */ `users_email_check`, DROP COLUMN /*M! IF EXISTS */ `email`",
     ] {
         assert!(sql.contains(needle), "no `{needle}` in:\n{sql}");
     }
