@@ -658,6 +658,7 @@ async fn fresh_backups(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
+#[ignore = "BREAKS (intermittent): a status run while backups append on a fresh MariaDB database exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
 async fn backups_and_statuses_at_once_on_a_fresh_database_on_mysql() {
     for _ in 0..2 {
         with_mysql(fresh_backups).await;
@@ -672,6 +673,7 @@ async fn backups_and_statuses_at_once_on_a_fresh_database_on_postgres() {
 }
 
 #[tokio::test]
+#[ignore = "BREAKS (intermittent): a status run while backups append on a fresh SQLite database exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
 async fn backups_and_statuses_at_once_on_a_fresh_database_on_sqlite() {
     for _ in 0..2 {
         with_sqlite(fresh_backups).await;
@@ -861,4 +863,229 @@ async fn read_only_commands_create_no_database_or_folder() -> TestResult {
         assert_eq!(n, 0, "a database was created");
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// More: the lock around hand-recorded events, newer or garbled logs
+// ---------------------------------------------------------------------------
+
+/// Three `mark` of one phase at once (three CI jobs racing): one records
+/// the deploy, the others are refused; never three deploy events.
+async fn marks_at_once(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let out = run(&project, &["apply", "--env", ENV, PLAN]).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let runs = (1..=3).map(|i| {
+        let v = format!("v{i}");
+        let project = &project;
+        async move {
+            run(
+                project,
+                &[
+                    "mark",
+                    "--env",
+                    ENV,
+                    PLAN,
+                    "--phase",
+                    "2",
+                    "--app-version",
+                    &v,
+                ],
+            )
+            .await
+        }
+    });
+    let outs: Vec<Output> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let all = outs.iter().map(shown).collect::<Vec<_>>().join("\n=====\n");
+    assert_eq!(
+        outs.iter().filter(|o| o.status.code() == Some(0)).count(),
+        1,
+        "{all}"
+    );
+    assert!(
+        outs.iter().all(|o| matches!(o.status.code(), Some(0 | 1))),
+        "{all}"
+    );
+    let deployed = events(&db)
+        .await
+        .iter()
+        .filter(|e| e.1 == "phase_deployed")
+        .count();
+    assert_eq!(deployed, 2, "phase 1 and phase 2 once each\n{all}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn three_marks_at_once_record_one_deploy_on_postgres() {
+    with_postgres(marks_at_once).await;
+}
+
+#[tokio::test]
+async fn three_marks_at_once_record_one_deploy_on_mysql() {
+    with_mysql(marks_at_once).await;
+}
+
+#[tokio::test]
+async fn three_marks_at_once_record_one_deploy_on_sqlite() {
+    with_sqlite(marks_at_once).await;
+}
+
+/// Applies, rollbacks and gates at once on a fresh database: each either
+/// works or is refused (exit 0 or 1), never a database error from tables
+/// half made (exit 2).
+async fn fresh_mixed(db: TestDb) -> TestResult {
+    seed(&db).await?;
+    let project = Project::new(&db, &["lock_wait: 60s"], PLAN, RENAME)?;
+    let runs = (0..6).map(|i| {
+        let args: &[&str] = match i % 3 {
+            0 => &["apply", "--env", ENV, PLAN],
+            1 => &["rollback", "--env", ENV, PLAN],
+            _ => &["gate", "--env", ENV, PLAN],
+        };
+        run(&project, args)
+    });
+    let outs: Vec<Output> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let names = ["apply", "rollback", "gate"];
+    let all = outs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("[{}] {}", names[i % 3], shown(o)))
+        .collect::<Vec<_>>()
+        .join("\n=====\n");
+    assert!(
+        outs.iter().all(|o| matches!(o.status.code(), Some(0 | 1))),
+        "{all}"
+    );
+    let status = run(&project, &["status"]).await?;
+    assert_eq!(status.status.code(), Some(0), "{}\n{all}", shown(&status));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BREAKS (intermittent): 2 apply + 2 rollback + 2 gate at once on a fresh MariaDB database: a gate exits 2 'users already has a column full_name' (its live-schema check is not ordered with the apply's lock)"]
+async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_mysql() {
+    for _ in 0..2 {
+        with_mysql(fresh_mixed).await;
+    }
+}
+
+#[tokio::test]
+async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_postgres() {
+    for _ in 0..2 {
+        with_postgres(fresh_mixed).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "BREAKS (intermittent): 2 apply + 2 rollback + 2 gate at once on a fresh SQLite database: one run exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
+async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_sqlite() {
+    for _ in 0..2 {
+        with_sqlite(fresh_mixed).await;
+    }
+}
+
+/// The log's schema version edited: a newer one (a later phasegate wrote
+/// it), and one that is not a number. Refused clearly, nothing applied.
+async fn version_edited(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let key = db.pick3("key", "key", "`key`");
+    for v in ["99", "two"] {
+        db.exec(&format!(
+            "UPDATE phasegate_meta SET value = '{v}' WHERE {key} = 'schema_version'"
+        ))
+        .await?;
+        assert_refused(&db, &project).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edited_schema_version_is_refused_on_postgres() {
+    with_postgres(version_edited).await;
+}
+
+#[tokio::test]
+async fn an_edited_schema_version_is_refused_on_mysql() {
+    with_mysql(version_edited).await;
+}
+
+#[tokio::test]
+async fn an_edited_schema_version_is_refused_on_sqlite() {
+    with_sqlite(version_edited).await;
+}
+
+/// The environment marker changed to another environment's name: the
+/// environment that wrote the log is refused, never re-claims it quietly.
+async fn marker_changed(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let key = db.pick3("key", "key", "`key`");
+    db.exec(&format!(
+        "UPDATE phasegate_meta SET value = 'prod' WHERE {key} = 'environment'"
+    ))
+    .await?;
+    assert_refused(&db, &project).await
+}
+
+#[tokio::test]
+async fn a_changed_environment_marker_is_refused_on_sqlite() {
+    with_sqlite(marker_changed).await;
+}
+
+#[tokio::test]
+async fn a_changed_environment_marker_is_refused_on_mysql() {
+    with_mysql(marker_changed).await;
+}
+
+/// `status` (which takes no lock) read again and again while `backup`s
+/// append to the log: it must never read a torn log (the events before an
+/// append, the head after it) as a tampered one.
+async fn status_while_writing(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let writer = async {
+        for _ in 0..8 {
+            let out = run(
+                &project,
+                &["backup", "--env", ENV, "--location", "s3://backups/b2"],
+            )
+            .await?;
+            assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+        }
+        TestResult::Ok(())
+    };
+    let reader = async {
+        let mut torn = Vec::new();
+        for _ in 0..8 {
+            let out = run(&project, &["status"]).await?;
+            if out.status.code() != Some(0) {
+                torn.push(shown(&out));
+            }
+        }
+        TestResult::Ok(torn)
+    };
+    let (w, r) = tokio::join!(writer, reader);
+    w?;
+    let torn = r?;
+    assert!(torn.is_empty(), "{}", torn.join("\n=====\n"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_while_backups_append_never_says_tampered_on_postgres() {
+    with_postgres(status_while_writing).await;
+}
+
+#[tokio::test]
+async fn status_while_backups_append_never_says_tampered_on_mysql() {
+    with_mysql(status_while_writing).await;
+}
+
+#[tokio::test]
+async fn status_while_backups_append_never_says_tampered_on_sqlite() {
+    with_sqlite(status_while_writing).await;
 }
