@@ -1089,3 +1089,120 @@ async fn status_while_backups_append_never_says_tampered_on_mysql() {
 async fn status_while_backups_append_never_says_tampered_on_sqlite() {
     with_sqlite(status_while_writing).await;
 }
+
+/// The environment promoted from cannot be read (its database file gone):
+/// prod's gate cannot judge promotion and must say so, never "may proceed"
+/// on a guess; apply runs nothing in prod.
+#[tokio::test]
+async fn prod_gate_holds_nothing_when_staging_cannot_be_read() -> TestResult {
+    let dir = Dir::new()?;
+    sqlite_envs(&dir, &["dev", "staging", "prod"]).await?;
+    let config = envs_config(&dir, &["dev", "staging", "prod"])?;
+    for env in ["dev", "staging"] {
+        let out = dir.run(&config, &["apply", "--env", env, PLAN]).await?;
+        assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    }
+    std::fs::rename(
+        dir.path.join("staging.db"),
+        dir.path.join("staging.db.moved"),
+    )?;
+    // It says so as a blocked gate (exit 1, "cannot read staging"), not
+    // as an error (exit 2): non-zero either way.
+    let gate = dir.run(&config, &["gate", "--env", "prod", PLAN]).await?;
+    assert!(
+        matches!(gate.status.code(), Some(1 | 2)),
+        "{}",
+        shown(&gate)
+    );
+    assert!(
+        said(&gate).contains("cannot read staging"),
+        "{}",
+        shown(&gate)
+    );
+    let apply = dir.run(&config, &["apply", "--env", "prod", PLAN]).await?;
+    assert!(
+        matches!(apply.status.code(), Some(1 | 2)),
+        "{}",
+        shown(&apply)
+    );
+    assert!(!prod_has_log(&dir).await?, "prod ran nothing");
+    Ok(())
+}
+
+/// Two environments whose URLs differ only in which variable names the
+/// database, both variables set to the same name: refused at load.
+#[tokio::test]
+async fn two_variables_naming_one_database_are_refused_at_load() -> TestResult {
+    let dir = Dir::new()?;
+    let config = dir.config(
+        "vars",
+        &[
+            ("dev", "postgres://postgres@127.0.0.1:5432/${DEV_DB}"),
+            ("staging", "postgres://postgres@localhost/${STAGING_DB}"),
+        ],
+    )?;
+    let out = run_in(
+        &dir.path,
+        &config,
+        &["status"],
+        &[("DEV_DB", "app_b2"), ("STAGING_DB", "app_b2")],
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(2), "{}", shown(&out));
+    assert!(
+        said(&out).contains("point at the same database"),
+        "{}",
+        shown(&out)
+    );
+    Ok(())
+}
+
+/// One SQLite file reached through a hard link by a second config of the
+/// same environment: the lock file is per path, so two applies at once
+/// must still exclude each other.
+async fn hardlinked_lock(db: TestDb) -> TestResult {
+    seed(&db).await?;
+    let mut dir = Dir::new()?;
+    let link = dir.path.join("hard.db");
+    std::fs::hard_link(&db.name, &link)?;
+    dir.extra
+        .push(PathBuf::from(format!("{}.phasegate-lock", db.name)));
+    let direct = dir.config("direct", &[(ENV, &db.url)])?;
+    let linked = dir.config("linked", &[(ENV, &format!("sqlite://{}", link.display()))])?;
+    let (a, b) = tokio::join!(
+        dir.run(&direct, &["apply", "--env", ENV, PLAN]),
+        dir.run(&linked, &["apply", "--env", ENV, PLAN])
+    );
+    let (a, b) = (a?, b?);
+    let all = format!("{}\n=====\n{}", shown(&a), shown(&b));
+    let out = format!("{}{}", said(&a), said(&b));
+    assert!(
+        a.status.code() == Some(0)
+            && b.status.code() == Some(0)
+            && out.contains("phase 1 of 3 applied")
+            && out.contains("phase 2 of 3 applied"),
+        "{all}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: two applies on one SQLite file via a hard link take different lock files: phase 1 applied twice, or a spurious error"]
+async fn a_hard_linked_sqlite_path_takes_the_same_environment_lock() {
+    for _ in 0..3 {
+        with_sqlite(hardlinked_lock).await;
+    }
+}
+
+/// Whether prod.db has a column `full_name` (phase 1 ran there).
+async fn prod_has_log(dir: &Dir) -> TestResult<bool> {
+    let url = format!("sqlite://{}", dir.path.join("prod.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await?;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'full_name'",
+    )
+    .fetch_one(&mut c)
+    .await?;
+    c.close().await?;
+    Ok(n > 0)
+}
