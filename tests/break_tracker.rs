@@ -1076,16 +1076,19 @@ async fn status_while_writing(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
+#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_postgres() {
     with_postgres(status_while_writing).await;
 }
 
 #[tokio::test]
+#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_mysql() {
     with_mysql(status_while_writing).await;
 }
 
 #[tokio::test]
+#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_sqlite() {
     with_sqlite(status_while_writing).await;
 }
@@ -1205,4 +1208,71 @@ async fn prod_has_log(dir: &Dir) -> TestResult<bool> {
     .await?;
     c.close().await?;
     Ok(n > 0)
+}
+
+/// A log made to look older than the chain (schema version 1: no chain
+/// columns, no head, no marker) after events were deleted from it: the
+/// deletion should not become trusted history; read-only commands read
+/// such a log as it is, and the first write migrates (chains) it.
+async fn fake_v1(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let sql: &[&str] = match db.dialect {
+        Dialect::Postgres => &[
+            "DROP TRIGGER phasegate_events_chain ON phasegate_events",
+            "DROP TRIGGER phasegate_events_no_truncate ON phasegate_events",
+            "DROP TRIGGER phasegate_events_append_only ON phasegate_events",
+            "DROP TABLE phasegate_head",
+            "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
+        ],
+        Dialect::Mysql => &[
+            "DROP TRIGGER phasegate_events_chain_check",
+            "DROP TRIGGER phasegate_events_chain",
+            "DROP TRIGGER phasegate_events_no_delete",
+            "DROP TABLE phasegate_head",
+            "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
+        ],
+        Dialect::Sqlite => &[
+            "DROP TRIGGER phasegate_events_chain_check",
+            "DROP TRIGGER phasegate_events_chain",
+            "DROP TRIGGER phasegate_events_no_delete",
+            "DROP TABLE phasegate_head",
+            "ALTER TABLE phasegate_events DROP COLUMN prev_hash",
+            "ALTER TABLE phasegate_events DROP COLUMN hash",
+        ],
+    };
+    for s in sql {
+        db.exec(s).await?;
+    }
+    let key = db.pick3("key", "key", "`key`");
+    db.exec(&format!(
+        "UPDATE phasegate_meta SET value = '1' WHERE {key} = 'schema_version'"
+    ))
+    .await?;
+    db.exec(&format!(
+        "DELETE FROM phasegate_meta WHERE {key} = 'environment'"
+    ))
+    .await?;
+    db.exec("DELETE FROM phasegate_events WHERE kind IN ('phase_migrated', 'phase_deployed')")
+        .await?;
+    let status = run(&project, &["status"]).await?;
+    assert_ne!(status.status.code(), Some(0), "{}", shown(&status));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: a v2 log disguised as schema version 1 (chain columns, head and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
+async fn a_log_disguised_as_an_older_version_is_noticed_on_sqlite() {
+    with_sqlite(fake_v1).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: a v2 log disguised as schema version 1 (chain columns, head and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
+async fn a_log_disguised_as_an_older_version_is_noticed_on_mysql() {
+    with_mysql(fake_v1).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: an INSERT into phasegate_events with a correctly computed hash (guards intact) is accepted; status reports phase 2 migrated though it never ran, exit 0"]
+async fn a_forged_event_with_a_computed_hash_is_noticed_on_mysql() {
+    with_mysql(forged_good_hash).await;
 }
