@@ -658,7 +658,6 @@ async fn fresh_backups(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): a status run while backups append on a fresh MariaDB database exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
 async fn backups_and_statuses_at_once_on_a_fresh_database_on_mysql() {
     for _ in 0..2 {
         with_mysql(fresh_backups).await;
@@ -673,7 +672,6 @@ async fn backups_and_statuses_at_once_on_a_fresh_database_on_postgres() {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): a status run while backups append on a fresh SQLite database exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
 async fn backups_and_statuses_at_once_on_a_fresh_database_on_sqlite() {
     for _ in 0..2 {
         with_sqlite(fresh_backups).await;
@@ -968,7 +966,6 @@ async fn fresh_mixed(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): 2 apply + 2 rollback + 2 gate at once on a fresh MariaDB database: a gate exits 2 'users already has a column full_name' (its live-schema check is not ordered with the apply's lock)"]
 async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_mysql() {
     for _ in 0..2 {
         with_mysql(fresh_mixed).await;
@@ -983,7 +980,6 @@ async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_postgres() {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): 2 apply + 2 rollback + 2 gate at once on a fresh SQLite database: one run exits 2 with a false 'the event log was tampered with: the log ends at event 1, but 2 events were written'"]
 async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_sqlite() {
     for _ in 0..2 {
         with_sqlite(fresh_mixed).await;
@@ -1076,19 +1072,16 @@ async fn status_while_writing(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_postgres() {
     with_postgres(status_while_writing).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_mysql() {
     with_mysql(status_while_writing).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS (intermittent): status run while backups append exits 2 with a false 'the event log was tampered with: the log ends at event 8, but 9 events were written' (events and head not read in one snapshot)"]
 async fn status_while_backups_append_never_says_tampered_on_sqlite() {
     with_sqlite(status_while_writing).await;
 }

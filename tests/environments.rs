@@ -140,7 +140,7 @@ async fn two_environments_with_one_database_url_are_refused_when_the_config_load
             shown(&o)
         );
         assert!(
-            out(&o).contains("phasegate.yaml:4:"),
+            out(&o).contains("phasegate.yaml:5:"),
             "names the line: {}",
             shown(&o)
         );

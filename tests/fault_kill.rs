@@ -30,8 +30,7 @@
 //! event, and 1 statement aborted) plus 2 below (the refused `resolve --as
 //! applied`; a `sql` step of plain ALTERs) = 27; Postgres 22 (apply: 10
 //! events and 4 statements, and 3 of them aborted; rollback: 3 statements
-//! and 1 event, and 1 aborted) plus 1 below = 23, of which 1 is ignored
-//! until rollback is recorded per step (H3).
+//! and 1 event, and 1 aborted) plus 1 below = 23.
 
 mod common;
 mod executor_support;
@@ -40,7 +39,7 @@ mod kill;
 
 use common::{TestDb, TestResult, fail, with_mysql, with_postgres};
 use executor_support::{ENV, Project, events, series};
-use kill::{Point, finish, install_stall, kill_at, never_finished, run, text};
+use kill::{Point, create_log, finish, install_stall, kill_at, never_finished, run, text};
 use phasegate::dialect::Dialect;
 
 const PLAN: &str = "kill";
@@ -89,7 +88,7 @@ async fn setup(db: &TestDb) -> TestResult<Project> {
         PLAN_TEXT,
     )?;
     // The log's tables, then the stall trigger on them.
-    run(&project, &["gate", "--env", ENV, PLAN])?;
+    create_log(db, ENV).await?;
     install_stall(db).await?;
     Ok(project)
 }
@@ -381,9 +380,8 @@ kill_tests! { with_postgres:
     pg_apply_before_phase_recorded: Apply at Event("phase_migrated", None);
     pg_rollback_mid_drop_note: Rollback at Statement("DROP COLUMN IF EXISTS \"note\"");
     pg_rollback_mid_drop_index: Rollback at Statement("DROP INDEX CONCURRENTLY IF EXISTS \"users_email_idx\"");
-    // Re-running the old whole-phase rollback repeats 1.set_not_null's
-    // undo (DROP NOT NULL) after the killed run's committed DROP COLUMN.
-    #[ignore = "needs per-step rollback (H3)"]
+    // The killed run's DROP COLUMN commits on the server: the next rollback
+    // goes on from the step after it (rollback is recorded per step).
     pg_rollback_mid_drop_full_name: Rollback at Statement("DROP COLUMN IF EXISTS \"full_name\"");
     pg_rollback_before_phase_recorded: Rollback at Event("phase_rolled_back", None);
     // With the server session ended too: an INVALID index left behind.
@@ -499,7 +497,7 @@ changes:
           transactional: false
 ";
         let project = Project::new(&db, &["lock_timeout: 60s", "lock_retries: 0"], PLAN, plan)?;
-        run(&project, &["gate", "--env", ENV, PLAN])?;
+        create_log(&db, ENV).await?;
         install_stall(&db).await?;
         let killed = kill_at(&db, &project, &["apply", "--env", ENV, PLAN], Statement("ADD COLUMN b")).await?;
         killed.abort(&db).await?;

@@ -15,8 +15,8 @@
 
 mod apply;
 mod backfill;
-mod drift;
 mod deadline;
+mod drift;
 mod gate;
 mod presence;
 mod records;
@@ -208,9 +208,28 @@ impl<'a> Workspace<'a> {
         env: &Environment,
     ) -> Result<LivePlan, RunError> {
         let mut store = self.open_read_only(env).await?;
-        let events = store.events(Some(&plan.file.name)).await;
+        let result = async {
+            let mut events = store.events(Some(&plan.file.name)).await?;
+            // Read-only commands do not take the lock: a run that starts the
+            // plan between reading the log and reading the schema makes the
+            // live check fail ("already has a column"). If the log moved
+            // meanwhile, plan again from the log as it is now.
+            for _ in 0..3 {
+                let planned = self.plan_from(plan, env, &events).await;
+                if planned.is_ok() {
+                    return planned;
+                }
+                let now = store.events(Some(&plan.file.name)).await?;
+                if now == events {
+                    return planned;
+                }
+                events = now;
+            }
+            self.plan_from(plan, env, &events).await
+        }
+        .await;
         store.close().await;
-        self.plan_from(plan, env, &events?).await
+        result
     }
 
     /// [`Workspace::plan_live`] from `events` already read (under the

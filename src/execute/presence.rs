@@ -546,6 +546,35 @@ pub async fn refuse_unless_present(
     )))
 }
 
+/// `resolve --as rolled-back` of `step`, whose undo was interrupted:
+/// refused, naming each object, when the catalog does not show what the
+/// step's rollback SQL leaves (a trigger one `DROP TRIGGER` of two left
+/// behind). The way out is `--as not-rolled-back`, after which `rollback`
+/// runs the undo again from its start (its statements are written to be
+/// re-run).
+pub async fn refuse_unless_undone(
+    store: &mut Store,
+    env: &crate::config::Environment,
+    plan: &str,
+    step: &crate::plan::Step,
+) -> Result<(), RunError> {
+    let Some(sql) = step.rollback_sql.as_deref() else {
+        return Ok(());
+    };
+    let wrong = mismatches(store, env.dialect, sql).await?;
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(RunError::Refused(format!(
+        "step {} cannot be recorded as rolled back in {}: the database does not show its undo: {}. Finish it by hand, or record it `phasegate resolve --env {} {plan} --step {} --as not-rolled-back` and rollback runs its undo again from its start",
+        step.id,
+        env.name,
+        wrong.join("; "),
+        env.name,
+        step.id
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

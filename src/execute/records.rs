@@ -270,8 +270,19 @@ impl Workspace<'_> {
                 (true, true) => "not_rolled_back",
                 (true, false) => ROLLED_BACK,
             };
-            if applied && let Some(s) = plan.steps.iter().find(|s| s.id == step) {
-                super::presence::refuse_unless_present(store, env, &loaded.label, s).await?;
+            // Recording a change as there (applied) or as gone (rolled
+            // back) needs the catalog to agree; recording it as still to
+            // do needs nothing: its statements are written to be re-run.
+            if let Some(s) = plan.steps.iter().find(|s| s.id == step) {
+                match (o.undo, applied) {
+                    (false, true) => {
+                        super::presence::refuse_unless_present(store, env, &loaded.label, s).await?
+                    }
+                    (true, false) => {
+                        super::presence::refuse_unless_undone(store, env, &loaded.label, s).await?
+                    }
+                    _ => {}
+                }
             }
             let event = NewEvent::plan(&plan.name, EventKind::StepResolved)
                 .phase(o.phase)

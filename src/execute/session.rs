@@ -44,7 +44,13 @@ impl Session {
             Dialect::Mysql => "SELECT CAST(CONNECTION_ID() AS SIGNED), CAST(NULL AS CHAR)",
             Dialect::Sqlite => return None,
         };
-        let row = sqlx::query(sql).fetch_one(store.conn()).await.ok()?;
+        let row = tokio::time::timeout(
+            crate::tracker::TRACKER_WAIT,
+            sqlx::query(sql).fetch_one(store.conn()),
+        )
+        .await
+        .ok()?
+        .ok()?;
         Some(Session {
             connection: row.try_get(0).ok()?,
             backend_start: row.try_get::<Option<String>, _>(1).ok()?,
@@ -103,10 +109,22 @@ pub async fn lookup(
         ),
         Dialect::Sqlite => return Ok(None),
     };
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .fetch_optional(store.conn())
-        .await
-        .map_err(|e| store.db_error(e))?;
+    let wait = crate::tracker::TRACKER_WAIT;
+    let row = match tokio::time::timeout(
+        wait,
+        sqlx::query(AssertSqlSafe(sql)).fetch_optional(store.conn()),
+    )
+    .await
+    {
+        Ok(row) => row.map_err(|e| store.db_error(e))?,
+        Err(_) => {
+            return Err(crate::tracker::TrackerError::Timeout {
+                env: store.env().to_string(),
+                timeout: wait,
+            }
+            .into());
+        }
+    };
     let Some(row) = row else {
         return Ok(None);
     };
@@ -144,8 +162,12 @@ pub fn interrupted(events: &[Event]) -> Vec<Interrupted> {
             if o.error.is_some() {
                 continue;
             }
+            // The latest start of the step, applying or undoing it.
             let started = theirs.iter().rev().find(|e| {
-                e.kind == EventKind::StepStarted && e.step.as_deref() == Some(o.step.as_str())
+                matches!(
+                    e.kind,
+                    EventKind::StepStarted | EventKind::StepRollbackStarted
+                ) && e.step.as_deref() == Some(o.step.as_str())
             });
             if let Some(session) = started.and_then(|e| Session::from_detail(&e.detail)) {
                 out.push(Interrupted {

@@ -484,9 +484,12 @@ pub(super) async fn undo(
         })
         .await
     } else {
+        // The server session the undo runs on, as for a step's start.
+        let session = Session::current(store, cx.env.dialect).await;
         store
             .append(
-                &event(EventKind::StepRollbackStarted),
+                &event(EventKind::StepRollbackStarted)
+                    .detail(session.map(|s| s.detail()).unwrap_or_default()),
                 cx.clock.now(),
                 cx.actor,
             )

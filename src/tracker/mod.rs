@@ -10,10 +10,10 @@
 
 mod chain;
 pub mod gates;
-mod schema;
 pub mod pins;
 #[cfg(test)]
 mod rollback_state_tests;
+mod schema;
 mod store;
 
 use std::collections::BTreeSet;
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use store::{Store, TrackerError, is_busy, phase_reached};
+pub use store::{Store, TRACKER_WAIT, TrackerError, is_busy, phase_reached};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -520,11 +520,19 @@ pub(crate) async fn read_chain(
             hash: r.try_get("hash")?,
         });
     }
+    Ok(Some((events, read_head(conn, dialect).await?)))
+}
+
+/// The head row (`None` when it or its table is gone).
+pub(crate) async fn read_head(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+) -> Result<Option<chain::Head>, sqlx::Error> {
     if !table_exists(conn, dialect, "phasegate_head").await? {
         // The head table dropped: as missing as its row.
-        return Ok(Some((events, None)));
+        return Ok(None);
     }
-    let head = sqlx::query("SELECT last_id, last_hash, events FROM phasegate_head WHERE id = 1")
+    sqlx::query("SELECT last_id, last_hash, events FROM phasegate_head WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?
         .map(|r| -> Result<chain::Head, sqlx::Error> {
@@ -534,8 +542,7 @@ pub(crate) async fn read_chain(
                 events: r.try_get("events")?,
             })
         })
-        .transpose()?;
-    Ok(Some((events, head)))
+        .transpose()
 }
 
 /// Reads a log from before the chain (schema version 1), as it is.

@@ -20,6 +20,14 @@ pub use super::schema::SCHEMA_VERSION;
 const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
 /// How long releasing the lock, and closing the connection, may take.
 pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
+/// How long phasegate waits for the answer to one of its own log queries
+/// (reading the log, appending an event, one try of the lock): these are
+/// small, so an answer that takes longer means the network path or the
+/// server went silent ([`TrackerError::Timeout`]).
+pub const TRACKER_WAIT: Duration = Duration::from_secs(30);
+/// How many times the log is read before a log that keeps changing under
+/// the reader (another run appending) is reported busy.
+const CONSISTENT_READS: u32 = 5;
 
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -255,11 +263,13 @@ impl Store {
 
     /// Runs SQL that returns nothing (several statements allowed).
     pub async fn exec(&mut self, sql: &str) -> Result<(), TrackerError> {
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.db_error(e))
+        let env = self.env.clone();
+        bounded(
+            &env,
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut self.conn),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Opens a transaction that holds the write lock from its first
@@ -325,12 +335,15 @@ impl Store {
         };
         loop {
             // Compared in SQL: each driver spells a boolean its own way.
-            let got: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT CASE WHEN {try_lock} THEN 1 ELSE 0 END"
-            )))
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(|e| self.db_error(e))?;
+            let env = self.env.clone();
+            let got: i64 = bounded(
+                &env,
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT CASE WHEN {try_lock} THEN 1 ELSE 0 END"
+                )))
+                .fetch_one(&mut self.conn),
+            )
+            .await?;
             if got == 1 {
                 return Ok(());
             }
@@ -399,11 +412,14 @@ impl Store {
         at: DateTime<Utc>,
         actor: &str,
     ) -> Result<(), TrackerError> {
-        let prev: String = sqlx::query_scalar("SELECT last_hash FROM phasegate_head WHERE id = 1")
-            .fetch_optional(&mut self.conn)
-            .await
-            .map_err(|err| self.db_error(err))?
-            .ok_or_else(|| TrackerError::Tampered {
+        let env = self.env.clone();
+        let prev: String = bounded(
+            &env,
+            sqlx::query_scalar("SELECT last_hash FROM phasegate_head WHERE id = 1")
+                .fetch_optional(&mut self.conn),
+        )
+        .await?
+        .ok_or_else(|| TrackerError::Tampered {
                 env: self.env.clone(),
                 what: "phasegate_head, which records the log's last event, is missing (its row was deleted or the table truncated)".into(),
             })?;
@@ -430,7 +446,7 @@ impl Store {
                 "INSERT INTO phasegate_events (at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             }
         };
-        sqlx::query(sql)
+        let insert = sqlx::query(sql)
             .bind(at_ms)
             .bind(e.plan.clone())
             .bind(e.kind.name())
@@ -440,10 +456,8 @@ impl Store {
             .bind(actor.to_string())
             .bind(prev)
             .bind(hash)
-            .execute(&mut self.conn)
-            .await
-            .map(|_| ())
-            .map_err(|err| self.db_error(err))
+            .execute(&mut self.conn);
+        bounded(&env, insert).await.map(|_| ())
     }
 
     /// The events of `plan` (or of every plan), with the environment-wide
@@ -459,10 +473,7 @@ impl Store {
             what,
         };
         let rows = if self.version >= 2 {
-            let Some((rows, head)) = schema::read_chain(&mut self.conn, self.dialect)
-                .await
-                .map_err(|e| self.db_error(e))?
-            else {
+            let Some((rows, head)) = self.read_chain_consistently().await? else {
                 return Err(tampered(
                     &self.env,
                     "the table phasegate_events is gone, but phasegate_meta says the log exists"
@@ -500,10 +511,65 @@ impl Store {
             .collect()
     }
 
+    /// The log and its head as of one moment: the head is read before and
+    /// after the events, and the read is repeated while they differ (a run
+    /// appending meanwhile), so a log another run is writing to is never
+    /// mistaken for a tampered one. Each attempt is bounded by
+    /// [`TRACKER_WAIT`]; a log still changing after [`CONSISTENT_READS`]
+    /// attempts is [`TrackerError::Busy`].
+    async fn read_chain_consistently(&mut self) -> Result<Option<schema::Chain>, TrackerError> {
+        let start = Instant::now();
+        for attempt in 0..CONSISTENT_READS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            let dialect = self.dialect;
+            let env = self.env.clone();
+            let conn = &mut self.conn;
+            let read = bounded(&env, async {
+                let before = schema::read_head(conn, dialect).await?;
+                let chain = schema::read_chain(conn, dialect).await?;
+                Ok((before, chain))
+            })
+            .await?;
+            match read {
+                (before, Some((events, after))) if before != after => {
+                    // Appended to while read: read again.
+                    let _ = events;
+                }
+                (_, chain) => return Ok(chain),
+            }
+        }
+        Err(TrackerError::Busy {
+            env: self.env.clone(),
+            waited: start.elapsed(),
+        })
+    }
+
     /// Releases the lock and closes the connection, each within [`RELEASE_WAIT`].
     pub async fn close(mut self) {
         self.unlock().await;
         let _ = tokio::time::timeout(RELEASE_WAIT, self.conn.close()).await;
+    }
+}
+
+/// Runs one of the tracker's own queries within [`TRACKER_WAIT`]: a
+/// database error keeps its detail; no answer in time is
+/// [`TrackerError::Timeout`].
+async fn bounded<T>(
+    env: &str,
+    work: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, TrackerError> {
+    match tokio::time::timeout(TRACKER_WAIT, work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(TrackerError::Database {
+            env: env.to_string(),
+            source,
+        }),
+        Err(_) => Err(TrackerError::Timeout {
+            env: env.to_string(),
+            timeout: TRACKER_WAIT,
+        }),
     }
 }
 

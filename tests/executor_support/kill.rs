@@ -57,6 +57,20 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// Creates phasegate's log in `db` for environment `env`, as a writing
+/// command's first use does (read-only commands create nothing).
+pub async fn create_log(db: &TestDb, env: &str) -> TestResult {
+    let store = phasegate::tracker::Store::open(
+        env,
+        &db.url,
+        db.dialect,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
 /// Puts the stall trigger on the log (the log's tables must exist).
 pub async fn install_stall(db: &TestDb) -> TestResult {
     match db.dialect {
@@ -287,12 +301,17 @@ pub async fn kill_at(
     })
 }
 
-/// The step ids an output names as "step X started … never finished".
+/// The step ids an output names as "step X started … never finished" (or,
+/// for an undo, "rolling back step X of phase N started … never finished").
 pub fn never_finished(output: &str) -> Vec<String> {
     let mut out = Vec::new();
     for part in output.split("step ").skip(1) {
         let Some((id, rest)) = part.split_once(' ') else {
             continue;
+        };
+        let rest = match rest.strip_prefix("of phase ") {
+            Some(r) => r.split_once(' ').map_or("", |(_, r)| r),
+            None => rest,
         };
         if rest.starts_with("started") && part.contains("never finished") {
             let id = id.to_string();
