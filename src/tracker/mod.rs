@@ -9,11 +9,13 @@
 //! log and the schema cannot disagree.
 
 mod chain;
+#[cfg(unix)]
+mod file_lock;
 pub mod gates;
-mod schema;
 pub mod pins;
 #[cfg(test)]
 mod rollback_state_tests;
+mod schema;
 mod store;
 
 use std::collections::BTreeSet;
