@@ -846,11 +846,11 @@ async fn a_reordered_promotion_order_keeps_prod_behind_staging() -> TestResult {
 }
 
 /// Renamed after the plan started: staging replaced by `qa` (its own new
-/// database), which then runs phase 1. The order the plan started under
-/// (dev → staging → prod) is read from qa's log, where qa recorded the new
-/// order, so prod's gate no longer asks for staging.
+/// database), which then runs phase 1 and records the new order in its own
+/// log. The order the plan started under (dev → staging → prod) is read
+/// where the plan started first (dev), so prod's gate still asks for
+/// staging, and names `accept-change --env dev` as the deliberate way on.
 #[tokio::test]
-#[ignore = "BREAKS: staging renamed to qa mid-plan (dev → qa → prod), qa applies phase 1: prod's promotion gate holds ('qa completed phase 1'), the recorded order dev → staging → prod is not enforced"]
 async fn a_renamed_environment_does_not_stand_in_for_the_recorded_one() -> TestResult {
     let dir = Dir::new()?;
     sqlite_envs(&dir, &["dev", "staging", "qa", "prod"]).await?;
@@ -863,6 +863,88 @@ async fn a_renamed_environment_does_not_stand_in_for_the_recorded_one() -> TestR
     let gate = dir.run(&config, &["gate", "--env", "prod", PLAN]).await?;
     assert_eq!(gate.status.code(), Some(1), "{}", shown(&gate));
     assert!(said(&gate).contains("staging"), "{}", shown(&gate));
+    assert!(
+        said(&gate).contains("accept-change --env dev"),
+        "{}",
+        shown(&gate)
+    );
+    Ok(())
+}
+
+/// The rename again: `status` (which reads every environment at once)
+/// holds prod for the same reason as `gate`, and `apply` in prod runs
+/// nothing; `accept-change --env dev` records the new order where the plan
+/// started first, after which prod may follow qa.
+#[tokio::test]
+async fn a_renamed_environment_holds_status_and_apply_until_the_change_is_accepted() -> TestResult {
+    let dir = Dir::new()?;
+    sqlite_envs(&dir, &["dev", "staging", "qa", "prod"]).await?;
+    let config = envs_config(&dir, &["dev", "staging", "prod"])?;
+    let out = dir.run(&config, &["apply", "--env", "dev", PLAN]).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let config = envs_config(&dir, &["dev", "qa", "prod"])?;
+    let out = dir.run(&config, &["apply", "--env", "qa", PLAN]).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let status = dir.run(&config, &["status", "--env", "prod"]).await?;
+    assert!(
+        said(&status).contains("staging was before prod"),
+        "{}",
+        shown(&status)
+    );
+    let apply = dir.run(&config, &["apply", "--env", "prod", PLAN]).await?;
+    assert_eq!(apply.status.code(), Some(1), "{}", shown(&apply));
+    assert!(!prod_has_log(&dir).await?, "phase 1 ran in prod");
+    let accept = dir
+        .run(
+            &config,
+            &[
+                "accept-change",
+                "--env",
+                "dev",
+                PLAN,
+                "--reason",
+                "staging renamed qa",
+            ],
+        )
+        .await?;
+    assert_eq!(accept.status.code(), Some(0), "{}", shown(&accept));
+    let gate = dir.run(&config, &["gate", "--env", "prod", PLAN]).await?;
+    assert_eq!(gate.status.code(), Some(0), "{}", shown(&gate));
+    assert!(!said(&gate).contains("staging"), "{}", shown(&gate));
+    assert!(
+        said(&gate).contains("qa completed phase 1"),
+        "{}",
+        shown(&gate)
+    );
+    Ok(())
+}
+
+/// An environment that joined after the plan started (canary, in place of
+/// staging) records its own order when it runs phase 1; prod is still held
+/// to dev's (dev → staging → prod). With staging back before canary, the
+/// added environment only makes the order longer, and is not a reason.
+#[tokio::test]
+async fn an_added_environment_does_not_replace_where_the_plan_started() -> TestResult {
+    let dir = Dir::new()?;
+    sqlite_envs(&dir, &["dev", "staging", "canary", "prod"]).await?;
+    let config = envs_config(&dir, &["dev", "staging", "prod"])?;
+    let out = dir.run(&config, &["apply", "--env", "dev", PLAN]).await?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let config = envs_config(&dir, &["dev", "canary", "prod"])?;
+    let out = dir
+        .run(&config, &["apply", "--env", "canary", PLAN])
+        .await?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let gate = dir.run(&config, &["gate", "--env", "prod", PLAN]).await?;
+    assert_eq!(gate.status.code(), Some(1), "{}", shown(&gate));
+    assert!(
+        said(&gate).contains("staging was before prod"),
+        "{}",
+        shown(&gate)
+    );
+    let config = envs_config(&dir, &["dev", "staging", "canary", "prod"])?;
+    let gate = dir.run(&config, &["gate", "--env", "prod", PLAN]).await?;
+    assert!(!said(&gate).contains("was before prod"), "{}", shown(&gate));
     Ok(())
 }
 
