@@ -121,3 +121,65 @@ pub(super) fn refused_url(database_url: &str) -> Option<String> {
             "sets search_path in its options: phasegate keeps its event log in the tables it finds by name, so a second search path would give this database a second log; set the application's search_path on its role or database instead (ALTER ROLE … SET search_path), not in database_url".to_string()
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_the_driver_honours_are_one_database() {
+        let base = database_identity("postgres://postgres@127.0.0.1:5432/app");
+        for other in [
+            "postgres://postgres@127.0.0.1:5432/%61pp",
+            "postgres://postgres@127.0.0.1:5432/postgres?dbname=app",
+            "postgresql://postgres@elsewhere:6000/app?host=localhost&port=5432",
+            "postgres://postgres@[::1]/app",
+        ] {
+            assert_eq!(database_identity(other), base, "{other}");
+        }
+        assert_eq!(
+            database_identity("postgres://app@127.0.0.1:5432"),
+            database_identity("postgres://127.0.0.1:5432/app?user=app"),
+        );
+        assert_eq!(
+            database_identity("mysql://root@127.0.0.1:3306/app"),
+            database_identity("mariadb://root@localhost/%61pp"),
+        );
+    }
+
+    #[test]
+    fn different_databases_stay_different() {
+        let base = database_identity("postgres://postgres@127.0.0.1:5432/app");
+        for other in [
+            "postgres://postgres@127.0.0.1:5432/app?dbname=app2",
+            "postgres://postgres@127.0.0.1:5433/app",
+            "postgres://postgres@db.example:5432/app",
+            "mysql://postgres@127.0.0.1:5432/app",
+        ] {
+            assert_ne!(database_identity(other), base, "{other}");
+        }
+        // MySQL's driver does not read `dbname`: the path names the database.
+        assert_ne!(
+            database_identity("mysql://root@127.0.0.1/app"),
+            database_identity("mysql://root@127.0.0.1/other?dbname=app"),
+        );
+    }
+
+    #[test]
+    fn a_search_path_in_postgres_options_is_refused() {
+        for url in [
+            "postgres://h/app?options=-c%20search_path%3Ds",
+            "postgres://h/app?options=--search-path%3Ds",
+            "postgres://h/app?options[search_path]=s",
+        ] {
+            assert!(refused_url(url).is_some(), "{url}");
+        }
+        for url in [
+            "postgres://h/app?options=-c%20statement_timeout%3D5s",
+            "postgres://h/app",
+            "mysql://h/app?options=search_path",
+        ] {
+            assert!(refused_url(url).is_none(), "{url}");
+        }
+    }
+}

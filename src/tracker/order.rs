@@ -92,3 +92,55 @@ pub(super) fn skipped_environments(ctx: &GateContext<'_>) -> Option<String> {
         ctx.plan_label,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event(id: i64, secs: i64, plan: &str, kind: EventKind, order: &[&str]) -> Event {
+        Event {
+            id,
+            at: Utc.timestamp_opt(secs, 0).single().unwrap_or_default(),
+            plan: Some(plan.to_string()),
+            kind,
+            phase: None,
+            step: None,
+            detail: serde_json::json!({ "environments": order }).to_string(),
+            actor: "t".into(),
+        }
+    }
+
+    #[test]
+    fn the_first_start_and_the_last_recorded_order() {
+        let events = [
+            event(1, 10, "other", EventKind::PlanStarted, &["x"]),
+            event(
+                2,
+                20,
+                "p",
+                EventKind::PlanStarted,
+                &["dev", "staging", "prod"],
+            ),
+            event(
+                3,
+                30,
+                "p",
+                EventKind::ChangeAccepted,
+                &["dev", "qa", "prod"],
+            ),
+        ];
+        let found = started_order("dev", &events, "p");
+        assert_eq!(
+            found,
+            Some(StartedOrder {
+                env: "dev".into(),
+                at: events[1].at,
+                order: vec!["dev".into(), "qa".into(), "prod".into()],
+            })
+        );
+        assert_eq!(started_order("dev", &events, "never"), None);
+        // An accepted change alone is not a start.
+        assert_eq!(started_order("dev", &events[2..], "p"), None);
+    }
+}
