@@ -24,8 +24,8 @@ pub(super) fn shared_database(environments: &[Environment]) -> Option<(usize, us
 /// What identifies the database a URL points at, so that two spellings of
 /// one database compare equal: for SQLite the file's canonical path (of its
 /// folder, when the file does not exist yet); for a server, the dialect,
-/// host (`localhost`, `127.0.0.1` and `::1` are one; a Unix socket by its
-/// folder), port (the default when absent) and database name (the user's
+/// host (`localhost`, `127.0.0.1`, `::1` and a Postgres Unix socket are
+/// one; a MySQL socket by its path), port (the default when absent) and database name (the user's
 /// name on Postgres when none is given), as the driver parses them
 /// (percent-decoded; Postgres' `dbname`, `host`, `port`, `user` query
 /// parameters honoured), ignoring password and other options.
@@ -85,7 +85,11 @@ fn server_identity(database_url: &str) -> Option<String> {
         _ => return None,
     };
     let host = match socket {
-        Some(dir) => format!("unix:{dir}"),
+        // A Postgres socket is `<dir>/.s.PGSQL.<port>`: the local server on that port.
+        Some(_) if scheme == "postgres" => "localhost".to_string(),
+        None if scheme == "postgres" && host.starts_with('/') => "localhost".to_string(),
+        // MySQL's socket names the server by itself.
+        Some(path) => format!("unix:{path}"),
         None => {
             let h = host.to_ascii_lowercase();
             let bare = h.trim_start_matches('[').trim_end_matches(']');
@@ -100,7 +104,7 @@ fn server_identity(database_url: &str) -> Option<String> {
 }
 
 /// Why a database URL is refused at config load, if it is: a Postgres URL
-/// whose `options` set `search_path`. phasegate finds its own tables
+/// whose `options` (or the `PGOPTIONS` the driver adds) set `search_path`. phasegate finds its own tables
 /// (`phasegate_meta`, `phasegate_events`, `phasegate_head`) by unqualified
 /// name, so a second search path would give one database a second event
 /// log, and a second environment on it would escape the marker that says
@@ -118,7 +122,7 @@ pub(super) fn refused_url(database_url: &str) -> Option<String> {
         .replace('-', "_")
         .contains("search_path")
         .then(|| {
-            "sets search_path in its options: phasegate keeps its event log in the tables it finds by name, so a second search path would give this database a second log; set the application's search_path on its role or database instead (ALTER ROLE … SET search_path), not in database_url".to_string()
+            "sets search_path in its options (or PGOPTIONS): phasegate keeps its event log in the tables it finds by name, so a second search path would give this database a second log; set the application's search_path on its role or database instead (ALTER ROLE … SET search_path), not in database_url".to_string()
         })
 }
 
@@ -137,6 +141,10 @@ mod tests {
         ] {
             assert_eq!(database_identity(other), base, "{other}");
         }
+        assert_eq!(
+            database_identity("postgres://postgres@%2Fvar%2Frun%2Fpostgresql/app"),
+            base
+        );
         assert_eq!(
             database_identity("postgres://app@127.0.0.1:5432"),
             database_identity("postgres://127.0.0.1:5432/app?user=app"),
