@@ -43,7 +43,7 @@ pub use durations::{
     AGE_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE, parse_duration,
 };
 pub use identity::database_identity;
-use identity::shared_database;
+use identity::{refused_url, shared_database};
 
 /// The file name phasegate looks for in the current folder.
 pub const CONFIG_FILE: &str = "phasegate.yaml";
@@ -313,6 +313,11 @@ impl Config {
                     .unwrap_or(Duration::ZERO),
                 name,
             });
+        }
+        for (e, at) in environments.iter().zip(&url_at) {
+            if let Some(why) = refused_url(&e.database_url) {
+                return Err(at_value(at, format!("{}.database_url {why}", e.name)));
+            }
         }
         if let Some((i, j)) = shared_database(&environments) {
             let (first, second) = (&environments[i].name, &environments[j].name);

@@ -4,6 +4,7 @@
 use crate::config::Environment;
 use crate::plan::Plan;
 use crate::tracker::gates::{self, GateContext, Verdict};
+use crate::tracker::order::{StartedOrder, started_order};
 use crate::tracker::{
     Event, Next, PhaseStatus, PlanState, Store, derive, interrupted_elsewhere, plan_events,
 };
@@ -29,6 +30,37 @@ impl Workspace<'_> {
         }
         .await;
         Some((prev.name.clone(), state))
+    }
+
+    /// The promotion orders recorded where the plan started: in each
+    /// environment before `env` in `phasegate.yaml` that can be read (read
+    /// at once; one that cannot be read is left out, and the promotion gate
+    /// reports the previous one's error itself), then in `env` from its
+    /// events `all`.
+    async fn started_orders(
+        &self,
+        env: &Environment,
+        plan: &Plan,
+        all: &[Event],
+    ) -> Vec<StartedOrder> {
+        let earlier = self
+            .config
+            .environments
+            .iter()
+            .take_while(|e| e.name != env.name);
+        let reads = earlier.map(|e| async move {
+            let mut store = self.open_read_only(e).await.ok()?;
+            let events = store.events(Some(&plan.name)).await;
+            store.close().await;
+            started_order(&e.name, &events.ok()?, &plan.name)
+        });
+        let mut found: Vec<StartedOrder> = futures::future::join_all(reads)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        found.extend(started_order(&env.name, all, &plan.name));
+        found
     }
 
     /// Evaluates every gate for the plan's next step, as `apply` would, from
@@ -63,6 +95,7 @@ impl Workspace<'_> {
             _ => None,
         };
         let order_now = self.order_now();
+        let started = self.started_orders(env, plan, all).await;
         let elsewhere = interrupted_elsewhere(all, &plan.name);
         let ctx = GateContext {
             plan,
@@ -78,6 +111,7 @@ impl Workspace<'_> {
             verify: verify.as_deref(),
             elsewhere: &elsewhere,
             order_now: &order_now,
+            started: &started,
         };
         let mut verdict = gates::verdict(&ctx);
         if let Some(p) = marking {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, VerifyOutcome};
+use crate::tracker::order::{StartedOrder, started_order};
 use crate::tracker::{Event, Next, PhaseStatus, derive, interrupted_elsewhere, plan_events};
 
 use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
@@ -164,6 +165,14 @@ impl Workspace<'_> {
                 });
                 let backups = backups(&mine);
                 let order_now = self.order_now();
+                // The orders recorded where the plan started, here and before here.
+                let started: Vec<StartedOrder> = logs[..=i]
+                    .iter()
+                    .zip(envs.iter())
+                    .filter_map(|(log, e)| {
+                        started_order(&e.name, &log.as_ref().ok()?.0, &plan.name)
+                    })
+                    .collect();
                 let elsewhere = interrupted_elsewhere(events, &plan.name);
                 let ctx = GateContext {
                     plan: &plan,
@@ -179,6 +188,7 @@ impl Workspace<'_> {
                     verify: None,
                     elsewhere: &elsewhere,
                     order_now: &order_now,
+                    started: &started,
                 };
                 let verdict = gates::verdict(&ctx);
                 let current = match state.next() {

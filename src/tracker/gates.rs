@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::order::StartedOrder;
 use super::{Next, Outstanding, PhaseStatus, PlanState};
 use crate::config::Environment;
 use crate::plan::{Plan, StepKind};
@@ -75,6 +76,11 @@ pub struct GateContext<'a> {
     pub elsewhere: &'a [(String, Outstanding)],
     /// The environments of `phasegate.yaml` now, in promotion order.
     pub order_now: &'a [String],
+    /// The promotion orders recorded where the plan started, in this
+    /// environment and each one before it in `phasegate.yaml` that could be
+    /// read (see [`super::order::started_order`]): the promotion gate holds
+    /// the plan to the one where it started earliest.
+    pub started: &'a [StartedOrder],
 }
 
 /// The gates for the plan's next step.
@@ -106,54 +112,6 @@ pub fn verdict(ctx: &GateContext<'_>) -> Verdict {
         phases: ctx.plan.phases.len(),
         gates,
     }
-}
-
-/// The order the plan started under, and where it was read: this
-/// environment's own log when the plan started here, else the log of the
-/// environment promoted from.
-fn recorded_order<'c>(ctx: &GateContext<'c>) -> Option<(&'c str, &'c [String])> {
-    if let Some(order) = &ctx.state.order {
-        return Some((ctx.env.name.as_str(), order.as_slice()));
-    }
-    match &ctx.previous_env {
-        Some((name, Ok(st))) => st.order.as_deref().map(|o| (*name, o)),
-        _ => None,
-    }
-}
-
-/// Why the promotion gate holds because environments that came before this
-/// one when the plan started are no longer before it in `phasegate.yaml`
-/// (removed, or moved after it); `None` when none is missing. Environments
-/// added since only make the order longer, and are not a reason.
-fn skipped_environments(ctx: &GateContext<'_>) -> Option<String> {
-    let (source, recorded) = recorded_order(ctx)?;
-    let env = ctx.env.name.as_str();
-    let pos = recorded.iter().position(|e| e == env)?;
-    let now_before: &[String] = ctx
-        .order_now
-        .iter()
-        .position(|e| e == env)
-        .map_or(&[], |i| &ctx.order_now[..i]);
-    let missing: Vec<&str> = recorded[..pos]
-        .iter()
-        .filter(|e| !now_before.contains(e))
-        .map(String::as_str)
-        .collect();
-    if missing.is_empty() {
-        return None;
-    }
-    let (was, it) = if missing.len() == 1 {
-        ("was", "it")
-    } else {
-        ("were", "them")
-    };
-    Some(format!(
-        "{} {was} before {env} in the promotion order when {} started ({}), and phasegate.yaml no longer has {it} before {env}: put {it} back and promote through {it} first. If leaving {it} out is deliberate, record the order in phasegate.yaml now with `phasegate accept-change --env {source} {} --reason \"…\"`",
-        missing.join(", "),
-        ctx.plan.name,
-        recorded.join(" → "),
-        ctx.plan_label,
-    ))
 }
 
 /// The gates for starting phase `phase` (1-based). `marking` is true when
@@ -209,7 +167,7 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
 
     // promotion: first the order the plan started under, then the
     // environment before this one.
-    let skipped = skipped_environments(ctx);
+    let skipped = super::order::skipped_environments(ctx);
     match (&ctx.previous_env, skipped) {
         (_, Some(reason)) => gate("promotion", false, reason),
         (None, None) => gate(

@@ -9,7 +9,10 @@
 //! log and the schema cannot disagree.
 
 mod chain;
+#[cfg(unix)]
+mod file_lock;
 pub mod gates;
+pub mod order;
 pub mod pins;
 #[cfg(test)]
 mod rollback_state_tests;

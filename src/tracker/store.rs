@@ -67,6 +67,14 @@ pub enum TrackerError {
         "{env}: this database belongs to environment `{owner}` (recorded in its phasegate_meta when phasegate first used it); two environments must not share a database: give {env} its own database_url"
     )]
     OtherEnvironment { env: String, owner: String },
+    /// The SQLite database file could not be opened to take the
+    /// environment's lock on it (`tracker::file_lock`).
+    #[error("{env}: cannot lock the SQLite database file {path}: {source}")]
+    LockFile {
+        env: String,
+        path: String,
+        source: std::io::Error,
+    },
     /// A read-only command was pointed at a SQLite file that does not exist.
     #[error(
         "{env}: no SQLite database at {path}: check {env}'s database_url (only commands that write, such as apply, create the file)"
@@ -91,7 +99,11 @@ pub struct Store {
     dialect: Dialect,
     env: String,
     url: String,
-    /// SQLite: the connection holding the side-car lock file, while locked.
+    /// SQLite: the lock on the database file, while locked (see `file_lock`).
+    #[cfg(unix)]
+    file_lock: Option<super::file_lock::FileLock>,
+    /// SQLite off Unix: the connection holding the side-car lock file.
+    #[cfg(not(unix))]
     lock_conn: Option<AnyConnection>,
     /// False when opened read-only on a database phasegate never wrote to.
     has_log: bool,
@@ -187,6 +199,9 @@ impl Store {
             dialect,
             env: env.to_string(),
             url: url.to_string(),
+            #[cfg(unix)]
+            file_lock: None,
+            #[cfg(not(unix))]
             lock_conn: None,
             has_log: true,
             version: schema::SCHEMA_VERSION,
@@ -295,10 +310,14 @@ impl Store {
     /// Takes this environment's lock, waiting up to `wait` for another run.
     ///
     /// Postgres: a session advisory lock. MySQL: a named lock (`GET_LOCK`)
-    /// for this database, a server-wide name. SQLite: an exclusive lock on a
-    /// side-car file (`<database>.phasegate-lock`), so the database itself
-    /// stays writable by the application between phasegate's transactions.
-    /// Every one dies with its session: a killed run never leaves it held.
+    /// for this database, a server-wide name. SQLite on Unix: an advisory
+    /// `flock` on the database file itself (`tracker::file_lock`), so every
+    /// path to one file (symlink, hard link) takes one lock, nothing is
+    /// created, and the database stays writable by the application between
+    /// phasegate's transactions; tried every 50ms until `wait`. SQLite
+    /// elsewhere: an exclusive lock on a side-car file
+    /// (`<database>.phasegate-lock`). Every one dies with its session or
+    /// process: a killed run never leaves it held.
     pub async fn lock(&mut self, wait: Duration) -> Result<(), TrackerError> {
         let busy = |env: &str, start: Instant| TrackerError::Busy {
             env: env.to_string(),
@@ -311,6 +330,9 @@ impl Store {
                 "COALESCE(GET_LOCK({}, 0), 0) = 1",
                 mysql_lock_name(LOCK_KEY)
             ),
+            #[cfg(unix)]
+            Dialect::Sqlite => return self.lock_sqlite_file(wait, start).await,
+            #[cfg(not(unix))]
             Dialect::Sqlite => {
                 let lock_url = sqlite_lock_url(&self.url);
                 let mut conn = AnyConnection::connect(&lock_url).await.map_err(|source| {
@@ -354,6 +376,52 @@ impl Store {
         }
     }
 
+    /// SQLite on Unix: takes the `flock` on the database file, trying every
+    /// 50ms until `wait` has passed ([`TrackerError::Busy`]). An in-memory
+    /// database is this process's own: there is nothing to lock.
+    #[cfg(unix)]
+    async fn lock_sqlite_file(
+        &mut self,
+        wait: Duration,
+        start: Instant,
+    ) -> Result<(), TrackerError> {
+        use std::str::FromStr;
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).map_err(|source| {
+                TrackerError::Connect {
+                    env: self.env.clone(),
+                    source,
+                }
+            })?;
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str() == ":memory:" || self.url.contains("mode=memory") {
+            return Ok(());
+        }
+        loop {
+            match super::file_lock::try_lock(&path) {
+                Ok(Some(lock)) => {
+                    self.file_lock = Some(lock);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(source) => {
+                    return Err(TrackerError::LockFile {
+                        env: self.env.clone(),
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+            if start.elapsed() >= wait {
+                return Err(TrackerError::Busy {
+                    env: self.env.clone(),
+                    waited: start.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Releases the lock, waiting at most [`RELEASE_WAIT`] (a connection
     /// that went silent never answers; its session, and the lock, end on the
     /// server's side, see `crate::session`).
@@ -370,6 +438,9 @@ impl Store {
                 .execute(&mut self.conn)
                 .await;
             }
+            #[cfg(unix)]
+            Dialect::Sqlite => self.file_lock = None,
+            #[cfg(not(unix))]
             Dialect::Sqlite => {
                 if let Some(mut conn) = self.lock_conn.take() {
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
@@ -592,7 +663,9 @@ fn missing_sqlite_file(url: &str) -> Option<String> {
     Some(path.to_string())
 }
 
-/// `sqlite:///x/app.db?mode=rwc` → `sqlite:///x/app.db.phasegate-lock?mode=rwc`.
+/// `sqlite:///x/app.db?mode=rwc` → `sqlite:///x/app.db.phasegate-lock?mode=rwc`
+/// (the side-car lock file, off Unix).
+#[cfg(not(unix))]
 fn sqlite_lock_url(url: &str) -> String {
     let (path, _) = url.split_once('?').unwrap_or((url, ""));
     format!("{path}.phasegate-lock?mode=rwc")
