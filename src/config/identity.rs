@@ -71,4 +71,3 @@ pub fn database_identity(database_url: &str) -> String {
     };
     format!("{scheme}://{host}:{port}/{db}")
 }
-

@@ -15,8 +15,8 @@
 
 mod apply;
 mod backfill;
-mod drift;
 mod deadline;
+mod drift;
 mod gate;
 mod presence;
 mod records;

@@ -10,10 +10,11 @@
 
 mod chain;
 pub mod gates;
-mod schema;
+mod guards;
 pub mod pins;
 #[cfg(test)]
 mod rollback_state_tests;
+mod schema;
 mod store;
 
 use std::collections::BTreeSet;

@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::chain;
+use super::guards;
 use super::schema::{self, mysql_lock_name};
 use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
 use crate::dialect::{Dialect, mysql_lock_wait};
@@ -89,6 +90,10 @@ pub struct Store {
     has_log: bool,
     /// The version of phasegate's tables found (chain checks from 2 on).
     version: i64,
+    /// The environment whose genesis the log's chain starts from: the owner
+    /// recorded in `phasegate_meta` (this environment, unless opened for
+    /// any owner).
+    chain_env: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -182,6 +187,7 @@ impl Store {
             lock_conn: None,
             has_log: true,
             version: schema::SCHEMA_VERSION,
+            chain_env: env.to_string(),
         };
         store.open_schema(mode, timeout).await?;
         Ok(store)
@@ -215,6 +221,22 @@ impl Store {
             });
         }
         self.version = version;
+        let tampered = |env: &str, what: String| TrackerError::Tampered {
+            env: env.to_string(),
+            what,
+        };
+        if version >= 2
+            && let Some((trigger, table)) = guards::missing_trigger(&mut self.conn, self.dialect)
+                .await
+                .map_err(|e| self.db_error(e))?
+        {
+            return Err(tampered(
+                &self.env,
+                format!(
+                    "the trigger {trigger} on {table}, one of the guards phasegate created, is missing or disabled (dropped or disabled outside phasegate), so the log may have been changed while it was unguarded"
+                ),
+            ));
+        }
         let owner = schema::read_owner(&mut self.conn, self.dialect)
             .await
             .map_err(|e| self.db_error(e))?;
@@ -225,7 +247,16 @@ impl Store {
                     owner,
                 })
             }
-            Some(_) => Ok(()),
+            Some(owner) => {
+                self.chain_env = owner;
+                Ok(())
+            }
+            // From version 2 on the marker is written before the version
+            // row, so a log without one had it deleted.
+            None if version >= 2 => Err(tampered(
+                &self.env,
+                "the environment marker in phasegate_meta, which names the environment that owns this database, was deleted".into(),
+            )),
             None if create => schema::claim(&mut self.conn, self.dialect, &self.env)
                 .await
                 .map_err(|e| self.db_error(e)),
@@ -469,7 +500,8 @@ impl Store {
                         .into(),
                 ));
             };
-            chain::verify(&rows, head.as_ref()).map_err(|what| tampered(&self.env, what))?;
+            chain::verify(&rows, head.as_ref(), &self.chain_env)
+                .map_err(|what| tampered(&self.env, what))?;
             rows
         } else {
             // A log from before the chain, read without migrating it (read-only).
