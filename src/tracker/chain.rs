@@ -116,9 +116,11 @@ impl StoredEvent {
     }
 }
 
-/// Checks the chain of `rows` (the whole log, in id order) against `head`,
-/// starting from the [`genesis`] of `env` (the environment that owns the
-/// log). `Err` says what is wrong and at which event.
+/// Checks the chain of `rows` (the whole log, in id order, read after
+/// `head`) against `head`, starting from the [`genesis`] of `env` (the
+/// environment that owns the log). Rows after the head's last event are
+/// accepted when they continue the chain (appended between the two reads).
+/// `Err` says what is wrong and at which event.
 pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>, env: &str) -> Result<(), String> {
     let start = genesis(env);
     let Some(head) = head else {
@@ -179,7 +181,17 @@ pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>, env: &str) -> Re
             head.events, head.last_id
         ));
     }
-    if head.last_id != last || head.last_hash != prev || head.events != count {
+    // The head is read before the rows (`schema::read_chain`), so events
+    // appended in between may follow it; they are chained to it (checked
+    // above). The head must match the log up to its own last event.
+    let at_head = if head.last_id == 0 {
+        Some((genesis(env), 0))
+    } else {
+        rows.iter()
+            .position(|r| r.id == head.last_id)
+            .and_then(|i| Some((rows[i].hash.clone()?, i64::try_from(i + 1).ok()?)))
+    };
+    if at_head != Some((head.last_hash.clone(), head.events)) {
         return Err(format!(
             "phasegate_head (last event {}, {} events) does not match the log (last event {last}, {count} events): one of them was changed by hand",
             head.last_id, head.events
@@ -231,6 +243,34 @@ mod tests {
             events: 0,
         };
         assert_eq!(verify(&[], Some(&empty), "dev"), Ok(()));
+    }
+
+    #[test]
+    fn events_appended_after_the_head_was_read_pass_and_a_moved_head_does_not() {
+        let err = |r: Result<(), String>| r.err().unwrap_or_default();
+        let (rows, _) = chain(4);
+        let behind = Head {
+            last_id: 2,
+            last_hash: rows[1].hash.clone().unwrap_or_default(),
+            events: 2,
+        };
+        assert_eq!(verify(&rows, Some(&behind), "dev"), Ok(()));
+        let fresh = Head {
+            last_id: 0,
+            last_hash: genesis("dev"),
+            events: 0,
+        };
+        assert_eq!(verify(&rows, Some(&fresh), "dev"), Ok(()));
+        let miscounted = Head {
+            events: 3,
+            ..behind.clone()
+        };
+        assert!(err(verify(&rows, Some(&miscounted), "dev")).contains("does not match the log"));
+        let wrong_hash = Head {
+            last_hash: "x".into(),
+            ..behind
+        };
+        assert!(err(verify(&rows, Some(&wrong_hash), "dev")).contains("does not match the log"));
     }
 
     #[test]

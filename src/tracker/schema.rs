@@ -416,6 +416,25 @@ pub(crate) async fn read_chain(
     if !table_exists(conn, dialect, "phasegate_events").await? {
         return Ok(None);
     }
+    // The head first: the log is append-only, so the rows read after it
+    // hold every event it counts (and perhaps later ones, which
+    // [`chain::verify`] accepts when they follow it).
+    let head = if table_exists(conn, dialect, "phasegate_head").await? {
+        sqlx::query("SELECT last_id, last_hash, events FROM phasegate_head WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| -> Result<chain::Head, sqlx::Error> {
+                Ok(chain::Head {
+                    last_id: r.try_get("last_id")?,
+                    last_hash: r.try_get("last_hash")?,
+                    events: r.try_get("events")?,
+                })
+            })
+            .transpose()?
+    } else {
+        // The head table dropped: as missing as its row.
+        None
+    };
     let rows = sqlx::query(
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash FROM phasegate_events ORDER BY id",
     )
@@ -436,21 +455,6 @@ pub(crate) async fn read_chain(
             hash: r.try_get("hash")?,
         });
     }
-    if !table_exists(conn, dialect, "phasegate_head").await? {
-        // The head table dropped: as missing as its row.
-        return Ok(Some((events, None)));
-    }
-    let head = sqlx::query("SELECT last_id, last_hash, events FROM phasegate_head WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| -> Result<chain::Head, sqlx::Error> {
-            Ok(chain::Head {
-                last_id: r.try_get("last_id")?,
-                last_hash: r.try_get("last_hash")?,
-                events: r.try_get("events")?,
-            })
-        })
-        .transpose()?;
     Ok(Some((events, head)))
 }
 
