@@ -545,6 +545,49 @@ async fn dropped_guards_are_refused_as_tampering_on_mysql() {
     with_mysql(guards_dropped).await;
 }
 
+/// MariaDB shows a table's triggers only to a user with the TRIGGER
+/// privilege: a read-only account (SELECT only) running `status` and
+/// `gate` on an intact log is not told the log was tampered with.
+#[tokio::test]
+async fn a_read_only_account_without_trigger_privilege_reads_an_intact_log_on_mysql() {
+    with_mysql(|db| async move {
+        let _project = applied(&db).await?;
+        let user = format!("pg_ro_{}", std::process::id());
+        db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .await?;
+        db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro'"))
+            .await?;
+        let granted = db
+            .exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name))
+            .await;
+        let result = async {
+            granted?;
+            let (_, rest) = db
+                .url
+                .split_once('@')
+                .ok_or_else(|| fail(format!("no host in {}", db.url)))?;
+            let url = format!("mysql://{user}:ro@{rest}");
+            let dir = Dir::new()?;
+            let config = dir.config("ro", &[(ENV, &url)])?;
+            for args in [&["status"][..], &["gate", "--env", ENV, PLAN][..]] {
+                let out = dir.run(&config, args).await?;
+                assert!(
+                    !said(&out).contains("tampered"),
+                    "{args:?}: {}",
+                    shown(&out)
+                );
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {}", shown(&out));
+            }
+            TestResult::Ok(())
+        }
+        .await;
+        db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .await?;
+        result
+    })
+    .await;
+}
+
 /// Postgres: a guard of phasegate_meta disabled (not dropped) is refused
 /// like a missing one.
 #[tokio::test]
