@@ -51,7 +51,7 @@ pub enum TrackerError {
     /// The log's hash chain or head does not match: rows were deleted,
     /// truncated or edited outside phasegate (see `tracker::chain`).
     #[error(
-        "{env}: the event log was tampered with: {what}. phasegate will not act on a log it cannot trust: restore phasegate_events and phasegate_head from a backup of this database, then run the command again"
+        "{env}: the event log was tampered with: {what}. phasegate will not act on a log it cannot trust: restore phasegate's tables (phasegate_meta, phasegate_events, phasegate_head, with their triggers) from a backup of this database, then run the command again"
     )]
     Tampered { env: String, what: String },
     /// The database belongs to another environment (its marker in
@@ -233,7 +233,7 @@ impl Store {
             return Err(tampered(
                 &self.env,
                 format!(
-                    "the trigger {trigger} on {table}, one of the guards phasegate created, is missing or disabled (dropped or disabled outside phasegate), so the log may have been changed while it was unguarded"
+                    "the trigger {trigger} on {table}, one of the guards phasegate created, is missing or disabled (dropped or disabled outside phasegate), so the log may have been changed while it was unguarded (if a backup shows the log intact, re-creating the trigger from the backup's schema also restores it)"
                 ),
             ));
         }
