@@ -39,11 +39,11 @@ use crate::intent::Diagnostic;
 mod durations;
 mod identity;
 
+pub use identity::database_identity;
+use identity::shared_database;
 pub use durations::{
     AGE_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE, parse_duration,
 };
-pub use identity::database_identity;
-use identity::shared_database;
 
 /// The file name phasegate looks for in the current folder.
 pub const CONFIG_FILE: &str = "phasegate.yaml";

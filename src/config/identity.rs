@@ -71,3 +71,4 @@ pub fn database_identity(database_url: &str) -> String {
     };
     format!("{scheme}://{host}:{port}/{db}")
 }
+

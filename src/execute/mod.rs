@@ -15,8 +15,8 @@
 
 mod apply;
 mod backfill;
-mod deadline;
 mod drift;
+mod deadline;
 mod gate;
 mod presence;
 mod records;
