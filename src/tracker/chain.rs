@@ -29,7 +29,9 @@
 //! database that reads as one phasegate never used. The triggers that
 //! refuse `UPDATE`, `DELETE` and, on Postgres, `TRUNCATE` stop the change
 //! before it happens, and every command checks that they are all there
-//! (and, on Postgres, enabled) before it reads the log; the chain is for
+//! (and, on Postgres, enabled) before it reads the log (see
+//! [`super::guards`]; on MySQL/MariaDB an account without the `TRIGGER`
+//! privilege is shown no triggers and skips that check); the chain is for
 //! what they cannot stop (MySQL/MariaDB `TRUNCATE`, triggers disabled for a
 //! while and enabled again).
 
