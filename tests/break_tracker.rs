@@ -211,34 +211,133 @@ fn forge_hash(
         .collect()
 }
 
+/// The definition (`CREATE TRIGGER …`) of trigger `name`, as the database
+/// reports it: to put it back after tampering, as someone covering their
+/// tracks would.
+async fn definition(db: &TestDb, name: &str) -> TestResult<String> {
+    let sql = match db.dialect {
+        Dialect::Postgres => {
+            format!("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = '{name}'")
+        }
+        Dialect::Sqlite => {
+            format!("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '{name}'")
+        }
+        Dialect::Mysql => format!(
+            "SELECT CONCAT('CREATE TRIGGER ', TRIGGER_NAME, ' ', ACTION_TIMING, ' ', EVENT_MANIPULATION, \
+             ' ON ', EVENT_OBJECT_TABLE, ' FOR EACH ROW ', ACTION_STATEMENT) \
+             FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = '{name}'"
+        ),
+    };
+    db.text(&sql)
+        .await?
+        .ok_or_else(|| fail(format!("no trigger {name}")))
+}
+
+/// Runs `sql` with the guard trigger `name` (on `table`) dropped, then puts
+/// the guard back exactly as it was.
+async fn behind_guard(db: &TestDb, name: &str, table: &str, sql: &[&str]) -> TestResult {
+    let def = definition(db, name).await?;
+    let on = if db.dialect == Dialect::Postgres {
+        format!(" ON {table}")
+    } else {
+        String::new()
+    };
+    db.exec(&format!("DROP TRIGGER {name}{on}")).await?;
+    for s in sql {
+        db.exec(s).await?;
+    }
+    db.exec(&def).await?;
+    Ok(())
+}
+
+/// The guard of `phasegate_meta` against `UPDATE` (Postgres: and `DELETE`).
+fn meta_update_guard(db: &TestDb) -> &'static str {
+    db.pick3(
+        "phasegate_meta_kept",
+        "phasegate_meta_no_update",
+        "phasegate_meta_no_update",
+    )
+}
+
+/// The guard of `phasegate_meta` against `DELETE`.
+fn meta_delete_guard(db: &TestDb) -> &'static str {
+    db.pick3(
+        "phasegate_meta_kept",
+        "phasegate_meta_no_delete",
+        "phasegate_meta_no_delete",
+    )
+}
+
 // ---------------------------------------------------------------------------
 // The log defends itself: new instances
 // ---------------------------------------------------------------------------
 
-/// MariaDB fires no trigger on TRUNCATE, and `phasegate_head` has no guard
-/// against UPDATE: two statements, no trigger dropped, and the log reads as
-/// a fresh one.
+/// MariaDB fires no trigger on TRUNCATE: the head reset to look like a
+/// fresh log's is refused by the head's guard, and the truncated log is
+/// noticed.
 #[tokio::test]
-#[ignore = "BREAKS: MariaDB TRUNCATE phasegate_events + UPDATE phasegate_head to (0, '', 0): status says 'pending', exit 0"]
 async fn truncate_and_a_reset_head_on_mysql_is_noticed() {
     with_mysql(|db| async move {
         let project = applied(&db).await?;
         db.exec("TRUNCATE phasegate_events").await?;
-        db.exec("UPDATE phasegate_head SET last_id = 0, last_hash = '', events = 0")
-            .await?;
+        db.assert_fails(
+            "UPDATE phasegate_head SET last_id = 0, last_hash = '', events = 0",
+            "only moves forward",
+        )
+        .await?;
         assert_tampered(&db, &project).await
     })
     .await;
 }
 
-/// The head edited by hand, guards intact (no guard refuses UPDATE on it).
+/// The head never goes backwards (nor sideways): every update but the one
+/// the insert trigger makes, one event forward, is refused.
+async fn head_kept_forward(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    for edit in [
+        "UPDATE phasegate_head SET last_id = 0, last_hash = '', events = 0",
+        "UPDATE phasegate_head SET events = events - 1",
+        "UPDATE phasegate_head SET last_hash = 'x'",
+        "UPDATE phasegate_head SET events = events + 1",
+        "UPDATE phasegate_head SET last_id = last_id - 1, events = events + 1",
+    ] {
+        db.assert_fails(edit, "only moves forward").await?;
+    }
+    let status = run(&project, &["status"]).await?;
+    assert_eq!(status.status.code(), Some(0), "{}", shown(&status));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_head_never_goes_back_on_postgres() {
+    with_postgres(head_kept_forward).await;
+}
+
+#[tokio::test]
+async fn the_head_never_goes_back_on_mysql() {
+    with_mysql(head_kept_forward).await;
+}
+
+#[tokio::test]
+async fn the_head_never_goes_back_on_sqlite() {
+    with_sqlite(head_kept_forward).await;
+}
+
+/// The head edited by hand: an edit its guard lets through (one event
+/// forward, no event written) is noticed; so are edits made with the guard
+/// dropped and put back.
 async fn head_edited(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
-    db.exec("UPDATE phasegate_head SET events = events + 1")
+    db.exec("UPDATE phasegate_head SET events = events + 1, last_id = last_id + 1")
         .await?;
     assert_tampered(&db, &project).await?;
-    db.exec("UPDATE phasegate_head SET events = events - 1, last_hash = 'x'")
-        .await?;
+    behind_guard(
+        &db,
+        "phasegate_head_forward",
+        "phasegate_head",
+        &["UPDATE phasegate_head SET events = events - 1, last_id = last_id - 1, last_hash = 'x'"],
+    )
+    .await?;
     assert_tampered(&db, &project).await
 }
 
@@ -316,13 +415,13 @@ async fn forged_good_hash(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: an INSERT into phasegate_events with a correctly computed hash (guards intact) is accepted; status reports phase 2 migrated though it never ran, exit 0"]
+#[ignore = "BREAKS (documented limit, src/tracker/chain.rs and docs/workflow.md): the hash has no secret, so an INSERT with a correctly computed hash that follows the head is accepted; status reports phase 2 migrated though it never ran, exit 0. Needs a keyed chain (not built)"]
 async fn a_forged_event_with_a_computed_hash_is_noticed_on_postgres() {
     with_postgres(forged_good_hash).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: an INSERT into phasegate_events with a correctly computed hash (guards intact) is accepted; status reports phase 2 migrated though it never ran, exit 0"]
+#[ignore = "BREAKS (documented limit, src/tracker/chain.rs and docs/workflow.md): the hash has no secret, so an INSERT with a correctly computed hash that follows the head is accepted; status reports phase 2 migrated though it never ran, exit 0. Needs a keyed chain (not built)"]
 async fn a_forged_event_with_a_computed_hash_is_noticed_on_sqlite() {
     with_sqlite(forged_good_hash).await;
 }
@@ -397,8 +496,10 @@ async fn disabled_guards_and_a_deleted_last_event_are_noticed_on_postgres() {
 }
 
 /// The guard triggers dropped, nothing else touched: the log itself is
-/// intact, so commands still work, and the first command that writes puts
-/// the guards back.
+/// intact, but may have been changed while it was unguarded (and a forged
+/// event with a computed hash would not show in the chain), so every
+/// command refuses it as tampered with, naming the missing trigger, and
+/// records nothing.
 async fn guards_dropped(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
     let drops: &[&str] = match db.dialect {
@@ -414,60 +515,190 @@ async fn guards_dropped(db: TestDb) -> TestResult {
     for d in drops {
         db.exec(d).await?;
     }
+    assert_tampered(&db, &project).await?;
     let out = run(&project, &["apply", "--env", ENV, PLAN]).await?;
-    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
-    db.assert_fails("DELETE FROM phasegate_events", "append-only")
-        .await?;
+    let first = db.pick3(
+        "phasegate_events_append_only",
+        "phasegate_events_no_update",
+        "phasegate_events_no_update",
+    );
+    assert!(
+        said(&out).contains(&format!("the trigger {first} on phasegate_events")),
+        "{}",
+        shown(&out)
+    );
     Ok(())
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: guard triggers dropped, then apply (a writing command) runs and records events without restoring them; DELETE FROM phasegate_events succeeds afterwards"]
-async fn dropped_guards_are_restored_by_the_next_write_on_sqlite() {
+async fn dropped_guards_are_refused_as_tampering_on_sqlite() {
     with_sqlite(guards_dropped).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: guard triggers dropped, then apply (a writing command) runs and records events without restoring them; DELETE FROM phasegate_events succeeds afterwards"]
-async fn dropped_guards_are_restored_by_the_next_write_on_postgres() {
+async fn dropped_guards_are_refused_as_tampering_on_postgres() {
     with_postgres(guards_dropped).await;
+}
+
+#[tokio::test]
+async fn dropped_guards_are_refused_as_tampering_on_mysql() {
+    with_mysql(guards_dropped).await;
+}
+
+/// MariaDB shows a table's triggers only to a user with the TRIGGER
+/// privilege: a read-only account (SELECT only) running `status` and
+/// `gate` on an intact log is not told the log was tampered with.
+#[tokio::test]
+async fn a_read_only_account_without_trigger_privilege_reads_an_intact_log_on_mysql() {
+    with_mysql(|db| async move {
+        let _project = applied(&db).await?;
+        let user = format!("pg_ro_{}", std::process::id());
+        db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .await?;
+        db.exec(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'ro'"))
+            .await?;
+        let granted = db
+            .exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", db.name))
+            .await;
+        let result = async {
+            granted?;
+            let (_, rest) = db
+                .url
+                .split_once('@')
+                .ok_or_else(|| fail(format!("no host in {}", db.url)))?;
+            let url = format!("mysql://{user}:ro@{rest}");
+            let dir = Dir::new()?;
+            let config = dir.config("ro", &[(ENV, &url)])?;
+            for args in [&["status"][..], &["gate", "--env", ENV, PLAN][..]] {
+                let out = dir.run(&config, args).await?;
+                assert!(
+                    !said(&out).contains("tampered"),
+                    "{args:?}: {}",
+                    shown(&out)
+                );
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {}", shown(&out));
+            }
+            TestResult::Ok(())
+        }
+        .await;
+        db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .await?;
+        result
+    })
+    .await;
+}
+
+/// Postgres: a guard of phasegate_meta disabled (not dropped) is refused
+/// like a missing one.
+#[tokio::test]
+async fn a_disabled_meta_guard_is_refused_as_tampering_on_postgres() {
+    with_postgres(|db| async move {
+        let project = applied(&db).await?;
+        db.exec("ALTER TABLE phasegate_meta DISABLE TRIGGER phasegate_meta_kept")
+            .await?;
+        assert_tampered(&db, &project).await?;
+        let out = run(&project, &["status"]).await?;
+        assert!(
+            said(&out).contains("phasegate_meta_kept on phasegate_meta"),
+            "{}",
+            shown(&out)
+        );
+        Ok(())
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
 // One environment per database: new instances
 // ---------------------------------------------------------------------------
 
-/// The environment marker deleted (guards intact: phasegate_meta has none);
-/// another environment must not claim the log an environment wrote.
+/// The environment marker deleted: refused by phasegate_meta's guard; and
+/// deleted with the guard dropped and put back, another environment
+/// (staging) is refused, records nothing and claims nothing.
 async fn marker_deleted(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
     let key = db.pick3("key", "key", "`key`");
-    db.exec(&format!(
-        "DELETE FROM phasegate_meta WHERE {key} = 'environment'"
-    ))
-    .await?;
+    let delete = format!("DELETE FROM phasegate_meta WHERE {key} = 'environment'");
+    db.assert_fails(&delete, "cannot be changed or deleted")
+        .await?;
+    behind_guard(&db, meta_delete_guard(&db), "phasegate_meta", &[&delete]).await?;
     let dir = Dir::new()?;
     let other = dir.config("staging", &[("staging", &db.url)])?;
     let before = events(&db).await.len();
     let apply = dir
         .run(&other, &["apply", "--env", "staging", PLAN])
         .await?;
-    assert_ne!(apply.status.code(), Some(0), "{}", shown(&apply));
+    assert_eq!(apply.status.code(), Some(2), "{}", shown(&apply));
+    assert!(
+        said(&apply).contains("environment marker") && said(&apply).contains("was deleted"),
+        "{}",
+        shown(&apply)
+    );
+    assert_eq!(events(&db).await.len(), before, "staging recorded nothing");
+    let owner = format!("SELECT count(*) FROM phasegate_meta WHERE {key} = 'environment'");
+    assert_eq!(db.scalar(&owner).await?, 0, "staging claimed nothing");
+    drop(project);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_environment_marker_lets_no_other_environment_in_on_sqlite() {
+    with_sqlite(marker_deleted).await;
+}
+
+#[tokio::test]
+async fn a_deleted_environment_marker_lets_no_other_environment_in_on_postgres() {
+    with_postgres(marker_deleted).await;
+}
+
+#[tokio::test]
+async fn a_deleted_environment_marker_lets_no_other_environment_in_on_mysql() {
+    with_mysql(marker_deleted).await;
+}
+
+/// The marker rewritten to another environment's name (its guard dropped
+/// and put back): that environment finds a log whose chain starts from
+/// another environment's genesis, and is refused without writing.
+async fn marker_rewritten(db: TestDb) -> TestResult {
+    let project = applied(&db).await?;
+    let key = db.pick3("key", "key", "`key`");
+    let update = format!("UPDATE phasegate_meta SET value = 'staging' WHERE {key} = 'environment'");
+    behind_guard(&db, meta_update_guard(&db), "phasegate_meta", &[&update]).await?;
+    let dir = Dir::new()?;
+    let other = dir.config("staging", &[("staging", &db.url)])?;
+    let before = events(&db).await.len();
+    for args in [
+        &["status"][..],
+        &["gate", "--env", "staging", PLAN][..],
+        &["apply", "--env", "staging", PLAN][..],
+    ] {
+        let out = dir.run(&other, args).await?;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", shown(&out));
+        assert!(
+            said(&out).contains("tampered")
+                && said(&out).contains("does not start the log of environment `staging`"),
+            "{args:?}: {}",
+            shown(&out)
+        );
+    }
     assert_eq!(events(&db).await.len(), before, "staging recorded nothing");
     drop(project);
     Ok(())
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: DELETE of the environment marker row in phasegate_meta lets another environment (staging) claim dev's database: 'phase 2 of 3 applied in staging', appended to dev's log, exit 0"]
-async fn a_deleted_environment_marker_lets_no_other_environment_in_on_sqlite() {
-    with_sqlite(marker_deleted).await;
+async fn a_rewritten_environment_marker_lets_no_other_environment_in_on_sqlite() {
+    with_sqlite(marker_rewritten).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: DELETE of the environment marker row in phasegate_meta lets another environment (staging) claim dev's database: 'phase 2 of 3 applied in staging', appended to dev's log, exit 0"]
-async fn a_deleted_environment_marker_lets_no_other_environment_in_on_postgres() {
-    with_postgres(marker_deleted).await;
+async fn a_rewritten_environment_marker_lets_no_other_environment_in_on_postgres() {
+    with_postgres(marker_rewritten).await;
+}
+
+#[tokio::test]
+async fn a_rewritten_environment_marker_lets_no_other_environment_in_on_mysql() {
+    with_mysql(marker_rewritten).await;
 }
 
 /// Postgres: a second environment pointed at the same database with its
@@ -1192,14 +1423,25 @@ async fn applies_rollbacks_and_gates_at_once_on_a_fresh_database_on_sqlite() {
 async fn version_edited(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
     let key = db.pick3("key", "key", "`key`");
-    for v in ["99", "two"] {
-        db.exec(&format!(
-            "UPDATE phasegate_meta SET value = '{v}' WHERE {key} = 'schema_version'"
-        ))
+    let set =
+        |v: &str| format!("UPDATE phasegate_meta SET value = '{v}' WHERE {key} = 'schema_version'");
+    // The guard refuses lowering the version or making it unreadable.
+    db.assert_fails(&set("1"), "cannot be changed or deleted")
         .await?;
-        assert_refused(&db, &project).await?;
-    }
-    Ok(())
+    db.assert_fails(&set("two"), "cannot be changed or deleted")
+        .await?;
+    // Raising it (what a later phasegate does) passes the guard.
+    db.exec(&set("99")).await?;
+    assert_refused(&db, &project).await?;
+    // And with the guard dropped and put back: not a number.
+    behind_guard(
+        &db,
+        meta_update_guard(&db),
+        "phasegate_meta",
+        &[&set("two")],
+    )
+    .await?;
+    assert_refused(&db, &project).await
 }
 
 #[tokio::test]
@@ -1217,15 +1459,16 @@ async fn an_edited_schema_version_is_refused_on_sqlite() {
     with_sqlite(version_edited).await;
 }
 
-/// The environment marker changed to another environment's name: the
+/// The environment marker changed to another environment's name (refused
+/// by its guard; done with the guard dropped and put back): the
 /// environment that wrote the log is refused, never re-claims it quietly.
 async fn marker_changed(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
     let key = db.pick3("key", "key", "`key`");
-    db.exec(&format!(
-        "UPDATE phasegate_meta SET value = 'prod' WHERE {key} = 'environment'"
-    ))
-    .await?;
+    let update = format!("UPDATE phasegate_meta SET value = 'prod' WHERE {key} = 'environment'");
+    db.assert_fails(&update, "cannot be changed or deleted")
+        .await?;
+    behind_guard(&db, meta_update_guard(&db), "phasegate_meta", &[&update]).await?;
     assert_refused(&db, &project).await
 }
 
@@ -1237,6 +1480,11 @@ async fn a_changed_environment_marker_is_refused_on_sqlite() {
 #[tokio::test]
 async fn a_changed_environment_marker_is_refused_on_mysql() {
     with_mysql(marker_changed).await;
+}
+
+#[tokio::test]
+async fn a_changed_environment_marker_is_refused_on_postgres() {
+    with_postgres(marker_changed).await;
 }
 
 /// `status` (which takes no lock) read again and again while `backup`s
@@ -1417,6 +1665,8 @@ async fn fake_v1(db: TestDb) -> TestResult {
             "DROP TRIGGER phasegate_events_chain ON phasegate_events",
             "DROP TRIGGER phasegate_events_no_truncate ON phasegate_events",
             "DROP TRIGGER phasegate_events_append_only ON phasegate_events",
+            "DROP TRIGGER phasegate_meta_kept ON phasegate_meta",
+            "DROP TRIGGER phasegate_meta_no_truncate ON phasegate_meta",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
         ],
@@ -1424,6 +1674,8 @@ async fn fake_v1(db: TestDb) -> TestResult {
             "DROP TRIGGER phasegate_events_chain_check",
             "DROP TRIGGER phasegate_events_chain",
             "DROP TRIGGER phasegate_events_no_delete",
+            "DROP TRIGGER phasegate_meta_no_update",
+            "DROP TRIGGER phasegate_meta_no_delete",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
         ],
@@ -1431,6 +1683,8 @@ async fn fake_v1(db: TestDb) -> TestResult {
             "DROP TRIGGER phasegate_events_chain_check",
             "DROP TRIGGER phasegate_events_chain",
             "DROP TRIGGER phasegate_events_no_delete",
+            "DROP TRIGGER phasegate_meta_no_update",
+            "DROP TRIGGER phasegate_meta_no_delete",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash",
             "ALTER TABLE phasegate_events DROP COLUMN hash",
@@ -1456,19 +1710,19 @@ async fn fake_v1(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: a v2 log disguised as schema version 1 (chain columns, head and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
+#[ignore = "BREAKS (documented limit, src/tracker/chain.rs and docs/workflow.md): with DDL rights, a v2 log disguised as schema version 1 (chain columns, head, v2 guards and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
 async fn a_log_disguised_as_an_older_version_is_noticed_on_sqlite() {
     with_sqlite(fake_v1).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: a v2 log disguised as schema version 1 (chain columns, head and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
+#[ignore = "BREAKS (documented limit, src/tracker/chain.rs and docs/workflow.md): with DDL rights, a v2 log disguised as schema version 1 (chain columns, head, v2 guards and marker dropped) with events deleted is read as a genuine old log: status 'phase 1 of 3: migrating; next: apply phase 1', exit 0"]
 async fn a_log_disguised_as_an_older_version_is_noticed_on_mysql() {
     with_mysql(fake_v1).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: an INSERT into phasegate_events with a correctly computed hash (guards intact) is accepted; status reports phase 2 migrated though it never ran, exit 0"]
+#[ignore = "BREAKS (documented limit, src/tracker/chain.rs and docs/workflow.md): the hash has no secret, so an INSERT with a correctly computed hash that follows the head is accepted; status reports phase 2 migrated though it never ran, exit 0. Needs a keyed chain (not built)"]
 async fn a_forged_event_with_a_computed_hash_is_noticed_on_mysql() {
     with_mysql(forged_good_hash).await;
 }

@@ -167,28 +167,82 @@ async fn truncate_on_mysql_is_detected_by_status_gate_and_apply() {
     .await;
 }
 
+/// The definitions (`CREATE TRIGGER …`) of the triggers `names`, as the
+/// database reports them: to put them back after tampering, as someone
+/// covering their tracks would.
+async fn definitions(db: &TestDb, names: &[&str]) -> TestResult<Vec<String>> {
+    let mut defs = Vec::new();
+    for name in names {
+        let sql = match db.dialect {
+            Dialect::Postgres => {
+                format!("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = '{name}'")
+            }
+            Dialect::Sqlite => {
+                format!("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '{name}'")
+            }
+            Dialect::Mysql => format!(
+                "SELECT CONCAT('CREATE TRIGGER ', TRIGGER_NAME, ' ', ACTION_TIMING, ' ', EVENT_MANIPULATION, \
+                 ' ON ', EVENT_OBJECT_TABLE, ' FOR EACH ROW ', ACTION_STATEMENT) \
+                 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = '{name}'"
+            ),
+        };
+        defs.push(
+            db.text(&sql)
+                .await?
+                .ok_or_else(|| fail(format!("no trigger {name}")))?,
+        );
+    }
+    Ok(defs)
+}
+
+/// The guards of the events table: (trigger, its DROP statement).
+fn event_guards(db: &TestDb) -> Vec<(&'static str, String)> {
+    let names: &[&'static str] = match db.dialect {
+        Dialect::Postgres => &[
+            "phasegate_events_append_only",
+            "phasegate_events_no_truncate",
+        ],
+        Dialect::Mysql | Dialect::Sqlite => {
+            &["phasegate_events_no_update", "phasegate_events_no_delete"]
+        }
+    };
+    names
+        .iter()
+        .map(|n| {
+            let on = if db.dialect == Dialect::Postgres {
+                " ON phasegate_events"
+            } else {
+                ""
+            };
+            (*n, format!("DROP TRIGGER {n}{on}"))
+        })
+        .collect()
+}
+
 /// The guards dropped first (what only someone set on it would do), then
-/// the log changed by `tamper`.
+/// the log changed by `tamper`: the missing guard is named; and once the
+/// guards are put back as they were, the chain names `needle`.
 async fn unguarded(db: &TestDb, tamper: &[&str], needle: &str) -> TestResult {
     let project = applied(db).await?;
-    let drops: &[&str] = match db.dialect {
-        Dialect::Postgres => &[
-            "DROP TRIGGER phasegate_events_append_only ON phasegate_events",
-            "DROP TRIGGER phasegate_events_no_truncate ON phasegate_events",
-        ],
-        Dialect::Mysql => &[
-            "DROP TRIGGER phasegate_events_no_update",
-            "DROP TRIGGER phasegate_events_no_delete",
-        ],
-        Dialect::Sqlite => &[
-            "DROP TRIGGER phasegate_events_no_update",
-            "DROP TRIGGER phasegate_events_no_delete",
-        ],
-    };
-    for sql in drops.iter().chain(tamper) {
+    unguarded_on(db, &project, tamper, needle).await
+}
+
+async fn unguarded_on(db: &TestDb, project: &Project, tamper: &[&str], needle: &str) -> TestResult {
+    let guards = event_guards(db);
+    let names: Vec<&str> = guards.iter().map(|g| g.0).collect();
+    let defs = definitions(db, &names).await?;
+    for (_, drop) in &guards {
+        db.exec(drop).await?;
+    }
+    for sql in tamper {
         db.exec(sql).await?;
     }
-    assert_tampered(db, &project, needle).await
+    assert_tampered(db, project, &format!("the trigger {}", names[0])).await?;
+    assert_tampered(db, project, "is missing or disabled").await?;
+    for def in &defs {
+        db.exec(def).await?;
+    }
+    assert_tampered(db, project, needle).await
 }
 
 /// The ids of the log's events, for the statements that tamper with one.
@@ -216,17 +270,7 @@ async fn deleted_in_the_middle(db: TestDb) -> TestResult {
 /// Like [`unguarded`] on a log already written.
 async fn unguarded_again(db: &TestDb, tamper: &[&str], needle: &str, also: &str) -> TestResult {
     let project = Project::new(db, &[], PLAN, RENAME)?;
-    let drops: &[&str] = match db.dialect {
-        Dialect::Postgres => &["DROP TRIGGER phasegate_events_append_only ON phasegate_events"],
-        Dialect::Mysql | Dialect::Sqlite => &[
-            "DROP TRIGGER phasegate_events_no_update",
-            "DROP TRIGGER phasegate_events_no_delete",
-        ],
-    };
-    for sql in drops.iter().chain(tamper) {
-        db.exec(sql).await?;
-    }
-    assert_tampered(db, &project, needle).await?;
+    unguarded_on(db, &project, tamper, needle).await?;
     assert_tampered(db, &project, also).await
 }
 
@@ -320,24 +364,31 @@ async fn an_emptied_log_is_noticed_on_postgres() {
 // Migration from schema version 1
 // ---------------------------------------------------------------------------
 
-/// Turns the log back into what a phasegate before the chain wrote.
+/// Turns the log back into what a phasegate before the chain wrote (no
+/// chain, head, guards on phasegate_meta or environment marker).
 async fn downgrade_to_v1(db: &TestDb) -> TestResult {
     let sql: &[&str] = match db.dialect {
         Dialect::Postgres => &[
             "DROP TRIGGER phasegate_events_chain ON phasegate_events",
             "DROP TRIGGER phasegate_events_no_truncate ON phasegate_events",
+            "DROP TRIGGER phasegate_meta_kept ON phasegate_meta",
+            "DROP TRIGGER phasegate_meta_no_truncate ON phasegate_meta",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
         ],
         Dialect::Mysql => &[
             "DROP TRIGGER phasegate_events_chain_check",
             "DROP TRIGGER phasegate_events_chain",
+            "DROP TRIGGER phasegate_meta_no_update",
+            "DROP TRIGGER phasegate_meta_no_delete",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash, DROP COLUMN hash",
         ],
         Dialect::Sqlite => &[
             "DROP TRIGGER phasegate_events_chain_check",
             "DROP TRIGGER phasegate_events_chain",
+            "DROP TRIGGER phasegate_meta_no_update",
+            "DROP TRIGGER phasegate_meta_no_delete",
             "DROP TABLE phasegate_head",
             "ALTER TABLE phasegate_events DROP COLUMN prev_hash",
             "ALTER TABLE phasegate_events DROP COLUMN hash",

@@ -1,21 +1,39 @@
 //! The event log's hash chain: how a truncated, deleted-from or edited log is
 //! noticed where the database cannot refuse the change.
 //!
-//! Every event stores the hash of the event before it (`prev_hash`, `""` for
-//! the first) and its own hash: SHA-256 of `prev_hash` and every field the
-//! event was written with. A second table, `phasegate_head`, holds the id and
-//! hash of the last event and how many were written; a trigger updates it in
-//! the statement that inserts the event, so the two cannot disagree unless
-//! someone changes one of them by hand.
+//! Every event stores the hash of the event before it (`prev_hash`; for the
+//! first event, the environment's [`genesis`]) and its own hash: SHA-256 of
+//! `prev_hash` and every field the event was written with. A second table,
+//! `phasegate_head`, holds the id and hash of the last event and how many
+//! were written; a trigger updates it in the statement that inserts the
+//! event, so the two cannot disagree unless someone changes one of them by
+//! hand, and a guard on the head refuses any update that does not move it
+//! one event forward.
+//!
+//! The chain starts from a hash of the name of the environment that created
+//! the log, so a log is bound to its environment even if the environment
+//! marker in `phasegate_meta` is deleted or rewritten: another environment
+//! reading it finds a chain that does not start from its own genesis.
 //!
 //! What it protects against: rows deleted (at the start, the middle or the
-//! end), the table truncated, a row's fields or hash edited, rows inserted
-//! by hand. What it cannot protect against: someone who rewrites the whole
-//! chain and the head consistently (the hash has no secret), or who drops
-//! phasegate's tables altogether (the database then reads as one phasegate
-//! never used). The triggers that refuse `UPDATE`, `DELETE` and, on
-//! Postgres, `TRUNCATE` stop the change before it happens; the chain is for
-//! what they cannot stop (MySQL/MariaDB `TRUNCATE`, dropped triggers).
+//! end), the table truncated, a row's fields or hash edited, the head reset
+//! or edited, a row inserted by hand with a made-up hash, another
+//! environment's log. What it cannot protect against: the hash has no
+//! secret, so someone who can write to the database and computes the hash
+//! as phasegate does can append a forged event that follows the head (the
+//! insert trigger accepts it and the chain verifies), or rewrite the whole
+//! chain and the head consistently once the guards are dropped; someone
+//! with DDL rights can also disguise the log as schema version 1 (chain
+//! columns, head and marker dropped), which is read as an old, unchained
+//! log; and someone who drops phasegate's tables altogether leaves a
+//! database that reads as one phasegate never used. The triggers that
+//! refuse `UPDATE`, `DELETE` and, on Postgres, `TRUNCATE` stop the change
+//! before it happens, and every command checks that they are all there
+//! (and, on Postgres, enabled) before it reads the log (see
+//! [`super::guards`]; on MySQL/MariaDB an account without the `TRIGGER`
+//! privilege is shown no triggers and skips that check); the chain is for
+//! what they cannot stop (MySQL/MariaDB `TRUNCATE`, triggers disabled for a
+//! while and enabled again).
 
 use sha2::{Digest, Sha256};
 
@@ -43,6 +61,17 @@ pub(crate) struct Head {
     pub events: i64,
 }
 
+/// The `prev_hash` of the first event of `env`'s log, and the head's hash
+/// while the log is empty: hex SHA-256 of a JSON array naming `env`.
+pub(crate) fn genesis(env: &str) -> String {
+    let input = serde_json::json!(["phasegate genesis", env]).to_string();
+    hex(&Sha256::digest(input.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The hash of an event (hex SHA-256 of `prev` and its fields, as a JSON
 /// array so no two different events spell the same input).
 #[allow(clippy::too_many_arguments)]
@@ -58,10 +87,7 @@ pub(crate) fn event_hash(
 ) -> String {
     let input =
         serde_json::json!([prev, at_ms, plan, kind, phase, step, detail, actor]).to_string();
-    Sha256::digest(input.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(input.as_bytes()))
 }
 
 impl StoredEvent {
@@ -92,9 +118,13 @@ impl StoredEvent {
     }
 }
 
-/// Checks the chain of `rows` (the whole log, in id order) against `head`.
+/// Checks the chain of `rows` (the whole log, in id order, read after
+/// `head`) against `head`, starting from the [`genesis`] of `env` (the
+/// environment that owns the log). Rows after the head's last event are
+/// accepted when they continue the chain (appended between the two reads).
 /// `Err` says what is wrong and at which event.
-pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>) -> Result<(), String> {
+pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>, env: &str) -> Result<(), String> {
+    let start = genesis(env);
     let Some(head) = head else {
         return Err(
             "phasegate_head, which records the log's last event, is missing (its row was deleted or the table truncated)"
@@ -108,9 +138,14 @@ pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>) -> Result<(), St
                 head.events, head.last_id
             ));
         }
+        if head.last_hash != start {
+            return Err(format!(
+                "phasegate_head does not start the log of environment `{env}`: the log was created by another environment, or the head was changed by hand"
+            ));
+        }
         return Ok(());
     }
-    let mut prev = String::new();
+    let mut prev = start;
     let mut prev_id: Option<i64> = None;
     for row in rows {
         let (Some(p), Some(h)) = (&row.prev_hash, &row.hash) else {
@@ -122,7 +157,7 @@ pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>) -> Result<(), St
         if *p != prev {
             return Err(match prev_id {
                 None => format!(
-                    "{} is the first event in the log but follows another one: the events before it were deleted",
+                    "{} is the first event in the log but does not start the log of environment `{env}`: the events before it were deleted, or the log was written by another environment",
                     row.label()
                 ),
                 Some(before) => format!(
@@ -148,7 +183,17 @@ pub(crate) fn verify(rows: &[StoredEvent], head: Option<&Head>) -> Result<(), St
             head.events, head.last_id
         ));
     }
-    if head.last_id != last || head.last_hash != prev || head.events != count {
+    // The head is read before the rows (`schema::read_chain`), so events
+    // appended in between may follow it; they are chained to it (checked
+    // above). The head must match the log up to its own last event.
+    let at_head = if head.last_id == 0 {
+        Some((genesis(env), 0))
+    } else {
+        rows.iter()
+            .position(|r| r.id == head.last_id)
+            .and_then(|i| Some((rows[i].hash.clone()?, i64::try_from(i + 1).ok()?)))
+    };
+    if at_head != Some((head.last_hash.clone(), head.events)) {
         return Err(format!(
             "phasegate_head (last event {}, {} events) does not match the log (last event {last}, {count} events): one of them was changed by hand",
             head.last_id, head.events
@@ -163,7 +208,7 @@ mod tests {
 
     fn chain(n: i64) -> (Vec<StoredEvent>, Head) {
         let mut rows = Vec::new();
-        let mut prev = String::new();
+        let mut prev = genesis("dev");
         for id in 1..=n {
             let mut e = StoredEvent {
                 id,
@@ -193,30 +238,75 @@ mod tests {
     #[test]
     fn an_intact_log_passes() {
         let (rows, head) = chain(4);
-        assert_eq!(verify(&rows, Some(&head)), Ok(()));
+        assert_eq!(verify(&rows, Some(&head), "dev"), Ok(()));
         let empty = Head {
             last_id: 0,
-            last_hash: String::new(),
+            last_hash: genesis("dev"),
             events: 0,
         };
-        assert_eq!(verify(&[], Some(&empty)), Ok(()));
+        assert_eq!(verify(&[], Some(&empty), "dev"), Ok(()));
+    }
+
+    #[test]
+    fn events_appended_after_the_head_was_read_pass_and_a_moved_head_does_not() {
+        let err = |r: Result<(), String>| r.err().unwrap_or_default();
+        let (rows, _) = chain(4);
+        let behind = Head {
+            last_id: 2,
+            last_hash: rows[1].hash.clone().unwrap_or_default(),
+            events: 2,
+        };
+        assert_eq!(verify(&rows, Some(&behind), "dev"), Ok(()));
+        let fresh = Head {
+            last_id: 0,
+            last_hash: genesis("dev"),
+            events: 0,
+        };
+        assert_eq!(verify(&rows, Some(&fresh), "dev"), Ok(()));
+        let miscounted = Head {
+            events: 3,
+            ..behind.clone()
+        };
+        assert!(err(verify(&rows, Some(&miscounted), "dev")).contains("does not match the log"));
+        let wrong_hash = Head {
+            last_hash: "x".into(),
+            ..behind
+        };
+        assert!(err(verify(&rows, Some(&wrong_hash), "dev")).contains("does not match the log"));
+    }
+
+    #[test]
+    fn another_environment_reads_a_chain_that_is_not_its_own() {
+        let err = |r: Result<(), String>| r.err().unwrap_or_default();
+        let (rows, head) = chain(3);
+        assert!(
+            err(verify(&rows, Some(&head), "staging"))
+                .contains("does not start the log of environment `staging`")
+        );
+        let empty = Head {
+            last_id: 0,
+            last_hash: genesis("dev"),
+            events: 0,
+        };
+        assert!(err(verify(&[], Some(&empty), "staging")).contains("another environment"));
+        assert_ne!(genesis("dev"), genesis("staging"));
     }
 
     #[test]
     fn truncation_deletion_and_edits_name_the_event() {
         let (rows, head) = chain(4);
         let err = |r: Result<(), String>| r.err().unwrap_or_default();
-        assert!(err(verify(&[], Some(&head))).contains("truncated"));
-        assert!(err(verify(&rows, None)).contains("phasegate_head"));
+        assert!(err(verify(&[], Some(&head), "dev")).contains("truncated"));
+        assert!(err(verify(&rows, None, "dev")).contains("phasegate_head"));
         let mut middle = rows.clone();
         middle.remove(1);
-        assert!(err(verify(&middle, Some(&head))).contains("event 3 (step_applied of p"));
-        assert!(err(verify(&rows[1..], Some(&head))).contains("event 2"));
-        assert!(err(verify(&rows[..3], Some(&head))).contains("at the end were deleted"));
+        assert!(err(verify(&middle, Some(&head), "dev")).contains("event 3 (step_applied of p"));
+        assert!(err(verify(&rows[1..], Some(&head), "dev")).contains("event 2"));
+        assert!(err(verify(&rows[..3], Some(&head), "dev")).contains("at the end were deleted"));
         let mut edited = rows.clone();
         edited[2].detail = "forged".into();
         assert!(
-            err(verify(&edited, Some(&head)))
+            err(verify(&edited, Some(&head), "dev"))
                 .contains("event 3 (step_applied of p, step 1.s3) was changed")
         );
     }

@@ -12,6 +12,7 @@ mod chain;
 #[cfg(unix)]
 mod file_lock;
 pub mod gates;
+mod guards;
 pub mod order;
 pub mod pins;
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::chain::{self, StoredEvent};
+use super::guards;
 use super::store::TrackerError;
 use crate::dialect::Dialect;
 
@@ -265,9 +266,9 @@ async fn create_or_migrate(
         .fetch_one(&mut *conn)
         .await?;
     if has_head == 0 {
-        chain_existing(conn, dialect).await?;
+        chain_existing(conn, dialect, env).await?;
     }
-    for sql in guards_sql(dialect) {
+    for sql in guards::guards_sql(dialect) {
         exec(conn, &sql).await?;
     }
     claim(conn, dialect, env).await?;
@@ -288,9 +289,14 @@ async fn create_or_migrate(
 }
 
 /// Computes the chain of the events already in the log (a log written
-/// before the chain existed: every row is taken as it is) and writes the
-/// head. The update guard is dropped for it and put back by [`guards_sql`].
-async fn chain_existing(conn: &mut AnyConnection, dialect: Dialect) -> Result<(), sqlx::Error> {
+/// before the chain existed: every row is taken as it is), starting from
+/// `env`'s [`chain::genesis`], and writes the head. The update guard is
+/// dropped for it and put back by [`guards::guards_sql`].
+async fn chain_existing(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    env: &str,
+) -> Result<(), sqlx::Error> {
     let drop_guard = match dialect {
         Dialect::Postgres => {
             "DROP TRIGGER IF EXISTS phasegate_events_append_only ON phasegate_events"
@@ -299,7 +305,7 @@ async fn chain_existing(conn: &mut AnyConnection, dialect: Dialect) -> Result<()
     };
     exec(conn, drop_guard).await?;
     let rows = read_unchained(conn).await?;
-    let mut prev = String::new();
+    let mut prev = chain::genesis(env);
     let mut last_id = 0i64;
     let mut count = 0i64;
     for e in &rows {
@@ -397,96 +403,6 @@ fn tables_sql(dialect: Dialect) -> &'static str {
     }
 }
 
-const APPEND_ONLY: &str = "phasegate_events is append-only: its rows are the record of what ran";
-const HEAD_KEPT: &str =
-    "phasegate_head records the last event of the event log: it cannot be deleted";
-const OUT_OF_CHAIN: &str =
-    "phasegate_events: an event must follow the last one recorded in phasegate_head";
-
-/// The guards (updates, deletes and, where the database has the trigger,
-/// truncation refused) and the chain triggers (each insert must follow the
-/// head, and moves it), each statement on its own and safe to repeat.
-fn guards_sql(dialect: Dialect) -> Vec<String> {
-    match dialect {
-        Dialect::Postgres => vec![format!(
-            "CREATE OR REPLACE FUNCTION phasegate_events_append_only() RETURNS trigger
-               LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{APPEND_ONLY}'; END $$;
-             CREATE OR REPLACE FUNCTION phasegate_head_kept() RETURNS trigger
-               LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{HEAD_KEPT}'; END $$;
-             CREATE OR REPLACE FUNCTION phasegate_events_chain() RETURNS trigger
-               LANGUAGE plpgsql AS $$
-               DECLARE last text;
-               BEGIN
-                 SELECT last_hash INTO last FROM phasegate_head WHERE id = 1 FOR UPDATE;
-                 IF last IS NULL OR NEW.prev_hash IS DISTINCT FROM last THEN
-                   RAISE EXCEPTION '{OUT_OF_CHAIN}';
-                 END IF;
-                 UPDATE phasegate_head SET last_id = NEW.id, last_hash = NEW.hash, events = events + 1 WHERE id = 1;
-                 RETURN NEW;
-               END $$;
-             DROP TRIGGER IF EXISTS phasegate_events_append_only ON phasegate_events;
-             CREATE TRIGGER phasegate_events_append_only BEFORE UPDATE OR DELETE ON phasegate_events
-               FOR EACH ROW EXECUTE FUNCTION phasegate_events_append_only();
-             DROP TRIGGER IF EXISTS phasegate_events_no_truncate ON phasegate_events;
-             CREATE TRIGGER phasegate_events_no_truncate BEFORE TRUNCATE ON phasegate_events
-               FOR EACH STATEMENT EXECUTE FUNCTION phasegate_events_append_only();
-             DROP TRIGGER IF EXISTS phasegate_events_chain ON phasegate_events;
-             CREATE TRIGGER phasegate_events_chain BEFORE INSERT ON phasegate_events
-               FOR EACH ROW EXECUTE FUNCTION phasegate_events_chain();
-             DROP TRIGGER IF EXISTS phasegate_head_kept ON phasegate_head;
-             CREATE TRIGGER phasegate_head_kept BEFORE DELETE ON phasegate_head
-               FOR EACH ROW EXECUTE FUNCTION phasegate_head_kept();
-             DROP TRIGGER IF EXISTS phasegate_head_no_truncate ON phasegate_head;
-             CREATE TRIGGER phasegate_head_no_truncate BEFORE TRUNCATE ON phasegate_head
-               FOR EACH STATEMENT EXECUTE FUNCTION phasegate_head_kept();"
-        )],
-        // MySQL/MariaDB: TRUNCATE fires no trigger; the chain catches it.
-        Dialect::Mysql => vec![
-            "DROP TRIGGER IF EXISTS phasegate_events_no_update".into(),
-            format!(
-                "CREATE TRIGGER phasegate_events_no_update BEFORE UPDATE ON phasegate_events FOR EACH ROW
-                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{APPEND_ONLY}'"
-            ),
-            "DROP TRIGGER IF EXISTS phasegate_events_no_delete".into(),
-            format!(
-                "CREATE TRIGGER phasegate_events_no_delete BEFORE DELETE ON phasegate_events FOR EACH ROW
-                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{APPEND_ONLY}'"
-            ),
-            "DROP TRIGGER IF EXISTS phasegate_head_no_delete".into(),
-            format!(
-                "CREATE TRIGGER phasegate_head_no_delete BEFORE DELETE ON phasegate_head FOR EACH ROW
-                   SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{HEAD_KEPT}'"
-            ),
-            "DROP TRIGGER IF EXISTS phasegate_events_chain_check".into(),
-            format!(
-                "CREATE TRIGGER phasegate_events_chain_check BEFORE INSERT ON phasegate_events FOR EACH ROW
-                   BEGIN
-                     IF NOT (NEW.prev_hash <=> (SELECT last_hash FROM phasegate_head WHERE id = 1 FOR UPDATE)) THEN
-                       SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{OUT_OF_CHAIN}';
-                     END IF;
-                   END"
-            ),
-            "DROP TRIGGER IF EXISTS phasegate_events_chain".into(),
-            "CREATE TRIGGER phasegate_events_chain AFTER INSERT ON phasegate_events FOR EACH ROW
-               UPDATE phasegate_head SET last_id = NEW.id, last_hash = NEW.hash, events = events + 1 WHERE id = 1"
-                .into(),
-        ],
-        Dialect::Sqlite => vec![format!(
-            "CREATE TRIGGER IF NOT EXISTS phasegate_events_no_update BEFORE UPDATE ON phasegate_events
-               BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END;
-             CREATE TRIGGER IF NOT EXISTS phasegate_events_no_delete BEFORE DELETE ON phasegate_events
-               BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END;
-             CREATE TRIGGER IF NOT EXISTS phasegate_head_no_delete BEFORE DELETE ON phasegate_head
-               BEGIN SELECT RAISE(ABORT, '{HEAD_KEPT}'); END;
-             CREATE TRIGGER IF NOT EXISTS phasegate_events_chain_check BEFORE INSERT ON phasegate_events
-               WHEN NEW.prev_hash IS NOT (SELECT last_hash FROM phasegate_head WHERE id = 1)
-               BEGIN SELECT RAISE(ABORT, '{OUT_OF_CHAIN}'); END;
-             CREATE TRIGGER IF NOT EXISTS phasegate_events_chain AFTER INSERT ON phasegate_events
-               BEGIN UPDATE phasegate_head SET last_id = NEW.id, last_hash = NEW.hash, events = events + 1 WHERE id = 1; END;"
-        )],
-    }
-}
-
 /// The whole log and its head, as [`read_chain`] returns them (`None`
 /// for a head that is missing).
 pub(crate) type Chain = (Vec<StoredEvent>, Option<chain::Head>);
@@ -500,6 +416,10 @@ pub(crate) async fn read_chain(
     if !table_exists(conn, dialect, "phasegate_events").await? {
         return Ok(None);
     }
+    // The head first: the log is append-only, so the rows read after it
+    // hold every event it counts (and perhaps later ones, which
+    // [`chain::verify`] accepts when they follow it).
+    let head = read_head(conn, dialect).await?;
     let rows = sqlx::query(
         "SELECT id, at_ms, plan, kind, phase, step, detail, actor, prev_hash, hash FROM phasegate_events ORDER BY id",
     )
@@ -520,11 +440,11 @@ pub(crate) async fn read_chain(
             hash: r.try_get("hash")?,
         });
     }
-    Ok(Some((events, read_head(conn, dialect).await?)))
+    Ok(Some((events, head)))
 }
 
 /// The head row (`None` when it or its table is gone).
-pub(crate) async fn read_head(
+async fn read_head(
     conn: &mut AnyConnection,
     dialect: Dialect,
 ) -> Result<Option<chain::Head>, sqlx::Error> {

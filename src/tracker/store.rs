@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::chain;
+use super::guards;
 use super::schema::{self, mysql_lock_name};
 use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
 use crate::dialect::{Dialect, mysql_lock_wait};
@@ -25,9 +26,6 @@ pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// small, so an answer that takes longer means the network path or the
 /// server went silent ([`TrackerError::Timeout`]).
 pub const TRACKER_WAIT: Duration = Duration::from_secs(30);
-/// How many times the log is read before a log that keeps changing under
-/// the reader (another run appending) is reported busy.
-const CONSISTENT_READS: u32 = 5;
 
 /// The tracker could not do its work.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +56,7 @@ pub enum TrackerError {
     /// The log's hash chain or head does not match: rows were deleted,
     /// truncated or edited outside phasegate (see `tracker::chain`).
     #[error(
-        "{env}: the event log was tampered with: {what}. phasegate will not act on a log it cannot trust: restore phasegate_events and phasegate_head from a backup of this database, then run the command again"
+        "{env}: the event log was tampered with: {what}. phasegate will not act on a log it cannot trust: restore phasegate's tables (phasegate_meta, phasegate_events, phasegate_head, with their triggers) from a backup of this database, then run the command again"
     )]
     Tampered { env: String, what: String },
     /// The database belongs to another environment (its marker in
@@ -109,6 +107,10 @@ pub struct Store {
     has_log: bool,
     /// The version of phasegate's tables found (chain checks from 2 on).
     version: i64,
+    /// The environment whose genesis the log's chain starts from: the owner
+    /// recorded in `phasegate_meta` (this environment, unless opened for
+    /// any owner).
+    chain_env: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -205,6 +207,7 @@ impl Store {
             lock_conn: None,
             has_log: true,
             version: schema::SCHEMA_VERSION,
+            chain_env: env.to_string(),
         };
         store.open_schema(mode, timeout).await?;
         Ok(store)
@@ -238,6 +241,22 @@ impl Store {
             });
         }
         self.version = version;
+        let tampered = |env: &str, what: String| TrackerError::Tampered {
+            env: env.to_string(),
+            what,
+        };
+        if version >= 2
+            && let Some((trigger, table)) = guards::missing_trigger(&mut self.conn, self.dialect)
+                .await
+                .map_err(|e| self.db_error(e))?
+        {
+            return Err(tampered(
+                &self.env,
+                format!(
+                    "the trigger {trigger} on {table}, one of the guards phasegate created, is missing or disabled (dropped or disabled outside phasegate), so the log may have been changed while it was unguarded (if a backup shows the log intact, re-creating the trigger from the backup's schema also restores it)"
+                ),
+            ));
+        }
         let owner = schema::read_owner(&mut self.conn, self.dialect)
             .await
             .map_err(|e| self.db_error(e))?;
@@ -248,7 +267,16 @@ impl Store {
                     owner,
                 })
             }
-            Some(_) => Ok(()),
+            Some(owner) => {
+                self.chain_env = owner;
+                Ok(())
+            }
+            // From version 2 on the marker is written before the version
+            // row, so a log without one had it deleted.
+            None if version >= 2 => Err(tampered(
+                &self.env,
+                "the environment marker in phasegate_meta, which names the environment that owns this database, was deleted".into(),
+            )),
             None if create => schema::claim(&mut self.conn, self.dialect, &self.env)
                 .await
                 .map_err(|e| self.db_error(e)),
@@ -544,14 +572,15 @@ impl Store {
             what,
         };
         let rows = if self.version >= 2 {
-            let Some((rows, head)) = self.read_chain_consistently().await? else {
+            let Some((rows, head)) = self.read_chain_bounded().await? else {
                 return Err(tampered(
                     &self.env,
                     "the table phasegate_events is gone, but phasegate_meta says the log exists"
                         .into(),
                 ));
             };
-            chain::verify(&rows, head.as_ref()).map_err(|what| tampered(&self.env, what))?;
+            chain::verify(&rows, head.as_ref(), &self.chain_env)
+                .map_err(|what| tampered(&self.env, what))?;
             rows
         } else {
             // A log from before the chain, read without migrating it (read-only).
@@ -582,39 +611,13 @@ impl Store {
             .collect()
     }
 
-    /// The log and its head as of one moment: the head is read before and
-    /// after the events, and the read is repeated while they differ (a run
-    /// appending meanwhile), so a log another run is writing to is never
-    /// mistaken for a tampered one. Each attempt is bounded by
-    /// [`TRACKER_WAIT`]; a log still changing after [`CONSISTENT_READS`]
-    /// attempts is [`TrackerError::Busy`].
-    async fn read_chain_consistently(&mut self) -> Result<Option<schema::Chain>, TrackerError> {
-        let start = Instant::now();
-        for attempt in 0..CONSISTENT_READS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            let dialect = self.dialect;
-            let env = self.env.clone();
-            let conn = &mut self.conn;
-            let read = bounded(&env, async {
-                let before = schema::read_head(conn, dialect).await?;
-                let chain = schema::read_chain(conn, dialect).await?;
-                Ok((before, chain))
-            })
-            .await?;
-            match read {
-                (before, Some((events, after))) if before != after => {
-                    // Appended to while read: read again.
-                    let _ = events;
-                }
-                (_, chain) => return Ok(chain),
-            }
-        }
-        Err(TrackerError::Busy {
-            env: self.env.clone(),
-            waited: start.elapsed(),
-        })
+    /// The log and its head ([`schema::read_chain`] reads the head first, so
+    /// a run appending meanwhile is not mistaken for tampering), within
+    /// [`TRACKER_WAIT`].
+    async fn read_chain_bounded(&mut self) -> Result<Option<schema::Chain>, TrackerError> {
+        let dialect = self.dialect;
+        let env = self.env.clone();
+        bounded(&env, schema::read_chain(&mut self.conn, dialect)).await
     }
 
     /// Releases the lock and closes the connection, each within [`RELEASE_WAIT`].
