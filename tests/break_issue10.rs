@@ -201,3 +201,97 @@ async fn mysql_a_dropped_log_is_not_read_as_fresh() {
 async fn sqlite_a_dropped_log_is_not_read_as_fresh() {
     with_sqlite(whole_log_dropped).await;
 }
+
+// ---------------------------------------------------------------------------
+// A hurried operator: the output pipe closes (`| head`, a CI log tailer that
+// stops reading, a dropped ssh session)
+// ---------------------------------------------------------------------------
+
+/// Runs phasegate with stdout and stderr as pipes whose reading ends are
+/// closed, as `phasegate … 2>&1 | head -n1` leaves them: stdout at once,
+/// stderr once its first line was read (when `first_line`) or at once.
+fn run_with_closed_output(
+    project: &Project,
+    args: &[&str],
+    first_line: bool,
+) -> TestResult<Output> {
+    let config = project.config_path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .current_dir(&project.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    if let Some(err) = child.stderr.take() {
+        if first_line {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(err), &mut line)?;
+            println!("read before closing: {line}");
+        }
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// `apply` of a rename's phase 1 (four steps, each announced on stderr)
+/// with its output closed: it must not panic (exit 101) between steps.
+async fn apply_into_closed_pipe(db: TestDb) -> TestResult {
+    db.create_table("items", "id integer PRIMARY KEY, a text")
+        .await?;
+    db.exec("INSERT INTO items VALUES (1, 'one')").await?;
+    let project = Project::new(&db, &[], "ren", RENAME)?;
+    let out = run_with_closed_output(&project, &["apply", "--env", ENV, "ren"], true)?;
+    let status = cmd(&project, &["status"])?;
+    if out.status.code() == Some(101) {
+        return Err(fail(format!(
+            "apply panicked (exit 101) when its output closed; status afterwards:\n{}",
+            shown(&status)
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
+async fn postgres_apply_survives_a_closed_output_pipe() {
+    with_postgres(apply_into_closed_pipe).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
+async fn mysql_apply_survives_a_closed_output_pipe() {
+    with_mysql(apply_into_closed_pipe).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
+async fn sqlite_apply_survives_a_closed_output_pipe() {
+    with_sqlite(apply_into_closed_pipe).await;
+}
+
+/// Read-only `plan` and `status` with their output closed: a clean exit, not
+/// a panic.
+#[tokio::test]
+#[ignore = "BREAKS: `phasegate plan … | head -0` and `status | head -0` panic 'failed printing to stdout: Broken pipe', exit 101"]
+async fn read_only_commands_survive_a_closed_output_pipe() {
+    with_sqlite(|db| async move {
+        db.create_table("items", "id integer PRIMARY KEY, a text")
+            .await?;
+        let project = Project::new(&db, &[], "ren", RENAME)?;
+        let mut panicked = Vec::new();
+        for args in [&["plan", "plans/ren.yaml"][..], &["status"][..]] {
+            let out = run_with_closed_output(&project, args, false)?;
+            if out.status.code() == Some(101) {
+                panicked.push(format!("{args:?}"));
+            }
+        }
+        if !panicked.is_empty() {
+            return Err(fail(format!("panicked (exit 101): {panicked:?}")));
+        }
+        Ok(())
+    })
+    .await;
+}
