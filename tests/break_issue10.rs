@@ -226,8 +226,10 @@ fn run_with_closed_output(
         .stderr(Stdio::piped())
         .spawn()?;
     drop(child.stdout.take());
-    if let Some(err) = child.stderr.take() {
-        if first_line {
+    if let Some(err) = child.stderr.take()
+        && first_line
+    {
+        {
             let mut line = String::new();
             std::io::BufRead::read_line(&mut std::io::BufReader::new(err), &mut line)?;
             println!("read before closing: {line}");
