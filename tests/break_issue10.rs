@@ -297,3 +297,48 @@ async fn read_only_commands_survive_a_closed_output_pipe() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Rollback: a failing `down` of the plan's last phase
+// ---------------------------------------------------------------------------
+
+/// A one-phase `sql` plan whose `down` fails when run (the table it names is
+/// not there). The rollback fails (exit 2) and is recorded
+/// `step_rollback_failed`; then `status` must not call the plan complete and
+/// `gate` must not answer 0 "every phase is deployed".
+async fn last_phase_down_fails(db: TestDb) -> TestResult {
+    let plan = "changes:\n  - sql:\n      phases:\n        - up: \"CREATE TABLE extra (id int)\"\n          down: \"DROP TABLE nonexistent\"\n";
+    let project = Project::new(&db, &[], "s", plan)?;
+    let out = cmd(&project, &["apply", "--env", ENV, "s"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let back = cmd(&project, &["rollback", "--env", ENV, "s"])?;
+    assert_eq!(back.status.code(), Some(2), "{}", shown(&back));
+    let status = cmd(&project, &["status"])?;
+    let gate = cmd(&project, &["gate", "--env", ENV, "s"])?;
+    let said = shown(&status);
+    if said.contains("complete") || gate.status.code() == Some(0) {
+        return Err(fail(format!(
+            "after a failed rollback of the last phase:\nstatus: {said}\ngate: {}",
+            shown(&gate)
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
+async fn postgres_a_failed_rollback_of_the_last_phase_is_not_complete() {
+    with_postgres(last_phase_down_fails).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
+async fn mysql_a_failed_rollback_of_the_last_phase_is_not_complete() {
+    with_mysql(last_phase_down_fails).await;
+}
+
+#[tokio::test]
+#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
+async fn sqlite_a_failed_rollback_of_the_last_phase_is_not_complete() {
+    with_sqlite(last_phase_down_fails).await;
+}
