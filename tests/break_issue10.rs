@@ -342,3 +342,110 @@ async fn mysql_a_failed_rollback_of_the_last_phase_is_not_complete() {
 async fn sqlite_a_failed_rollback_of_the_last_phase_is_not_complete() {
     with_sqlite(last_phase_down_fails).await;
 }
+
+// ---------------------------------------------------------------------------
+// Rollback after edits: drift must refuse
+// ---------------------------------------------------------------------------
+
+fn dialect_dir(db: &TestDb) -> &'static str {
+    match db.dialect {
+        Dialect::Postgres => "postgres",
+        Dialect::Mysql => "mysql",
+        Dialect::Sqlite => "sqlite",
+    }
+}
+
+/// Phase 1 of `rename items.a → b` applied; then `edit` changes the
+/// project; `rollback` must be refused and leave both columns in place.
+async fn rollback_after(db: &TestDb, edit: &dyn Fn(&Project) -> TestResult) -> TestResult {
+    db.create_table("items", "id integer PRIMARY KEY, a text")
+        .await?;
+    db.exec("INSERT INTO items VALUES (1, 'one')").await?;
+    let project = Project::new(db, &[], "ren", RENAME)?;
+    let out = cmd(&project, &["apply", "--env", ENV, "ren"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    edit(&project)?;
+    let back = cmd(&project, &["rollback", "--env", ENV, "ren"])?;
+    let (a, b) = (
+        db.has_column("items", "a").await?,
+        db.has_column("items", "b").await?,
+    );
+    println!("{}", shown(&back));
+    if back.status.code() == Some(0) || !a || !b {
+        return Err(fail(format!(
+            "rollback after an edit: a kept {a}, b kept {b}\n{}",
+            shown(&back)
+        )));
+    }
+    Ok(())
+}
+
+/// A project template override whose `drop_new_column` drops the *old*
+/// column, added after phase 1 ran.
+async fn template_override_then_rollback(db: TestDb) -> TestResult {
+    let dir = dialect_dir(&db);
+    rollback_after(&db, &|project| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("templates")
+            .join(dir)
+            .join("rename_column.sql");
+        let text = std::fs::read_to_string(src)?;
+        let start = text
+            .find("{% block drop_new_column %}")
+            .ok_or_else(|| fail("no drop_new_column block"))?;
+        let end = start
+            + text[start..]
+                .find("{% endblock %}")
+                .ok_or_else(|| fail("no endblock"))?;
+        let block = text[start..end].replace("{{ new|ident }}", "{{ old|ident }}");
+        let edited = format!("{}{}{}", &text[..start], block, &text[end..]);
+        let to = project.dir.join("templates").join(dir);
+        std::fs::create_dir_all(&to)?;
+        std::fs::write(to.join("rename_column.sql"), edited)?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn postgres_a_template_override_after_phase_1_blocks_rollback() {
+    with_postgres(template_override_then_rollback).await;
+}
+
+#[tokio::test]
+async fn mysql_a_template_override_after_phase_1_blocks_rollback() {
+    with_mysql(template_override_then_rollback).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_template_override_after_phase_1_blocks_rollback() {
+    with_sqlite(template_override_then_rollback).await;
+}
+
+/// The plan file rewritten after phase 1 into a different change kind
+/// (`drop_column items.a`).
+async fn plan_rewritten_then_rollback(db: TestDb) -> TestResult {
+    rollback_after(&db, &|project| {
+        std::fs::write(
+            project.dir.join("plans").join("ren.yaml"),
+            "changes:\n  - drop_column: { table: items, column: a }\n",
+        )?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn postgres_a_rewritten_plan_blocks_rollback() {
+    with_postgres(plan_rewritten_then_rollback).await;
+}
+
+#[tokio::test]
+async fn mysql_a_rewritten_plan_blocks_rollback() {
+    with_mysql(plan_rewritten_then_rollback).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_rewritten_plan_blocks_rollback() {
+    with_sqlite(plan_rewritten_then_rollback).await;
+}
