@@ -449,3 +449,132 @@ async fn mysql_a_rewritten_plan_blocks_rollback() {
 async fn sqlite_a_rewritten_plan_blocks_rollback() {
     with_sqlite(plan_rewritten_then_rollback).await;
 }
+
+// ---------------------------------------------------------------------------
+// Config values: durations and numbers not yet tried
+// ---------------------------------------------------------------------------
+
+#[test]
+fn new_bad_durations_are_refused_where_they_stand() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("phasegate-b3-dur-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("plans"))?;
+    let mut wrong = Vec::new();
+    let cases = [
+        ("lock_timeout: 0.5ms", 19),
+        ("lock_timeout: 1e9s", 19),
+        ("lock_timeout: -1s", 19),
+        ("lock_timeout: 9999999999999d", 19),
+        ("lock_timeout: 0.0001s", 19),
+        ("lock_timeout: 5S", 19),
+        ("lock_timeout: 18446744073709551616ms", 19),
+        ("lock_timeout: NaNs", 19),
+        ("lock_timeout: infs", 19),
+        ("lock_timeout: [5s]", 19),
+        ("lock_timeout: 1_000ms", 19),
+        ("lock_timeout: \u{ff15}s", 19),
+        ("statement_timeout: 0.9ms", 24),
+        ("connect_timeout: 1ns", 22),
+        ("backfill_batch_size: 0", 26),
+        ("backfill_batch_size: -1", 26),
+        ("backfill_batch_size: 99999999999999999999", 26),
+        ("backfill_batch_size: 1e3", 26),
+    ];
+    for (setting, column) in cases {
+        std::fs::write(
+            dir.join("phasegate.yaml"),
+            format!(
+                "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@127.0.0.1:1/app?connect_timeout=2\n    {setting}\n"
+            ),
+        )?;
+        let out = run(&dir, &["status", "--env", "prod"])?;
+        let said = shown(&out);
+        if out.status.code() != Some(2) || !said.contains(&format!("phasegate.yaml:6:{column}:")) {
+            wrong.push(format!("{setting}: {said}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "bad values refused at their line:col: {} / {}",
+        cases.len() - wrong.len(),
+        cases.len()
+    );
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Names that could break generated SQL
+// ---------------------------------------------------------------------------
+
+/// Column names holding every dialect's quote characters, a dollar tag, and
+/// 63 characters (the longest Postgres keeps): phase 1 of a rename to each applies, the
+/// trigger copies a new row, and rollback removes the new column.
+async fn hostile_names(db: TestDb) -> TestResult {
+    let long = "n".repeat(63);
+    let names = [
+        "we\"ird",
+        "b`q",
+        "x]y",
+        "it's",
+        "back\\slash",
+        "$phasegate_2$",
+        "semi;colon -- c",
+        long.as_str(),
+    ];
+    let mut broken = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let table = format!("t{i}");
+        db.create_table(&table, "id integer PRIMARY KEY, a text")
+            .await?;
+        db.exec(&format!("INSERT INTO {table} VALUES (1, 'one')"))
+            .await?;
+        let yaml_name = name.replace('\\', "\\\\").replace('"', "\\\"");
+        let plan = format!(
+            "changes:\n  - rename_column: {{ table: {table}, from: a, to: \"{yaml_name}\" }}\n"
+        );
+        let pname = format!("n{i}");
+        let project = Project::new(&db, &[], &pname, &plan)?;
+        let out = cmd(&project, &["apply", "--env", ENV, &pname])?;
+        if out.status.code() != Some(0) {
+            broken.push(format!("{name:?}: apply {}", shown(&out)));
+            continue;
+        }
+        db.exec(&format!("INSERT INTO {table} (id, a) VALUES (2, 'two')"))
+            .await?;
+        let copied = db
+            .scalar(&format!(
+                "SELECT count(*) FROM {table} WHERE {} = a",
+                db.ident(name)
+            ))
+            .await?;
+        if copied != 2 {
+            broken.push(format!("{name:?}: {copied} of 2 rows copied"));
+        }
+        let back = cmd(&project, &["rollback", "--env", ENV, &pname])?;
+        if back.status.code() != Some(0) || db.has_column(&table, name).await? {
+            broken.push(format!("{name:?}: rollback {}", shown(&back)));
+        }
+    }
+    println!(
+        "names: {} / {} held",
+        names.len() - broken.len(),
+        names.len()
+    );
+    assert!(broken.is_empty(), "{broken:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_hostile_names_apply_and_roll_back() {
+    with_postgres(hostile_names).await;
+}
+
+#[tokio::test]
+async fn mysql_hostile_names_apply_and_roll_back() {
+    with_mysql(hostile_names).await;
+}
+
+#[tokio::test]
+async fn sqlite_hostile_names_apply_and_roll_back() {
+    with_sqlite(hostile_names).await;
+}
