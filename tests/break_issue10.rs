@@ -185,19 +185,19 @@ async fn whole_log_dropped(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: all phasegate tables dropped after phase 1: status says 'pending; next: apply phase 1', exit 0"]
+#[ignore = "BREAKS (a documented limit, workflow.md): all phasegate tables dropped after phase 1: status says pending, next apply phase 1, exit 0, though gate sees the live schema at phase 1"]
 async fn postgres_a_dropped_log_is_not_read_as_fresh() {
     with_postgres(whole_log_dropped).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: all phasegate tables dropped after phase 1: status says 'pending; next: apply phase 1', exit 0"]
+#[ignore = "BREAKS (a documented limit, workflow.md): all phasegate tables dropped after phase 1: status says pending, next apply phase 1, exit 0, though gate sees the live schema at phase 1"]
 async fn mysql_a_dropped_log_is_not_read_as_fresh() {
     with_mysql(whole_log_dropped).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: all phasegate tables dropped after phase 1: status says 'pending; next: apply phase 1', exit 0"]
+#[ignore = "BREAKS (a documented limit, workflow.md): all phasegate tables dropped after phase 1: status says pending, next apply phase 1, exit 0, though gate sees the live schema at phase 1"]
 async fn sqlite_a_dropped_log_is_not_read_as_fresh() {
     with_sqlite(whole_log_dropped).await;
 }
