@@ -578,3 +578,88 @@ async fn mysql_hostile_names_apply_and_roll_back() {
 async fn sqlite_hostile_names_apply_and_roll_back() {
     with_sqlite(hostile_names).await;
 }
+
+// ---------------------------------------------------------------------------
+// Concurrent commands of different kinds
+// ---------------------------------------------------------------------------
+
+/// Phase 1 of the rename applied, then three `rollback`s, an `apply` and a
+/// `resolve` started at once. None may panic; the log afterwards must read
+/// (status exit 0), and the schema must match what status says: either
+/// phase 1 undone (no `b`) and pending, or phase 1 kept (with `b`).
+async fn mixed_at_once(db: TestDb) -> TestResult {
+    db.create_table("items", "id integer PRIMARY KEY, a text")
+        .await?;
+    db.exec("INSERT INTO items VALUES (1, 'one')").await?;
+    let project = Project::new(&db, &[], "ren", RENAME)?;
+    let out = cmd(&project, &["apply", "--env", ENV, "ren"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let config = project.config_path();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["rollback", "--env", ENV, "ren"],
+        vec!["rollback", "--env", ENV, "ren"],
+        vec!["apply", "--env", ENV, "ren"],
+        vec!["rollback", "--env", ENV, "ren"],
+        vec![
+            "resolve",
+            "--env",
+            ENV,
+            "ren",
+            "--step",
+            "1.backfill",
+            "--as",
+            "applied",
+        ],
+    ];
+    let children = runs
+        .iter()
+        .map(|args| {
+            Command::new(env!("CARGO_BIN_EXE_phasegate"))
+                .arg("--config")
+                .arg(&config)
+                .args(args)
+                .current_dir(&project.dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut outcomes = Vec::new();
+    for (child, args) in children.into_iter().zip(&runs) {
+        let out = child.wait_with_output()?;
+        if out.status.code() == Some(101) || out.status.code().is_none() {
+            return Err(fail(format!("{args:?} crashed:\n{}", shown(&out))));
+        }
+        outcomes.push(format!("{args:?} → {:?}", out.status.code()));
+    }
+    println!("{outcomes:#?}");
+    let status = cmd(&project, &["status"])?;
+    let said = shown(&status);
+    if status.status.code() != Some(0) {
+        return Err(fail(format!("status after the race:\n{said}")));
+    }
+    let has_b = db.has_column("items", "b").await?;
+    let pending = said.contains("phase 1 of 3: pending");
+    if has_b == pending {
+        return Err(fail(format!(
+            "column b present: {has_b}, but status says:\n{said}\n{outcomes:#?}"
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_rollbacks_apply_and_resolve_at_once_stay_consistent() {
+    with_postgres(mixed_at_once).await;
+}
+
+#[tokio::test]
+async fn mysql_rollbacks_apply_and_resolve_at_once_stay_consistent() {
+    with_mysql(mixed_at_once).await;
+}
+
+#[tokio::test]
+async fn sqlite_rollbacks_apply_and_resolve_at_once_stay_consistent() {
+    with_sqlite(mixed_at_once).await;
+}
