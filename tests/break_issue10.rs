@@ -705,3 +705,92 @@ async fn mysql_a_commit_inside_a_sql_step_is_not_hidden() {
 async fn sqlite_a_commit_inside_a_sql_step_is_not_hidden() {
     with_sqlite(commit_inside_up).await;
 }
+
+// ---------------------------------------------------------------------------
+// Plan files: YAML spellings that hide what runs
+// ---------------------------------------------------------------------------
+
+/// A `!!binary` default decodes to SQL the reviewer of the YAML cannot read;
+/// the one-expression check must still see the decoded text. Duplicate keys
+/// and a second YAML document are refused where they stand.
+#[test]
+fn yaml_spellings_that_hide_sql_are_checked() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("phasegate-b3-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("plans"))?;
+    // base64 of `1; DROP TABLE items`.
+    let cases = [
+        (
+            "binary",
+            "changes:\n  - add_column: { table: items, column: c, type: int, default: !!binary \"MTsgRFJPUCBUQUJMRSBpdGVtcw==\" }\n",
+            "plans/binary.yaml:2:73",
+        ),
+        (
+            "dup",
+            "changes:\n  - add_column:\n      table: items\n      column: c\n      type: int\n      default: \"0\"\n      default: \"1\"\n",
+            "plans/dup.yaml:7:7",
+        ),
+        (
+            "docs",
+            "changes:\n  - add_column: { table: items, column: c, type: int }\n---\nchanges:\n  - drop_table: { table: items }\n",
+            "plans/docs.yaml:3:1",
+        ),
+        (
+            "folded",
+            "changes:\n  - add_column:\n      table: items\n      column: c\n      type: int\n      default: >-\n        1 +\n        2; DROP TABLE items\n",
+            "plans/folded.yaml:7:9",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, at) in cases {
+        let file = format!("plans/{name}.yaml");
+        std::fs::write(dir.join(&file), text)?;
+        let out = run(&dir, &["plan", &file])?;
+        let said = shown(&out);
+        if out.status.code() != Some(2) || !said.contains(at) {
+            wrong.push(format!("{name}: {said}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// status / gate exit codes with a missing database among reachable ones
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_missing_database_among_reachable_ones_is_never_exit_0() {
+    with_sqlite(|db| async move {
+        db.create_table("items", "id integer PRIMARY KEY, a text")
+            .await?;
+        let project = Project::new(&db, &[], "ren", RENAME)?;
+        let text = std::fs::read_to_string(project.config_path())?;
+        std::fs::write(
+            project.config_path(),
+            format!(
+                "{text}  - name: staging\n    database_url: postgres://postgres@127.0.0.1:5432/phasegate_b3_no_such_db\n  - name: prod\n    database_url: mysql://root@127.0.0.1:3306/phasegate_b3_no_such_db\n"
+            ),
+        )?;
+        let mut zero = Vec::new();
+        for args in [
+            &["status"][..],
+            &["status", "--format", "json"],
+            &["status", "--env", "staging"],
+            &["gate", "--env", "staging", "ren"],
+            &["gate", "--env", "prod", "ren"],
+            &["history", "--env", "prod"],
+            &["verify", "--env", "staging", "ren"],
+        ] {
+            let out = cmd(&project, args)?;
+            if out.status.code() == Some(0) || out.status.code() == Some(101) {
+                zero.push(format!("{args:?}: {}", shown(&out)));
+            }
+        }
+        if !zero.is_empty() {
+            return Err(fail(format!("{zero:#?}")));
+        }
+        Ok(())
+    })
+    .await;
+}
