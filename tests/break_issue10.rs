@@ -794,3 +794,66 @@ async fn a_missing_database_among_reachable_ones_is_never_exit_0() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Rollback: the way out after a `down` with a typo
+// ---------------------------------------------------------------------------
+
+/// Phase 1 of a two-change `sql` plan applied; the second change's `down`
+/// names a table that is not there (a typo), so rollback stops there. The
+/// operator fixes the typo, accepts the edit, and rolls back again: both
+/// tables are gone and status reads phase 1 pending.
+async fn down_typo_fixed(db: TestDb) -> TestResult {
+    let plan = |down: &str| {
+        format!(
+            "changes:\n  - sql:\n      phases:\n        - up: \"CREATE TABLE e1 (id int)\"\n          down: \"DROP TABLE e1\"\n  - sql:\n      phases:\n        - up: \"CREATE TABLE e2 (id int)\"\n          down: \"{down}\"\n"
+        )
+    };
+    let project = Project::new(&db, &[], "t", &plan("DROP TABLE e2_typo"))?;
+    let out = cmd(&project, &["apply", "--env", ENV, "t"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+    let back = cmd(&project, &["rollback", "--env", ENV, "t"])?;
+    assert_eq!(back.status.code(), Some(2), "{}", shown(&back));
+    std::fs::write(
+        project.dir.join("plans").join("t.yaml"),
+        plan("DROP TABLE e2"),
+    )?;
+    let accept = cmd(
+        &project,
+        &[
+            "accept-change",
+            "--env",
+            ENV,
+            "t",
+            "--reason",
+            "fix the down typo",
+        ],
+    )?;
+    let again = cmd(&project, &["rollback", "--env", ENV, "t"])?;
+    let status = cmd(&project, &["status"])?;
+    let (e1, e2) = (db.has_relation("e1").await?, db.has_relation("e2").await?);
+    if again.status.code() != Some(0) || e1 || e2 || !shown(&status).contains("pending") {
+        return Err(fail(format!(
+            "e1 left: {e1}, e2 left: {e2}\naccept-change: {}\nrollback: {}\nstatus: {}",
+            shown(&accept),
+            shown(&again),
+            shown(&status)
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_a_fixed_down_typo_rolls_back_after_accept_change() {
+    with_postgres(down_typo_fixed).await;
+}
+
+#[tokio::test]
+async fn mysql_a_fixed_down_typo_rolls_back_after_accept_change() {
+    with_mysql(down_typo_fixed).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_fixed_down_typo_rolls_back_after_accept_change() {
+    with_sqlite(down_typo_fixed).await;
+}
