@@ -667,3 +667,76 @@ async fn a_missing_database_among_reachable_ones_is_never_exit_0() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// A server that accepts the connection and never answers
+// ---------------------------------------------------------------------------
+
+/// A listener that accepts every connection and never writes a byte (a
+/// half-open path at connect time). status, gate, apply and history against
+/// it, with and without `connect_timeout`, must each end with exit 2; a run
+/// still going after 120 s is killed and reported as a hang.
+#[test]
+fn a_server_that_never_answers_is_refused_not_waited_on() -> TestResult {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("phasegate-b3-silent-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("plans"))?;
+    std::fs::write(
+        dir.join("plans/p.yaml"),
+        "changes:\n  - add_column: { table: items, column: z, type: int }\n",
+    )?;
+    let mut wrong = Vec::new();
+    for scheme in ["postgres://postgres", "mysql://root"] {
+        for setting in ["", "    connect_timeout: 2s\n"] {
+            std::fs::write(
+                dir.join("phasegate.yaml"),
+                format!(
+                    "environments:\n  - name: dev\n    database_url: {scheme}@127.0.0.1:{port}/x\n{setting}"
+                ),
+            )?;
+            for args in [
+                &["status"][..],
+                &["gate", "--env", "dev", "p"],
+                &["apply", "--env", "dev", "p"],
+                &["history", "--env", "dev"],
+            ] {
+                let mut child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
+                    .args(args)
+                    .current_dir(&dir)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?;
+                let mut code = None;
+                for _ in 0..1200 {
+                    if let Some(s) = child.try_wait()? {
+                        code = Some(s.code());
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                match code {
+                    Some(Some(2)) => {}
+                    Some(c) => wrong.push(format!("{scheme} {setting:?} {args:?}: exit {c:?}")),
+                    None => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        wrong.push(format!(
+                            "{scheme} {setting:?} {args:?}: still waiting after 120s"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    Ok(())
+}
