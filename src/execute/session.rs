@@ -19,7 +19,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::RunError;
 use crate::config::Environment;
 use crate::dialect::Dialect;
-use crate::tracker::{Event, EventKind, Store, derive};
+use crate::tracker::{Event, EventKind, Store, interrupted_steps};
 
 /// A server session, as recorded in a `step_started` event's detail (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,38 +147,25 @@ pub struct Interrupted {
 
 /// Every interrupted step in `events` (all plans) whose start recorded a session.
 pub fn interrupted(events: &[Event]) -> Vec<Interrupted> {
-    let mut plans: Vec<&str> = events.iter().filter_map(|e| e.plan.as_deref()).collect();
-    plans.sort_unstable();
-    plans.dedup();
-    let mut out = Vec::new();
-    for plan in plans {
-        let theirs: Vec<Event> = events
-            .iter()
-            .filter(|e| e.plan.as_deref() == Some(plan))
-            .cloned()
-            .collect();
-        let phases = theirs.iter().filter_map(|e| e.phase).max().unwrap_or(0);
-        for o in derive(&theirs, phases).outstanding {
-            if o.error.is_some() {
-                continue;
-            }
+    interrupted_steps(events)
+        .into_iter()
+        .filter_map(|(plan, o)| {
             // The latest start of the step, applying or undoing it.
-            let started = theirs.iter().rev().find(|e| {
-                matches!(
-                    e.kind,
-                    EventKind::StepStarted | EventKind::StepRollbackStarted
-                ) && e.step.as_deref() == Some(o.step.as_str())
-            });
-            if let Some(session) = started.and_then(|e| Session::from_detail(&e.detail)) {
-                out.push(Interrupted {
-                    plan: plan.to_string(),
-                    step: o.step,
-                    session,
-                });
-            }
-        }
-    }
-    out
+            let started = events.iter().rev().find(|e| {
+                e.plan.as_deref() == Some(plan.as_str())
+                    && matches!(
+                        e.kind,
+                        EventKind::StepStarted | EventKind::StepRollbackStarted
+                    )
+                    && e.step.as_deref() == Some(o.step.as_str())
+            })?;
+            Some(Interrupted {
+                session: Session::from_detail(&started.detail)?,
+                plan,
+                step: o.step,
+            })
+        })
+        .collect()
 }
 
 /// Refuses while the server session of an interrupted step (of any plan

@@ -311,11 +311,16 @@ pub fn plan_events(all: &[Event], plan: &str) -> Vec<Event> {
 /// left a table half-changed, so it holds every plan in the environment,
 /// not only its own, until it is resolved.
 pub fn interrupted_elsewhere(events: &[Event], except: &str) -> Vec<(String, Outstanding)> {
-    let mut plans: Vec<&str> = events
-        .iter()
-        .filter_map(|e| e.plan.as_deref())
-        .filter(|p| *p != except)
-        .collect();
+    interrupted_steps(events)
+        .into_iter()
+        .filter(|(plan, _)| plan != except)
+        .collect()
+}
+
+/// Every step of every plan in `events` that started (applying or undoing
+/// it) and never finished nor failed, as (plan, step), plans in name order.
+pub fn interrupted_steps(events: &[Event]) -> Vec<(String, Outstanding)> {
+    let mut plans: Vec<&str> = events.iter().filter_map(|e| e.plan.as_deref()).collect();
     plans.sort_unstable();
     plans.dedup();
     let mut out = Vec::new();
