@@ -257,19 +257,16 @@ async fn apply_into_closed_pipe(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
 async fn postgres_apply_survives_a_closed_output_pipe() {
     with_postgres(apply_into_closed_pipe).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
 async fn mysql_apply_survives_a_closed_output_pipe() {
     with_mysql(apply_into_closed_pipe).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: `apply 2>&1 | head -c1`: panics 'failed printing to stderr' (exit 101) between steps, phase 1 left half-applied ('migrating')"]
 async fn sqlite_apply_survives_a_closed_output_pipe() {
     with_sqlite(apply_into_closed_pipe).await;
 }
@@ -277,7 +274,6 @@ async fn sqlite_apply_survives_a_closed_output_pipe() {
 /// Read-only `plan` and `status` with their output closed: a clean exit, not
 /// a panic.
 #[tokio::test]
-#[ignore = "BREAKS: `phasegate plan … | head -0` and `status | head -0` panic 'failed printing to stdout: Broken pipe', exit 101"]
 async fn read_only_commands_survive_a_closed_output_pipe() {
     with_sqlite(|db| async move {
         db.create_table("items", "id integer PRIMARY KEY, a text")
@@ -326,19 +322,16 @@ async fn last_phase_down_fails(db: TestDb) -> TestResult {
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
 async fn postgres_a_failed_rollback_of_the_last_phase_is_not_complete() {
     with_postgres(last_phase_down_fails).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
 async fn mysql_a_failed_rollback_of_the_last_phase_is_not_complete() {
     with_mysql(last_phase_down_fails).await;
 }
 
 #[tokio::test]
-#[ignore = "BREAKS: failed rollback of a plan's last phase: status 'complete (1 of 1 phases)' exit 0, gate exit 0 'every phase is deployed'"]
 async fn sqlite_a_failed_rollback_of_the_last_phase_is_not_complete() {
     with_sqlite(last_phase_down_fails).await;
 }

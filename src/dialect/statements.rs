@@ -192,6 +192,16 @@ impl LineStarts {
     }
 }
 
+/// `sql` split into statements the way `dialect` reads it (see the
+/// module doc for how each dialect is split).
+pub fn split(dialect: super::Dialect, sql: &str) -> Vec<String> {
+    match dialect {
+        super::Dialect::Postgres => split_postgres(sql),
+        super::Dialect::Mysql => split_mysql(sql),
+        super::Dialect::Sqlite => split_sqlite(sql),
+    }
+}
+
 /// Whether running `sql` on MySQL commits by itself: any statement but
 /// plain data changes and reads (DDL, and anything phasegate cannot tell,
 /// such as `CALL`) ends the open transaction, so it cannot share one with

@@ -20,7 +20,6 @@ use super::steps::{GAVE_WAY, StepError, postlude, prelude};
 use crate::config::Environment;
 use crate::db_error::DbError;
 use crate::dialect::Dialect;
-use crate::dialect::statements::{split_mysql, split_postgres, split_sqlite};
 use crate::tracker::{Store, is_busy};
 
 /// How a step that is not transactional is sent: statement by statement on
@@ -30,11 +29,7 @@ use crate::tracker::{Store, is_busy};
 /// that gave way), and on SQLite (which commits each statement run outside a
 /// transaction: a failure must say which ones ran).
 pub(super) fn statements(dialect: Dialect, sql: &str) -> Vec<String> {
-    match dialect {
-        Dialect::Postgres => split_postgres(sql),
-        Dialect::Mysql => split_mysql(sql),
-        Dialect::Sqlite => split_sqlite(sql),
-    }
+    crate::dialect::statements::split(dialect, sql)
 }
 
 /// A unit of a step (the whole step, or one of its statements) that failed:

@@ -400,15 +400,22 @@ pub fn derive(events: &[Event], phase_count: usize) -> PlanState {
                         e.kind,
                         EventKind::StepFailed | EventKind::StepRollbackFailed
                     );
+                    let undo = matches!(
+                        e.kind,
+                        EventKind::StepRollbackStarted | EventKind::StepRollbackFailed
+                    );
+                    if undo {
+                        // A rollback began here: the phase is no longer as
+                        // deployed, even if this was its first undo and it
+                        // failed before changing anything.
+                        rolling_back(&mut s.phases[i], e.at);
+                    }
                     s.outstanding.push(Outstanding {
                         phase: i + 1,
                         step: step.clone(),
                         since: e.at,
                         error: failed.then(|| e.detail.clone()),
-                        undo: matches!(
-                            e.kind,
-                            EventKind::StepRollbackStarted | EventKind::StepRollbackFailed
-                        ),
+                        undo,
                     });
                 }
             }
@@ -500,6 +507,11 @@ pub const ROLLED_BACK: &str = "rolled_back";
 /// nothing of it had run, partly rolled back.
 fn rolled_back(p: &mut PhaseRecord, step: &str, at: DateTime<Utc>) {
     p.applied_steps.remove(step);
+    rolling_back(p, at);
+}
+
+/// Phase `p` is being rolled back (unless nothing of it had run).
+fn rolling_back(p: &mut PhaseRecord, at: DateTime<Utc>) {
     if p.status != PhaseStatus::Pending && p.status != PhaseStatus::RollingBack {
         p.status = PhaseStatus::RollingBack;
         p.since = Some(at);

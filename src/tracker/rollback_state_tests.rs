@@ -61,7 +61,8 @@ fn an_undo_started_and_never_finished_is_outstanding_until_resolved() {
     let s = derive(&events, 1);
     assert_eq!(s.outstanding.len(), 1);
     assert!(s.outstanding[0].undo && s.outstanding[0].error.is_none());
-    assert_eq!(s.phases[0].status, PhaseStatus::Migrating);
+    // A rollback began: the phase is no longer as it was applied.
+    assert_eq!(s.phases[0].status, PhaseStatus::RollingBack);
     // Not rolled back: still applied, settled.
     events.push(ev(
         EventKind::StepResolved,

@@ -84,7 +84,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
             if unread.is_empty() {
                 return Ok(out);
             }
-            print!("{out}");
+            crate::out(&out);
             Err(Failure {
                 message: format!(
                     "error: {} of {} environments could not be read: {} (see above)",
@@ -526,7 +526,7 @@ impl phasegate::execute::Progress for Progress {
             *t = std::time::Instant::now();
         }
         if !self.terminal {
-            eprintln!("running {}: {}", step.id, step.description);
+            crate::err_line(format_args!("running {}: {}", step.id, step.description));
         }
     }
 
@@ -566,7 +566,10 @@ impl phasegate::execute::Progress for Progress {
                 .max(0.001);
             let rate = updated as f64 / secs;
             let of = total.map(|t| format!(" of ~{t}")).unwrap_or_default();
-            eprintln!("  {}: {updated}{of} rows, {rate:.0} rows/s", step.id);
+            crate::err_line(format_args!(
+                "  {}: {updated}{of} rows, {rate:.0} rows/s",
+                step.id
+            ));
         }
     }
 }

@@ -318,11 +318,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(out) => {
-            print!("{out}");
+            crate::out(&out);
             ExitCode::SUCCESS
         }
         Err(f) => {
-            eprintln!("{}", f.message);
+            crate::err_line(format_args!("{}", f.message));
             ExitCode::from(f.code)
         }
     }
@@ -591,4 +591,20 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
         .validate()
         .map_err(|m| Failure::input(format!("error: {}: {m}", intent.kind())))?;
     Ok(intent)
+}
+
+/// Writes `text` to stdout. A closed pipe (`phasegate status | head -1`, a
+/// CI log tailer that went away) must not end a run half-way, so a write
+/// that fails is dropped: the exit code still tells the outcome.
+pub(crate) fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Writes one line to stderr, dropping a failed write as [`out`] does.
+pub(crate) fn err_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

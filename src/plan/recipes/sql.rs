@@ -41,6 +41,14 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
                 }
             }
         }
+        for (what, text) in [("up", Some(&phase.up)), ("down", phase.down.as_ref())] {
+            if let Some(statement) = text.and_then(|t| transaction_control(r.dialect, t)) {
+                return Err(r.unsupported(format!(
+                    "the `{what}` of part {} runs `{statement}`, which ends or opens a transaction by hand: phasegate runs each step all-or-nothing and records it in the same transaction (or around it), so a COMMIT or ROLLBACK inside it would leave the log saying something that did not happen. Way forward: remove it: a part is already all-or-nothing, and with `transactional: false` each of its statements commits on its own",
+                    n + 1
+                )));
+            }
+        }
         // MySQL commits DDL by itself: such a step is recorded as started
         // and finished around it instead of sharing a transaction.
         let commits = r.dialect == Dialect::Mysql && mysql_commits_implicitly(&phase.up);
@@ -52,6 +60,28 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SqlPhases) -> Result<(), PlanningEr
         }
     }
     Ok(())
+}
+
+/// The first statement of `sql` (as `dialect` splits it) that controls the
+/// transaction: `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK`
+/// (not `ROLLBACK TO` a savepoint), `ABORT`, `PREPARE TRANSACTION`,
+/// `COMMIT`/`ROLLBACK PREPARED`, or MySQL's `SET autocommit` (which commits).
+/// Words are read outside strings and comments.
+fn transaction_control(dialect: Dialect, sql: &str) -> Option<String> {
+    crate::dialect::statements::split(dialect, sql)
+        .into_iter()
+        .find(|statement| {
+            let w = crate::catalog::words(statement);
+            let word = |i: usize| w.get(i).map_or("", String::as_str);
+            match word(0) {
+                "begin" | "commit" | "end" | "abort" => true,
+                "rollback" => word(1) != "to" && !(word(1) == "work" && word(2) == "to"),
+                "start" | "prepare" => word(1) == "transaction",
+                "set" => w.iter().any(|x| x == "autocommit"),
+                _ => false,
+            }
+        })
+        .map(|s| s.trim().chars().take(60).collect())
 }
 
 /// A statement of `sql` that Postgres or SQLite cannot run inside a
@@ -73,6 +103,39 @@ fn outside_a_transaction(sql: &str) -> Option<&'static str> {
 mod tests {
     use crate::dialect::Dialect;
     use crate::plan::recipes::testing::{plan, reversible, shape};
+
+    #[test]
+    fn transaction_control_is_found_outside_strings_and_comments() {
+        use super::transaction_control as tc;
+        for (d, sql) in [
+            (
+                Dialect::Postgres,
+                "CREATE TABLE a (x int); COMMIT; SELECT 1",
+            ),
+            (Dialect::Postgres, "select 1; rollback"),
+            (Dialect::Postgres, "END"),
+            (Dialect::Mysql, "START TRANSACTION; UPDATE a SET x = 1"),
+            (Dialect::Mysql, "SET autocommit = 1"),
+            (Dialect::Sqlite, "BEGIN; CREATE TABLE a (x int)"),
+        ] {
+            assert!(tc(d, sql).is_some(), "{d}: {sql}");
+        }
+        for (d, sql) in [
+            (Dialect::Postgres, "SELECT 'commit; rollback' -- commit"),
+            (Dialect::Postgres, "SAVEPOINT s; ROLLBACK TO SAVEPOINT s"),
+            (Dialect::Postgres, "DO $$ BEGIN PERFORM 1; END $$"),
+            (
+                Dialect::Sqlite,
+                "CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END",
+            ),
+            (
+                Dialect::Mysql,
+                "CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN SET NEW.x = 1; END",
+            ),
+        ] {
+            assert_eq!(tc(d, sql), None, "{d}: {sql}");
+        }
+    }
 
     #[test]
     fn one_deploy_per_entry() {
