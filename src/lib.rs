@@ -8,7 +8,7 @@
 //! - [`dialect`]: what each database can do, its quoting, and its SQL templates;
 //! - [`catalog`]: what is known of a live schema;
 //! - [`db_error`]: a database's errors with DETAIL, HINT and the object kept;
-//! - [`session`]: what each session asks of the server so a dead client's locks are freed;
+//! - [`session_bounds`]: what each session asks of the server so a dead client's locks are freed;
 //! - [`output`]: rendering a plan as text, JSON, Markdown, Mermaid, DOT or SQL.
 //!
 //! The library never prints; the `phasegate` binary does.
@@ -22,6 +22,6 @@ pub mod intent;
 pub mod name;
 pub mod output;
 pub mod plan;
-pub mod session;
+pub mod session_bounds;
 pub mod suggest;
 pub mod tracker;

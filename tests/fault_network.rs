@@ -15,7 +15,7 @@
 //! client goes silent (src/session.rs): the settings read back on such a
 //! session, and a session holding the lock inside a transaction whose path
 //! stays silent for good is ended by the server after
-//! `session::IDLE_IN_TRANSACTION` (60 s), freeing the lock for a direct run
+//! `session_bounds::IDLE_IN_TRANSACTION` (60 s), freeing the lock for a direct run
 //! (Postgres, MariaDB).
 
 mod common;
@@ -280,7 +280,7 @@ async fn a_phasegate_session_asks_mariadb_to_end_it_when_its_client_goes_silent(
 
 /// A session that holds the environment's lock inside a transaction, whose
 /// path then goes silent for good (the proxy never closes its sockets): the
-/// server ends it after `session::IDLE_IN_TRANSACTION`, and the lock with
+/// server ends it after `session_bounds::IDLE_IN_TRANSACTION`, and the lock with
 /// it, so a direct run can take the lock without the path ever returning.
 async fn silent_holder_is_ended_by_the_server(db: TestDb) -> TestResult {
     let proxy = Proxy::start(via(&db.url, 1)?.1).await?;
@@ -303,7 +303,7 @@ async fn silent_holder_is_ended_by_the_server(db: TestDb) -> TestResult {
     }
     proxy.go_silent();
     let t0 = Instant::now();
-    let limit = phasegate::session::IDLE_IN_TRANSACTION + SLACK + Duration::from_secs(15);
+    let limit = phasegate::session_bounds::IDLE_IN_TRANSACTION + SLACK + Duration::from_secs(15);
     while db.scalar(held).await? != 0 {
         if t0.elapsed() > limit {
             return Err(fail(format!(

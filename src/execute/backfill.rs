@@ -33,7 +33,7 @@ use crate::config::Environment;
 use crate::dialect::{Dialect, MYSQL_BACKFILL_MARK};
 use crate::name::TableName;
 use crate::plan::{Backfill, RollbackFill, Step};
-use crate::session;
+use crate::session_bounds as session;
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
 
 pub(super) async fn run(

@@ -6,7 +6,7 @@
 //! ever, and its session — with the environment's lock — would live on. So
 //! every statement phasegate sends over the network has a client-side
 //! deadline derived from the environment's settings, and the server is asked
-//! to end a session whose client went silent ([`crate::session`]). When a
+//! to end a session whose client went silent ([`crate::session_bounds`]). When a
 //! deadline passes, or the connection breaks (the server ended the session,
 //! the socket closed: "expected to read 5 bytes, got 0 bytes at EOF"), the
 //! step fails with an error naming the step, saying the connection was lost,

@@ -193,7 +193,7 @@ impl Store {
         // without that bound.
         let _ = tokio::time::timeout(
             timeout,
-            crate::session::bound(&mut conn, dialect, crate::session::MIN_IDLE),
+            crate::session_bounds::bound(&mut conn, dialect, crate::session_bounds::MIN_IDLE),
         )
         .await;
         let mut store = Store {
@@ -452,7 +452,7 @@ impl Store {
 
     /// Releases the lock, waiting at most [`RELEASE_WAIT`] (a connection
     /// that went silent never answers; its session, and the lock, end on the
-    /// server's side, see `crate::session`).
+    /// server's side, see `crate::session_bounds`).
     pub async fn unlock(&mut self) {
         let _ = tokio::time::timeout(RELEASE_WAIT, self.unlock_now()).await;
     }
