@@ -33,7 +33,7 @@ use crate::config::Environment;
 use crate::dialect::{Dialect, MYSQL_BACKFILL_MARK};
 use crate::name::TableName;
 use crate::plan::{Backfill, RollbackFill, Step};
-use crate::session_bounds as session;
+use crate::session_bounds;
 use crate::tracker::{Checkpoint, EventKind, NewEvent, Store};
 
 pub(super) async fn run(
@@ -48,11 +48,16 @@ pub(super) async fn run(
     // trigger then leaves the old column as it is (templates/mysql/rename_column.sql).
     let mysql = cx.env.dialect == Dialect::Mysql;
     let within = deadline::batch_deadline(cx.env);
-    let idle = session::idle_bound(cx.env.backfill_pause);
-    if idle > session::MIN_IDLE {
+    let idle = session_bounds::idle_bound(cx.env.backfill_pause);
+    if idle > session_bounds::MIN_IDLE {
         // The server must not take a pause between batches for a dead client.
         // Best effort, as when the session opened (tracker/store.rs).
-        match deadline::within(within, session::bound(store.conn(), cx.env.dialect, idle)).await {
+        match deadline::within(
+            within,
+            session_bounds::bound(store.conn(), cx.env.dialect, idle),
+        )
+        .await
+        {
             Err(e) if deadline::is_lost(&e) => {
                 return Err(lost_backfill(
                     step,
