@@ -1,0 +1,22 @@
+# phasegate in a container:
+#   docker build -t phasegate .
+#   docker run --rm -v "$PWD":/work -w /work phasegate status
+# The binary needs no files beside it (the SQL templates are compiled in).
+
+# Build stage: the toolchain the project is verified with (Cargo.toml rust-version).
+FROM rust:1.95-slim-bookworm AS builder
+WORKDIR /src
+COPY . .
+RUN cargo install --locked --path . --root /out
+
+# Runtime stage: a small Debian with CA certificates (TLS to managed databases).
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 phasegate
+COPY --from=builder /out/bin/phasegate /usr/local/bin/phasegate
+USER phasegate
+WORKDIR /work
+ENTRYPOINT ["phasegate"]
+CMD ["--help"]
