@@ -4,13 +4,13 @@
 # The binary needs no files beside it (the SQL templates are compiled in).
 
 # Build stage: the toolchain the project is verified with (Cargo.toml rust-version).
-FROM rust:1.95-slim-bookworm AS builder
+FROM rust:1.95.0-slim-trixie AS builder
 WORKDIR /src
 COPY . .
 RUN cargo install --locked --path . --root /out
 
-# Runtime stage: a small Debian with CA certificates (TLS to managed databases).
-FROM debian:bookworm-slim
+# Runtime stage: the same Debian release (glibc), slim, with CA certificates (TLS to managed databases).
+FROM debian:trixie-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
