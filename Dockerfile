@@ -1,6 +1,6 @@
 # phasegate in a container:
 #   docker build -t phasegate .
-#   docker run --rm -v "$PWD":/work -w /work phasegate status
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD":/work phasegate status
 # The binary needs no files beside it (the SQL templates are compiled in).
 
 # Build stage: the toolchain the project is verified with (Cargo.toml rust-version).
@@ -9,7 +9,9 @@ WORKDIR /src
 COPY . .
 RUN cargo install --locked --path . --root /out
 
-# Runtime stage: the same Debian release (glibc), slim, with CA certificates (TLS to managed databases).
+# Runtime stage: the same Debian release (glibc), slim. CA certificates are there for
+# a backup_command that reaches a TLS service (phasegate itself is built without TLS:
+# sqlx has no TLS feature enabled in Cargo.toml).
 FROM debian:trixie-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
