@@ -69,7 +69,7 @@ output() {
 
 # Runs phasegate with --format json; its JSON lands in $out, its exit status in $rc.
 pg() {
-    "$PHASEGATE" "${config[@]}" "$@" --env "$env_name" "$plan" --format json > "$out"
+    "$PHASEGATE" ${config[@]+"${config[@]}"} "$@" --env "$env_name" "$plan" --format json > "$out"
     rc=$?
 }
 
@@ -122,7 +122,7 @@ deploy_and_mark() {
         exit 2
     fi
     # mark's text (one line) goes to the log; its exit status is what counts.
-    "$PHASEGATE" "${config[@]}" mark --env "$env_name" "$plan" --phase "$phase" \
+    "$PHASEGATE" ${config[@]+"${config[@]}"} mark --env "$env_name" "$plan" --phase "$phase" \
         --app-version "$app_version" >&2
     rc=$?
     [ "$rc" -eq 0 ] || error "mark exited $rc"

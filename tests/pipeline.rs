@@ -275,7 +275,11 @@ fn a_blocking_gate_fails_the_job_with_its_reason_unless_blocked_ok() -> TestResu
     expect_in(&staging, "is blocked in staging", "push 3, staging")?;
     p.expect_deployed(3, 3, 2)?;
 
-    let ok = p.job("staging", "v3", &["--blocked-ok"]);
+    let ok = p.job(
+        "staging",
+        "v3",
+        &["--blocked-ok", "--config", "phasegate.yaml"],
+    );
     expect_exit(&ok, 0, "--blocked-ok")?;
     expect_in(&ok, "soak", "--blocked-ok still says why")?;
     p.expect_deployed(3, 3, 2)?;
