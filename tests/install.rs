@@ -71,7 +71,7 @@ fn render_man(page: &std::path::Path) -> String {
         .env("MANPAGER", "cat")
         .env("PAGER", "cat")
         .output()
-        .expect("run man (util man-db must be installed)");
+        .expect("run man: man-db must be installed");
     assert!(
         out.status.success(),
         "man -l {} failed: {}",
