@@ -505,3 +505,40 @@ async fn apply_dry_run_runs_as_printed_on_sqlite() {
 async fn apply_dry_run_runs_as_printed_on_mariadb() {
     with_mysql(|db| dry_run_runs(db, "widen-order-amounts")).await;
 }
+
+/// Optional: squawk (`npm install squawk-cli@2.66.0`; set `PHASEGATE_SQUAWK`
+/// to its binary) parses every shipped plan's Postgres script and finds a
+/// `lock_timeout` before each statement that takes a lock. The rules it
+/// still reports, and why, are listed in docs/workflow.md ("Exported SQL").
+#[test]
+fn squawk_parses_every_script_and_finds_the_lock_timeouts() -> TestResult {
+    let Ok(squawk) = std::env::var("PHASEGATE_SQUAWK") else {
+        println!("skipped: set PHASEGATE_SQUAWK to a squawk binary to run this check");
+        return Ok(());
+    };
+    let dir = std::env::temp_dir().join(format!("phasegate-squawk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let plans = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let mut problems = Vec::new();
+    for plan in PLANS {
+        let o = Command::new(env!("CARGO_BIN_EXE_phasegate"))
+            .args(["plan", &format!("{plan}.yaml"), "--format", "sql"])
+            .current_dir(&plans)
+            .output()?;
+        expect(o.status.success(), text(&o.stderr))?;
+        let file = dir.join(format!("{plan}.sql"));
+        std::fs::write(&file, &o.stdout)?;
+        let report = Command::new(&squawk)
+            .args(["--reporter", "gcc"])
+            .arg(&file)
+            .output()?;
+        let report = text(&report.stdout) + &text(&report.stderr);
+        for line in report.lines() {
+            if line.contains("syntax-error") || line.contains("require-lock-timeout") {
+                problems.push(format!("{plan}: {line}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    expect(problems.is_empty(), problems.join("\n"))
+}
