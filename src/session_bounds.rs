@@ -97,6 +97,7 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 /// and `statement_timeout`; [`StepBounds::default`] when planning without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepBounds {
+    /// How long a statement waits for a lock before it gives way.
     pub lock_timeout: Duration,
     /// `None`: the server's own.
     pub statement_timeout: Option<Duration>,
@@ -224,5 +225,40 @@ mod tests {
         assert!(my.contains("SESSION wait_timeout = 300"), "{my}");
         assert!(my.contains("idle_transaction_timeout = 60"), "{my}");
         assert!(settings(Dialect::Sqlite, MIN_IDLE).is_empty());
+    }
+
+    #[test]
+    fn each_step_starts_with_its_lock_and_statement_timeouts() {
+        let bounds = StepBounds {
+            lock_timeout: Duration::from_millis(1500),
+            statement_timeout: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            step_prelude(Dialect::Postgres, bounds, true),
+            [
+                "BEGIN;",
+                "SET LOCAL lock_timeout = '1500ms';",
+                "SET LOCAL statement_timeout = '60000ms';"
+            ]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Postgres, StepBounds::default(), false),
+            ["SET lock_timeout = '2000ms';"]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Mysql, bounds, false),
+            [
+                "SET SESSION lock_wait_timeout = 2, SESSION innodb_lock_wait_timeout = 2 /*M!, SESSION max_statement_time = 60 */;"
+            ]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Sqlite, bounds, true),
+            ["BEGIN IMMEDIATE;"]
+        );
+        assert_eq!(step_postlude(Dialect::Sqlite, true), ["COMMIT;"]);
+        assert_eq!(
+            sqlite_busy_timeout(bounds.lock_timeout),
+            "PRAGMA busy_timeout = 1500;"
+        );
     }
 }

@@ -29,8 +29,11 @@ use crate::session_bounds::{StepBounds, sqlite_busy_timeout, step_postlude, step
 /// the key the batches walk, and the first batch's SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Batches<'a> {
+    /// Rows per batch (`backfill_batch_size`).
     pub size: u32,
+    /// The key columns the batches walk.
     pub key: &'a [String],
+    /// The first batch's SQL.
     pub first: &'a str,
 }
 
