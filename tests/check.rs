@@ -12,6 +12,8 @@
 //! - `check` on a fresh database exits 1 and creates nothing.
 //! - Bad input exits 2 with a clear error, and one JSON document with
 //!   `--format json`.
+//! - The view is not mistaken for a dependent of an application table
+//!   whose name its text contains (`plan`).
 
 mod common;
 mod executor_support;
@@ -780,4 +782,36 @@ async fn a_database_of_another_environment_is_an_error() {
         )
     })
     .await
+}
+
+/// The view's text names `plan`, `phase` and `state`, and MySQL and SQLite
+/// read a view's dependencies from its text: phasegate's own view must not
+/// be taken for one that reads an application table called `plan`.
+async fn not_a_dependent(db: TestDb) -> TestResult {
+    db.create_table("plan", "id integer PRIMARY KEY, phase text, state text")
+        .await?;
+    let plan = "changes:\n  - rename_column: { table: plan, from: state, to: status }\n";
+    let project = Project::new(&db, &[], "st", plan)?;
+    // The first command that writes creates the view, then plans live.
+    let out = expect(&project, &["apply", "--env", ENV, "st"], 0)?;
+    let planned = expect(&project, &["plan", "--env", ENV, "st"], 0)?;
+    if !db.has_relation("phasegate_status").await? || planned.contains("phasegate_status") {
+        return Err(fail(format!("{out}\n{planned}")));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_is_not_a_dependent_of_an_application_table_on_postgres() {
+    with_postgres(not_a_dependent).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_is_not_a_dependent_of_an_application_table_on_mysql() {
+    with_mysql(not_a_dependent).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_is_not_a_dependent_of_an_application_table_on_sqlite() {
+    with_sqlite(not_a_dependent).await
 }
