@@ -13,7 +13,9 @@ use super::{RunError, Workspace, check_phase};
 /// What `phasegate check` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The plan's name.
     pub plan: String,
+    /// The environment asked about.
     pub env: String,
     /// The phase asked about.
     pub phase: usize,
@@ -31,6 +33,7 @@ pub struct Check {
     pub current_phase: usize,
     /// That phase's state.
     pub state: PhaseStatus,
+    /// What the plan does next here (as `status` and `gate` say).
     pub next: Next,
     /// Whether the plan has started in this environment.
     pub started: bool,

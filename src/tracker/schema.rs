@@ -6,11 +6,12 @@
 //! environment that owns the database), `phasegate_events` (the log, with
 //! its hash chain, see [`super::chain`]) and `phasegate_head` (the log's
 //! last event), and the read-only view `phasegate_status` over the log
-//! ([`super::status_view`]). Creating or migrating them happens under a lock taken before
-//! anything is created (Postgres: a transaction-scoped advisory lock, in the
-//! transaction that creates them; MySQL: `GET_LOCK`; SQLite: `BEGIN
-//! IMMEDIATE`), and the version row is written last, so a run that sees the
-//! version row sees every table, trigger and the head row.
+//! ([`super::status_view`]). Creating or migrating them happens under a
+//! lock taken before anything is created (Postgres: a transaction-scoped
+//! advisory lock, in the transaction that creates them; MySQL: `GET_LOCK`;
+//! SQLite: `BEGIN IMMEDIATE`), and the version row is written last, so a
+//! run that sees the version row sees every table, trigger, the view and the
+//! head row.
 
 use std::time::Duration;
 
