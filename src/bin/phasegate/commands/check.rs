@@ -115,9 +115,17 @@ fn not_reached_text(ask: &Ask, c: &Check) -> String {
         needs(c.require)
     );
     let now = if c.started {
+        let upto = if c.phase_applied == 0 && c.phase_deployed == 0 {
+            String::new()
+        } else {
+            format!(
+                " (migrations applied up to phase {}, app code deployed up to phase {})",
+                c.phase_applied, c.phase_deployed
+            )
+        };
         format!(
-            "phase {} of {}: {} (migrations applied up to phase {}, app code deployed up to phase {})",
-            c.current_phase, c.phases, c.state, c.phase_applied, c.phase_deployed
+            "phase {} of {}: {}{upto}",
+            c.current_phase, c.phases, c.state
         )
     } else {
         format!("{} has not started in {}", c.plan, c.env)
