@@ -5,6 +5,9 @@
 //!   `accept-change`, a failed undo) the view's row, `status --format json`
 //!   and `check` (every phase, with and without `--deployed`, text and JSON)
 //!   agree at every point, and so does the library's `phase_reached`.
+//! - A step that started and never finished (the binary killed mid-DDL on
+//!   MariaDB) shows in the view, `status` and `check` alike, and goes once
+//!   settled.
 //! - A role that may only SELECT the view reads it (Postgres, MariaDB), and
 //!   cannot read the log itself.
 //! - A database from schema version 2 gets the view on the next command
@@ -17,6 +20,9 @@
 
 mod common;
 mod executor_support;
+#[allow(dead_code)]
+#[path = "executor_support/kill.rs"]
+mod kill;
 mod rollback_support;
 
 use std::process::Output;
@@ -814,4 +820,42 @@ async fn the_view_is_not_a_dependent_of_an_application_table_on_mysql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_view_is_not_a_dependent_of_an_application_table_on_sqlite() {
     with_sqlite(not_a_dependent).await
+}
+
+/// A step that started and never finished (the run killed while its DDL
+/// waited for a lock): unfinished in the view as in `check`, and the state
+/// `status` shows; settled through `resolve`, gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_step_shows_alike_on_mysql() {
+    with_mysql(|db| async move {
+        db.create_table("users", "id integer PRIMARY KEY, name text")
+            .await?;
+        let project = Project::new(
+            &db,
+            &["lock_timeout: 60s", "lock_retries: 0"],
+            REN,
+            REN_PLAN,
+        )?;
+        kill::create_log(&db, ENV).await?;
+        kill::install_stall(&db).await?;
+        let killed = kill::kill_at(
+            &db,
+            &project,
+            &["apply", "--env", ENV, REN],
+            kill::Point::Statement("ADD COLUMN /*M! IF NOT EXISTS */ `full_name`"),
+        )
+        .await?;
+        killed.release(&db).await?;
+        let r = agree(&db, &project, REN, "killed mid-step").await?;
+        if r.unfinished_steps != 1 || r.phase_applied != 0 {
+            return Err(fail(format!("killed mid-step: {r:?}")));
+        }
+        let transcript = kill::finish(&project, REN, "apply")?;
+        let r = agree(&db, &project, REN, "settled").await?;
+        if r.unfinished_steps != 0 || r.phase_applied != 1 {
+            return Err(fail(format!("settled: {r:?}\n{transcript}")));
+        }
+        Ok(())
+    })
+    .await
 }
