@@ -8,8 +8,9 @@
 //! each command family has its own file: `apply.rs`, `rollback.rs`,
 //! `records.rs` (`mark`, `approve`, `backup`, `accept-change`, `resolve`),
 //! `gate.rs` (the gates, `gate`), `status.rs` (`status`, `history`,
-//! `verify`) and `check.rs` (`check`). Running one step is `steps.rs`, sending its SQL `send.rs`, a
-//! batched backfill `backfill.rs`; `session.rs` finds an interrupted step
+//! `verify`) and `check.rs` (`check`). Running one step is `steps.rs`,
+//! sending its SQL `send.rs`, a batched backfill `backfill.rs`;
+//! `session.rs` finds an interrupted step
 //! still running on the server, `presence.rs` checks that a step's objects
 //! are in the catalog before `resolve --as applied` records it.
 
