@@ -175,7 +175,9 @@ async fn seed(db: &TestDb) -> TestResult {
 
 /// How many events of `kind` (of `phase`, if given) the log of dev holds.
 async fn count(p: &Project, kind: &str, phase: Option<u64>) -> TestResult<usize> {
-    let h = p.json(&["history", "--env", "dev", PLAN], "done", 0).await?;
+    let h = p
+        .json(&["history", "--env", "dev", PLAN], "done", 0)
+        .await?;
     Ok(h["events"]
         .as_array()
         .ok_or_else(|| fail("history has no events list"))?

@@ -303,8 +303,8 @@ pub fn waiting_text(w: &phasegate::execute::Waiting) -> String {
     use std::fmt::Write;
     let v = &w.verdict;
     let mut out = format!(
-        "{}: phase {} of {} is migrated in {}; waiting for its app deploy\n",
-        v.plan, w.phase, v.phases, v.env
+        "{}: phase {} is migrated in {}: waiting for its app deploy (phase {} of {})\n",
+        v.plan, w.phase, v.env, w.phase, v.phases
     );
     if !w.app.is_empty() {
         let _ = writeln!(out, "Deploy the app code for phase {}:", w.phase);

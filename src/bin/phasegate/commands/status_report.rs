@@ -43,6 +43,7 @@ pub async fn run(ws: &Workspace<'_>, env: Option<&str>, format: Out) -> Rendered
     };
     report.outcome = Outcome::Error;
     report.error = Some(ErrorBody::new("unreachable", &problem));
+    report.text = format!("error: {problem}");
     let mut out = report.render(format);
     if format == Out::Text {
         // The report still goes to stdout; the exit code says it is incomplete.
