@@ -59,10 +59,10 @@ impl From<&Event> for HistoryEvent {
 /// (an app version such as `2`, which parses as a number) as a string.
 fn detail_value(detail: &str) -> serde_json::Value {
     let t = detail.trim_start();
-    if t.starts_with('{') || t.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(detail) {
-            return v;
-        }
+    if (t.starts_with('{') || t.starts_with('['))
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(detail)
+    {
+        return v;
     }
     serde_json::Value::String(detail.to_string())
 }
