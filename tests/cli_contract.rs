@@ -423,6 +423,64 @@ async fn workflow(db: TestDb) -> TestResult {
         .await?;
     assert_eq!(e["error"]["kind"], "step_failed", "{e}");
     has(&e, "/error/message", "1.sql")?;
+    // Settled by hand, the plan fixed and the edit accepted: each done.
+    let r = p
+        .json(
+            &[
+                "resolve",
+                "--env",
+                "dev",
+                "broken",
+                "--step",
+                "1.sql_1",
+                "--as",
+                "not-applied",
+            ],
+            "done",
+            0,
+        )
+        .await?;
+    assert_eq!(
+        (&r["step"], &r["applied"]),
+        (&"1.sql_1".into(), &Value::Bool(false)),
+        "{r}"
+    );
+    std::fs::write(
+        p.dir.join("plans/broken.yaml"),
+        BROKEN
+            .replace(
+                "INSERT INTO no_such_table VALUES (1)",
+                "CREATE TABLE contract_t (id INTEGER)",
+            )
+            .replace("DELETE FROM no_such_table", "DROP TABLE contract_t"),
+    )?;
+    let d = p
+        .json(&["apply", "--env", "dev", "broken"], "blocked", 1)
+        .await?;
+    has(&d, "/message", "drift: ")?;
+    let a = p
+        .json(
+            &[
+                "accept-change",
+                "--env",
+                "dev",
+                "broken",
+                "--reason",
+                "fixed the table",
+            ],
+            "done",
+            0,
+        )
+        .await?;
+    assert_eq!(a["reason"], "fixed the table", "{a}");
+    let a = p
+        .json(&["apply", "--env", "dev", "broken"], "done", 0)
+        .await?;
+    assert_eq!(a["ran"][0], "1.sql_1", "{a}");
+    let r = p
+        .json(&["rollback", "--env", "dev", "broken"], "done", 0)
+        .await?;
+    assert_eq!(r["phase"], 1, "{r}");
     Ok(())
 }
 

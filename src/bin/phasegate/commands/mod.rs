@@ -202,12 +202,22 @@ pub fn usage_error(e: &clap::Error, args: &[String]) -> Option<Rendered> {
         .windows(2)
         .any(|w| w[0] == "--format" && w[1] == "json")
         || args.iter().any(|a| a == "--format=json");
-    let command = ENV_COMMANDS
-        .into_iter()
-        .find(|c| args.iter().any(|a| a == c))?;
     if !json {
         return None;
     }
+    // The command is the first word that is neither an option nor the
+    // value of the one global option that takes one (--config FILE).
+    let mut words = args.iter();
+    let mut command = None;
+    while let Some(a) = words.next() {
+        if a == "--config" {
+            words.next();
+        } else if !a.starts_with('-') {
+            command = Some(a.as_str());
+            break;
+        }
+    }
+    let command = ENV_COMMANDS.into_iter().find(|c| Some(*c) == command)?;
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
     Some(envelope::error_only(command, Out::Json, "usage", text))
@@ -216,4 +226,38 @@ pub fn usage_error(e: &clap::Error, args: &[String]) -> Option<Rendered> {
 /// The first line of a text (a reason, a database error) for one-line listings.
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_error;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn usage(args: &[&str]) -> Option<serde_json::Value> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let e =
+            Cli::try_parse_from(std::iter::once("phasegate").chain(args.iter().copied())).err()?;
+        let r = usage_error(&e, &argv)?;
+        assert_eq!(r.code, 2);
+        serde_json::from_str(&r.stdout).ok()
+    }
+
+    #[test]
+    fn a_refused_argument_of_an_environment_command_is_json_when_asked() {
+        let doc = usage(&[
+            "--config", "c.yaml", "apply", "--env", "dev", "--format", "json",
+        ])
+        .expect("a JSON document");
+        assert_eq!(
+            (&doc["command"], &doc["error"]["kind"]),
+            (&"apply".into(), &"usage".into())
+        );
+        assert!(
+            usage(&["apply", "--env", "dev"]).is_none(),
+            "text when not asked"
+        );
+        // `status` as a shorthand's argument is not the status command.
+        assert!(usage(&["plan", "rename", "status", "--format", "json", "--nope"]).is_none());
+    }
 }
