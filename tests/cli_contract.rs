@@ -579,6 +579,6 @@ async fn text_mode_keeps_clap_errors_and_help() -> TestResult {
     assert!(out.stdout.is_empty(), "{}", shown(&out));
     let help = p.run(&["--help"]).await?;
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(text.contains("3 waiting for the app deploy"), "{text}");
+    assert!(text.contains("3    waiting for the app deploy"), "{text}");
     Ok(())
 }

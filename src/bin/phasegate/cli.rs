@@ -9,12 +9,15 @@ use phasegate::dialect::Dialect;
 use phasegate::output::{self, Format};
 
 /// What `phasegate --help` says about exit codes (docs/workflow.md has the table).
-const EXIT_CODES: &str = "Exit codes: 0 done, or nothing to do (complete, marked or approved already); \
-1 blocked by a gate (try again later, or do what the reasons say); \
-2 error (bad input, config or plan, unknown env or phase, unreachable database, failed step); \
-3 waiting for the app deploy of a migrated phase (deploy it, then `phasegate mark`); \
-130 interrupted. With --format json every environment command prints exactly one JSON \
-document on stdout, whatever happens (docs/json.md).";
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done, or nothing to do (complete, marked or approved already)
+  1    blocked by a gate: try again later, or do what the reasons say
+  2    error: bad input, config or plan; unknown env or phase; unreachable database; failed step
+  3    waiting for the app deploy of a migrated phase: deploy it, then `phasegate mark`
+  130  interrupted
+With --format json every environment command prints exactly one JSON document
+on stdout, whatever happens (docs/json.md).";
 
 /// Plan and drive expand–contract schema changes across deploys and environments.
 #[derive(Parser)]
@@ -463,11 +466,11 @@ mod tests {
     fn help_lists_the_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
         for code in [
-            "0 done",
-            "1 blocked",
-            "2 error",
-            "3 waiting",
-            "130 interrupted",
+            "0    done",
+            "1    blocked",
+            "2    error",
+            "3    waiting",
+            "130  interrupted",
         ] {
             assert!(help.contains(code), "{code}: {help}");
         }
