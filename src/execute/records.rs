@@ -75,10 +75,12 @@ impl Workspace<'_> {
         self.locked_plan(env, &loaded, true, async |store, plan, events| {
             check_phase(&plan, phase)?;
             let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
+            // Drift first: an edited plan is refused by every command, this
+            // one's re-run included.
+            refuse_drift(&plan, &state, &loaded, env)?;
             if let Some(r) = state.phase(phase).filter(|r| r.status == PhaseStatus::Deployed) {
                 return Err(RunError::NothingToDo(already_marked(&loaded.label, &env.name, phase, r, app_version)));
             }
-            refuse_drift(&plan, &state, &loaded, env)?;
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
                 Next::Deploy(n) if n == phase => {}
