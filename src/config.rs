@@ -200,8 +200,8 @@ impl Config {
             let (line, column) = position(value);
             at(line, column, message)
         };
-        let raw: RawConfig =
-            crate::intent::yaml::from_str(text).map_err(|e| at(e.line, e.column, e.message))?;
+        let raw: RawConfig = crate::intent::yaml::from_str(text)
+            .map_err(|e| at(e.line, e.column, explain_yaml_error(&e)))?;
         if raw.environments.value.is_empty() {
             let (line, column) = position(&raw.environments.referenced);
             return Err(at(
@@ -354,6 +354,21 @@ impl Config {
     pub fn plans_dir(&self) -> PathBuf {
         self.root.join("plans")
     }
+}
+
+/// The YAML reader's message; for an unknown key, which level it is at and
+/// the nearest valid key ("did you mean `database_url`?").
+fn explain_yaml_error(e: &crate::intent::yaml::YamlError) -> String {
+    let Some((given, expected)) = &e.unknown else {
+        return e.message.clone();
+    };
+    let what = if expected.iter().any(|k| k == "database_url") {
+        "environment key"
+    } else {
+        "top-level key"
+    };
+    let candidates: Vec<&str> = expected.iter().map(String::as_str).collect();
+    crate::suggest::unknown(what, given, &candidates)
 }
 
 /// A value's 1-based line and column, when the reader knew them.
@@ -616,6 +631,35 @@ mod tests {
                 assert!(d.message.contains("prod.lock_timeout"), "{}", d.message);
             }
             other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelt_key_gets_the_nearest_one_at_its_level() {
+        for (text, want, line) in [
+            (
+                "environments:\n  - name: dev\n    databse_url: sqlite://a.db\n",
+                "unknown environment key `databse_url`, did you mean `database_url`?",
+                3,
+            ),
+            (
+                "environment:\n  - name: dev\n    database_url: sqlite://a.db\n",
+                "unknown top-level key `environment`, did you mean `environments`?",
+                1,
+            ),
+            (
+                "environments:\n  - name: dev\n    database_url: sqlite://a.db\n    soak_time: 1h\n",
+                "unknown environment key `soak_time`, did you mean `soak`?",
+                4,
+            ),
+        ] {
+            match parse(text, &[]) {
+                Err(ConfigError::Invalid(d)) => {
+                    assert!(d.message.starts_with(want), "{}", d.message);
+                    assert_eq!(d.line, Some(line), "{d}");
+                }
+                other => panic!("expected an error, got {other:?}"),
+            }
         }
     }
 

@@ -128,48 +128,82 @@ fn write_plan(file: &PlanFile) -> Result<String, Failure> {
     ))
 }
 
-fn bad(what: &str, value: &str, e: impl std::fmt::Display) -> Failure {
-    Failure::input(format!("error: {what} `{value}`: {e}"))
+/// A shorthand argument that is not what it should be: the argument as
+/// `--help` names it, what is wrong (the value included), and a command
+/// that shows the expected form.
+fn bad(arg: &str, e: impl std::fmt::Display, example: &str) -> Failure {
+    Failure::input(format!(
+        "error: {arg}: {e}\n  e.g. phasegate plan {example}"
+    ))
 }
 
-fn column_ref(s: &str) -> Result<ColumnRef, Failure> {
-    ColumnRef::parse(s).map_err(|e| bad("column", s, e))
+/// Parses a shorthand's arguments, each error naming its argument and an example.
+struct Args {
+    /// The shorthand's usage example, shown under an error.
+    example: &'static str,
 }
-fn ident(s: &str) -> Result<Ident, Failure> {
-    Ident::new(s).map_err(|e| bad("name", s, e))
+
+impl Args {
+    fn column_ref(&self, arg: &str, s: &str) -> Result<ColumnRef, Failure> {
+        ColumnRef::parse(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn ident(&self, arg: &str, s: &str) -> Result<Ident, Failure> {
+        Ident::new(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn table(&self, arg: &str, s: &str) -> Result<TableName, Failure> {
+        TableName::parse(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn sql_type(&self, s: &str) -> Result<SqlType, Failure> {
+        SqlType::parse(s).map_err(|e| bad("TYPE", e, self.example))
+    }
+    fn expr(&self, arg: &str, s: Option<String>) -> Result<Option<SqlExpr>, Failure> {
+        s.map(|s| SqlExpr::new(s).map_err(|e| bad(arg, e, self.example)))
+            .transpose()
+    }
+    fn idents(&self, arg: &str, s: &str) -> Result<Vec<Ident>, Failure> {
+        s.split(',').map(|c| self.ident(arg, c.trim())).collect()
+    }
+    /// Parses a value the way a plan file would (for enums spelled like YAML).
+    fn yaml_value<T: serde::de::DeserializeOwned>(&self, arg: &str, s: &str) -> Result<T, Failure> {
+        serde_saphyr::from_str(s).map_err(|e| bad(arg, format!("`{s}`: {e}"), self.example))
+    }
 }
-fn table(s: &str) -> Result<TableName, Failure> {
-    TableName::parse(s).map_err(|e| bad("table", s, e))
-}
-fn sql_type(s: &str) -> Result<SqlType, Failure> {
-    SqlType::parse(s).map_err(|e| bad("type", s, e))
-}
-fn expr(s: Option<String>) -> Result<Option<SqlExpr>, Failure> {
-    s.map(|s| SqlExpr::new(s.clone()).map_err(|e| bad("expression", &s, e)))
-        .transpose()
-}
-fn idents(s: &str) -> Result<Vec<Ident>, Failure> {
-    s.split(',').map(|c| ident(c.trim())).collect()
-}
-/// Parses a value the way a plan file would (for enums spelled like YAML).
-fn yaml_value<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Failure> {
-    serde_saphyr::from_str(s).map_err(|e| bad("value", s, e))
+
+/// The usage example each shorthand's errors show.
+fn example(s: &Shorthand) -> &'static str {
+    match s {
+        Shorthand::Rename { .. } => "rename users.name full_name",
+        Shorthand::AddColumn { .. } => "add-column users.email text --not-null --backfill \"''\"",
+        Shorthand::ChangeType { .. } => "change-type orders.amount bigint",
+        Shorthand::DropColumn { .. } => "drop-column users.legacy",
+        Shorthand::RenameTable { .. } => "rename-table invoices bills",
+        Shorthand::AddIndex { .. } => "add-index users email,created_at --unique",
+        Shorthand::AddForeignKey { .. } => {
+            "add-foreign-key orders.user_id users.id --on-delete cascade"
+        }
+        Shorthand::SetNotNull { .. } => "set-not-null users.email --backfill \"''\"",
+        Shorthand::AddCheck { .. } => "add-check orders amount_positive \"amount > 0\"",
+        Shorthand::DropTable { .. } => "drop-table audit_log",
+    }
 }
 
 fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
     use phasegate::intent::*;
+    let a = Args {
+        example: example(&s),
+    };
     let intent = match s {
         Shorthand::Rename {
             column,
             new_name,
             sync,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::RenameColumn(RenameColumn {
                 table: c.table,
                 from: c.column,
-                to: ident(&new_name)?,
-                sync: yaml_value(&sync)?,
+                to: a.ident("NEW_NAME", &new_name)?,
+                sync: a.yaml_value("--sync", &sync)?,
             })
         }
         Shorthand::AddColumn {
@@ -179,14 +213,14 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             default,
             backfill,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::AddColumn(AddColumn {
                 table: c.table,
                 column: c.column,
-                ty: sql_type(&ty)?,
+                ty: a.sql_type(&ty)?,
                 nullable: !not_null,
-                default: expr(default)?,
-                backfill: expr(backfill)?,
+                default: a.expr("--default", default)?,
+                backfill: a.expr("--backfill", backfill)?,
             })
         }
         Shorthand::ChangeType {
@@ -196,30 +230,33 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             reverse,
             new_column,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::ChangeColumnType(ChangeColumnType {
                 table: c.table,
                 column: c.column,
-                ty: sql_type(&ty)?,
-                using: expr(using)?,
-                reverse: expr(reverse)?,
-                new_column: new_column.as_deref().map(ident).transpose()?,
+                ty: a.sql_type(&ty)?,
+                using: a.expr("--using", using)?,
+                reverse: a.expr("--reverse", reverse)?,
+                new_column: new_column
+                    .as_deref()
+                    .map(|n| a.ident("--new-column", n))
+                    .transpose()?,
             })
         }
         Shorthand::DropColumn { column, down } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::DropColumn(DropColumn {
                 table: c.table,
                 column: c.column,
-                down: expr(down)?,
+                down: a.expr("--down", down)?,
             })
         }
         Shorthand::RenameTable {
             table: from,
             new_name,
         } => {
-            let from = table(&from)?;
-            let to = from.sibling(ident(&new_name)?);
+            let from = a.table("TABLE", &from)?;
+            let to = from.sibling(a.ident("NEW_NAME", &new_name)?);
             Intent::RenameTable(RenameTable { from, to })
         }
         Shorthand::AddIndex {
@@ -229,11 +266,11 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             name,
             predicate,
         } => Intent::AddIndex(AddIndex {
-            table: table(&t)?,
-            columns: idents(&columns)?,
+            table: a.table("TABLE", &t)?,
+            columns: a.idents("COLUMNS", &columns)?,
             unique,
-            name: name.as_deref().map(ident).transpose()?,
-            predicate: expr(predicate)?,
+            name: name.as_deref().map(|n| a.ident("--name", n)).transpose()?,
+            predicate: a.expr("--where", predicate)?,
         }),
         Shorthand::AddForeignKey {
             column,
@@ -241,8 +278,8 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             on_delete,
             name,
         } => {
-            let c = column_ref(&column)?;
-            let r = column_ref(&references)?;
+            let c = a.column_ref("COLUMN", &column)?;
+            let r = a.column_ref("REFERENCES", &references)?;
             Intent::AddForeignKey(AddForeignKey {
                 table: c.table,
                 columns: vec![c.column],
@@ -250,16 +287,19 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
                     table: r.table,
                     columns: vec![r.column],
                 },
-                on_delete: on_delete.as_deref().map(yaml_value).transpose()?,
-                name: name.as_deref().map(ident).transpose()?,
+                on_delete: on_delete
+                    .as_deref()
+                    .map(|v| a.yaml_value("--on-delete", v))
+                    .transpose()?,
+                name: name.as_deref().map(|n| a.ident("--name", n)).transpose()?,
             })
         }
         Shorthand::SetNotNull { column, backfill } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::SetNotNull(SetNotNull {
                 table: c.table,
                 column: c.column,
-                backfill: expr(backfill)?,
+                backfill: a.expr("--backfill", backfill)?,
             })
         }
         Shorthand::AddCheck {
@@ -267,14 +307,16 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             name,
             check,
         } => Intent::AddCheck(AddCheck {
-            table: table(&t)?,
-            name: ident(&name)?,
-            check: SqlExpr::new(check.clone()).map_err(|e| bad("check", &check, e))?,
+            table: a.table("TABLE", &t)?,
+            name: a.ident("NAME", &name)?,
+            check: SqlExpr::new(check).map_err(|e| bad("CHECK", e, a.example))?,
         }),
-        Shorthand::DropTable { table: t } => Intent::DropTable(DropTable { table: table(&t)? }),
+        Shorthand::DropTable { table: t } => Intent::DropTable(DropTable {
+            table: a.table("TABLE", &t)?,
+        }),
     };
     intent
         .validate()
-        .map_err(|m| Failure::input(format!("error: {}: {m}", intent.kind())))?;
+        .map_err(|m| bad(intent.kind(), m, a.example))?;
     Ok(intent)
 }
