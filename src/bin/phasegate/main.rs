@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
-        Command::Init => commands::init(),
+        Command::Init => commands::init(cli.config),
         other => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
