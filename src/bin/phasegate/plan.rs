@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use phasegate::catalog::Catalog;
+use phasegate::config::{CONFIG_FILE, Config, ConfigError};
+use phasegate::dialect::Dialect;
 use phasegate::dialect::templates::Templates;
 use phasegate::intent::{self, Intent, PlanError, PlanFile};
 use phasegate::name::{ColumnRef, Ident, SqlExpr, SqlType, TableName};
@@ -16,6 +18,7 @@ use crate::commands;
 
 pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> {
     let opts = args.opts;
+    let project = Project::find(config.as_deref());
     let file = match (args.shorthand, args.plan) {
         (Some(s), _) => PlanFile::from_intent(shorthand(s)?),
         (None, Some(target)) => {
@@ -24,13 +27,13 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
                     "error: --write saves a shorthand (e.g. `plan rename users.name full_name --write`); this plan is a file already",
                 ));
             }
-            load(&target)?
+            load(&project.plans, &target)?
         }
-        (None, None) => return Err(Failure::input(no_plan_named())),
+        (None, None) => return Err(Failure::input(no_plan_named(&project.plans))),
     };
     let mut saved = String::new();
     if opts.write {
-        saved = write_plan(&file)?;
+        saved = write_plan(&project.plans, &file)?;
     }
     let plan = match &opts.env {
         Some(env) => {
@@ -43,7 +46,11 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
             rt.block_on(commands::plan_live(config, env, file))?
         }
         None => {
-            let templates = Templates::with_overrides(opts.dialect, &opts.templates)
+            let dialect = match opts.dialect {
+                Some(d) => d,
+                None => project.dialect(),
+            };
+            let templates = Templates::with_overrides(dialect, &opts.templates)
                 .map_err(|e| Failure::input(format!("error: {e}")))?;
             let catalog = Catalog::offline();
             Planner::new(&templates, &catalog)
@@ -64,20 +71,86 @@ fn plan_label(file: &PlanFile) -> String {
         .map_or_else(|| file.name.clone(), |p| p.display().to_string())
 }
 
-/// A path to a plan file, or the name of one under plans/.
-fn load(target: &str) -> Result<PlanFile, Failure> {
-    let found = intent::locate_plan(Path::new("plans"), target)
-        .map_err(|e| Failure::input(format!("error: {e}")))?;
+/// Where `plan` finds plans, and the config it takes its dialect from.
+struct Project {
+    /// `plans/` beside the config (`--config`, or `phasegate.yaml` here).
+    plans: PathBuf,
+    /// The config, when there is one; `Err` when it cannot be read.
+    config: Option<Result<Config, ConfigError>>,
+}
+
+impl Project {
+    fn find(config: Option<&Path>) -> Project {
+        let config = match config {
+            Some(path) => Some(Config::load_for_report(Some(path), Path::new("."))),
+            None if Path::new(CONFIG_FILE).is_file() => {
+                Some(Config::load_for_report(None, Path::new(".")))
+            }
+            None => None,
+        };
+        let plans = match &config {
+            Some(Ok(c)) => c.plans_dir(),
+            _ => PathBuf::from("plans"),
+        };
+        let plans = plans
+            .strip_prefix("./")
+            .map_or(plans.clone(), Path::to_path_buf);
+        Project { plans, config }
+    }
+
+    /// The dialect to plan for when `--dialect` is not given: the
+    /// environments', when they agree; the first's, said on stderr, when
+    /// they do not; postgres without a config.
+    fn dialect(&self) -> Dialect {
+        let config = match &self.config {
+            None => return Dialect::Postgres,
+            Some(Err(e)) => {
+                crate::err_line(format_args!(
+                    "note: planned for postgres: the config cannot be read ({e})"
+                ));
+                return Dialect::Postgres;
+            }
+            Some(Ok(c)) => c,
+        };
+        let Some(first) = config.environments.first() else {
+            return Dialect::Postgres;
+        };
+        let differ: Vec<String> = config
+            .environments
+            .iter()
+            .filter(|e| e.dialect != first.dialect)
+            .map(|e| format!("{} is {}", e.name, e.dialect))
+            .collect();
+        if !differ.is_empty() {
+            crate::err_line(format_args!(
+                "note: planned for {}, the dialect of {}, the first environment ({}); pass --dialect or --env to choose",
+                first.dialect,
+                first.name,
+                differ.join(", ")
+            ));
+        }
+        first.dialect
+    }
+}
+
+/// A path to a plan file, or the name of one under `plans`.
+fn load(plans: &Path, target: &str) -> Result<PlanFile, Failure> {
+    let found =
+        intent::locate_plan(plans, target).map_err(|e| Failure::input(format!("error: {e}")))?;
     intent::load_plan(&found).map_err(render_plan_error)
 }
 
-fn no_plan_named() -> String {
-    let known = intent::plan_names(Path::new("plans"));
+fn no_plan_named(plans: &Path) -> String {
+    let known = intent::plan_names(plans);
     let mut msg = String::from(
         "error: name a plan file, a plan under plans/, or a change (`phasegate plan rename users.name full_name`); see `phasegate plan --help`",
     );
     if !known.is_empty() {
-        msg.push_str(&format!("\n  plans under plans/: {}", known.join(", ")));
+        msg.push_str(&format!(
+            "\n  plans under {}/: {}",
+            plans.display(),
+            known.join(", ")
+        ));
     }
     msg
 }
@@ -107,8 +180,8 @@ fn render_plan_error(e: PlanError) -> Failure {
     }
 }
 
-fn write_plan(file: &PlanFile) -> Result<String, Failure> {
-    let path = Path::new("plans").join(format!("{}.yaml", file.name));
+fn write_plan(plans: &Path, file: &PlanFile) -> Result<String, Failure> {
+    let path = plans.join(format!("{}.yaml", file.name));
     if path.exists() {
         return Err(Failure::input(format!(
             "error: {} exists already; not overwritten",
@@ -118,7 +191,7 @@ fn write_plan(file: &PlanFile) -> Result<String, Failure> {
     let yaml = file
         .to_yaml()
         .map_err(|e| Failure::input(format!("error: cannot write the plan: {e}")))?;
-    std::fs::create_dir_all("plans")
+    std::fs::create_dir_all(plans)
         .and_then(|_| std::fs::write(&path, yaml))
         .map_err(|e| Failure::input(format!("error: cannot write {}: {e}", path.display())))?;
     Ok(format!(
