@@ -70,8 +70,13 @@ pub async fn plan_live(
 }
 
 pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
-    let config =
-        Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
+    // `status` reports an environment whose URL names an unset variable as
+    // an entry; every other command refuses such a config.
+    let load = match command {
+        Command::Status { .. } => Config::load_for_report,
+        _ => Config::load,
+    };
+    let config = load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
     let clock = SystemClock;
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
@@ -84,26 +89,16 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
             } else {
                 status_text(&envs)
             };
-            // An environment that cannot be read is not "fine": the report
-            // still goes to stdout, and the exit code says it is incomplete.
-            let unread: Vec<&str> = envs
-                .iter()
-                .filter(|e| e.unreachable.is_some())
-                .map(|e| e.env.as_str())
-                .collect();
-            if unread.is_empty() {
-                return Ok(out);
+            match status::incomplete(&envs) {
+                None => Ok(out),
+                Some(summary) => {
+                    crate::out(&out);
+                    Err(Failure {
+                        message: summary,
+                        code: 2,
+                    })
+                }
             }
-            crate::out(&out);
-            Err(Failure {
-                message: format!(
-                    "error: {} of {} environments could not be read: {} (see above)",
-                    unread.len(),
-                    envs.len(),
-                    unread.join(", ")
-                ),
-                code: 2,
-            })
         }
         Command::Gate { env, plan, format } => {
             let v = ws.gate(&env, &plan).await.map_err(fail)?;
