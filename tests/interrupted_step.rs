@@ -173,7 +173,7 @@ fn assert_blocked(project: &Project) -> TestResult {
     expect_text(&apply, "never finished", "apply")?;
     expect_text(&apply, "part of it may have run", "apply")?;
     expect_text(&apply, &resolve, "apply")?;
-    expect_text(&apply, "`--as not-applied`", "apply")?;
+    expect_text(&apply, "--as not-applied`", "apply")?;
     let gate = run(project, &["gate", "--env", ENV, PLAN])?;
     expect_exit(&gate, 1, "gate after the kill")?;
     expect_text(&gate, &resolve, "gate")?;

@@ -528,7 +528,7 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
                 assert_reason(
                     &v,
                     "backup",
-                    "no backup recorded; prod requires one within 24h: `phasegate backup --env prod`",
+                    "no backup recorded; prod requires one within 24h: `phasegate backup --env prod --location WHERE`",
                 );
                 assert_reason(
                     &v,

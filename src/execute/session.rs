@@ -217,7 +217,7 @@ pub fn still_running(env: &Environment, i: &Interrupted, alive: &Alive) -> Strin
         format!(", running `{}`", alive.statement)
     };
     format!(
-        "step {step} of {plan} is still running on the server as connection {n} (started {since}, {state}{statement}): its phasegate run was killed or lost its connection, and the server carries on. Wait for it to finish or end it (`{kill}`), then check the database and run `phasegate resolve --env {env} {plan} --step {step} --as applied` or `--as not-applied`",
+        "step {step} of {plan} is still running on the server as connection {n} (started {since}, {state}{statement}): its phasegate run was killed or lost its connection, and the server carries on. Wait for it to finish or end it (`{kill}`), then check the database and run `phasegate resolve --env {env} {plan} --step {step} --as applied` or `phasegate resolve --env {env} {plan} --step {step} --as not-applied`",
         step = i.step,
         plan = i.plan,
         since = alive.since,

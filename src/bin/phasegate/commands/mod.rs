@@ -158,7 +158,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
                 }
                 let _ = writeln!(
                     out,
-                    "then: phasegate mark --env {} {plan} --phase {} --app-version <VERSION>",
+                    "then: phasegate mark --env {} {plan} --phase {} --app-version VERSION",
                     a.env, a.phase
                 );
             }
