@@ -1423,7 +1423,7 @@ async fn rollback(dbs: [TestDb; 3]) -> TestResult {
         "{m}"
     );
     assert!(
-        m.contains("none was recorded with `phasegate backup`"),
+        m.contains("none was recorded with `phasegate backup --env dev`"),
         "{m}"
     );
     ws.backup("dev", Some("/backups/dev-before-contract.dump"))
