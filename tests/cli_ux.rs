@@ -429,3 +429,380 @@ fn suggestion_splitting_refuses_what_a_shell_would_change() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+/// The example an error shows (`  e.g. phasegate plan …`), run as printed.
+fn example_runs(p: &Project, o: &Output) -> TestResult {
+    let err = stderr(o);
+    let Some(example) = err.lines().find_map(|l| l.trim().strip_prefix("e.g. ")) else {
+        return Err(fail(format!("no example shown\n{}", shown(o))));
+    };
+    let r = run_suggestion(&p.0, example)?;
+    expect_exit(&r, 0, example)
+}
+
+#[test]
+fn every_shorthand_argument_error_says_what_was_expected_and_shows_an_example() -> TestResult {
+    let p = Project::new()?;
+    for (args, said) in [
+        (
+            &["plan", "rename", "name", "full_name"][..],
+            "error: COLUMN: expected `table.column` (or `schema.table.column`), got `name`\n  e.g. phasegate plan rename users.name full_name",
+        ),
+        (
+            &["plan", "rename", "users.name", ""],
+            "error: NEW_NAME: an identifier may not be empty",
+        ),
+        (
+            &["plan", "add-column", "users", "text"],
+            "error: COLUMN: expected `table.column` (or `schema.table.column`), got `users`",
+        ),
+        (
+            &[
+                "plan",
+                "add-column",
+                "users.email",
+                "text; drop table users",
+            ],
+            "error: TYPE: `text; drop table users` is not an SQL type",
+        ),
+        (
+            &[
+                "plan",
+                "add-column",
+                "users.email",
+                "text",
+                "--default",
+                "1; drop table users",
+            ],
+            "error: --default: `1; drop table users` is not a single SQL expression",
+        ),
+        (
+            &["plan", "change-type", "amount", "bigint"],
+            "error: COLUMN: expected `table.column` (or `schema.table.column`), got `amount`",
+        ),
+        (
+            &["plan", "drop-column", "users.", "--down", "0"],
+            "error: COLUMN: expected `table.column` (or `schema.table.column`), got `users.`",
+        ),
+        (
+            &["plan", "rename-table", "a.b.c", "bills"],
+            "error: TABLE: expected `table` or `schema.table`, got `a.b.c`",
+        ),
+        (
+            &["plan", "add-index", "users", "email,,name"],
+            "error: COLUMNS: an identifier may not be empty",
+        ),
+        (
+            &["plan", "add-foreign-key", "orders.user_id", "users"],
+            "error: REFERENCES: expected `table.column` (or `schema.table.column`), got `users`",
+        ),
+        (
+            &["plan", "set-not-null", "email"],
+            "error: COLUMN: expected `table.column` (or `schema.table.column`), got `email`",
+        ),
+        (
+            &[
+                "plan",
+                "add-check",
+                "orders",
+                "positive",
+                "amount > 0; drop table x",
+            ],
+            "error: CHECK: `amount > 0; drop table x` is not a single SQL expression",
+        ),
+        (
+            &["plan", "drop-table", "a..b"],
+            "error: TABLE: expected `table` or `schema.table`, got `a..b`",
+        ),
+        (
+            &["plan", "add-column", "users.email", "text", "--not-null"],
+            "error: add_column: required column `email` needs `default` or `backfill`",
+        ),
+    ] {
+        let o = p.run(args);
+        expect_exit(&o, 2, &format!("{args:?}"))?;
+        expect_text(&o, said, &format!("{args:?}"))?;
+        if stderr(&o).contains("``") || stderr(&o).matches('`').count() % 2 == 1 {
+            return Err(fail(format!("{args:?}: garbled quoting\n{}", shown(&o))));
+        }
+        example_runs(&p, &o)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn fields_beside_their_kind_are_said_to_belong_under_it() -> TestResult {
+    let p = Project::new()?;
+    p.write(
+        "plans/slip.yaml",
+        "changes:\n  - rename_column:\n    table: users\n    from: name\n    to: full_name\n",
+    )?;
+    let o = p.run(&["plan", "slip"]);
+    expect_exit(&o, 2, "an indentation slip")?;
+    expect_text(
+        &o,
+        "error: changes[0]: the fields of `rename_column` must be indented under it: `table:` stands at the same column as `rename_column:`",
+        "an indentation slip",
+    )?;
+    expect_text(&o, "--> plans/slip.yaml:3:5", "an indentation slip")?;
+    Ok(())
+}
+
+#[test]
+fn config_typos_get_the_nearest_valid_name() -> TestResult {
+    let p = Project::init()?;
+    let good = p.read("phasegate.yaml")?;
+    for (from, to, said) in [
+        (
+            "    database_url: sqlite://.phasegate/staging.db",
+            "    databse_url: sqlite://.phasegate/staging.db",
+            "unknown environment key `databse_url`, did you mean `database_url`?",
+        ),
+        (
+            "environments:",
+            "enviroments:",
+            "unknown top-level key `enviroments`, did you mean `environments`?",
+        ),
+        (
+            "    require_approval: true",
+            "    require_aproval: true",
+            "did you mean `require_approval`?",
+        ),
+        (
+            "    require_backup: 24h",
+            "    require_backup: 24hs",
+            "did you mean `24h`?",
+        ),
+    ] {
+        p.write("phasegate.yaml", &good.replace(from, to))?;
+        let o = p.run(&["status"]);
+        expect_exit(&o, 2, to)?;
+        expect_text(&o, said, to)?;
+        expect_text(&o, "phasegate.yaml:", to)?;
+    }
+    p.write("phasegate.yaml", &good)?;
+    let o = p.run(&["gate", "--env", "stagin", "example-rename"]);
+    expect_exit(&o, 2, "--env stagin")?;
+    expect_text(
+        &o,
+        "unknown environment `stagin`; did you mean `staging`?",
+        "--env stagin",
+    )?;
+    let o = p.run(&["status", "--env", "prd"]);
+    expect_exit(&o, 2, "status --env prd")?;
+    expect_text(&o, "did you mean `prod`?", "status --env prd")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// init
+// ---------------------------------------------------------------------------
+
+#[test]
+fn init_writes_the_config_where_config_says_and_every_later_command_finds_it() -> TestResult {
+    let p = Project::new()?;
+    let o = p.run(&["--config", "conf/pg.yaml", "init"]);
+    expect_exit(&o, 0, "init --config conf/pg.yaml")?;
+    for file in [
+        "conf/pg.yaml",
+        "conf/plans/example-rename.yaml",
+        "conf/.phasegate/dev.db",
+        "conf/.gitignore",
+    ] {
+        if !p.path(file).is_file() {
+            return Err(fail(format!("init did not write {file}\n{}", shown(&o))));
+        }
+    }
+    if p.path("phasegate.yaml").exists() || p.path("plans").exists() {
+        return Err(fail(
+            "init wrote beside the current folder, not beside --config",
+        ));
+    }
+    // Its "Next:" commands carry --config and run as printed.
+    let next = suggestions(&stdout(&o));
+    if next.len() != 3
+        || !next
+            .iter()
+            .all(|s| s.starts_with("phasegate --config conf/pg.yaml "))
+    {
+        return Err(fail(format!("Next: {next:?}\n{}", shown(&o))));
+    }
+    for s in &next {
+        let r = run_suggestion(&p.0, s)?;
+        expect_exit(&r, 0, s)?;
+    }
+    let o = p.run(&["--config", "conf/pg.yaml", "plan", "example-rename"]);
+    expect_text(&o, "Plan example-rename (sqlite)", "plan with --config")?;
+    // The whole tour, with --config.
+    tour(&p, "example-rename", &["--config", "conf/pg.yaml"])?;
+    Ok(())
+}
+
+#[test]
+fn init_git_ignores_its_databases_once() -> TestResult {
+    let p = Project::new()?;
+    p.write(".gitignore", "target")?;
+    expect_exit(&p.run(&["init"]), 0, "init")?;
+    let ignore = p.read(".gitignore")?;
+    if ignore != "target\n.phasegate/\n" {
+        return Err(fail(format!(".gitignore after init: {ignore:?}")));
+    }
+    let o = p.run(&["init"]);
+    expect_exit(&o, 0, "init again")?;
+    expect_text(
+        &o,
+        "kept     .gitignore (ignores .phasegate/ already)",
+        "init again",
+    )?;
+    if p.read(".gitignore")? != ignore {
+        return Err(fail("a second init changed .gitignore"));
+    }
+    let q = Project::new()?;
+    expect_exit(&q.run(&["init"]), 0, "init without .gitignore")?;
+    if q.read(".gitignore")? != ".phasegate/\n" {
+        return Err(fail(format!(".gitignore: {:?}", q.read(".gitignore"))));
+    }
+    Ok(())
+}
+
+#[test]
+fn plan_without_dialect_uses_the_configs() -> TestResult {
+    let p = Project::init()?;
+    let o = p.run(&["plan", "example-rename"]);
+    expect_exit(&o, 0, "plan in an all-SQLite project")?;
+    expect_text(&o, "Plan example-rename (sqlite)", "plan")?;
+    if !stderr(&o).is_empty() {
+        return Err(fail(format!(
+            "a note when every environment agrees\n{}",
+            shown(&o)
+        )));
+    }
+    let o = p.run(&["plan", "rename", "users.a", "b", "--dialect", "postgres"]);
+    expect_text(&o, "(postgres)", "--dialect wins")?;
+    let o = p.run(&["plan", "rename", "users.a", "b", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o))?;
+    if v["dialect"] != "sqlite" {
+        return Err(fail(format!("json dialect: {}", v["dialect"])));
+    }
+    p.write(
+        "phasegate.yaml",
+        "environments:\n  - name: dev\n    database_url: sqlite://.phasegate/dev.db\n  - name: prod\n    database_url: postgres://db.example/app\n",
+    )?;
+    let o = p.run(&["plan", "example-rename"]);
+    expect_exit(&o, 0, "plan with mixed dialects")?;
+    expect_text(&o, "Plan example-rename (sqlite)", "mixed dialects")?;
+    expect_text(
+        &o,
+        "note: planned for sqlite, the dialect of dev, the first environment (prod is postgres)",
+        "mixed dialects",
+    )?;
+    // Without a config, postgres, as before.
+    let q = Project::new()?;
+    expect_text(
+        &q.run(&["plan", "rename", "users.a", "b"]),
+        "(postgres)",
+        "no config",
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// status
+// ---------------------------------------------------------------------------
+
+#[test]
+fn status_reports_everything_else_when_a_plan_or_an_environment_is_bad() -> TestResult {
+    let p = Project::init()?;
+    expect_exit(
+        &p.run(&["apply", "--env", "dev", "example-rename"]),
+        0,
+        "apply",
+    )?;
+    p.write(
+        "plans/broken.yaml",
+        "changes:\n  - rename_column:\n    table: users\n",
+    )?;
+    let config = p.read("phasegate.yaml")?;
+    p.write(
+        "phasegate.yaml",
+        &config.replace("sqlite://.phasegate/prod.db", "${PHASEGATE_UX_UNSET}"),
+    )?;
+    let o = p.run(&["status"]);
+    expect_exit(&o, 2, "status with a bad plan and an unset variable")?;
+    let out = stdout(&o);
+    for said in [
+        "dev\n  example-rename                   phase 2 of 3: pending; next: apply phase 2: `phasegate apply --env dev example-rename`\n  broken                           cannot be read (below)\n",
+        "staging\n  example-rename                   phase 1 of 3: pending; next: apply phase 1",
+        "prod\n  unreachable: ",
+        "environment variable `PHASEGATE_UX_UNSET` (in prod's database_url) is not set",
+        "plans that cannot be read:\n  broken:\n    ",
+        "plans/broken.yaml:3:5: changes[0]: the fields of `rename_column` must be indented under it",
+    ] {
+        if !out.contains(said) {
+            return Err(fail(format!("status lacks {said:?}\n{}", shown(&o))));
+        }
+    }
+    if out.matches("must be indented under it").count() != 1 {
+        return Err(fail(format!(
+            "the plan's error is not said once\n{}",
+            shown(&o)
+        )));
+    }
+    let err = stderr(&o);
+    if err.lines().count() != 1
+        || !err.contains("1 of 3 environments could not be read: prod; 1 plan could not be read or planned: broken")
+    {
+        return Err(fail(format!("the summary is not one line\n{}", shown(&o))));
+    }
+    // JSON: one document, each entry's error where it stands.
+    let o = p.run(&["status", "--format", "json"]);
+    expect_exit(&o, 2, "status --format json")?;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o))?;
+    let text = v.to_string();
+    for said in [
+        "PHASEGATE_UX_UNSET",
+        "\"plan_errors\"",
+        "\"plan\":\"broken\"",
+    ] {
+        if !text.contains(said) {
+            return Err(fail(format!("status JSON lacks {said}: {v:#}")));
+        }
+    }
+    if !text.contains("\"plan\":\"example-rename\"") {
+        return Err(fail(format!("the good plan is missing: {v:#}")));
+    }
+    // Every other command still refuses the unset variable.
+    let o = p.run(&["gate", "--env", "dev", "example-rename"]);
+    expect_exit(&o, 2, "gate with an unset variable")?;
+    expect_text(&o, "PHASEGATE_UX_UNSET", "gate")?;
+    Ok(())
+}
+
+#[test]
+fn status_shows_a_reason_of_several_lines_in_full() -> TestResult {
+    let p = Project::init()?;
+    expect_exit(
+        &p.run(&["apply", "--env", "dev", "example-rename"]),
+        0,
+        "apply",
+    )?;
+    let plan = p.read("plans/example-rename.yaml")?;
+    p.write("plans/example-rename.yaml", &format!("{plan}# edited\n"))?;
+    let o = p.run(&["status", "--env", "dev"]);
+    expect_exit(&o, 0, "status")?;
+    expect_text(
+        &o,
+        "  example-rename                   phase 2 of 3: pending; phase 2 blocked by:\n    drift      example-rename changed since it started in dev:\n                   + # edited\n                 review the change; if it is intended, accept it",
+        "status",
+    )?;
+    expect_text(
+        &o,
+        "`phasegate accept-change --env dev example-rename --reason \"…\"`",
+        "status",
+    )?;
+    Ok(())
+}

@@ -115,11 +115,7 @@ fn ignore_local_databases(path: &Path, shown: &str, out: &mut String) -> Result<
         })
     });
     if ignored {
-        let _ = writeln!(
-            out,
-            "kept     {} (ignores {IGNORE} already)",
-            path.display()
-        );
+        let _ = writeln!(out, "kept     {shown} (ignores {IGNORE} already)");
         return Ok(());
     }
     let mut text = existing.clone().unwrap_or_default();
