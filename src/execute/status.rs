@@ -54,6 +54,10 @@ struct PlanRead<'r> {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanStatus {
     pub plan: String,
+    /// How a command names the plan: its file's name under plans/ (a
+    /// plan's `name:` may differ from it), for the commands status suggests.
+    #[serde(skip)]
+    pub target: String,
     pub phases: usize,
     /// Phases deployed, counting from the first.
     pub deployed: usize,
@@ -319,6 +323,7 @@ impl Workspace<'_> {
         }));
         Ok(PlanStatus {
             plan: plan.name.clone(),
+            target: loaded.label.clone(),
             phases: plan.phases.len(),
             deployed: state.deployed_count(),
             phase: current,

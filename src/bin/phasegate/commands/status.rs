@@ -55,11 +55,11 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
                 Next::Complete => String::new(),
                 Next::Deploy(n) => format!(
                     "; next: deploy phase {n}'s app code, then `phasegate mark --env {} {} --phase {n} --app-version VERSION`",
-                    e.env, p.plan
+                    e.env, p.target
                 ),
                 Next::Apply(n) if p.blocked.is_empty() => format!(
                     "; next: apply phase {n}: `phasegate apply --env {} {}`",
-                    e.env, p.plan
+                    e.env, p.target
                 ),
                 Next::Apply(n) => format!("; phase {n} blocked by:"),
             };
@@ -134,4 +134,68 @@ pub fn incomplete(envs: &[EnvStatus]) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| format!("error: {} (see above)", parts.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use phasegate::execute::PlanStatus;
+    use phasegate::tracker::PhaseStatus;
+    use phasegate::tracker::gates::Gate;
+
+    fn row(next: Next, blocked: Vec<Gate>) -> PlanStatus {
+        PlanStatus {
+            plan: "rename-users".into(),
+            target: "rename-users-name".into(),
+            phases: 3,
+            deployed: 1,
+            phase: 2,
+            state: PhaseStatus::Pending,
+            since: None,
+            next,
+            blocked,
+        }
+    }
+
+    #[test]
+    fn next_is_a_command_that_parses_and_reasons_keep_their_lines() {
+        let envs = [EnvStatus {
+            env: "staging".into(),
+            unreachable: None,
+            plans: vec![
+                row(Next::Apply(2), Vec::new()),
+                row(Next::Deploy(2), Vec::new()),
+                row(
+                    Next::Apply(3),
+                    vec![Gate {
+                        name: "drift",
+                        held: false,
+                        reason: "changed:\n  + x\nreview it".into(),
+                    }],
+                ),
+            ],
+            plan_errors: Vec::new(),
+        }];
+        let text = status_text(&envs);
+        let commands: Vec<&str> = text
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|c| c.starts_with("phasegate "))
+            .collect();
+        assert_eq!(commands.len(), 2, "{text}");
+        for c in &commands {
+            // The file's name under plans/, which commands take.
+            assert!(c.contains(" rename-users-name"), "{c}");
+            let parsed = crate::cli::Cli::try_parse_from(c.split_whitespace());
+            assert!(parsed.is_ok(), "`{c}` does not parse: {:?}", parsed.err());
+        }
+        assert!(
+            text.contains(
+                "    drift      changed:\n                 + x\n               review it\n"
+            ),
+            "{text}"
+        );
+    }
 }
