@@ -353,7 +353,7 @@ impl Config {
                 require_backup: duration("require_backup", &e.require_backup, AGE_RANGE)?,
                 backup_command,
                 lock_timeout: duration("lock_timeout", &e.lock_timeout, TIMEOUT_RANGE)?
-                    .unwrap_or(Duration::from_secs(2)),
+                    .unwrap_or(crate::session_bounds::DEFAULT_LOCK_TIMEOUT),
                 lock_wait: duration("lock_wait", &e.lock_wait, TIMEOUT_RANGE)?
                     .unwrap_or(Duration::from_secs(30)),
                 connect_timeout: duration("connect_timeout", &e.connect_timeout, TIMEOUT_RANGE)?

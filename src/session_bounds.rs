@@ -88,6 +88,100 @@ pub fn settings(dialect: Dialect, idle: Duration) -> Vec<String> {
     }
 }
 
+/// phasegate's `lock_timeout` when an environment sets none: how long each
+/// DDL statement waits for its lock before giving way.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The bounds each step's statements run under: how long a statement waits
+/// for its lock, and how long it may run. An environment's `lock_timeout`
+/// and `statement_timeout`; [`StepBounds::default`] when planning without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepBounds {
+    /// How long a statement waits for a lock before it gives way.
+    pub lock_timeout: Duration,
+    /// `None`: the server's own.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for StepBounds {
+    fn default() -> Self {
+        StepBounds {
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            statement_timeout: None,
+        }
+    }
+}
+
+/// What runs before a step's own SQL: the transaction's start (when
+/// `transactional`) and the lock and statement timeouts. `apply` sends
+/// exactly these (per statement when the step is not transactional), and the
+/// exported scripts print them (`output::script`).
+///
+/// SQLite's lock wait is its connection's busy timeout, which phasegate sets
+/// once per connection ([`sqlite_busy_timeout`]).
+pub fn step_prelude(dialect: Dialect, bounds: StepBounds, transactional: bool) -> Vec<String> {
+    let ms = |d: Duration| d.as_millis();
+    match (dialect, transactional) {
+        (Dialect::Postgres, true) => {
+            let mut v = vec![
+                "BEGIN;".to_string(),
+                format!("SET LOCAL lock_timeout = '{}ms';", ms(bounds.lock_timeout)),
+            ];
+            if let Some(t) = bounds.statement_timeout {
+                v.push(format!("SET LOCAL statement_timeout = '{}ms';", ms(t)));
+            }
+            v
+        }
+        (Dialect::Postgres, false) => {
+            let mut v = vec![format!(
+                "SET lock_timeout = '{}ms';",
+                ms(bounds.lock_timeout)
+            )];
+            if let Some(t) = bounds.statement_timeout {
+                v.push(format!("SET statement_timeout = '{}ms';", ms(t)));
+            }
+            v
+        }
+        (Dialect::Sqlite, true) => vec!["BEGIN IMMEDIATE;".to_string()],
+        // The connection's busy timeout bounds each statement's lock wait.
+        (Dialect::Sqlite, false) => Vec::new(),
+        (Dialect::Mysql, transactional) => {
+            // MariaDB bounds any statement with `max_statement_time`; the
+            // `/*M! … */` comment runs there only. MySQL has no bound for
+            // DDL (`max_execution_time` covers SELECT only).
+            let bound = bounds.statement_timeout.map_or(String::new(), |t| {
+                format!(" /*M!, SESSION max_statement_time = {} */", t.as_secs_f64())
+            });
+            let mut v = vec![format!(
+                "{}{bound};",
+                crate::dialect::mysql_lock_wait(bounds.lock_timeout)
+            )];
+            if transactional {
+                v.push("START TRANSACTION;".to_string());
+            }
+            v
+        }
+    }
+}
+
+/// What runs after a step's own SQL (see [`step_prelude`]).
+pub fn step_postlude(dialect: Dialect, transactional: bool) -> Vec<String> {
+    match (dialect, transactional) {
+        (Dialect::Postgres, false) => vec![
+            "RESET lock_timeout;".into(),
+            "RESET statement_timeout;".into(),
+        ],
+        (Dialect::Mysql | Dialect::Sqlite, false) => Vec::new(),
+        _ => vec!["COMMIT;".into()],
+    }
+}
+
+/// SQLite's lock wait, as phasegate sets it on each connection it opens:
+/// `PRAGMA busy_timeout = <ms>;`.
+pub fn sqlite_busy_timeout(wait: Duration) -> String {
+    format!("PRAGMA busy_timeout = {};", wait.as_millis())
+}
+
 /// Sends [`settings`] on `conn`.
 pub async fn bound(
     conn: &mut AnyConnection,
@@ -131,5 +225,40 @@ mod tests {
         assert!(my.contains("SESSION wait_timeout = 300"), "{my}");
         assert!(my.contains("idle_transaction_timeout = 60"), "{my}");
         assert!(settings(Dialect::Sqlite, MIN_IDLE).is_empty());
+    }
+
+    #[test]
+    fn each_step_starts_with_its_lock_and_statement_timeouts() {
+        let bounds = StepBounds {
+            lock_timeout: Duration::from_millis(1500),
+            statement_timeout: Some(Duration::from_secs(60)),
+        };
+        assert_eq!(
+            step_prelude(Dialect::Postgres, bounds, true),
+            [
+                "BEGIN;",
+                "SET LOCAL lock_timeout = '1500ms';",
+                "SET LOCAL statement_timeout = '60000ms';"
+            ]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Postgres, StepBounds::default(), false),
+            ["SET lock_timeout = '2000ms';"]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Mysql, bounds, false),
+            [
+                "SET SESSION lock_wait_timeout = 2, SESSION innodb_lock_wait_timeout = 2 /*M!, SESSION max_statement_time = 60 */;"
+            ]
+        );
+        assert_eq!(
+            step_prelude(Dialect::Sqlite, bounds, true),
+            ["BEGIN IMMEDIATE;"]
+        );
+        assert_eq!(step_postlude(Dialect::Sqlite, true), ["COMMIT;"]);
+        assert_eq!(
+            sqlite_busy_timeout(bounds.lock_timeout),
+            "PRAGMA busy_timeout = 1500;"
+        );
     }
 }

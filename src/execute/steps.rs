@@ -39,8 +39,10 @@ use super::session::Session;
 use super::{RunError, StepContext, backfill};
 use crate::config::Environment;
 use crate::db_error::{DbError, describe};
-use crate::dialect::{Dialect, mysql_lock_wait};
+use crate::dialect::Dialect;
+use crate::output::script;
 use crate::plan::{Step, StepKind};
+use crate::session_bounds::{self, StepBounds};
 use crate::tracker::gates::VerifyOutcome;
 use crate::tracker::{EventKind, NewEvent, Store, TrackerError};
 
@@ -93,118 +95,44 @@ pub(super) fn db_failure(step: &Step, phase: usize, what: String, e: &sqlx::Erro
     })
 }
 
-/// What runs before a step's own SQL, as `--dry-run` shows it and as it is sent.
+/// What runs before a step's own SQL, as `--dry-run` shows it and as it is
+/// sent (`session_bounds::step_prelude` with the environment's bounds).
 pub fn prelude(env: &Environment, transactional: bool) -> Vec<String> {
-    let ms = |d: Duration| d.as_millis();
-    match (env.dialect, transactional) {
-        (Dialect::Postgres, true) => {
-            let mut v = vec![
-                "BEGIN;".to_string(),
-                format!("SET LOCAL lock_timeout = '{}ms';", ms(env.lock_timeout)),
-            ];
-            if let Some(t) = env.statement_timeout {
-                v.push(format!("SET LOCAL statement_timeout = '{}ms';", ms(t)));
-            }
-            v
-        }
-        (Dialect::Postgres, false) => {
-            let mut v = vec![format!("SET lock_timeout = '{}ms';", ms(env.lock_timeout))];
-            if let Some(t) = env.statement_timeout {
-                v.push(format!("SET statement_timeout = '{}ms';", ms(t)));
-            }
-            v
-        }
-        (Dialect::Sqlite, true) => vec!["BEGIN IMMEDIATE;".to_string()],
-        // The connection's busy timeout bounds each statement's lock wait.
-        (Dialect::Sqlite, false) => Vec::new(),
-        (Dialect::Mysql, transactional) => {
-            // MariaDB bounds any statement with `max_statement_time`; the
-            // `/*M! … */` comment runs there only. MySQL has no bound for
-            // DDL (`max_execution_time` covers SELECT only).
-            let bound = env.statement_timeout.map_or(String::new(), |t| {
-                format!(" /*M!, SESSION max_statement_time = {} */", t.as_secs_f64())
-            });
-            let mut v = vec![format!("{}{bound};", mysql_lock_wait(env.lock_timeout))];
-            if transactional {
-                v.push("START TRANSACTION;".to_string());
-            }
-            v
-        }
-    }
+    session_bounds::step_prelude(env.dialect, bounds(env), transactional)
 }
 
 /// What runs after a step's own SQL.
 pub fn postlude(env: &Environment, transactional: bool) -> Vec<String> {
-    match (env.dialect, transactional) {
-        (Dialect::Postgres, false) => vec![
-            "RESET lock_timeout;".into(),
-            "RESET statement_timeout;".into(),
-        ],
-        (Dialect::Mysql | Dialect::Sqlite, false) => Vec::new(),
-        _ => vec!["COMMIT;".into()],
+    session_bounds::step_postlude(env.dialect, transactional)
+}
+
+/// The bounds the environment's steps run under.
+pub fn bounds(env: &Environment) -> StepBounds {
+    StepBounds {
+        lock_timeout: env.lock_timeout,
+        statement_timeout: env.statement_timeout,
     }
 }
 
-/// Every statement a step sends, in order, as `apply --dry-run` prints them;
-/// for a backfill, the first batch over `key` (the table's primary key).
+/// Every statement a step sends, in order, as `apply --dry-run` prints them
+/// (`output::script`, the renderer `--format sql` uses): a script that runs
+/// as printed. A backfill is shown as the first of the batches `apply` runs
+/// over `key` (the table's primary key), in comments, then as the one
+/// statement that does the whole change.
 pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
-    let Some(sql) = step.sql.as_deref() else {
+    if step.sql.is_none() {
         return Vec::new();
-    };
-    let mut lines = vec![format!(
-        "-- {} [{}]: {}",
-        step.id,
-        step.kind.name(),
-        step.description
-    )];
-    match step.kind {
-        StepKind::Verify => {
-            lines.push(format!("-- must return {}", step.expect.unwrap_or(0)));
-            lines.push(format!("{sql};"));
-        }
-        StepKind::Backfill => {
-            if let Some(b) = &step.backfill {
-                lines.push(format!(
-                    "-- in batches of {} rows over ({}), each its own transaction; the first:",
-                    env.backfill_batch_size,
-                    key.join(", ")
-                ));
-                lines.extend(prelude(env, true));
-                lines.push(backfill::example_batch(env, b, key));
-                lines.push("COMMIT;".into());
-            }
-        }
-        _ if step.transactional => {
-            lines.extend(prelude(env, true));
-            lines.extend(statements(env.dialect, sql).iter().map(|s| terminated(s)));
-            lines.extend(postlude(env, true));
-        }
-        // Sent one statement at a time, each with its settings.
-        _ => {
-            for statement in statements(env.dialect, sql) {
-                lines.extend(prelude(env, false));
-                lines.push(terminated(&statement));
-                lines.extend(postlude(env, false));
-            }
-        }
     }
-    lines
-}
-
-/// A statement as a script shows it: ended by `;`, on a line of its own
-/// when the statement's last line holds a `--` or `#` comment (which would
-/// swallow it).
-fn terminated(statement: &str) -> String {
-    let s = statement.trim_end();
-    if s.ends_with(';') {
-        return s.to_string();
-    }
-    let last = s.lines().last().unwrap_or_default();
-    if last.contains("--") || last.contains('#') {
-        format!("{s}\n;")
-    } else {
-        format!("{s};")
-    }
+    let first = step
+        .backfill
+        .as_ref()
+        .map(|b| backfill::example_batch(env, b, key));
+    let batches = first.as_deref().map(|first| script::Batches {
+        size: env.backfill_batch_size,
+        key,
+        first,
+    });
+    script::step(step, env.dialect, bounds(env), batches)
 }
 
 /// Runs a verification query and returns its single value.
@@ -549,21 +477,5 @@ pub(super) fn into_sqlx(e: TrackerError) -> sqlx::Error {
     match e {
         TrackerError::Database { source, .. } => source,
         other => sqlx::Error::Protocol(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::terminated;
-
-    #[test]
-    fn a_statement_is_ended_where_a_comment_cannot_swallow_the_semicolon() {
-        assert_eq!(terminated("DROP TABLE users"), "DROP TABLE users;");
-        assert_eq!(terminated("DROP TABLE users;"), "DROP TABLE users;");
-        assert_eq!(
-            terminated("DROP TABLE users -- done"),
-            "DROP TABLE users -- done\n;"
-        );
-        assert_eq!(terminated("DROP TABLE t /* x */"), "DROP TABLE t /* x */;");
     }
 }

@@ -4,13 +4,16 @@
 mod graph;
 mod json;
 mod markdown;
+pub mod script;
 mod sql;
 mod text;
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::config::Environment;
 use crate::plan::{LockDuration, LockNote, Plan};
+use crate::session_bounds::StepBounds;
 
 pub use graph::{dot, mermaid};
 pub use json::json;
@@ -73,15 +76,43 @@ impl fmt::Display for Format {
     }
 }
 
-/// Renders `plan` in `format`.
+/// What the SQL script and the runbook need beyond the plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The bounds each step's SQL runs under.
+    pub bounds: StepBounds,
+    /// The environment `bounds` are from (`plan --env`); `None`: phasegate's defaults.
+    pub env: Option<&'a str>,
+    /// The environments of `phasegate.yaml`, in promotion order; `None`
+    /// when there is no config.
+    pub environments: Option<&'a [Environment]>,
+}
+
+impl Context<'_> {
+    /// Whose bounds the SQL uses, in words.
+    pub(crate) fn bounds_source(&self) -> String {
+        match self.env {
+            Some(env) => format!("environment {env}'s"),
+            None => "phasegate's defaults; `plan --env ENV` uses that environment's".to_string(),
+        }
+    }
+}
+
+/// Renders `plan` in `format`, planned without a config (phasegate's
+/// default bounds, no environments).
 pub fn render(plan: &Plan, format: Format) -> String {
+    render_with(plan, format, &Context::default())
+}
+
+/// Renders `plan` in `format`; the SQL and the runbook use `cx`.
+pub fn render_with(plan: &Plan, format: Format, cx: &Context<'_>) -> String {
     match format {
         Format::Text => text(plan),
         Format::Json => json(plan),
-        Format::Markdown => markdown(plan),
+        Format::Markdown => markdown(plan, cx),
         Format::Mermaid => mermaid(plan),
         Format::Dot => dot(plan),
-        Format::Sql => sql(plan),
+        Format::Sql => sql(plan, cx),
     }
 }
 

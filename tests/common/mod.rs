@@ -4,8 +4,9 @@
 //!
 //! - [`with_postgres`] / [`with_sqlite`] give a test its own empty database
 //!   and remove it afterwards, whether the test passes, fails or panics. When
-//!   no Postgres answers, the Postgres test prints one `skipped:` line and
-//!   passes, unless `PHASEGATE_REQUIRE_DATABASES=1`.
+//!   no Postgres answers, the Postgres test prints one `skipped:` line (to
+//!   the raw stderr, so `cargo test` shows it) and passes, unless
+//!   `PHASEGATE_REQUIRE_DATABASES=1`.
 //! - [`TestDb`] runs SQL on either dialect and reads the schema back
 //!   ([`TestDb::schema`] is a snapshot used to prove rollbacks).
 //! - [`apply_phase`] / [`rollback_phase`] are the executor: migration steps in
@@ -176,7 +177,7 @@ where
     let outcome = CatchUnwind(Box::pin(body)).await;
     if let Err(e) = cleanup.await {
         // Reported, but never allowed to hide the test's own result.
-        eprintln!("warning: could not remove {what}: {e}");
+        loud(format_args!("warning: could not remove {what}: {e}"));
     }
     match outcome {
         Ok(Ok(())) => {}
@@ -205,11 +206,20 @@ async fn connect_admin<C>(
     if databases_required() {
         panic!("no {server} at {shown} ({why}) and {REQUIRE_ENV}=1");
     }
-    println!(
+    loud(format_args!(
         "skipped: {}: no {server} at {shown} ({why}; {REQUIRE_ENV}=1 makes this a failure)",
         test_name()
-    );
+    ));
     None
+}
+
+/// Writes one line to the raw stderr handle. libtest captures `print!` and
+/// `eprint!` (and shows them only for failing tests), not writes to
+/// `std::io::stderr()` itself, so a skip shows under plain `cargo test`
+/// (tests/loud_skip.rs checks it).
+pub fn loud(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Gives `body` a fresh Postgres database on the server at

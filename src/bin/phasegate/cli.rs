@@ -150,6 +150,17 @@ pub enum Command {
         #[arg(long = "as", value_parser = ["applied", "not-applied", "rolled-back", "not-rolled-back"])]
         outcome: String,
     },
+    /// Print a shell completion script: `phasegate completions bash > /etc/bash_completion.d/phasegate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into --dir.
+    Man {
+        /// Write phasegate.1, phasegate-apply.1, … into this folder (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]

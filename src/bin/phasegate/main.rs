@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
         Command::Init => commands::init(cli.config),
+        Command::Completions { shell } => commands::completions(shell),
+        Command::Man { dir } => commands::man(dir.as_deref()),
         other => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -11,6 +11,7 @@ use phasegate::intent::{self, Intent, PlanError, PlanFile};
 use phasegate::name::{ColumnRef, Ident, SqlExpr, SqlType, TableName};
 use phasegate::output::{self, Format};
 use phasegate::plan::Planner;
+use phasegate::session_bounds::StepBounds;
 
 use crate::Failure;
 use crate::cli::{PlanArgs, Shorthand};
@@ -35,6 +36,14 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
     if opts.write {
         saved = write_plan(&project.plans, &file)?;
     }
+    // The runbook lists the configured environments; the SQL of `--env E`
+    // runs under E's bounds.
+    let wants_config = opts.env.is_some() || opts.format == Format::Markdown;
+    let settings = if wants_config {
+        config_for_output(config.as_deref(), opts.env.is_some())?
+    } else {
+        None
+    };
     let plan = match &opts.env {
         Some(env) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -58,11 +67,64 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
                 .map_err(|e| Failure::input(format!("error: {}: {e}", plan_label(&file))))?
         }
     };
-    let mut out = output::render(&plan, opts.format);
+    let environment = match (&settings, &opts.env) {
+        (Some(c), Some(env)) => c.environment(env).ok(),
+        _ => None,
+    };
+    let cx = output::Context {
+        bounds: environment.map_or_else(Default::default, |e| StepBounds {
+            lock_timeout: e.lock_timeout,
+            statement_timeout: e.statement_timeout,
+        }),
+        env: environment.map(|e| e.name.as_str()),
+        environments: settings.as_ref().map(|c| c.environments.as_slice()),
+    };
+    let mut out = output::render_with(&plan, opts.format, &cx);
     if !saved.is_empty() && opts.format == Format::Text {
         out.push_str(&saved);
     }
     Ok(out)
+}
+
+/// `phasegate.yaml` (or `--config`) for the runbook and the SQL's bounds;
+/// `None` when there is no file and none was named. With `strict` false
+/// (no `--env`: nothing connects), an unset `${VAR}` in a database URL is no
+/// error: the runbook needs the environments, not their databases.
+fn config_for_output(path: Option<&Path>, strict: bool) -> Result<Option<Config>, Failure> {
+    let failed = |e: ConfigError| Failure::input(format!("error: {e}"));
+    if strict {
+        return Config::load(path, Path::new(".")).map(Some).map_err(failed);
+    }
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = PathBuf::from(CONFIG_FILE);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let text = intent::yaml::read_bounded(&path).map_err(|source| {
+        failed(ConfigError::Read {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    let root = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    // An unset variable stands for a database of its own (named after it).
+    let lookup = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| Some(format!("postgres://unset.invalid/{name}")))
+    };
+    Config::parse(&text, &path, &root, &lookup)
+        .map(Some)
+        .map_err(failed)
 }
 
 fn plan_label(file: &PlanFile) -> String {

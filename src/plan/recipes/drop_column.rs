@@ -298,7 +298,7 @@ mod tests {
         assert!(json.contains("\"rollback_fill\""), "{json}");
         let md = render(&p, Format::Markdown);
         assert!(
-            md.contains("UPDATE \"users\" SET \"legacy\" = 'was ' || name WHERE \"legacy\" IS NULL;\nALTER TABLE \"users\" ALTER COLUMN \"legacy\" SET NOT NULL;"),
+            md.contains("UPDATE \"users\" SET \"legacy\" = 'was ' || name WHERE \"legacy\" IS NULL;\nBEGIN;\nSET LOCAL lock_timeout = '2000ms';\nALTER TABLE \"users\" ALTER COLUMN \"legacy\" SET NOT NULL;"),
             "{md}"
         );
         let p = plan_with(Dialect::Postgres, &live(), without).unwrap_or_else(|e| panic!("{e}"));

@@ -12,11 +12,13 @@ use crate::Failure;
 use crate::cli::{Command, Out};
 
 mod init;
+mod install;
 mod progress;
 mod status;
 mod verdict;
 
 pub use init::init;
+pub use install::{completions, man};
 use progress::Progress;
 use status::status_text;
 pub use verdict::verdict_text;
@@ -81,7 +83,9 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Fa
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
     match command {
-        Command::Plan(_) | Command::Init => Ok(String::new()),
+        Command::Plan(_) | Command::Init | Command::Completions { .. } | Command::Man { .. } => {
+            Ok(String::new())
+        }
         Command::Status { env, format } => {
             let envs = ws.status(env.as_deref()).await.map_err(fail)?;
             let out = if format == Out::Json {
