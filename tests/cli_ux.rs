@@ -545,7 +545,7 @@ fn fields_beside_their_kind_are_said_to_belong_under_it() -> TestResult {
     expect_exit(&o, 2, "an indentation slip")?;
     expect_text(
         &o,
-        "error: changes[0]: the fields of `rename_column` must be indented under it: `table:` stands at the same column as `rename_column:`",
+        "error: changes[0]: the fields of `rename_column` must be indented under it: `table:` is not right of `rename_column:`",
         "an indentation slip",
     )?;
     expect_text(&o, "--> plans/slip.yaml:3:5", "an indentation slip")?;

@@ -241,6 +241,7 @@ fn indentation_slip(text: &str) -> Option<Slip> {
         let Some(item) = trimmed.strip_prefix("- ") else {
             continue;
         };
+        let dash_column = l.len() - trimmed.len();
         let key_column = l.len() - item.trim_start().len();
         let item = item.trim_start();
         let Some((key, rest)) = item.split_once(':') else {
@@ -250,21 +251,28 @@ fn indentation_slip(text: &str) -> Option<Slip> {
         if !KINDS.contains(&key) || !(rest.is_empty() || rest.starts_with('#')) {
             continue;
         }
-        let next = lines[n + 1..]
-            .iter()
-            .enumerate()
-            .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        let Some((offset, field)) = next else {
-            continue;
-        };
-        let indent = field.len() - field.trim_start().len();
-        let field_key = field.trim_start().split(':').next().unwrap_or("").trim();
-        if indent == key_column && !field.trim_start().starts_with('-') {
+        // The item's lines: a field right of the kind is one of its fields;
+        // one at the kind's column, or between the dash and it, is the
+        // kind's sibling (YAML reads `- rename_column:` then `table: users`
+        // below it as one map of both).
+        for (offset, field) in lines[n + 1..].iter().enumerate() {
+            let text = field.trim_start();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let indent = field.len() - text.len();
+            if indent < dash_column || (indent == dash_column && text.starts_with('-')) {
+                break;
+            }
+            if indent > key_column {
+                continue;
+            }
+            let field_key = text.split(':').next().unwrap_or("").trim();
             return Some(Slip {
                 line: n + offset + 2,
                 column: indent + 1,
                 message: format!(
-                    "the fields of `{key}` must be indented under it: `{field_key}:` stands at the same column as `{key}:`, so YAML reads it as a sibling of the kind, not one of its fields; indent `{key}`'s fields two more spaces than `{key}` (or write `- {key}: {{ {field_key}: …, … }}`)"
+                    "the fields of `{key}` must be indented under it: `{field_key}:` is not right of `{key}:`, so YAML reads it as a sibling of the kind, not one of its fields; indent `{key}`'s fields two more spaces than `{key}` (or write `- {key}: {{ {field_key}: …, … }}`)"
                 ),
             });
         }
@@ -409,8 +417,17 @@ mod tests {
         assert_eq!((d.line, d.column), (Some(4), Some(5)), "{d}");
         assert!(
             d.message.starts_with(
-                "changes[1]: the fields of `rename_column` must be indented under it: `table:` stands at the same column as `rename_column:`"
+                "changes[1]: the fields of `rename_column` must be indented under it: `table:` is not right of `rename_column:`"
             ),
+            "{}",
+            d.message
+        );
+        // One field under the kind and one beside it: the reader says only
+        // "missing field"; the slip is named at the stray field.
+        let d = err("changes:\n  - rename_column:\n      from: name\n    table: users\n");
+        assert_eq!((d.line, d.column), (Some(4), Some(5)), "{d}");
+        assert!(
+            d.message.contains("`table:` is not right of"),
             "{}",
             d.message
         );
