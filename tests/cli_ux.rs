@@ -637,6 +637,31 @@ fn init_writes_the_config_where_config_says_and_every_later_command_finds_it() -
     }
     let o = p.run(&["--config", "conf/pg.yaml", "plan", "example-rename"]);
     expect_text(&o, "Plan example-rename (sqlite)", "plan with --config")?;
+    // A shorthand saved with --write goes beside the config, and the
+    // command that says so runs as printed.
+    let o = p.run(&[
+        "--config",
+        "conf/pg.yaml",
+        "plan",
+        "add-column",
+        "users.email",
+        "text",
+        "--write",
+    ]);
+    expect_exit(&o, 0, "plan --write with --config")?;
+    if !p.path("conf/plans/add-users-email.yaml").is_file() {
+        let saved = suggestions(&stdout(&o));
+        return Err(fail(format!(
+            "not saved under conf/plans: {saved:?}\n{}",
+            shown(&o)
+        )));
+    }
+    let saved = suggestions(&stdout(&o));
+    if saved.len() != 1 {
+        return Err(fail(format!("--write suggests {saved:?}\n{}", shown(&o))));
+    }
+    expect_exit(&run_suggestion(&p.0, &saved[0])?, 0, &saved[0])?;
+    std::fs::remove_file(p.path("conf/plans/add-users-email.yaml"))?;
     // The whole tour, with --config.
     tour(&p, "example-rename", &["--config", "conf/pg.yaml"])?;
     Ok(())

@@ -34,7 +34,7 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
     };
     let mut saved = String::new();
     if opts.write {
-        saved = write_plan(&project.plans, &file)?;
+        saved = write_plan(&project.plans, config.as_deref(), &file)?;
     }
     // The runbook lists the configured environments; the SQL of `--env E`
     // runs under E's bounds.
@@ -242,7 +242,9 @@ fn render_plan_error(e: PlanError) -> Failure {
     }
 }
 
-fn write_plan(plans: &Path, file: &PlanFile) -> Result<String, Failure> {
+/// Saves a shorthand under `plans`; `config`: the `--config` given, which
+/// the command that plans it again needs too.
+fn write_plan(plans: &Path, config: Option<&Path>, file: &PlanFile) -> Result<String, Failure> {
     let path = plans.join(format!("{}.yaml", file.name));
     if path.exists() {
         return Err(Failure::input(format!(
@@ -256,8 +258,9 @@ fn write_plan(plans: &Path, file: &PlanFile) -> Result<String, Failure> {
     std::fs::create_dir_all(plans)
         .and_then(|_| std::fs::write(&path, yaml))
         .map_err(|e| Failure::input(format!("error: cannot write {}: {e}", path.display())))?;
+    let flag = config.map_or(String::new(), |c| format!(" --config {}", c.display()));
     Ok(format!(
-        "\nSaved as {} (phasegate plan {}).\n",
+        "\nSaved as {} (`phasegate{flag} plan {}`).\n",
         path.display(),
         file.name
     ))
