@@ -278,7 +278,6 @@ fn tour(p: &Project, plan: &str, config: &[&str]) -> TestResult<Vec<String>> {
                 try_each(p, &apply, &mut seen)?;
                 for s in suggestions(&stdout(&apply)) {
                     // `then: phasegate mark …`, run for real.
-                    let s = with_config(&s, config);
                     let o = run_suggestion(&p.0, &s)?;
                     expect_exit(&o, 0, &s)?;
                 }
@@ -296,7 +295,6 @@ fn tour(p: &Project, plan: &str, config: &[&str]) -> TestResult<Vec<String>> {
                     acted = true;
                 } else if b.starts_with("backup") || b.starts_with("approval") {
                     for s in suggestions(b) {
-                        let s = with_config(&s, config);
                         let o = run_suggestion(&p.0, &s)?;
                         expect_exit(&o, 0, &s)?;
                         acted = true;
@@ -312,14 +310,6 @@ fn tour(p: &Project, plan: &str, config: &[&str]) -> TestResult<Vec<String>> {
         }
     }
     Ok(seen)
-}
-
-/// `s` with `--config FILE` after `phasegate`, when the tour runs with one.
-fn with_config(s: &str, config: &[&str]) -> String {
-    if config.is_empty() || s.contains("--config") {
-        return s.to_string();
-    }
-    s.replacen("phasegate ", &format!("phasegate {} ", config.join(" ")), 1)
 }
 
 #[test]
@@ -662,8 +652,15 @@ fn init_writes_the_config_where_config_says_and_every_later_command_finds_it() -
     }
     expect_exit(&run_suggestion(&p.0, &saved[0])?, 0, &saved[0])?;
     std::fs::remove_file(p.path("conf/plans/add-users-email.yaml"))?;
-    // The whole tour, with --config.
-    tour(&p, "example-rename", &["--config", "conf/pg.yaml"])?;
+    // The whole tour, with --config: every command it suggests carries it.
+    let seen = tour(&p, "example-rename", &["--config", "conf/pg.yaml"])?;
+    if seen.is_empty()
+        || !seen
+            .iter()
+            .all(|s| s.starts_with("phasegate --config conf/pg.yaml "))
+    {
+        return Err(fail(format!("suggestions without --config: {seen:#?}")));
+    }
     Ok(())
 }
 

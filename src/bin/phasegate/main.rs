@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod plan;
+mod suggested;
 
 use cli::{Cli, Command};
 
@@ -28,6 +29,7 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    suggested::remember_config(cli.config.as_deref());
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
         Command::Init => commands::init(cli.config),
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
 /// that fails is dropped: the exit code still tells the outcome.
 pub(crate) fn out(text: &str) {
     use std::io::Write;
+    let text = suggested::with_config(text);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
@@ -68,5 +71,10 @@ pub(crate) fn out(text: &str) {
 /// Writes one line to stderr, dropping a failed write as [`out`] does.
 pub(crate) fn err_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let line = line.to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        suggested::with_config(&line)
+    );
 }
