@@ -47,7 +47,7 @@ pub use steps::StepError;
 pub use apply::Applied;
 pub use check::Check;
 pub use records::Resolution;
-pub use status::{EnvStatus, PlanStatus};
+pub use status::{EnvStatus, PlanProblem, PlanStatus};
 
 /// Why a command could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -61,6 +61,7 @@ impl UnitFailure {
         step: &str,
         phase: usize,
         env: &Environment,
+        plan: &str,
         running: Running,
     ) -> StepError {
         let mut parts: Vec<String> = Vec::new();
@@ -92,7 +93,8 @@ impl UnitFailure {
             };
             parts.push(match running {
                 Running::Up => format!(
-                    "{ran} (running the step again runs {them} again: undo {them}, or finish the step by hand and `phasegate resolve` it)"
+                    "{ran} (running the step again runs {them} again: undo {them}, or finish the step by hand and record it: `phasegate resolve --env {} {plan} --step {step} --as applied`)",
+                    env.name
                 ),
                 Running::Down => format!("{ran} (running rollback again runs {them} again)"),
             });

@@ -252,7 +252,7 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .await
         .map_err(|f| {
             lost_up(
-                f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+                f.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Up),
                 cx,
                 false,
                 None,
@@ -310,7 +310,7 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             .and_then(|u| concurrent_index(u))
             .filter(|_| postgres);
         lost_up(
-            f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+            f.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Up),
             cx,
             true,
             index.as_deref(),
@@ -438,12 +438,12 @@ pub(super) async fn undo(
         }
         Err(f) => f,
     };
-    let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, Running::Down);
+    let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Down);
     let (env, id) = (&cx.env.name, &step.id);
     // The way on, right after "partly undone" (the database's error stays
     // last, after the statement that failed).
     let way_on = format!(
-        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `--as not-rolled-back`)"
+        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `phasegate resolve --env {env} {label} --step {id} --as not-rolled-back`)"
     );
     f.message = match f.message.find("partly undone") {
         Some(at) => {

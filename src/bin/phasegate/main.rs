@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 mod commands;
 mod plan;
+mod suggested;
 
 use cli::{Cli, Command};
 
@@ -37,9 +38,10 @@ fn main() -> ExitCode {
             }
         }
     };
+    suggested::remember_config(cli.config.as_deref());
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
-        Command::Init => commands::init(),
+        Command::Init => commands::init(cli.config),
         Command::Completions { shell } => commands::completions(shell),
         Command::Man { dir } => commands::man(dir.as_deref()),
         other => {
@@ -86,6 +88,7 @@ fn emit(r: commands::envelope::Rendered) -> ExitCode {
 /// that fails is dropped: the exit code still tells the outcome.
 pub(crate) fn out(text: &str) {
     use std::io::Write;
+    let text = suggested::with_config(text);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
@@ -94,5 +97,10 @@ pub(crate) fn out(text: &str) {
 /// Writes one line to stderr, dropping a failed write as [`out`] does.
 pub(crate) fn err_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let line = line.to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        suggested::with_config(&line)
+    );
 }

@@ -318,7 +318,7 @@ pub fn waiting_text(w: &phasegate::execute::Waiting) -> String {
     }
     let _ = writeln!(
         out,
-        "then: phasegate mark --env {} {} --phase {} --app-version <VERSION>",
+        "then: phasegate mark --env {} {} --phase {} --app-version VERSION",
         v.env, w.label, w.phase
     );
     out
