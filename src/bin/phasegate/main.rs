@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod interrupt;
 mod plan;
 
 use cli::{Cli, Command};
@@ -37,7 +38,23 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(commands::run(cli.config, other)),
+            Ok(rt) => {
+                let invocation = interrupt::Invocation::of(cli.config.as_deref(), &other);
+                // Ctrl-C ends the run where it is (see interrupt.rs).
+                let done = rt.block_on(async {
+                    tokio::select! {
+                        r = commands::run(cli.config, other) => Some(r),
+                        Ok(()) = tokio::signal::ctrl_c() => None,
+                    }
+                });
+                let Some(result) = done else {
+                    invocation.report();
+                    // Statements still waiting on a connection must not hold the exit.
+                    rt.shutdown_background();
+                    return ExitCode::from(interrupt::EXIT);
+                };
+                result
+            }
             Err(e) => Err(Failure::input(format!(
                 "error: cannot start the async runtime: {e}"
             ))),

@@ -1,0 +1,248 @@
+//! Ctrl-C (SIGINT) while a command runs: the run stops where it is, and
+//! stderr says what was interrupted and the exact command that goes on from
+//! there; the exit code is 130.
+//!
+//! Stopping at once is safe for the log: each step commits with its record,
+//! each backfill batch with its checkpoint, and the server rolls back what
+//! was not committed when the connection closes. A step that runs outside a
+//! transaction is recorded as started before it runs, so an interrupted one
+//! is found by the next run, as after a `kill -9`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use phasegate::plan::{Step, StepKind};
+
+use crate::cli::Command;
+
+/// The exit code of an interrupted command (128 + SIGINT).
+pub const EXIT: u8 = 130;
+
+/// The step running now, as the progress reports tell it.
+struct Running {
+    id: String,
+    kind: StepKind,
+    transactional: bool,
+    /// A backfill's rows done so far (earlier runs included).
+    done: Option<u64>,
+}
+
+static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
+
+/// A step starts (from the progress reports).
+pub fn step_started(step: &Step) {
+    if let Ok(mut r) = RUNNING.lock() {
+        *r = Some(Running {
+            id: step.id.clone(),
+            kind: step.kind,
+            transactional: step.transactional,
+            done: None,
+        });
+    }
+}
+
+/// A backfill has walked `done` rows (from the progress reports).
+pub fn backfill_done(done: u64) {
+    if let Ok(mut r) = RUNNING.lock()
+        && let Some(r) = r.as_mut()
+    {
+        r.done = Some(done);
+    }
+}
+
+/// What was asked on the command line, kept for the message after an interrupt.
+pub struct Invocation {
+    /// The command's name (`apply`, `rollback`, …).
+    command: &'static str,
+    /// The command that goes on from where the run stopped, for `apply`
+    /// and `rollback`; `None` for the others.
+    resume: Option<String>,
+    /// `--format json` was asked: stdout gets one JSON document.
+    json: bool,
+}
+
+impl Invocation {
+    pub fn of(config: Option<&Path>, command: &Command) -> Invocation {
+        let config = config.map_or(String::new(), |c| {
+            format!(" --config {}", quoted(&c.display().to_string()))
+        });
+        let (name, resume) = match command {
+            Command::Apply { env, plan, .. } => (
+                "apply",
+                Some(format!(
+                    "phasegate{config} apply --env {} {}",
+                    quoted(env),
+                    quoted(plan)
+                )),
+            ),
+            Command::Rollback {
+                env,
+                plan,
+                app_reverted,
+                ..
+            } => (
+                "rollback",
+                Some(format!(
+                    "phasegate{config} rollback --env {} {}{}",
+                    quoted(env),
+                    quoted(plan),
+                    if *app_reverted { " --app-reverted" } else { "" }
+                )),
+            ),
+            other => (name_of(other), None),
+        };
+        // Read from the arguments, not the grammar, so that every command
+        // given `--format json` gets its JSON document.
+        let args: Vec<String> = std::env::args().collect();
+        let json = args
+            .windows(2)
+            .any(|w| w[0] == "--format" && w[1] == "json")
+            || args.iter().any(|a| a == "--format=json");
+        Invocation {
+            command: name,
+            resume,
+            json,
+        }
+    }
+
+    /// What stderr says after an interrupt: where it stopped and what to run.
+    pub fn message(&self) -> String {
+        let running = RUNNING.lock().ok().and_then(|r| {
+            r.as_ref().map(|r| Running {
+                id: r.id.clone(),
+                kind: r.kind,
+                transactional: r.transactional,
+                done: r.done,
+            })
+        });
+        let Some(resume) = &self.resume else {
+            return format!(
+                "interrupted (Ctrl-C): `phasegate {}` did not finish; run it again",
+                self.command
+            );
+        };
+        let mut out = match &running {
+            Some(r) => format!(
+                "interrupted (Ctrl-C) during step {} of `phasegate {}`",
+                r.id, self.command
+            ),
+            None => format!(
+                "interrupted (Ctrl-C): `phasegate {}` stopped before any step ran",
+                self.command
+            ),
+        };
+        let going_on = match &running {
+            Some(r) if self.command == "apply" && r.kind == StepKind::Backfill => format!(
+                "; every committed batch is kept{}.\nTo resume after the last checkpoint, run:\n  {resume}",
+                r.done
+                    .map_or(String::new(), |d| format!(" ({} rows done)", grouped(d)))
+            ),
+            Some(r) if self.command == "apply" => {
+                format!(
+                    "; the steps before it are recorded as applied.\nTo resume, run:\n  {resume}"
+                ) + if r.transactional {
+                    ""
+                } else {
+                    "\n(it runs outside a transaction: if apply then reports it as started and never finished, check the database and record what happened with `phasegate resolve`, as that message says)"
+                }
+            }
+            Some(_) => {
+                format!("; the steps undone before it are recorded.\nTo go on, run:\n  {resume}")
+            }
+            None => format!(".\nTo run it, run:\n  {resume}"),
+        };
+        out.push_str(&going_on);
+        out
+    }
+
+    /// Writes the message to stderr and, with `--format json`, one JSON
+    /// document with outcome `interrupted` to stdout.
+    pub fn report(&self) {
+        let message = self.message();
+        crate::err_line(format_args!("{message}"));
+        if self.json {
+            let hint = self.resume.clone();
+            let doc = serde_json::json!({
+                "schema_version": 1,
+                "command": self.command,
+                "outcome": "interrupted",
+                "exit_code": EXIT,
+                "error": {
+                    "kind": "interrupted",
+                    "message": message.lines().next().unwrap_or_default(),
+                    "hint": hint,
+                },
+            });
+            crate::out(&format!("{doc}\n"));
+        }
+    }
+}
+
+fn name_of(command: &Command) -> &'static str {
+    match command {
+        Command::Plan(_) => "plan",
+        Command::Init => "init",
+        Command::Status { .. } => "status",
+        Command::Gate { .. } => "gate",
+        Command::Apply { .. } => "apply",
+        Command::Mark { .. } => "mark",
+        Command::Rollback { .. } => "rollback",
+        Command::Approve { .. } => "approve",
+        Command::Backup { .. } => "backup",
+        Command::Verify { .. } => "verify",
+        Command::History { .. } => "history",
+        Command::AcceptChange { .. } => "accept-change",
+        Command::Resolve { .. } => "resolve",
+        // A command added to the grammar later.
+        #[allow(unreachable_patterns)]
+        _ => "the command",
+    }
+}
+
+/// An argument as a POSIX shell reads it back: as it is when it holds only
+/// safe characters, else in single quotes.
+fn quoted(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if safe {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// `12345678` as `12,345,678`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_quoted_only_when_a_shell_needs_it() {
+        assert_eq!(quoted("plans/add-x.yaml"), "plans/add-x.yaml");
+        assert_eq!(quoted("my plan"), "'my plan'");
+        assert_eq!(quoted("it's"), "'it'\\''s'");
+        assert_eq!(quoted(""), "''");
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(12_345_678), "12,345,678");
+    }
+}
