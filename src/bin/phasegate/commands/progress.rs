@@ -16,6 +16,10 @@ use phasegate::plan::Step;
 
 use crate::interrupt;
 
+/// How long a run must have lasted before its rate is shown (the first
+/// batch, done before the first pause, would overstate it).
+const RATE_AFTER: Duration = Duration::from_millis(500);
+
 /// How often a line is written off a terminal.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
@@ -68,7 +72,7 @@ impl phasegate::execute::Progress for Progress {
         let started = *s.started.get_or_insert_with(Instant::now);
         let text = progress_text(p, started.elapsed());
         if self.terminal {
-            let bar = s.bar.get_or_insert_with(|| new_bar(step, p));
+            let bar = s.bar.get_or_insert_with(|| new_bar(step, p, &text));
             bar.set_length(p.total.map_or(p.done, |t| t.rows).max(p.done));
             bar.set_position(p.done);
             if p.finished {
@@ -91,46 +95,59 @@ impl phasegate::execute::Progress for Progress {
             && let Ok(s) = self.state.lock()
             && let Some(bar) = &s.bar
         {
-            bar.set_message(text);
+            // The whole line above the bar, kept in the scrollback; the
+            // bar's message says it short enough for a narrow terminal.
+            bar.println(format!("{}: {text}", step.id));
+            bar.set_message(format!(
+                "waiting for lock (attempt {} of {})",
+                wait.attempt, wait.attempts
+            ));
             return;
         }
         crate::err_line(format_args!("  {}: {text}", step.id));
     }
 }
 
-/// A bar for `step` (a spinner when the table's size is unknown), redrawn
-/// every 200 ms so that a message set just before a wait is shown.
-fn new_bar(step: &Step, p: &BackfillProgress) -> indicatif::ProgressBar {
+/// A bar for `step` (a spinner when the table's size is unknown) showing
+/// `text`, redrawn every 200 ms so that a message set just before a wait is
+/// shown. The message is cut to the terminal's width: a line that wrapped
+/// would be drawn again below itself.
+fn new_bar(step: &Step, p: &BackfillProgress, text: &str) -> indicatif::ProgressBar {
     let (bar, template) = match p.total {
-        Some(_) => (indicatif::ProgressBar::new(0), "{prefix} [{bar:30}] {msg}"),
+        Some(t) => (
+            indicatif::ProgressBar::new(t.rows.max(p.done)),
+            "{prefix} [{bar:20}] {wide_msg}",
+        ),
         None => (
             indicatif::ProgressBar::new_spinner(),
-            "{prefix} {spinner} {msg}",
+            "{prefix} {spinner} {wide_msg}",
         ),
     };
     let style = indicatif::ProgressStyle::with_template(template)
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar.set_prefix(step.id.clone());
+    bar.set_position(p.done);
+    bar.set_message(text.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
 }
 
 /// `1.2k/~4.0M rows, 850 rows/s, ETA 1h 18m` (what a bar's message and a
-/// log line say), or, when finished, `done: 4.0M rows (4.0M updated) in 1h
-/// 20m, 833 rows/s`. `elapsed`: the time of this run.
+/// log line say), or, when finished, `done: 4,000,000 rows (3,999,120
+/// updated) in 1h 20m, 833 rows/s` (exact). `elapsed`: the time of this run.
 fn progress_text(p: &BackfillProgress, elapsed: Duration) -> String {
     let this_run = p.done.saturating_sub(p.resumed_from);
     let secs = elapsed.as_secs_f64();
     // No rate before a batch of this run is done (a resumed run's earlier
-    // rows are not this run's work).
-    let rate = (this_run > 0 && secs >= 0.001).then(|| this_run as f64 / secs);
+    // rows are not this run's work), nor in its first half second.
+    let rate = (this_run > 0 && elapsed >= RATE_AFTER).then(|| this_run as f64 / secs);
     let rate_text = rate.map_or(String::new(), |r| format!(", {} rows/s", rate_count(r)));
     if p.finished {
         return format!(
             "done: {} rows ({} updated) in {}{rate_text}",
-            count(p.done),
-            count(p.updated),
+            interrupt::grouped(p.done),
+            interrupt::grouped(p.updated),
             duration(secs)
         );
     }
