@@ -41,6 +41,17 @@ pub fn step_started(step: &Step) {
     }
 }
 
+/// A step waits for a lock (from the progress reports): the step running
+/// now, if no report said so before.
+pub fn step_waiting(step: &Step) {
+    let known = RUNNING
+        .lock()
+        .is_ok_and(|r| r.as_ref().is_some_and(|r| r.id == step.id));
+    if !known {
+        step_started(step);
+    }
+}
+
 /// A backfill has walked `done` rows (from the progress reports).
 pub fn backfill_done(done: u64) {
     if let Ok(mut r) = RUNNING.lock()
@@ -126,30 +137,22 @@ impl Invocation {
                 "interrupted (Ctrl-C) during step {} of `phasegate {}`",
                 r.id, self.command
             ),
-            None => format!(
-                "interrupted (Ctrl-C): `phasegate {}` stopped before any step ran",
-                self.command
-            ),
+            None => format!("interrupted (Ctrl-C) during `phasegate {}`", self.command),
         };
+        let apply = self.command == "apply";
         let going_on = match &running {
-            Some(r) if self.command == "apply" && r.kind == StepKind::Backfill => format!(
+            Some(r) if apply && r.kind == StepKind::Backfill => format!(
                 "; every committed batch is kept{}.\nTo resume after the last checkpoint, run:\n  {resume}",
                 r.done
                     .map_or(String::new(), |d| format!(" ({} rows done)", grouped(d)))
             ),
-            Some(r) if self.command == "apply" => {
-                format!(
-                    "; the steps before it are recorded as applied.\nTo resume, run:\n  {resume}"
-                ) + if r.transactional {
-                    ""
-                } else {
-                    "\n(it runs outside a transaction: if apply then reports it as started and never finished, check the database and record what happened with `phasegate resolve`, as that message says)"
-                }
+            Some(r) if apply && !r.transactional => format!(
+                "; every step that finished is recorded.\nTo resume, run:\n  {resume}\n(the step runs outside a transaction: if apply then reports it as started and never finished, check the database and record what happened with `phasegate resolve`, as that message says)"
+            ),
+            _ if apply => {
+                format!("; every step that finished is recorded.\nTo resume, run:\n  {resume}")
             }
-            Some(_) => {
-                format!("; the steps undone before it are recorded.\nTo go on, run:\n  {resume}")
-            }
-            None => format!(".\nTo run it, run:\n  {resume}"),
+            _ => format!("; every step undone so far is recorded.\nTo go on, run:\n  {resume}"),
         };
         out.push_str(&going_on);
         out
@@ -218,7 +221,7 @@ pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

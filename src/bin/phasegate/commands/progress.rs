@@ -90,6 +90,8 @@ impl phasegate::execute::Progress for Progress {
     }
 
     fn lock_wait(&self, step: &Step, wait: &LockWait) {
+        // `rollback` reports no step starting: the wait names it.
+        interrupt::step_waiting(step);
         let text = lock_wait_text(wait);
         if self.terminal
             && let Ok(s) = self.state.lock()
@@ -244,7 +246,7 @@ fn wait_length(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())
@@ -276,7 +278,7 @@ mod tests {
         assert_eq!(count(4_000_000), "4.0M");
         assert_eq!(rate_count(0.25), "0.2");
         assert_eq!(rate_count(850.4), "850");
-        assert_eq!(rate_count(6_836_878_019.2372), "6.8G");
+        assert_eq!(rate_count(6_836_878_019.237_2), "6.8G");
         assert_eq!(duration(0.2), "0s");
         assert_eq!(duration(200.0), "3m 20s");
         assert_eq!(duration(3900.0), "1h 05m");
@@ -318,6 +320,15 @@ mod tests {
             Duration::from_millis(1),
         );
         assert_eq!(t, "90.0k/200.0k rows (45%), resuming after 90.0k rows done");
+    }
+
+    #[test]
+    fn a_finished_backfill_says_exactly_what_it_did() {
+        let mut p = at(12_345, 2_000, Some((12_345, true)));
+        p.updated = 12_001;
+        p.finished = true;
+        let t = progress_text(&p, Duration::from_secs(200));
+        assert_eq!(t, "done: 12,345 rows (12,001 updated) in 3m 20s, 52 rows/s");
     }
 
     #[test]
