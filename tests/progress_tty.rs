@@ -173,7 +173,7 @@ async fn a_table_past_the_count_limit_shows_an_estimate_on_postgres() {
 /// Once the bar moves, another session takes a lock that blocks the
 /// batches' UPDATE; a line for each retry must show while the step waits.
 async fn lock_wait_on_the_bar(db: TestDb) -> TestResult {
-    const ROWS: u32 = 6000;
+    const ROWS: u32 = 10_000;
     let project = setup(
         &db,
         ROWS,
@@ -183,7 +183,7 @@ async fn lock_wait_on_the_bar(db: TestDb) -> TestResult {
     )
     .await?;
     let mut run = Running::on_terminal(&project, &["apply", "--env", ENV, PLAN])?;
-    run.wait_for("the bar moving", |s| s.contains("1.0k/6.0k rows"))?;
+    run.wait_for("the bar moving", |s| s.contains("1.0k/10.0k rows"))?;
     let mut holder = Conn::open(&db).await?;
     let lock = match db.dialect {
         // SHARE blocks the UPDATE (and nothing phasegate reads).
