@@ -196,6 +196,8 @@ fn name_of(command: &Command) -> &'static str {
         Command::History { .. } => "history",
         Command::AcceptChange { .. } => "accept-change",
         Command::Resolve { .. } => "resolve",
+        Command::Completions { .. } => "completions",
+        Command::Man { .. } => "man",
         // A command added to the grammar later.
         #[allow(unreachable_patterns)]
         _ => "the command",
