@@ -65,6 +65,7 @@ impl phasegate::execute::Progress for Progress {
     }
 
     fn backfill_progress(&self, step: &Step, p: &BackfillProgress) {
+        let p = &sized(p);
         interrupt::backfill_done(p.done);
         let Ok(mut s) = self.state.lock() else {
             return;
@@ -139,6 +140,7 @@ fn new_bar(step: &Step, p: &BackfillProgress, text: &str) -> indicatif::Progress
 /// log line say), or, when finished, `done: 4,000,000 rows (3,999,120
 /// updated) in 1h 20m, 833 rows/s` (exact). `elapsed`: the time of this run.
 fn progress_text(p: &BackfillProgress, elapsed: Duration) -> String {
+    let p = &sized(p);
     let this_run = p.done.saturating_sub(p.resumed_from);
     let secs = elapsed.as_secs_f64();
     // No rate before a batch of this run is done (a resumed run's earlier
@@ -182,6 +184,15 @@ fn progress_text(p: &BackfillProgress, elapsed: Duration) -> String {
         "{}{of} rows{percent}{resumed}{rate_text}{eta}",
         count(p.done)
     )
+}
+
+/// `p` with a table found empty taken as one of unknown size: a bar never
+/// reads `…/0 rows` (rows may come while it walks).
+fn sized(p: &BackfillProgress) -> BackfillProgress {
+    BackfillProgress {
+        total: p.total.filter(|t| t.rows > 0),
+        ..*p
+    }
 }
 
 /// `waiting for lock on users (attempt 2 of 10, retrying in 1.0s): lock_timeout after 2s`.
@@ -292,6 +303,8 @@ mod tests {
         let t = progress_text(&at(5000, 0, Some((20_000, true))), Duration::from_secs(2));
         assert_eq!(t, "5.0k/20.0k rows (25%), 2.5k rows/s, ETA 6s");
         let t = progress_text(&at(0, 0, None), Duration::ZERO);
+        assert_eq!(t, "0 rows");
+        let t = progress_text(&at(0, 0, Some((0, true))), Duration::ZERO);
         assert_eq!(t, "0 rows");
         let t = progress_text(
             &at(1_200_000, 0, Some((4_000_000, false))),
