@@ -198,6 +198,7 @@ fn name_of(command: &Command) -> &'static str {
         Command::Resolve { .. } => "resolve",
         Command::Completions { .. } => "completions",
         Command::Man { .. } => "man",
+        Command::Check { .. } => "check",
         // A command added to the grammar later.
         #[allow(unreachable_patterns)]
         _ => "the command",
