@@ -246,9 +246,13 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .step(&step.id);
     if step.transactional {
         let units = [sql.to_string()];
-        return run_units(store, cx.env, &units, async |store, unit| {
-            in_transaction(store, cx.env, unit, &applied, cx).await
-        })
+        return run_units(
+            store,
+            cx.env,
+            &units,
+            (cx.progress, step),
+            async |store, unit| in_transaction(store, cx.env, unit, &applied, cx).await,
+        )
         .await
         .map_err(|f| {
             lost_up(
@@ -291,18 +295,24 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     {
         drop_invalid_index(store, &ix).await?;
     }
-    run_units(store, cx.env, &units, async |store, unit| {
-        // Looked up right before the statement: an earlier one of the step
-        // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
-        if rerun
-            && took_effect(store, cx.env.dialect, unit)
-                .await
-                .map_err(into_sqlx_run)?
-        {
-            return Ok(());
-        }
-        outside_transaction(store, cx.env, unit).await
-    })
+    run_units(
+        store,
+        cx.env,
+        &units,
+        (cx.progress, step),
+        async |store, unit| {
+            // Looked up right before the statement: an earlier one of the step
+            // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
+            if rerun
+                && took_effect(store, cx.env.dialect, unit)
+                    .await
+                    .map_err(into_sqlx_run)?
+            {
+                return Ok(());
+            }
+            outside_transaction(store, cx.env, unit).await
+        },
+    )
     .await
     .map_err(|f| {
         let index = units
@@ -407,9 +417,13 @@ pub(super) async fn undo(
     }
     let result = if step.transactional {
         let units = [sql.to_string()];
-        run_units(store, cx.env, &units, async |store, unit| {
-            in_transaction(store, cx.env, unit, &done, cx).await
-        })
+        run_units(
+            store,
+            cx.env,
+            &units,
+            (cx.progress, step),
+            async |store, unit| in_transaction(store, cx.env, unit, &done, cx).await,
+        )
         .await
     } else {
         // The server session the undo runs on, as for a step's start.
@@ -426,6 +440,7 @@ pub(super) async fn undo(
             store,
             cx.env,
             &statements(cx.env.dialect, sql),
+            (cx.progress, step),
             async |store, unit| outside_transaction(store, cx.env, unit).await,
         )
         .await

@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod interrupt;
 mod plan;
 mod suggested;
 
@@ -46,20 +47,35 @@ fn main() -> ExitCode {
         Command::Man { dir } => commands::man(dir.as_deref()),
         other => {
             let (name, format) = (other.name(), other.format());
-            return emit(
-                match tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(commands::run(cli.config, other)),
-                    Err(e) => commands::envelope::error_only(
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    return emit(commands::envelope::error_only(
                         name,
                         format,
                         "internal",
                         &format!("cannot start the async runtime: {e}"),
-                    ),
-                },
-            );
+                    ));
+                }
+            };
+            let invocation = interrupt::Invocation::of(cli.config.as_deref(), &other);
+            // Ctrl-C ends the run where it is (see interrupt.rs).
+            let done = rt.block_on(async {
+                tokio::select! {
+                    r = commands::run(cli.config, other) => Some(r),
+                    Ok(()) = tokio::signal::ctrl_c() => None,
+                }
+            });
+            let Some(rendered) = done else {
+                emit(invocation.report());
+                // Statements still waiting on a connection must not hold the exit.
+                rt.shutdown_background();
+                return ExitCode::from(interrupt::EXIT);
+            };
+            return emit(rendered);
         }
     };
     match result {
