@@ -453,3 +453,48 @@ async fn a_backfill_killed_after_its_empty_last_batch_resumes_with_nothing_left_
 async fn a_backfill_killed_after_its_empty_last_batch_resumes_with_nothing_left_on_postgres() {
     with_postgres(killed_after_the_empty_batch).await;
 }
+
+/// A long transaction holds the plan's table `ACCESS EXCLUSIVE`: reading the
+/// live schema (`plan --env`, and `apply` before any step) waits at most the
+/// catalog's lock wait, then fails saying so, instead of hanging until the
+/// transaction ends.
+#[tokio::test]
+async fn a_table_locked_by_a_long_transaction_bounds_the_schema_read_on_postgres() {
+    with_postgres(|db| async move {
+        big_table(&db, 100).await?;
+        let project = Project::new(&db, &[], PLAN, &format!("name: {PLAN}\nchanges:\n{BACKFILL}"))?;
+        let mut holder = executor_support::Conn::open(&db).await?;
+        holder.exec("BEGIN").await?;
+        holder.exec("LOCK TABLE big IN ACCESS EXCLUSIVE MODE").await?;
+        let started = Instant::now();
+        let bound = phasegate::catalog::LOCK_WAIT + Duration::from_secs(20);
+        let plan = finish(run(&project, &["plan", "--env", ENV, PLAN])?, bound).await;
+        let apply = finish(run(&project, &["apply", "--env", ENV, PLAN])?, bound).await;
+        let waited = started.elapsed();
+        holder.exec("ROLLBACK").await?;
+        holder.close().await;
+        for (what, out) in [("plan --env", plan?), ("apply", apply?)] {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            if out.status.code() != Some(2) || !err.contains("lock timeout") {
+                return Err(fail(format!(
+                    "{what} under a held lock: exit {:?}, expected 2 naming the lock timeout:\n{err}",
+                    out.status.code()
+                )));
+            }
+        }
+        // Both ended near the lock wait, far from the transaction's end.
+        if waited < phasegate::catalog::LOCK_WAIT {
+            return Err(fail(format!("ended after {waited:?}: before the lock wait?")));
+        }
+        // And with the lock gone, the same commands run.
+        let out = finish(run(&project, &["apply", "--env", ENV, PLAN])?, bound).await?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "apply after the lock ended: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(())
+    })
+    .await;
+}

@@ -382,6 +382,14 @@ pub enum CatalogError {
     Connect { url: String, source: sqlx::Error },
     #[error("connecting to {url}: no answer within {}s", .timeout.as_secs())]
     Timeout { url: String, timeout: Duration },
+    /// The read did not finish within [`READ_WAIT`] (a lock held on one of
+    /// the tables, a server that stopped answering).
+    #[error(
+        "reading the schema of {url}: no answer within {}s (is a lock held on one of the plan's tables? each catalog query waits at most {}s for a lock)",
+        .waited.as_secs(),
+        LOCK_WAIT.as_secs()
+    )]
+    Slow { url: String, waited: Duration },
     #[error(
         "`{url}` is not a database URL phasegate can read a schema from; expected postgres://…, mysql://… or sqlite:…"
     )]
@@ -390,6 +398,32 @@ pub enum CatalogError {
 
 /// How long [`Catalog::read`] waits for a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long each catalog query waits for a lock on the server before it
+/// gives up (Postgres `lock_timeout`, MySQL/MariaDB `lock_wait_timeout`): a
+/// table held `ACCESS EXCLUSIVE` by a long transaction makes
+/// `pg_get_indexdef` and friends wait for it.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a whole catalog read may take, connection excluded, before it
+/// is abandoned with [`CatalogError::Slow`] (a client-side bound on top of
+/// the server-side [`LOCK_WAIT`]).
+pub const READ_WAIT: Duration = Duration::from_secs(60);
+
+/// The statements that bound a catalog session's waits on the server
+/// (sent once, right after connecting). SQLite's wait is sqlx's busy
+/// timeout (5 s).
+fn read_bounds(dialect: Dialect) -> Vec<String> {
+    let secs = LOCK_WAIT.as_secs();
+    match dialect {
+        Dialect::Postgres => vec![
+            format!("SET lock_timeout = '{secs}s'"),
+            format!("SET statement_timeout = '{}s'", READ_WAIT.as_secs()),
+        ],
+        Dialect::Mysql => vec![format!("SET SESSION lock_wait_timeout = {secs}")],
+        Dialect::Sqlite => Vec::new(),
+    }
+}
 
 impl Catalog {
     /// Knows nothing: plan offline.
@@ -492,7 +526,15 @@ impl Catalog {
             "postgres" | "postgresql" => {
                 let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(connect_err)?;
                 let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = Catalog::read_postgres(&pool, tables).await;
+                let catalog = bounded(&shown, async {
+                    // Best effort: a proxy that refuses a SET still serves
+                    // the read, bounded by READ_WAIT alone.
+                    for s in read_bounds(Dialect::Postgres) {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await;
+                    }
+                    Catalog::read_postgres(&pool, tables).await
+                })
+                .await;
                 pool.close().await;
                 catalog
             }
@@ -503,7 +545,15 @@ impl Catalog {
                 };
                 let opts = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(connect_err)?;
                 let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = Catalog::read_mysql(&pool, tables).await;
+                let catalog = bounded(&shown, async {
+                    // Best effort: a proxy that refuses a SET still serves
+                    // the read, bounded by READ_WAIT alone.
+                    for s in read_bounds(Dialect::Mysql) {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await;
+                    }
+                    Catalog::read_mysql(&pool, tables).await
+                })
+                .await;
                 pool.close().await;
                 catalog
             }
@@ -511,7 +561,7 @@ impl Catalog {
                 let opts =
                     sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
                 let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = Catalog::read_sqlite(&pool, tables).await;
+                let catalog = bounded(&shown, Catalog::read_sqlite(&pool, tables)).await;
                 pool.close().await;
                 catalog
             }
@@ -584,6 +634,21 @@ fn plan_table_names(rows: Vec<(String, String, bool)>) -> Vec<TableName> {
 }
 
 /// A pool of one connection to read a schema with, within `timeout`.
+/// `read` within [`READ_WAIT`], or [`CatalogError::Slow`].
+async fn bounded(
+    shown: &str,
+    read: impl std::future::Future<Output = Result<Catalog, CatalogError>>,
+) -> Result<Catalog, CatalogError> {
+    tokio::time::timeout(READ_WAIT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CatalogError::Slow {
+                url: shown.to_string(),
+                waited: READ_WAIT,
+            })
+        })
+}
+
 async fn one_connection<DB: sqlx::Database>(
     opts: <DB::Connection as sqlx::Connection>::Options,
     timeout: Duration,
