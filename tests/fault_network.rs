@@ -157,7 +157,11 @@ async fn silent_path_mid_backfill(db: TestDb) -> TestResult {
     for needed in [
         "step 1.backfill",
         "the connection to the database was lost",
-        &format!("phasegate apply --env {ENV} {PLAN}"),
+        // The command to run again, with the --config this run was given.
+        &format!(
+            "phasegate --config {} apply --env {ENV} {PLAN}",
+            project.dir.join("proxied.yaml").display()
+        ),
     ] {
         if !stderr.contains(needed) {
             return Err(fail(format!("the error does not say `{needed}`: {report}")));
