@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{TestDb, TestResult, fail, with_postgres, with_sqlite};
+use common::{TestDb, TestResult, fail, with_postgres};
 
 /// A scratch project: a folder with `plans/` and whatever config a test writes.
 struct Project(PathBuf);
@@ -129,11 +129,11 @@ fn runbook_of_one_deploy_in_one_environment_names_nothing_that_does_not_exist() 
 // The shipped pipeline (action + script) as the example workflow runs it
 // ---------------------------------------------------------------------------
 
-/// dev and prod, SQLite files; prod without a `backup_command` (as `init`
-/// writes it: the line is commented out).
-const DEV_PROD_SQLITE: &str = "environments:
-  - name: dev
-    database_url: sqlite://dev.db
+/// staging and prod, SQLite files; prod without a `backup_command` (as
+/// `init` writes it: the line is commented out).
+const STAGING_PROD_SQLITE: &str = "environments:
+  - name: staging
+    database_url: sqlite://staging.db
   - name: prod
     database_url: sqlite://prod.db
 ";
@@ -164,10 +164,38 @@ fn action_step(name: &str) -> TestResult<String> {
     Ok(run.to_string())
 }
 
-/// The example workflow's prod job: the action with `backup: "true"`:
-/// its Backup step, then the script (the Install step is the built binary).
-fn prod_job(p: &Project, version: &str) -> TestResult<Output> {
-    let backup = action_step("Backup")?;
+/// One job of .github/workflows/deploy-example.yml, as GitHub runs it: only
+/// the secrets named in the job's `env:` are set (from `secrets`); the
+/// action's Backup step when the job says `backup: "true"`, then the script
+/// (the Install step is the built binary on PATH).
+fn workflow_job(
+    p: &Project,
+    job: &str,
+    plan: &str,
+    version: &str,
+    secrets: &[(&str, &str)],
+) -> TestResult<Output> {
+    let workflow = std::fs::read_to_string(root().join(".github/workflows/deploy-example.yml"))?;
+    let start = workflow
+        .find(&format!("\n  {job}:\n"))
+        .ok_or_else(|| fail(format!("the example workflow has no job {job}")))?;
+    let body: Vec<&str> = workflow[start + 1..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("   "))
+        .collect();
+    let mut cmd = Command::new("bash");
+    for line in &body {
+        if let Some((name, value)) = line.trim().split_once(": ${{ secrets.") {
+            let secret = value.trim_end_matches(" }}");
+            if let Some((_, v)) = secrets.iter().find(|(k, _)| *k == secret) {
+                cmd.env(name, v);
+            }
+        }
+    }
+    let backup = body
+        .iter()
+        .any(|l| l.trim().starts_with("backup: \"true\""));
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_phasegate"));
     let dir = bin.parent().ok_or_else(|| fail("binary has no folder"))?;
     let path = format!(
@@ -176,19 +204,45 @@ fn prod_job(p: &Project, version: &str) -> TestResult<Output> {
         std::env::var("PATH").unwrap_or_default()
     );
     let script = root().join("ci/phasegate-deploy.sh");
-    let job = format!(
-        "set -e\n{backup}\nbash {} --config \"$CONFIG\" --app-version {version} prod plan2 -- true",
+    let mut shell = String::from("set -e\n");
+    if backup {
+        shell.push_str(&action_step("Backup")?);
+        shell.push('\n');
+    }
+    shell.push_str(&format!(
+        "bash {} --config \"$CONFIG\" --app-version {version} {job} {plan} -- true",
         script.display()
-    );
-    Ok(Command::new("bash")
-        .args(["-c", &job])
+    ));
+    for (name, _) in secrets {
+        cmd.env_remove(name);
+    }
+    // Secrets the job names are set again after the removal above.
+    for line in &body {
+        if let Some((name, value)) = line.trim().split_once(": ${{ secrets.") {
+            let secret = value.trim_end_matches(" }}");
+            if let Some((_, v)) = secrets.iter().find(|(k, _)| *k == secret) {
+                cmd.env(name, v);
+            }
+        }
+    }
+    Ok(cmd
+        .args(["-c", &shell])
         .current_dir(&p.0)
         .env("PATH", path)
-        .env("PHASEGATE_ENVIRONMENT", "prod")
+        .env("PHASEGATE_ENVIRONMENT", job)
         .env("CONFIG", "phasegate.yaml")
         .env_remove("GITHUB_OUTPUT")
         .env_remove("GITHUB_SHA")
         .output()?)
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// docs/workflow.md: "once the plan is complete everywhere, runs pass and do
@@ -200,30 +254,109 @@ fn prod_job(p: &Project, version: &str) -> TestResult<Output> {
 #[ignore = "BREAKS: the example workflow's prod job (backup: \"true\") fails every push when prod has no backup_command"]
 fn example_prod_job_with_backup_true_runs_without_a_backup_command() -> TestResult {
     let p = Project::new()?;
-    p.write("phasegate.yaml", DEV_PROD_SQLITE)?;
+    p.write("phasegate.yaml", STAGING_PROD_SQLITE)?;
     p.write("plans/plan2.yaml", TWO_PHASES)?;
     for n in 1..=4 {
-        let (code, _, err) = p.go(&["apply", "--env", "dev", "plan2"]);
-        let _ = (code, err);
-        let _ = p.go(&[
+        let _ = p.go(&["apply", "--env", "staging", "plan2"]);
+        let mark = [
             "mark",
             "--env",
-            "dev",
+            "staging",
             "plan2",
             "--phase",
             "2",
             "--app-version",
             "v",
-        ]);
-        let o = prod_job(&p, &format!("v{n}"))?;
+        ];
+        let _ = p.go(&mark);
+        let o = workflow_job(&p, "prod", "plan2", &format!("v{n}"), &[])?;
         check(
             o.status.success(),
-            format!(
-                "push {n}: the prod job failed ({:?}):\n{}",
-                o.status.code(),
-                String::from_utf8_lossy(&o.stderr)
-            ),
+            format!("push {n}: the prod job failed: {}", show(&o)),
         )?;
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Skipped tests are loud
+// ---------------------------------------------------------------------------
+
+/// Issue: "skipped tests pass silently under `cargo test` (their line is
+/// captured)". The harness now writes its `skipped:` line to the raw stderr
+/// handle (`common::loud`); a test that skips with `println!`/`eprintln!`
+/// instead is silent again under plain `cargo test` (libtest captures both).
+/// tests/sql_export.rs's squawk check does, when PHASEGATE_SQUAWK is unset.
+#[test]
+#[ignore = "BREAKS: tests/sql_export.rs's squawk check skips with println! (captured): silent under cargo test"]
+fn no_test_skips_with_a_captured_line() -> TestResult {
+    let mut silent = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests"))? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("break_issue11.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        for (n, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if (l.starts_with("println!(\"skipped") || l.starts_with("eprintln!(\"skipped"))
+                && !l.starts_with("//")
+            {
+                silent.push(format!("{}:{}: {l}", path.display(), n + 1));
+            }
+        }
+    }
+    check(
+        silent.is_empty(),
+        format!(
+            "skips printed where libtest captures them:\n{}",
+            silent.join("\n")
+        ),
+    )
+}
+
+/// The example workflow gives each job its own database secret only
+/// (`STAGING_DATABASE_URL` in staging's, `PROD_DATABASE_URL` in prod's), and
+/// the README says `database_url: ${PROD_DATABASE_URL}` is how to point an
+/// environment at a real database. With both URLs read from variables, every
+/// command fails on the variable of the job it does not run in ("environment
+/// variable `PROD_DATABASE_URL` (in prod's database_url) is not set"), so
+/// neither job of the documented pipeline ever runs a phase.
+#[tokio::test]
+#[ignore = "BREAKS: the example workflow's staging job fails: PROD_DATABASE_URL (another job's secret) is unset there"]
+async fn example_workflow_jobs_run_with_only_their_own_secret() {
+    with_postgres(|db| async move {
+        let p = Project::new()?;
+        p.write(
+            "phasegate.yaml",
+            "environments:
+  - name: staging
+    database_url: ${STAGING_DATABASE_URL}
+  - name: prod
+    database_url: ${PROD_DATABASE_URL}
+    backup_command: echo backups/prod-1
+",
+        )?;
+        p.write("plans/plan2.yaml", TWO_PHASES)?;
+        let staging = format!("sqlite://{}", p.path("staging.db").display());
+        std::fs::write(p.path("staging.db"), "")?;
+        let secrets = [
+            ("STAGING_DATABASE_URL", staging.as_str()),
+            ("PROD_DATABASE_URL", db.url.as_str()),
+        ];
+        for (n, job) in ["staging", "prod", "staging", "prod"].iter().enumerate() {
+            let o = workflow_job(&p, job, "plan2", &format!("v{n}"), &secrets)?;
+            check(
+                o.status.success(),
+                format!("push {}, job {job}: {}", n / 2 + 1, show(&o)),
+            )?;
+        }
+        let t2: TestDb = db.clone();
+        check(
+            t2.has_relation("t2").await?,
+            "prod never got phase 2 (table t2)",
+        )?;
+        Ok(())
+    })
+    .await;
 }
