@@ -166,10 +166,13 @@ async fn a_forged_event_with_a_computed_hash_is_noticed_on_sqlite() {
     with_sqlite(forged_good_hash).await;
 }
 
-/// `DROP TABLE phasegate_events`, `phasegate_meta` and `phasegate_head`
-/// left: never read as a log phasegate has not started, never recreated.
+/// `DROP TABLE phasegate_events` (with the `phasegate_status` view that
+/// reads it, which Postgres would not drop the table without),
+/// `phasegate_meta` and `phasegate_head` left: never read as a log
+/// phasegate has not started, never recreated.
 async fn events_dropped(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
+    db.exec("DROP VIEW phasegate_status").await?;
     db.exec("DROP TABLE phasegate_events").await?;
     assert_refused(&db, &project).await?;
     assert!(

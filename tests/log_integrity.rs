@@ -434,7 +434,7 @@ async fn migrates(db: TestDb) -> TestResult {
         "{}",
         shown(&out)
     );
-    assert_eq!(db.text(&version).await?.as_deref(), Some("2"));
+    assert_eq!(db.text(&version).await?.as_deref(), Some("3"));
     let new = events(&db).await;
     assert_eq!(
         &new[..old.len()],

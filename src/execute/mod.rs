@@ -7,14 +7,16 @@
 //! planning a plan, opening the tracker, holding the lock) and [`RunError`];
 //! each command family has its own file: `apply.rs`, `rollback.rs`,
 //! `records.rs` (`mark`, `approve`, `backup`, `accept-change`, `resolve`),
-//! `gate.rs` (the gates, `gate`) and `status.rs` (`status`, `history`,
-//! `verify`). Running one step is `steps.rs`, sending its SQL `send.rs`, a
-//! batched backfill `backfill.rs`; `session.rs` finds an interrupted step
+//! `gate.rs` (the gates, `gate`), `status.rs` (`status`, `history`,
+//! `verify`) and `check.rs` (`check`). Running one step is `steps.rs`,
+//! sending its SQL `send.rs`, a batched backfill `backfill.rs`;
+//! `session.rs` finds an interrupted step
 //! still running on the server, `presence.rs` checks that a step's objects
 //! are in the catalog before `resolve --as applied` records it.
 
 mod apply;
 mod backfill;
+mod check;
 mod deadline;
 mod drift;
 mod gate;
@@ -43,6 +45,7 @@ use crate::tracker::{
 pub use steps::StepError;
 
 pub use apply::Applied;
+pub use check::Check;
 pub use records::Resolution;
 pub use status::{EnvStatus, PlanStatus};
 
@@ -421,9 +424,11 @@ impl<'a> Workspace<'a> {
 /// drift gate), the schema the plan was made against (for every later
 /// phase), the promotion order (`environments`, for the promotion gate)
 /// and every step's SQL as planned now (`steps`: what runs later must be
-/// what was reviewed, see [`crate::tracker::pins`]).
+/// what was reviewed, see [`crate::tracker::pins`]), and the number of
+/// phases (`phases`, read by the `phasegate_status` view).
 fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     serde_json::json!({
+        "phases": plan.phases.len(),
         "checksum": crate::tracker::checksum(&loaded.text),
         "text": loaded.text,
         "catalog": plan.catalog,

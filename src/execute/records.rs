@@ -218,6 +218,7 @@ impl Workspace<'_> {
                 Some(_) => {}
             }
             let detail = serde_json::json!({
+                "phases": plan.phases.len(),
                 "checksum": now_sum,
                 "text": loaded.text,
                 "reason": reason,

@@ -15,9 +15,11 @@ pub mod gates;
 mod guards;
 pub mod order;
 pub mod pins;
+pub mod reach;
 #[cfg(test)]
 mod rollback_state_tests;
 mod schema;
+mod status_view;
 mod store;
 
 use std::collections::BTreeSet;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use status_view::{STATUS_COLUMNS, STATUS_VIEW};
 pub use store::{Store, TRACKER_WAIT, TrackerError, is_busy, phase_reached};
 
 /// What happened.

@@ -5,11 +5,13 @@
 //! The tables: `phasegate_meta` (schema version, and the name of the
 //! environment that owns the database), `phasegate_events` (the log, with
 //! its hash chain, see [`super::chain`]) and `phasegate_head` (the log's
-//! last event). Creating or migrating them happens under a lock taken before
-//! anything is created (Postgres: a transaction-scoped advisory lock, in the
-//! transaction that creates them; MySQL: `GET_LOCK`; SQLite: `BEGIN
-//! IMMEDIATE`), and the version row is written last, so a run that sees the
-//! version row sees every table, trigger and the head row.
+//! last event), and the read-only view `phasegate_status` over the log
+//! ([`super::status_view`]). Creating or migrating them happens under a
+//! lock taken before anything is created (Postgres: a transaction-scoped
+//! advisory lock, in the transaction that creates them; MySQL: `GET_LOCK`;
+//! SQLite: `BEGIN IMMEDIATE`), and the version row is written last, so a
+//! run that sees the version row sees every table, trigger, the view and the
+//! head row.
 
 use std::time::Duration;
 
@@ -22,8 +24,9 @@ use crate::dialect::Dialect;
 
 /// The version of phasegate's own tables. 1: the log and meta tables.
 /// 2: the hash chain (`prev_hash`, `hash`), `phasegate_head`, the
-/// environment marker and the truncate/delete guards.
-pub const SCHEMA_VERSION: i64 = 2;
+/// environment marker and the truncate/delete guards. 3: the
+/// `phasegate_status` view (see [`super::status_view`]).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory-lock key that serialises creating phasegate's tables.
 const SCHEMA_LOCK_KEY: i64 = 0x7068_6173_6567_6174 + 1;
@@ -269,6 +272,9 @@ async fn create_or_migrate(
         chain_existing(conn, dialect, env).await?;
     }
     for sql in guards::guards_sql(dialect) {
+        exec(conn, &sql).await?;
+    }
+    for sql in super::status_view::view_sql(dialect) {
         exec(conn, &sql).await?;
     }
     claim(conn, dialect, env).await?;

@@ -12,7 +12,7 @@ use sqlx::{AssertSqlSafe, Connection};
 use super::chain;
 use super::guards;
 use super::schema::{self, mysql_lock_name};
-use super::{Event, EventKind, NewEvent, PhaseStatus, derive};
+use super::{Event, EventKind, NewEvent, derive};
 use crate::dialect::{Dialect, mysql_lock_wait};
 
 pub use super::schema::SCHEMA_VERSION;
@@ -676,7 +676,9 @@ fn sqlite_lock_url(url: &str) -> String {
 
 /// For a service at start-up: has this database reached (at least migrated)
 /// phase `phase` of plan `plan`? Fail fast when the schema is older than the
-/// code. Reads the event log only; never writes.
+/// code. Reads the event log only; never writes. "Reached" is
+/// [`super::reach::Reached::Applied`], as `phasegate check` without
+/// `--deployed` and the `phasegate_status` view's `phase_applied`.
 ///
 /// ```no_run
 /// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
@@ -716,7 +718,9 @@ pub async fn phase_reached(
         .unwrap_or(0)
         .max(phase);
     let state = derive(&events, phases);
-    Ok(state
-        .phase(phase)
-        .is_some_and(|p| p.status >= PhaseStatus::Migrated))
+    Ok(super::reach::reached(
+        &state,
+        phase,
+        super::reach::Reached::Applied,
+    ))
 }

@@ -54,6 +54,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
+    /// Has ENV's database reached phase N of PLAN? Exit 0: yes; 1: not yet; 2: error.
+    ///
+    /// For a service's start-up script or a pipeline. Reached: the phase's
+    /// migrations are applied (with --deployed: and its app code is marked
+    /// deployed). Reads the log only; creates and writes nothing.
+    Check {
+        #[arg(long)]
+        env: String,
+        plan: String,
+        #[arg(long)]
+        phase: usize,
+        /// Require the phase's app code to be marked deployed too (`phasegate mark`).
+        #[arg(long)]
+        deployed: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
     /// Run the next phase's migrations in ENV, if every gate holds.
     Apply {
         #[arg(long)]

@@ -360,8 +360,19 @@ pub(crate) fn mentioned<'a>(
 /// so a later read of the catalog tells them from the application's own.
 pub const PHASEGATE_TRIGGER_MARK: &str = "phasegate sync trigger";
 
+/// phasegate's own view over its event log (`tracker::STATUS_VIEW`): it
+/// reads only `phasegate_events`, so it is never a dependent of the
+/// application's tables, though its text names words such as `plan`,
+/// `phase` and `state` that the textual census (MySQL, SQLite) would match.
+pub(crate) const PHASEGATE_STATUS_VIEW: &str = "phasegate_status";
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn phasegates_own_view_is_the_trackers() {
+        assert_eq!(super::PHASEGATE_STATUS_VIEW, crate::tracker::STATUS_VIEW);
+    }
+
     use super::*;
 
     fn id(s: &str) -> Ident {

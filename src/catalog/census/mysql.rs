@@ -6,8 +6,8 @@
 use crate::name::Ident;
 
 use super::{
-    Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, TriggerFacts, mentioned,
-    names_table,
+    Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_STATUS_VIEW,
+    TriggerFacts, mentioned, names_table,
 };
 
 /// MySQL/MariaDB: the census of `schema.name` (`schema` `None`: the
@@ -191,7 +191,8 @@ pub(in crate::catalog) async fn read_mysql(
     .await?;
     for r in &views {
         let definition: String = r.try_get("definition")?;
-        if !names_table(&definition, name) {
+        let view: String = r.try_get("v")?;
+        if view == PHASEGATE_STATUS_VIEW || !names_table(&definition, name) {
             continue;
         }
         let used = mentioned(&definition, columns, true);

@@ -4,7 +4,8 @@
 use crate::name::Ident;
 
 use super::{
-    Census, Dependent, DependentKind, PHASEGATE_TRIGGER_MARK, TriggerFacts, mentioned, names_table,
+    Census, Dependent, DependentKind, PHASEGATE_STATUS_VIEW, PHASEGATE_TRIGGER_MARK, TriggerFacts,
+    mentioned, names_table,
 };
 
 /// SQLite: the census of `schema.name`; `columns` are the table's columns.
@@ -91,7 +92,7 @@ pub(in crate::catalog) async fn read_sqlite(
                 on: other.then(|| on.clone()),
             });
         } else {
-            if !names_table(&sql, name) {
+            if object == PHASEGATE_STATUS_VIEW || !names_table(&sql, name) {
                 continue;
             }
             let used = mentioned(&sql, columns, true);

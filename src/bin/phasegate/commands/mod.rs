@@ -11,6 +11,7 @@ use phasegate::tracker::SystemClock;
 use crate::Failure;
 use crate::cli::{Command, Out};
 
+mod check;
 mod init;
 mod install;
 mod progress;
@@ -72,15 +73,20 @@ pub async fn plan_live(
 }
 
 pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
+    if let Command::Check { .. } = command {
+        return check::run(config, command).await;
+    }
     let config =
         Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
     let clock = SystemClock;
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
     match command {
-        Command::Plan(_) | Command::Init | Command::Completions { .. } | Command::Man { .. } => {
-            Ok(String::new())
-        }
+        Command::Plan(_)
+        | Command::Init
+        | Command::Check { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => Ok(String::new()),
         Command::Status { env, format } => {
             let envs = ws.status(env.as_deref()).await.map_err(fail)?;
             let out = if format == Out::Json {

@@ -1,0 +1,106 @@
+//! How far a plan has got in one environment, in the terms a service
+//! checks at start-up: which phase's migrations are applied, which phase's
+//! app code is marked deployed. One definition, shared by
+//! [`super::phase_reached`], `phasegate check` and (in SQL) the
+//! `phasegate_status` view's `phase_applied` and `phase_deployed`.
+
+use serde::Serialize;
+
+use super::{PhaseStatus, PlanState};
+
+/// What "reached" asks of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reached {
+    /// Its migrations are applied (`phase_migrated` recorded; the phase is
+    /// migrated or deployed, not migrating, partly rolled back or rolled back).
+    Applied,
+    /// Its migrations are applied and its app code is marked deployed
+    /// (`phasegate mark`, or a phase without an app stage).
+    Deployed,
+}
+
+impl Reached {
+    /// Whether a phase in `status` has reached this.
+    pub fn holds(self, status: PhaseStatus) -> bool {
+        match self {
+            Reached::Applied => matches!(status, PhaseStatus::Migrated | PhaseStatus::Deployed),
+            Reached::Deployed => status == PhaseStatus::Deployed,
+        }
+    }
+}
+
+/// Whether phase `phase` (1-based) of the plan in `state` has reached `what`.
+/// A phase the state does not know is not reached.
+pub fn reached(state: &PlanState, phase: usize, what: Reached) -> bool {
+    state.phase(phase).is_some_and(|p| what.holds(p.status))
+}
+
+/// The highest phase that has reached `what`, 0 when none has (the view's
+/// `phase_applied` and `phase_deployed`).
+pub fn highest(state: &PlanState, what: Reached) -> usize {
+    state
+        .phases
+        .iter()
+        .rposition(|p| what.holds(p.status))
+        .map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::{Event, EventKind, derive};
+    use chrono::{DateTime, Utc};
+
+    fn ev(kind: EventKind, phase: usize, step: Option<&str>) -> Event {
+        Event {
+            id: 0,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            plan: Some("p".into()),
+            kind,
+            phase: Some(phase),
+            step: step.map(str::to_string),
+            detail: String::new(),
+            actor: "t".into(),
+        }
+    }
+
+    #[test]
+    fn applied_means_migrated_or_deployed_and_deployed_means_marked() {
+        let mut events = vec![ev(EventKind::StepApplied, 1, Some("1.a"))];
+        let s = derive(&events, 2);
+        assert!(
+            !reached(&s, 1, Reached::Applied),
+            "migrating is not applied"
+        );
+        events.push(ev(EventKind::PhaseMigrated, 1, None));
+        let s = derive(&events, 2);
+        assert!(reached(&s, 1, Reached::Applied));
+        assert!(!reached(&s, 1, Reached::Deployed));
+        assert_eq!(
+            (
+                highest(&s, Reached::Applied),
+                highest(&s, Reached::Deployed)
+            ),
+            (1, 0)
+        );
+        events.push(ev(EventKind::PhaseDeployed, 1, None));
+        let s = derive(&events, 2);
+        assert!(reached(&s, 1, Reached::Deployed));
+        assert!(!reached(&s, 2, Reached::Applied));
+        assert!(!reached(&s, 3, Reached::Applied), "a phase beyond the plan");
+        assert!(!reached(&s, 0, Reached::Applied), "phase 0");
+    }
+
+    #[test]
+    fn a_phase_partly_rolled_back_is_no_longer_reached() {
+        let events = vec![
+            ev(EventKind::StepApplied, 1, Some("1.a")),
+            ev(EventKind::PhaseMigrated, 1, None),
+            ev(EventKind::StepRolledBack, 1, Some("1.a")),
+        ];
+        let s = derive(&events, 1);
+        assert!(!reached(&s, 1, Reached::Applied));
+        assert_eq!(highest(&s, Reached::Applied), 0);
+    }
+}
