@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{TestDb, TestResult, fail, with_postgres};
+use common::{TestDb, TestResult, fail, with_postgres, with_sqlite};
 
 /// A scratch project: a folder with `plans/` and whatever config a test writes.
 struct Project(PathBuf);
@@ -357,6 +357,139 @@ async fn example_workflow_jobs_run_with_only_their_own_secret() {
             "prod never got phase 2 (table t2)",
         )?;
         Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// `check`, the phasegate_status view and `status` in odd states
+// ---------------------------------------------------------------------------
+
+/// `status --format json`'s (phase, state, next action) of `plan` in `env`,
+/// whatever the envelope around the per-environment reports.
+fn status_of(p: &Project, env: &str, plan: &str) -> TestResult<(i64, String, String)> {
+    let (_, out, err) = p.go(&["status", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out)
+        .map_err(|e| fail(format!("status --format json: {e}:\n{out}\n{err}")))?;
+    fn find<'a>(v: &'a serde_json::Value, env: &str) -> Option<&'a serde_json::Value> {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("env").and_then(|e| e.as_str()) == Some(env) && o.contains_key("plans") {
+                    return Some(v);
+                }
+                o.values().find_map(|x| find(x, env))
+            }
+            serde_json::Value::Array(a) => a.iter().find_map(|x| find(x, env)),
+            _ => None,
+        }
+    }
+    let e = find(&v, env).ok_or_else(|| fail(format!("no environment {env} in:\n{out}")))?;
+    let row = e["plans"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|r| r["plan"] == plan))
+        .ok_or_else(|| fail(format!("no plan {plan} in {env}:\n{out}")))?;
+    Ok((
+        row["phase"].as_i64().unwrap_or(-1),
+        row["state"].as_str().unwrap_or("?").to_string(),
+        row["next"]["action"].as_str().unwrap_or("?").to_string(),
+    ))
+}
+
+/// The view's (phase, state, next_action) of `plan`.
+async fn view_of(db: &TestDb, plan: &str) -> TestResult<(i64, String, String)> {
+    let phase = db
+        .scalar(&format!(
+            "SELECT phase FROM phasegate_status WHERE plan = '{plan}'"
+        ))
+        .await?;
+    let state = db
+        .text(&format!(
+            "SELECT state FROM phasegate_status WHERE plan = '{plan}'"
+        ))
+        .await?
+        .unwrap_or_default();
+    let next = db
+        .text(&format!(
+            "SELECT next_action FROM phasegate_status WHERE plan = '{plan}'"
+        ))
+        .await?
+        .unwrap_or_default();
+    Ok((phase, state, next))
+}
+
+const ONE_TABLE: &str = "changes:
+  - sql:
+      phases:
+        - up: CREATE TABLE d1 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE d1
+";
+const SECOND_TABLE: &str = "        - up: CREATE TABLE d2 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE d2
+";
+
+fn single_env(db: &TestDb) -> String {
+    format!(
+        "environments:\n  - name: dev\n    database_url: {}\n",
+        db.url
+    )
+}
+
+/// docs/check.md: the view's `phase`, `state` and `next_action` "are what
+/// `phasegate status --format json` reports … in every state". A plan
+/// complete in dev whose file then gains a phase (not yet accepted: the
+/// drift gate blocks it): status says phase 2 of 2, pending, next apply; the
+/// view still says phase 1, deployed, complete.
+#[tokio::test]
+#[ignore = "BREAKS: on a drifted plan (file gained a phase) the view says complete while status says phase 2 pending"]
+async fn view_agrees_with_status_on_a_plan_edited_after_it_completed() {
+    with_sqlite(|db| async move {
+        let p = Project::new()?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        p.write("plans/d1.yaml", ONE_TABLE)?;
+        let (code, _, err) = p.go(&["apply", "--env", "dev", "d1"]);
+        check(code == 0, format!("apply: {err}"))?;
+        check(
+            status_of(&p, "dev", "d1")? == view_of(&db, "d1").await?,
+            "status and view disagree on a complete plan",
+        )?;
+        p.write("plans/d1.yaml", &format!("{ONE_TABLE}{SECOND_TABLE}"))?;
+        let status = status_of(&p, "dev", "d1")?;
+        let view = view_of(&db, "d1").await?;
+        check(
+            status == view,
+            format!("drifted plan: status says {status:?}, the view says {view:?}"),
+        )
+    })
+    .await;
+}
+
+/// `check`'s "next" must be a command that moves the plan on. On a plan
+/// whose file gained a phase (drift), `check --phase 2` says
+/// "next: `phasegate apply --env dev d1`", and that apply is refused by the
+/// drift gate; `gate` names `accept-change` instead.
+#[tokio::test]
+#[ignore = "BREAKS: check on a drifted plan suggests `phasegate apply`, which the drift gate refuses"]
+async fn check_suggests_a_command_that_runs_on_a_drifted_plan() {
+    with_sqlite(|db| async move {
+        let p = Project::new()?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        p.write("plans/d1.yaml", ONE_TABLE)?;
+        let (code, _, err) = p.go(&["apply", "--env", "dev", "d1"]);
+        check(code == 0, format!("apply: {err}"))?;
+        p.write("plans/d1.yaml", &format!("{ONE_TABLE}{SECOND_TABLE}"))?;
+        let (code, out, err) = p.go(&["check", "--env", "dev", "d1", "--phase", "2"]);
+        check(code == 1, format!("check: exit {code}: {out}{err}"))?;
+        let said = format!("{out}{err}");
+        let suggested_apply = said.contains("`phasegate apply --env dev d1`");
+        let (apply_code, _, _) = p.go(&["apply", "--env", "dev", "d1"]);
+        check(
+            !(suggested_apply && apply_code != 0),
+            format!("check suggested apply, which exits {apply_code}:\n{said}"),
+        )?;
+        check(
+            said.contains("accept-change") || said.contains("drift"),
+            format!("check does not name the drift that holds phase 2:\n{said}"),
+        )
     })
     .await;
 }
