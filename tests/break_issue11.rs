@@ -493,3 +493,54 @@ async fn check_suggests_a_command_that_runs_on_a_drifted_plan() {
     })
     .await;
 }
+
+/// Two tables, one phase each.
+fn two_tables(prefix: &str) -> String {
+    format!(
+        "changes:
+  - sql:
+      phases:
+        - up: CREATE TABLE {prefix}1 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE {prefix}1
+        - up: CREATE TABLE {prefix}2 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE {prefix}2
+"
+    )
+}
+
+/// The view is what a service in any language asks at start-up ("has `Mk`
+/// reached phase 2 here?"). Plans are names of files, so `Mk` and `mk` are
+/// two plans, and `status` and `check` keep them apart. On MySQL/MariaDB
+/// the view groups and compares plan names under the database's
+/// case-insensitive collation: with `mk` complete and `Mk` at phase 1, the
+/// row for `Mk` says phase_applied 2, complete: the service starts against
+/// a schema its release needs and does not have.
+#[tokio::test]
+#[ignore = "BREAKS: MariaDB's phasegate_status merges plans Mk and mk: Mk reads as phase_applied 2 while check says not reached"]
+async fn view_keeps_plans_whose_names_differ_in_case_apart_on_mariadb() {
+    common::with_mysql(|db| async move {
+        let p = Project::new()?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        p.write("plans/Mk.yaml", &two_tables("a"))?;
+        p.write("plans/mk.yaml", &two_tables("b"))?;
+        for plan in ["Mk", "mk", "mk"] {
+            let (code, _, err) = p.go(&["apply", "--env", "dev", plan]);
+            check(code == 0, format!("apply {plan}: {err}"))?;
+        }
+        let (code, out, err) = p.go(&["check", "--env", "dev", "Mk", "--phase", "2"]);
+        check(code == 1, format!("check Mk --phase 2: exit {code}: {out}{err}"))?;
+        let rows = db
+            .scalar("SELECT count(*) FROM phasegate_status WHERE plan = 'Mk'")
+            .await?;
+        let applied = db
+            .scalar("SELECT max(phase_applied) FROM phasegate_status WHERE plan = 'Mk'")
+            .await?;
+        check(
+            rows == 1 && applied == 1,
+            format!("the view's rows for plan Mk: {rows}, phase_applied {applied} (check: not reached, phase 1)"),
+        )?;
+        let total = db.scalar("SELECT count(*) FROM phasegate_status").await?;
+        check(total == 2, format!("the view has {total} rows for two plans"))
+    })
+    .await;
+}
