@@ -544,3 +544,33 @@ async fn view_keeps_plans_whose_names_differ_in_case_apart_on_mariadb() {
     })
     .await;
 }
+
+/// docs/check.md's entrypoint: `phasegate check --env "$APP_ENV" PLAN --phase
+/// 2 || exit 1`. A dev (or staging) service has its own database URL, not
+/// prod's secret; with prod's `database_url: ${PROD_DATABASE_URL}` unset,
+/// `check --env dev` exits 2 on prod's variable, and the service refuses to
+/// start though dev has reached the phase.
+#[tokio::test]
+#[ignore = "BREAKS: check --env dev exits 2 because prod's ${PROD_DATABASE_URL} is unset where the dev service runs"]
+async fn check_in_one_environment_needs_no_other_environments_secret() {
+    with_sqlite(|db| async move {
+        let p = Project::new()?;
+        p.write("plans/d1.yaml", ONE_TABLE)?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        let (code, _, err) = p.go(&["apply", "--env", "dev", "d1"]);
+        check(code == 0, format!("apply: {err}"))?;
+        p.write(
+            "phasegate.yaml",
+            &format!(
+                "{}  - name: prod\n    database_url: ${{NOPE_URL}}\n",
+                single_env(&db)
+            ),
+        )?;
+        let (code, out, err) = p.go(&["check", "--env", "dev", "d1", "--phase", "1"]);
+        check(
+            code == 0,
+            format!("check --env dev with prod's variable unset: exit {code}: {out}{err}"),
+        )
+    })
+    .await;
+}
