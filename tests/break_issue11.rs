@@ -574,3 +574,91 @@ async fn check_in_one_environment_needs_no_other_environments_secret() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Progress and Ctrl-C
+// ---------------------------------------------------------------------------
+
+/// Runs phasegate with `args` in `p` under a pty (`script`), and types
+/// Ctrl-C into it after `after` (the terminal sends SIGINT to it, as a
+/// person's Ctrl-C does). Returns (exit code, everything the terminal showed).
+fn under_pty_with_ctrl_c(p: &Project, args: &[&str], after: f64) -> TestResult<(i32, String)> {
+    let command = format!("{} {}", env!("CARGO_BIN_EXE_phasegate"), args.join(" "));
+    let shell =
+        format!("(sleep {after}; printf '\\003'; sleep 5) | script -qfec '{command}' /dev/null");
+    let o = Command::new("bash")
+        .args(["-c", &shell])
+        .current_dir(&p.0)
+        .output()?;
+    Ok((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    ))
+}
+
+/// A backfill of `rows` rows that takes a while: batches of 1000 with a
+/// pause between them.
+async fn slow_backfill_project(db: &TestDb, rows: u32) -> TestResult<Project> {
+    db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER)")
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO big SELECT g, g FROM generate_series(1, {rows}) AS g"
+    ))
+    .await?;
+    let p = Project::new()?;
+    p.write(
+        "phasegate.yaml",
+        &format!(
+            "environments:
+  - name: dev
+    database_url: {}
+    backfill_batch_size: 1000
+    backfill_pause: 100ms
+",
+            db.url
+        ),
+    )?;
+    p.write(
+        "plans/bf.yaml",
+        "changes:\n  - rename_column: { table: big, from: v, to: w }\n",
+    )?;
+    Ok(p)
+}
+
+/// Issue: "Ctrl-C exits 130 without 'run apply again to resume'". Under a
+/// terminal, Ctrl-C mid-backfill: exit 130, the resume command printed, and
+/// that command, run as printed, finishes the phase with every row copied.
+#[tokio::test]
+#[ignore = "BREAKS: Ctrl-C mid-backfill exits 130 with no resume command (until helper-progress lands)"]
+async fn ctrl_c_mid_backfill_prints_a_resume_command_that_finishes_it() {
+    with_postgres(|db| async move {
+        let p = slow_backfill_project(&db, 100_000).await?;
+        let (code, shown) = under_pty_with_ctrl_c(&p, &["apply", "--env", "dev", "bf"], 3.0)?;
+        check(code == 130, format!("Ctrl-C: exit {code}:\n{shown}"))?;
+        let resume = "phasegate apply --env dev bf";
+        check(
+            shown.contains(resume),
+            format!("no `{resume}` after Ctrl-C:\n{shown}"),
+        )?;
+        let left = db
+            .scalar("SELECT count(*) FROM big WHERE w IS DISTINCT FROM v")
+            .await?;
+        check(
+            left > 0,
+            "the backfill finished before Ctrl-C: nothing tested",
+        )?;
+        let (code, out, err) = p.go(&["apply", "--env", "dev", "bf"]);
+        check(
+            code == 0,
+            format!("the resume command: exit {code}: {out}{err}"),
+        )?;
+        let left = db
+            .scalar("SELECT count(*) FROM big WHERE w IS DISTINCT FROM v")
+            .await?;
+        check(
+            left == 0,
+            format!("{left} rows not copied after the resume"),
+        )
+    })
+    .await;
+}
