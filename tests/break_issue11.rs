@@ -662,3 +662,121 @@ async fn ctrl_c_mid_backfill_prints_a_resume_command_that_finishes_it() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Suggested commands run as printed
+// ---------------------------------------------------------------------------
+
+/// Every `phasegate …` command in backticks in `text`.
+fn suggested(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|c| c.starts_with("phasegate "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs a suggested command as a person pasting it into a shell would.
+fn run_suggested(p: &Project, command: &str) -> TestResult<Output> {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_phasegate"));
+    let dir = bin.parent().ok_or_else(|| fail("binary has no folder"))?;
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Ok(Command::new("bash")
+        .args(["-c", command])
+        .current_dir(&p.0)
+        .env("PATH", path)
+        .output()?)
+}
+
+/// dev, then a prod that requires a backup and an approval and has no
+/// `backup_command` (as `init` writes prod); a reversible phase 1 and an
+/// irreversible phase 2.
+const BACKUP_NO_COMMAND: &str = "environments:
+  - name: dev
+    database_url: sqlite://dev.db
+  - name: prod
+    database_url: sqlite://prod.db
+    require_backup: 1h
+    require_approval: true
+";
+const IRREVERSIBLE_2: &str = "changes:
+  - sql:
+      phases:
+        - up: CREATE TABLE t1 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE t1
+        - up: CREATE TABLE t2 (id INTEGER PRIMARY KEY)
+";
+
+/// Issue: "the drift gate suggests `accept-change` without the `--reason` it
+/// requires". New instance: the backup gate suggests `phasegate backup --env
+/// prod`; for a prod without `backup_command` that command is refused
+/// ("take the backup yourself and record it with --location").
+#[test]
+#[ignore = "BREAKS: the backup gate suggests `phasegate backup --env prod`, refused when prod has no backup_command"]
+fn every_command_the_blocked_gates_suggest_runs_as_printed() -> TestResult {
+    let p = Project::new()?;
+    p.write("phasegate.yaml", BACKUP_NO_COMMAND)?;
+    p.write("plans/ir.yaml", IRREVERSIBLE_2)?;
+    for env in ["dev", "dev", "prod"] {
+        let (code, _, err) = p.go(&["apply", "--env", env, "ir"]);
+        check(code == 0, format!("apply {env}: {err}"))?;
+    }
+    let (code, out, err) = p.go(&["gate", "--env", "prod", "ir"]);
+    check(code == 1, format!("gate: exit {code}: {out}{err}"))?;
+    let commands = suggested(&format!("{out}{err}"));
+    check(
+        commands.len() >= 2,
+        format!("the blocked gates suggest {commands:?}:\n{out}{err}"),
+    )?;
+    for c in &commands {
+        let o = run_suggested(&p, c)?;
+        check(
+            o.status.success(),
+            format!("`{c}` as printed: {}", show(&o)),
+        )?;
+    }
+    let (code, out, err) = p.go(&["apply", "--env", "prod", "ir"]);
+    check(
+        code == 0,
+        format!("apply after doing what the gates said: exit {code}: {out}{err}"),
+    )
+}
+
+/// `apply` of a phase with an app stage ends with "then: phasegate mark …
+/// --app-version <VERSION>": pasted into a shell, `<VERSION>` is a
+/// redirection from a file named VERSION ("No such file or directory"), so
+/// the command does not even start. (The order gate's own suggestion uses
+/// `--app-version V`, which runs.)
+#[test]
+#[ignore = "BREAKS: apply's `then: phasegate mark … --app-version <VERSION>` is a shell redirection when pasted"]
+fn applys_then_mark_line_runs_as_printed() -> TestResult {
+    let p = Project::new()?;
+    p.write("phasegate.yaml", DEV_ONLY_SQLITE)?;
+    p.write("plans/plan2.yaml", TWO_PHASES)?;
+    let (code, _, err) = p.go(&["apply", "--env", "dev", "plan2"]);
+    check(code == 0, format!("apply phase 1: {err}"))?;
+    let (code, out, err) = p.go(&["apply", "--env", "dev", "plan2"]);
+    check(code == 0, format!("apply phase 2: {err}"))?;
+    let all = format!("{out}{err}");
+    let line = all
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("then: "))
+        .ok_or_else(|| fail(format!("no `then:` line:\n{all}")))?
+        .trim_matches('`')
+        .to_string();
+    let o = run_suggested(&p, &line)?;
+    check(
+        o.status.success(),
+        format!("`{line}` as printed: {}", show(&o)),
+    )
+}
+
+const DEV_ONLY_SQLITE: &str = "environments:
+  - name: dev
+    database_url: sqlite://dev.db
+";
