@@ -780,3 +780,130 @@ const DEV_ONLY_SQLITE: &str = "environments:
   - name: dev
     database_url: sqlite://dev.db
 ";
+
+// ---------------------------------------------------------------------------
+// `--format json`: one document on stdout, the contract's fields, the schema
+// ---------------------------------------------------------------------------
+
+/// What is wrong with `stdout` as the `--format json` output of `command`
+/// that exited `code` (empty: nothing): exactly one JSON document and nothing
+/// else, `schema_version` 1, `command`, an `outcome`, `exit_code` equal to
+/// the real one, an `error` with `kind` and `message` on errors, and valid
+/// against docs/schema/COMMAND.json (checked with python3's jsonschema).
+fn json_problems(command: &str, code: i32, stdout: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut docs = serde_json::Deserializer::from_str(stdout).into_iter::<serde_json::Value>();
+    let doc = match docs.next() {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return vec![format!("stdout is not JSON ({e})")],
+        None => return vec!["stdout is empty: no JSON document".into()],
+    };
+    match docs.next() {
+        None => {}
+        Some(Ok(_)) => problems.push("more than one JSON document on stdout".into()),
+        Some(Err(e)) => problems.push(format!("something after the JSON document ({e})")),
+    }
+    if doc["schema_version"] != 1 {
+        problems.push(format!("schema_version is {}", doc["schema_version"]));
+    }
+    if doc["command"] != command {
+        problems.push(format!("command is {}", doc["command"]));
+    }
+    let outcomes = [
+        "done",
+        "nothing_to_do",
+        "blocked",
+        "waiting_for_deploy",
+        "error",
+        "interrupted",
+    ];
+    if !doc["outcome"]
+        .as_str()
+        .is_some_and(|o| outcomes.contains(&o))
+    {
+        problems.push(format!("outcome is {}", doc["outcome"]));
+    }
+    if doc["exit_code"] != code {
+        problems.push(format!(
+            "exit_code is {}, the process exited {code}",
+            doc["exit_code"]
+        ));
+    }
+    if doc["outcome"] == "error"
+        && !(doc["error"]["kind"].is_string() && doc["error"]["message"].is_string())
+    {
+        problems.push(format!(
+            "an error without kind and message: {}",
+            doc["error"]
+        ));
+    }
+    let schema = root().join("docs/schema").join(format!("{command}.json"));
+    if !schema.exists() {
+        problems.push(format!("no published schema {}", schema.display()));
+        return problems;
+    }
+    let validate = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,jsonschema\n\
+             jsonschema.validate(json.loads(sys.stdin.read()), json.load(open(sys.argv[1])))",
+        ])
+        .arg(&schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(doc.to_string().as_bytes())?;
+            }
+            child.wait_with_output()
+        });
+    match validate {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            problems.push(format!(
+                "does not validate against {}: {last}",
+                schema.display()
+            ));
+        }
+        Err(e) => problems.push(format!("cannot run python3 jsonschema: {e}")),
+    }
+    problems
+}
+
+/// Runs each `args` (with `--format json` added) and collects every
+/// contract problem, with the exit code each case must have.
+fn json_cases(p: &Project, cases: &[(&[&str], i32)]) -> Vec<String> {
+    let mut all = Vec::new();
+    for (args, want) in cases {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--format", "json"]);
+        let (code, out, err) = p.go(&full);
+        let command = args
+            .iter()
+            .position(|a| *a == "--config")
+            .map_or(args[0], |i| args[i + 2]);
+        let mut problems = json_problems(command, code, &out);
+        if code != *want {
+            problems.push(format!("exit {code}, the contract says {want}"));
+        }
+        if !problems.is_empty() {
+            all.push(format!(
+                "`phasegate {}`: {}\n    stdout: {}\n    stderr: {}",
+                full.join(" "),
+                problems.join("; "),
+                out.trim(),
+                err.trim()
+            ));
+        }
+    }
+    all
+}
