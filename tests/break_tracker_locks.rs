@@ -144,7 +144,8 @@ async fn backups_and_statuses_at_once_on_a_fresh_database_on_sqlite() {
 // ---------------------------------------------------------------------------
 
 /// Three `mark` of one phase at once (three CI jobs racing): one records
-/// the deploy, the others are refused; never three deploy events.
+/// the deploy, the others find it marked already (exit 0, nothing
+/// recorded); never three deploy events.
 async fn marks_at_once(db: TestDb) -> TestResult {
     let project = applied(&db).await?;
     let out = run(&project, &["apply", "--env", ENV, PLAN]).await?;
@@ -174,13 +175,21 @@ async fn marks_at_once(db: TestDb) -> TestResult {
         .into_iter()
         .collect::<Result<_, _>>()?;
     let all = outs.iter().map(shown).collect::<Vec<_>>().join("\n=====\n");
+    // One records the deploy; the others find it marked: nothing to do (exit 0).
+    assert!(outs.iter().all(|o| o.status.code() == Some(0)), "{all}");
+    let said = |o: &Output, what: &str| String::from_utf8_lossy(&o.stdout).contains(what);
     assert_eq!(
-        outs.iter().filter(|o| o.status.code() == Some(0)).count(),
+        outs.iter()
+            .filter(|o| said(o, "phase 2 deployed in"))
+            .count(),
         1,
         "{all}"
     );
-    assert!(
-        outs.iter().all(|o| matches!(o.status.code(), Some(0 | 1))),
+    assert_eq!(
+        outs.iter()
+            .filter(|o| said(o, "phase 2 is already marked deployed in"))
+            .count(),
+        2,
         "{all}"
     );
     let deployed = events(&db)
@@ -208,8 +217,8 @@ async fn three_marks_at_once_record_one_deploy_on_sqlite() {
 }
 
 /// Applies, rollbacks and gates at once on a fresh database: each either
-/// works or is refused (exit 0 or 1), never a database error from tables
-/// half made (exit 2).
+/// works, is refused (exit 0 or 1) or finds phase 2 waiting for its deploy
+/// (exit 3), never a database error from tables half made (exit 2).
 async fn fresh_mixed(db: TestDb) -> TestResult {
     seed(&db).await?;
     let project = Project::new(&db, &["lock_wait: 60s"], PLAN, RENAME)?;
@@ -233,7 +242,8 @@ async fn fresh_mixed(db: TestDb) -> TestResult {
         .collect::<Vec<_>>()
         .join("\n=====\n");
     assert!(
-        outs.iter().all(|o| matches!(o.status.code(), Some(0 | 1))),
+        outs.iter()
+            .all(|o| matches!(o.status.code(), Some(0 | 1 | 3))),
         "{all}"
     );
     let status = run(&project, &["status"]).await?;

@@ -312,15 +312,15 @@ async fn bad_input_exits_2_with_a_clear_error() {
         refused(
             p,
             &["check", "--env", ENV, "rne", "--phase", "1"],
-            "unknown_plan",
+            "plan_not_found",
             &["no plan file `rne`", "ren"],
         )?;
         for phase in ["0", "4"] {
             refused(
                 p,
                 &["check", "--env", ENV, REN, "--phase", phase],
-                "phase_out_of_range",
-                &["has phases 1 to 3", &format!("there is no phase {phase}")],
+                "invalid_request",
+                &["phases are 1 to 3", &format!("there is no phase {phase}")],
             )?;
         }
         // A plan file that does not parse: located.
@@ -329,7 +329,7 @@ async fn bad_input_exits_2_with_a_clear_error() {
         refused(
             p,
             &["check", "--env", ENV, "broken", "--phase", "1"],
-            "invalid_plan",
+            "plan_invalid",
             &["broken.yaml:2:"],
         )?;
         // Arguments clap refuses.
@@ -347,12 +347,12 @@ async fn bad_input_exits_2_with_a_clear_error() {
         for (url, kind, says) in [
             (
                 format!("sqlite://{}", missing.display()),
-                "database_unreachable",
+                "unreachable",
                 "no SQLite database at",
             ),
             (
                 "postgres://postgres@127.0.0.1:1/nowhere".to_string(),
-                "database_unreachable",
+                "unreachable",
                 "cannot connect",
             ),
         ] {

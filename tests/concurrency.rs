@@ -1,8 +1,8 @@
 //! Several `phasegate apply` processes at once on a database phasegate has
 //! never used: creating the log's tables and taking the environment lock
 //! must be safe under concurrency on every dialect. Exactly one run applies;
-//! the others either wait and find the phase already migrated (exit 1,
-//! blocked by the order gate) or are refused because another run holds the
+//! the others either wait and find the phase already migrated (exit 3,
+//! waiting for its app deploy) or are refused because another run holds the
 //! environment (exit 2, saying so). None fails with an internal error, and
 //! the schema and the log agree at the end.
 
@@ -88,7 +88,7 @@ async fn round(db: TestDb) -> TestResult {
     );
     for o in outs.iter().filter(|o| o.status.code() != Some(0)) {
         let err = String::from_utf8_lossy(&o.stderr);
-        let waited_and_found_it_done = o.status.code() == Some(1)
+        let waited_and_found_it_done = o.status.code() == Some(3)
             && err.contains("phase 1 is migrated")
             && err.contains("phasegate mark");
         let refused_busy = o.status.code() == Some(2)

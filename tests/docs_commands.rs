@@ -33,6 +33,14 @@ const ALLOWED: &[(&str, &str)] = &[
         "needs a step killed mid-run in prod; tests/interrupted_step.rs drives resolve both ways",
     ),
     (
+        "phasegate check --env \"$APP_ENV\"",
+        "a service's entrypoint: $APP_ENV is the service's environment; the check itself runs above in docs/check.md",
+    ),
+    (
+        "exec ./server",
+        "the service the entrypoint in docs/check.md starts; there is none here",
+    ),
+    (
         "phasegate resolve --env E PLAN",
         "E and PLAN are placeholders; tests/rollback_recorded.rs settles rollbacks both ways",
     ),
@@ -152,7 +160,11 @@ fn blocks(file: &str) -> Vec<Block> {
                         file: file.to_string(),
                         line: at,
                         text: format!("phasegate{command}"),
-                        expect: if shows_error { 2 } else { 0 },
+                        expect: shown_status(&lines[i + 1..]).unwrap_or(if shows_error {
+                            2
+                        } else {
+                            0
+                        }),
                     });
                 }
             }
@@ -161,6 +173,25 @@ fn blocks(file: &str) -> Vec<Block> {
         i += 1;
     }
     out
+}
+
+/// The exit status a text block shows for the command before `rest`: the
+/// number printed by a `$ echo $?` that follows its output (before the next
+/// command or the end of the block).
+fn shown_status(rest: &[&str]) -> Option<i32> {
+    let mut lines = rest.iter().map(|l| l.trim());
+    while let Some(line) = lines.next() {
+        if line.starts_with("```") {
+            return None;
+        }
+        if line == "$ echo $?" {
+            return lines.next().and_then(|n| n.parse().ok());
+        }
+        if line.starts_with("$ ") {
+            return None;
+        }
+    }
+    None
 }
 
 fn allowed(command: &str) -> Option<&'static str> {

@@ -244,9 +244,10 @@ async fn status_exits_2_when_no_environment_can_be_read() -> TestResult {
     assert_eq!(json.status.code(), Some(2), "{}", shown(&json));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout)
         .map_err(|e| fail(format!("status --format json: {e}\n{}", shown(&json))))?;
-    let envs = v
+    assert_eq!(v["outcome"], "error", "{v}");
+    let envs = v["environments"]
         .as_array()
-        .ok_or_else(|| fail(format!("not a list: {v}")))?;
+        .ok_or_else(|| fail(format!("no list of environments: {v}")))?;
     assert_eq!(envs.len(), 2, "{v}");
     for e in envs {
         assert!(

@@ -83,7 +83,7 @@ async fn assert_tampered(db: &TestDb, project: &Project, needle: &str) -> TestRe
     let v: serde_json::Value = serde_json::from_slice(&json.stdout)
         .map_err(|e| fail(format!("status --format json: {e}\n{}", shown(&json))))?;
     assert!(
-        v[0]["unreachable"]
+        v["environments"][0]["unreachable"]
             .as_str()
             .is_some_and(|u| u.contains("tampered") && u.contains(needle)),
         "{v}"

@@ -349,6 +349,20 @@ fn refused<T: std::fmt::Debug>(r: Result<T, RunError>, what: &str) -> String {
     }
 }
 
+fn waiting<T: std::fmt::Debug>(r: Result<T, RunError>, what: &str) -> phasegate::execute::Waiting {
+    match r {
+        Err(RunError::Waiting(w)) => *w,
+        other => panic!("{what}: expected to wait for an app deploy, got {other:?}"),
+    }
+}
+
+fn invalid<T: std::fmt::Debug>(r: Result<T, RunError>, what: &str) -> String {
+    match r {
+        Err(RunError::Invalid(m)) => m,
+        other => panic!("{what}: expected an invalid request, got {other:?}"),
+    }
+}
+
 fn blocked_names(v: &Verdict) -> Vec<&str> {
     v.blocked().map(|g| g.name).collect()
 }
@@ -488,7 +502,9 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
             (2, PhaseStatus::Migrated, Next::Deploy(2)),
             "{s:?}"
         );
-        let v = blocked(ws.apply(env, PLAN, false).await, "a second apply");
+        let w = waiting(ws.apply(env, PLAN, false).await, "a second apply");
+        assert_eq!((w.phase, w.app.len()), (2, 1), "{w:?}");
+        let v = w.verdict;
         // Phase 3 is judged: its soak cannot start before phase 2 is deployed.
         let expected: &[&str] = match env {
             "dev" => &["order"],
@@ -577,7 +593,10 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
             "{s:?}"
         );
         assert!(s.blocked.is_empty(), "{s:?}");
-        let done = refused(ws.apply(env, PLAN, false).await, "apply when complete");
+        let done = match ws.apply(env, PLAN, false).await {
+            Err(RunError::NothingToDo(m)) => m,
+            other => panic!("apply when complete: expected nothing to do, got {other:?}"),
+        };
         assert!(done.contains("complete in"), "{done}");
     }
 
@@ -731,8 +750,8 @@ async fn order_and_promotion(dbs: [TestDb; 3]) -> TestResult {
         m.contains("phase 3 is pending in staging; the phase to deploy and mark next is 2"),
         "{m}"
     );
-    let m = refused(ws.mark("dev", PLAN, 7, "v7").await, "mark phase 7");
-    assert!(m.contains("phases 1 to 3"), "{m}");
+    let m = invalid(ws.mark("dev", PLAN, 7, "v7").await, "mark phase 7");
+    assert!(m.contains("has 3 phases; there is no phase 7"), "{m}");
 
     ws.mark("dev", PLAN, 2, "v2.1").await?;
     let v = ws.gate("dev", PLAN).await?;
@@ -1064,14 +1083,26 @@ async fn approval_gate(dbs: [TestDb; 3]) -> TestResult {
         "approval",
         "phase 3 is irreversible and dev requires approval: `phasegate approve --env dev rename-users-name --phase 3`",
     );
-    // Approving another phase does not approve this one.
-    ws.approve("dev", PLAN, 2, "bob").await?;
+    // A reversible phase needs no approval: approving it is refused, and
+    // this one stays unapproved.
+    let m = invalid(ws.approve("dev", PLAN, 2, "bob").await, "phase 2");
+    assert!(
+        m.contains("phase 2 of rename-users-name is reversible"),
+        "{m}"
+    );
     let v = blocked(ws.apply("dev", PLAN, false).await, "phase 2 approved only");
     assert_blocked(&v, &["approval"]);
-    let m = refused(ws.approve("dev", PLAN, 4, "bob").await, "no phase 4");
-    assert!(m.contains("phases 1 to 3; there is no phase 4"), "{m}");
+    let m = invalid(ws.approve("dev", PLAN, 4, "bob").await, "no phase 4");
+    assert!(m.contains("has 3 phases; there is no phase 4"), "{m}");
 
     ws.approve("dev", PLAN, 3, "carol").await?;
+    // Approving it again records nothing and says who approved it.
+    match ws.approve("dev", PLAN, 3, "dave").await {
+        Err(RunError::NothingToDo(m)) => {
+            assert!(m.contains("already approved in dev by carol at "), "{m}")
+        }
+        other => panic!("approving twice: expected nothing to do, got {other:?}"),
+    }
     let v = ws.gate("dev", PLAN).await?;
     assert!(v.may_proceed(), "{v:#?}");
     assert_held(&v, "approval", "approved by carol");
@@ -1530,8 +1561,8 @@ async fn concurrent_applies(dbs: [TestDb; 3]) -> TestResult {
     };
     assert_eq!(
         codes,
-        [0, 1],
-        "one applies, the other is blocked:\n{}",
+        [0, 3],
+        "one applies, the other waits for the app deploy:\n{}",
         shown()
     );
     let winner = outs.iter().find(|o| code(o) == 0).map(|o| stdout(o));
@@ -1542,11 +1573,11 @@ async fn concurrent_applies(dbs: [TestDb; 3]) -> TestResult {
         "{}",
         shown()
     );
-    let loser = outs.iter().find(|o| code(o) == 1).map(|o| stderr(o));
+    let loser = outs.iter().find(|o| code(o) == 3).map(|o| stderr(o));
     assert!(
-        loser
-            .as_deref()
-            .is_some_and(|s| s.contains("BLOCKED order") && s.contains("phasegate mark")),
+        loser.as_deref().is_some_and(
+            |s| s.contains("waiting for its app deploy") && s.contains("phasegate mark")
+        ),
         "the second run sees phase 1 migrated:\n{}",
         shown()
     );
@@ -1814,9 +1845,10 @@ async fn status_unreachable(dbs: [TestDb; 3]) -> TestResult {
         assert!(started.elapsed() < Duration::from_secs(20));
         let v: serde_json::Value = serde_json::from_str(&stdout(&out))
             .map_err(|e| fail(format!("status --format json: {e}\n{}", stdout(&out))))?;
-        let envs = v
+        assert_eq!(v["outcome"], "error", "{v}");
+        let envs = v["environments"]
             .as_array()
-            .ok_or_else(|| fail(format!("not a list: {v}")))?;
+            .ok_or_else(|| fail(format!("no list of environments: {v}")))?;
         assert_eq!(envs.len(), 3, "{v}");
         assert_eq!(envs[0]["env"], "dev");
         assert!(envs[0]["unreachable"].is_null(), "{v}");
@@ -1912,7 +1944,8 @@ async fn cli_exit_codes(dbs: [TestDb; 3]) -> TestResult {
     let out = p.run(&["gate", "--env", "dev", "no-such-plan"]).await?;
     assert_exit(&out, 2, "gate with an unknown plan");
 
-    // The workflow, with its exit codes: 0 done, 1 blocked or refused.
+    // The workflow, with its exit codes: 0 done or nothing to do, 1 blocked
+    // or refused, 3 waiting for an app deploy.
     assert_exit(
         &p.run(&["apply", "--env", "dev", PLAN]).await?,
         0,
@@ -1926,7 +1959,14 @@ async fn cli_exit_codes(dbs: [TestDb; 3]) -> TestResult {
         stdout(&out)
     );
     let out = p.run(&["apply", "--env", "dev", PLAN]).await?;
-    assert_exit(&out, 1, "apply while phase 2 waits for its deploy");
+    assert_exit(&out, 3, "apply while phase 2 waits for its deploy");
+    assert!(
+        stderr(&out).contains("then: phasegate mark --env dev rename-users-name --phase 2"),
+        "{}",
+        stderr(&out)
+    );
+    let out = p.run(&["gate", "--env", "dev", PLAN]).await?;
+    assert_exit(&out, 3, "gate while phase 2 waits for its deploy");
     assert!(stderr(&out).contains("BLOCKED order"), "{}", stderr(&out));
     assert_exit(
         &p.run(&[
@@ -1959,7 +1999,12 @@ async fn cli_exit_codes(dbs: [TestDb; 3]) -> TestResult {
         stderr(&out)
     );
     let out = p.run(&["apply", "--env", "dev", PLAN]).await?;
-    assert_exit(&out, 1, "apply when complete");
+    assert_exit(&out, 0, "apply when complete");
+    assert!(
+        stdout(&out).contains("is complete in dev: every phase is deployed; nothing to do"),
+        "{}",
+        stdout(&out)
+    );
     let out = p.run(&["gate", "--env", "dev", PLAN]).await?;
     assert_exit(&out, 0, "gate when complete");
     assert!(
@@ -1973,7 +2018,9 @@ async fn cli_exit_codes(dbs: [TestDb; 3]) -> TestResult {
         .await?;
     assert_exit(&out, 0, "history");
     let h: serde_json::Value = serde_json::from_str(&stdout(&out))?;
-    let events = h.as_array().ok_or_else(|| fail("history is not a list"))?;
+    let events = h["events"]
+        .as_array()
+        .ok_or_else(|| fail("history has no list of events"))?;
     assert_eq!(
         events.first().map(|e| &e["kind"]),
         Some(&"plan_started".into())

@@ -8,11 +8,12 @@ use crate::tracker::gates::Gate;
 use crate::tracker::{EventKind, NewEvent, Next, Store, TrackerError};
 
 use super::{
-    LivePlan, LoadedPlan, RunError, StepContext, Workspace, backfill, send, started_detail, steps,
+    LivePlan, LoadedPlan, RunError, StepContext, Waiting, Workspace, backfill, send,
+    started_detail, steps,
 };
 
 /// What `apply` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Applied {
     pub plan: String,
     pub env: String,
@@ -57,12 +58,24 @@ impl Workspace<'_> {
         let (state, verdict) = self.judge(store, env, plan, loaded, &events, None).await?;
         let phase_no = match state.next() {
             Next::Complete => {
-                return Err(RunError::Refused(format!(
-                    "{} is complete in {}: every phase is deployed",
+                return Err(RunError::NothingToDo(format!(
+                    "{} is complete in {}: every phase is deployed; nothing to do",
                     loaded.label, env.name
                 )));
             }
-            Next::Deploy(_) => return Err(RunError::Blocked(Box::new(verdict))),
+            Next::Deploy(n) => {
+                let app = plan
+                    .phase_steps(&plan.phases[n - 1])
+                    .filter(|s| s.kind == StepKind::App)
+                    .map(|s| s.description.clone())
+                    .collect();
+                return Err(RunError::Waiting(Box::new(Waiting {
+                    phase: n,
+                    app,
+                    label: loaded.label.clone(),
+                    verdict,
+                })));
+            }
             Next::Apply(n) => n,
         };
         if !verdict.may_proceed() {

@@ -11,7 +11,7 @@ use crate::tracker::{Next, Outstanding, PhaseStatus, derive};
 use super::{RunError, Workspace, check_phase};
 
 /// What `phasegate check` found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Check {
     /// The plan's name.
     pub plan: String,

@@ -74,18 +74,62 @@ pub enum RunError {
     /// The command does not apply to the plan's state (with what to do instead).
     #[error("{0}")]
     Refused(String),
+    /// Phase N's migrations ran; its app code must be deployed and marked
+    /// before anything else can run.
+    #[error("{0}")]
+    Waiting(Box<Waiting>),
+    /// Not a failure: what was asked is done already (the plan is complete,
+    /// the phase is marked, the approval recorded). Nothing was recorded.
+    #[error("{0}")]
+    NothingToDo(String),
+    /// The request cannot be right for this plan: a phase it does not have,
+    /// an approval for a phase that needs none. The caller's mistake.
+    #[error("{0}")]
+    Invalid(String),
     #[error("backup command failed: {0}")]
     Backup(String),
 }
 
 impl RunError {
-    /// 1 when a gate or a rule refused the step (try again later, or do
-    /// something else first); 2 for every error.
+    /// The process exit code the error means (docs/workflow.md, "Exit
+    /// codes"): 0 nothing to do; 1 a gate or a rule refused the step (try
+    /// again later, or do what the reason says first); 3 waiting for the
+    /// app deploy of a migrated phase; 2 for every error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            RunError::NothingToDo(_) => 0,
             RunError::Blocked(_) | RunError::Refused(_) => 1,
+            RunError::Waiting(_) => 3,
             _ => 2,
         }
+    }
+}
+
+/// A plan whose next step is the app deploy of a phase whose migrations ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    /// The phase to deploy and then mark.
+    pub phase: usize,
+    /// The app-code changes that phase ships.
+    pub app: Vec<String>,
+    /// How the user named the plan, for the `mark` command in the message.
+    pub label: String,
+    /// The gates as `gate` reports them (the order gate blocks on the deploy).
+    pub verdict: Verdict,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "phase {} of {} is migrated in {}: deploy its app code, then `phasegate mark --env {} {} --phase {} --app-version <VERSION>`",
+            self.phase,
+            self.verdict.plan,
+            self.verdict.env,
+            self.verdict.env,
+            self.label,
+            self.phase
+        )
     }
 }
 
@@ -438,12 +482,14 @@ fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
     .to_string()
 }
 
+/// A phase number the plan has, or [`RunError::Invalid`] saying how many it has.
 fn check_phase(plan: &Plan, phase: usize) -> Result<(), RunError> {
-    if phase == 0 || phase > plan.phases.len() {
-        return Err(RunError::Refused(format!(
-            "{} has phases 1 to {}; there is no phase {phase}",
+    let n = plan.phases.len();
+    if phase == 0 || phase > n {
+        return Err(RunError::Invalid(format!(
+            "{} has {n} phase{}; there is no phase {phase} (phases are 1 to {n})",
             plan.name,
-            plan.phases.len()
+            if n == 1 { "" } else { "s" }
         )));
     }
     Ok(())

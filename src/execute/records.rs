@@ -6,14 +6,15 @@ use serde::Serialize;
 use crate::plan::StepKind;
 use crate::tracker::gates::Verdict;
 use crate::tracker::{
-    Checkpoint, EventKind, NewEvent, Next, PhaseStatus, ROLLED_BACK, derive, plan_events,
+    Checkpoint, EventKind, NewEvent, Next, PhaseRecord, PhaseStatus, ROLLED_BACK, derive,
+    plan_events,
 };
 
 use super::drift::refuse_drift;
 use super::{RunError, Workspace, check_phase, started_detail};
 
 /// What `resolve` recorded, and so what the next `apply` does with the step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Resolution {
     pub plan: String,
     pub env: String,
@@ -32,8 +33,35 @@ pub struct Resolution {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// What `mark` says of a phase marked deployed already: with which app
+/// version and when (and that `given`, if it differs, is not recorded).
+fn already_marked(
+    label: &str,
+    env: &str,
+    phase: usize,
+    record: &PhaseRecord,
+    given: &str,
+) -> String {
+    let when = record
+        .deployed_at
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let what = match &record.app_version {
+        Some(v) => format!("app {v}, {when}"),
+        None => format!("no app stage, {when}"),
+    };
+    let other = match &record.app_version {
+        Some(v) if v == given => String::new(),
+        _ => format!("; {given} is not recorded"),
+    };
+    format!(
+        "{label}: phase {phase} is already marked deployed in {env} ({what}){other}; nothing recorded"
+    )
+}
+
 impl Workspace<'_> {
     /// `phasegate mark`: records that phase `phase`'s app code is deployed.
+    /// A phase marked already is [`RunError::NothingToDo`].
     pub async fn mark(
         &self,
         env: &str,
@@ -47,7 +75,12 @@ impl Workspace<'_> {
         self.locked_plan(env, &loaded, true, async |store, plan, events| {
             check_phase(&plan, phase)?;
             let state = derive(&plan_events(&events, &plan.name), plan.phases.len());
+            // Drift first: an edited plan is refused by every command, this
+            // one's re-run included.
             refuse_drift(&plan, &state, &loaded, env)?;
+            if let Some(r) = state.phase(phase).filter(|r| r.status == PhaseStatus::Deployed) {
+                return Err(RunError::NothingToDo(already_marked(&loaded.label, &env.name, phase, r, app_version)));
+            }
             let app_only = plan.phase_steps(&plan.phases[phase - 1]).all(|s| s.kind == StepKind::App);
             match state.next() {
                 Next::Deploy(n) if n == phase => {}
@@ -59,7 +92,7 @@ impl Workspace<'_> {
                     )));
                 }
                 Next::Complete => {
-                    return Err(RunError::Refused(format!("{} is complete in {}", loaded.label, env.name)));
+                    return Err(RunError::NothingToDo(format!("{} is complete in {}: nothing to do", loaded.label, env.name)));
                 }
                 Next::Deploy(n) | Next::Apply(n) => {
                     let status = state.phase(phase).map_or(PhaseStatus::Pending, |r| r.status);
@@ -89,7 +122,9 @@ impl Workspace<'_> {
         .await
     }
 
-    /// `phasegate approve`: records an approval of phase `phase`.
+    /// `phasegate approve`: records an approval of irreversible phase
+    /// `phase`. A reversible phase is [`RunError::Invalid`]; one approved
+    /// already is [`RunError::NothingToDo`] (who approved it, and when).
     pub async fn approve(
         &self,
         env: &str,
@@ -101,7 +136,22 @@ impl Workspace<'_> {
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             check_phase(&plan, phase)?;
-            refuse_drift(&plan, &derive(&events, plan.phases.len()), &loaded, env)?;
+            if plan.phases[phase - 1].reversible {
+                return Err(RunError::Invalid(format!(
+                    "phase {phase} of {} is reversible: it needs no approval (only irreversible phases do)",
+                    loaded.label
+                )));
+            }
+            let state = derive(&events, plan.phases.len());
+            refuse_drift(&plan, &state, &loaded, env)?;
+            if let Some((at, who)) = state.phase(phase).and_then(|r| r.approved.as_ref()) {
+                return Err(RunError::NothingToDo(format!(
+                    "phase {phase} of {} is already approved in {} by {who} at {}; nothing recorded",
+                    loaded.label,
+                    env.name,
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                )));
+            }
             store
                 .append(
                     &NewEvent::plan(&plan.name, EventKind::Approved).phase(phase),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::plan::StepKind;
 use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, VerifyOutcome};
 use crate::tracker::order::{StartedOrder, started_order};
@@ -17,7 +18,7 @@ use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
 type EnvRead = (Vec<Event>, Catalog, Vec<String>);
 
 /// One environment as `status` sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EnvStatus {
     pub env: String,
     /// `None` when reachable; otherwise why not.
@@ -25,7 +26,7 @@ pub struct EnvStatus {
     pub plans: Vec<PlanStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlanStatus {
     pub plan: String,
     pub phases: usize,
@@ -41,8 +42,10 @@ pub struct PlanStatus {
 }
 
 impl Workspace<'_> {
-    /// `phasegate verify`: runs the verification queries of the latest phase
-    /// that ran (or of `phase`), reporting each.
+    /// `phasegate verify`: runs the verification queries of `phase`, or
+    /// else of the latest phase that ran and has some, reporting each. A
+    /// plan with no verification queries is [`RunError::Invalid`]; one none
+    /// of whose phases with queries has run yet is [`RunError::Refused`].
     pub async fn verify(
         &self,
         env: &str,
@@ -52,24 +55,51 @@ impl Workspace<'_> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
+        if let Some(n) = phase {
+            check_phase(&plan, n)?;
+        }
+        let checked: Vec<usize> = (1..=plan.phases.len())
+            .filter(|&n| {
+                plan.phase_steps(&plan.phases[n - 1])
+                    .any(|s| s.kind == StepKind::Verify)
+            })
+            .collect();
+        if phase.is_none() && checked.is_empty() {
+            return Err(RunError::Invalid(format!(
+                "{} has no verification queries",
+                loaded.label
+            )));
+        }
         let mut store = self.open_read_only(env).await?;
-        let events = store.events(Some(&plan.name)).await?;
-        let state = derive(&events, plan.phases.len());
-        let n = match phase.or(state.latest_started()) {
-            Some(n) => n,
-            None => {
-                store.close().await;
-                return Err(RunError::Refused(format!(
-                    "no phase of {} has run in {}",
-                    loaded.label, env.name
-                )));
-            }
-        };
-        check_phase(&plan, n)?;
-        let steps: Vec<_> = plan.phase_steps(&plan.phases[n - 1]).collect();
-        let outcomes = steps::verify_all(&mut store, &steps).await;
+        let result = async {
+            let events = store.events(Some(&plan.name)).await?;
+            let state = derive(&events, plan.phases.len());
+            let ran = |n: usize| {
+                state
+                    .phase(n)
+                    .is_some_and(|r| r.status != PhaseStatus::Pending)
+            };
+            let n = match phase {
+                Some(n) => n,
+                None => *checked.iter().rev().find(|&&n| ran(n)).ok_or_else(|| {
+                    RunError::Refused(format!(
+                        "no phase of {} with verification queries has run in {} (phases with them: {})",
+                        loaded.label,
+                        env.name,
+                        checked
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+            };
+            let steps: Vec<_> = plan.phase_steps(&plan.phases[n - 1]).collect();
+            Ok((n, steps::verify_all(&mut store, &steps).await))
+        }
+        .await;
         store.close().await;
-        Ok((n, outcomes))
+        result
     }
 
     /// `phasegate history`: the event log of an environment (or of one plan there).

@@ -11,7 +11,7 @@ use crate::config::Environment;
 use crate::plan::{Plan, StepKind};
 
 /// One gate's verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Gate {
     pub name: &'static str,
     pub held: bool,
@@ -19,7 +19,7 @@ pub struct Gate {
 }
 
 /// The gates for a plan's next step in one environment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     pub plan: String,
     pub env: String,

@@ -33,7 +33,7 @@ pub use status_view::{STATUS_COLUMNS, STATUS_VIEW};
 pub use store::{Store, TRACKER_WAIT, TrackerError, is_busy, phase_reached};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// The plan's first run here; `detail` holds its checksum and text.
@@ -169,7 +169,7 @@ impl NewEvent {
 }
 
 /// Where a phase stands in one environment: `pending → migrated → deployed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseStatus {
     Pending,
@@ -209,7 +209,7 @@ pub struct PhaseRecord {
 }
 
 /// A step that failed, or started and never finished, and is not settled.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Outstanding {
     pub phase: usize,
     pub step: String,
@@ -223,7 +223,7 @@ pub struct Outstanding {
 
 /// Where an unfinished backfill stopped: the last key it did, and the rows
 /// it updated so far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Checkpoint {
     /// The primary-key values (as text) of the last row of the last committed batch.
     pub last: Vec<String>,
@@ -256,7 +256,7 @@ pub struct PlanState {
 }
 
 /// What the plan does next in this environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "action", content = "phase", rename_all = "snake_case")]
 pub enum Next {
     /// Run phase N's migrations (`apply`).

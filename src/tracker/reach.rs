@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{PhaseStatus, PlanState};
 
 /// What "reached" asks of a phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reached {
     /// Its migrations are applied (`phase_migrated` recorded; the phase is

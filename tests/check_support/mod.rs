@@ -87,7 +87,7 @@ pub fn document(out: &Output, what: &str) -> TestResult<Value> {
 pub fn status_of(project: &Project, plan: &str) -> TestResult<Value> {
     let out = run(project, &["status", "--env", ENV, "--format", "json"])?;
     let doc = document(&out, "status")?;
-    doc[0]["plans"]
+    doc["environments"][0]["plans"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["plan"] == plan))
         .cloned()

@@ -8,9 +8,20 @@ use clap::{Args, Parser, Subcommand};
 use phasegate::dialect::Dialect;
 use phasegate::output::{self, Format};
 
+/// What `phasegate --help` says about exit codes (docs/workflow.md has the table).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    done, or nothing to do (complete, marked or approved already)
+  1    blocked by a gate: try again later, or do what the reasons say
+  2    error: bad input, config or plan; unknown env or phase; unreachable database; failed step
+  3    waiting for the app deploy of a migrated phase: deploy it, then `phasegate mark`
+  130  interrupted
+With --format json every environment command prints exactly one JSON document
+on stdout, whatever happens (docs/json.md).";
+
 /// Plan and drive expand–contract schema changes across deploys and environments.
 #[derive(Parser)]
-#[command(name = "phasegate", version, about, long_about = None)]
+#[command(name = "phasegate", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     /// The config file (default: phasegate.yaml in the current folder).
     #[arg(long, global = true, value_name = "FILE")]
@@ -20,9 +31,11 @@ pub struct Cli {
 }
 
 /// text for people, json for pipelines.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Out {
+    /// Text for people.
     Text,
+    /// One JSON document on stdout, whatever happens (docs/json.md).
     Json,
 }
 
@@ -41,16 +54,21 @@ pub enum Command {
     Init,
     /// Every plan in every environment: phase reached, state, what blocks the next step.
     Status {
+        /// Only this environment (a name from phasegate.yaml).
         #[arg(long)]
         env: Option<String>,
+        /// Output: text for people, json for pipelines (one document on stdout).
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
-    /// May the plan's next step run in ENV? Exit 0: yes; 1: a gate blocks; 2: error.
+    /// May the plan's next step run in ENV? Exit 0: yes (or the plan is complete); 1: a gate blocks; 2: error; 3: waiting for an app deploy.
     Gate {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// Output: text for people, json for pipelines (one document on stdout).
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
@@ -60,90 +78,133 @@ pub enum Command {
     /// migrations are applied (with --deployed: and its app code is marked
     /// deployed). Reads the log only; creates and writes nothing.
     Check {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// The phase the service needs (1-based, as `phasegate plan` numbers deploys).
         #[arg(long)]
         phase: usize,
         /// Require the phase's app code to be marked deployed too (`phasegate mark`).
         #[arg(long)]
         deployed: bool,
+        /// Output: text for people, json for pipelines (one document on stdout).
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
     /// Run the next phase's migrations in ENV, if every gate holds.
     Apply {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
         /// Print the SQL that would run, and run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Output: text for people, json for pipelines (one document on stdout).
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
     /// Record that phase N's app code is deployed in ENV.
     Mark {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// The phase whose app code is deployed (1 is the first).
         #[arg(long)]
         phase: usize,
+        /// The app release that ships it (a tag, a commit): recorded in the log.
         #[arg(long)]
         app_version: String,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// Undo the latest phase that ran in ENV (reversible phases only).
     Rollback {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
         /// The phase's app code was deployed and has been reverted already.
         #[arg(long)]
         app_reverted: bool,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// Approve an irreversible phase in ENV.
     Approve {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// The irreversible phase to approve (1 is the first).
         #[arg(long)]
         phase: usize,
         /// Who approves (default: the current user).
         #[arg(long)]
         by: Option<String>,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// Record a backup of ENV (running its backup_command, if configured).
     Backup {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
         /// Where the backup is (default: the last line the backup_command printed).
         #[arg(long)]
         location: Option<String>,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
-    /// Run the verification queries of the latest phase that ran (or of --phase).
+    /// Run the verification queries of the latest phase that ran and has some (or of --phase).
     Verify {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// This phase's queries (default: the latest phase that ran and has some).
         #[arg(long)]
         phase: Option<usize>,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// The event log of ENV (or of one plan there).
     History {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// Only this plan's events (a plan file, or the name of a plan under plans/).
         plan: Option<String>,
+        /// Output: text for people, json for pipelines (one document on stdout).
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
     /// Accept an edited plan file in ENV on purpose (the drift gate blocks it otherwise).
     AcceptChange {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
         /// Why the change is safe: recorded in the log.
         #[arg(long)]
         reason: String,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// Settle a step that failed or never finished, after checking the database by hand.
     ///
@@ -156,9 +217,12 @@ pub enum Command {
     /// gone: the next rollback goes on with the steps before it) or `--as
     /// not-rolled-back` (the next rollback undoes it again).
     Resolve {
+        /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
+        /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// The step's id, as `status` and the error that stopped it name it (e.g. 1.add_column).
         #[arg(long)]
         step: String,
         /// What the database shows: the step's effect is there (applied) or not (not-applied).
@@ -166,9 +230,13 @@ pub enum Command {
         /// effect is gone) or not-rolled-back (it is still there).
         #[arg(long = "as", value_parser = ["applied", "not-applied", "rolled-back", "not-rolled-back"])]
         outcome: String,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
     },
     /// Print a shell completion script: `phasegate completions bash > /etc/bash_completion.d/phasegate`.
     Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -178,6 +246,52 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+impl Command {
+    /// The command's name as typed (and as the JSON `command` field says it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Init => "init",
+            Command::Status { .. } => "status",
+            Command::Gate { .. } => "gate",
+            Command::Apply { .. } => "apply",
+            Command::Mark { .. } => "mark",
+            Command::Rollback { .. } => "rollback",
+            Command::Approve { .. } => "approve",
+            Command::Backup { .. } => "backup",
+            Command::Verify { .. } => "verify",
+            Command::History { .. } => "history",
+            Command::AcceptChange { .. } => "accept-change",
+            Command::Resolve { .. } => "resolve",
+            Command::Check { .. } => "check",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
+        }
+    }
+
+    /// The output format of an environment command (text for `plan` and `init`).
+    pub fn format(&self) -> Out {
+        match self {
+            Command::Plan(_)
+            | Command::Init
+            | Command::Completions { .. }
+            | Command::Man { .. } => Out::Text,
+            Command::Status { format, .. }
+            | Command::Gate { format, .. }
+            | Command::Apply { format, .. }
+            | Command::Mark { format, .. }
+            | Command::Rollback { format, .. }
+            | Command::Approve { format, .. }
+            | Command::Backup { format, .. }
+            | Command::Verify { format, .. }
+            | Command::History { format, .. }
+            | Command::AcceptChange { format, .. }
+            | Command::Resolve { format, .. }
+            | Command::Check { format, .. } => *format,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -215,7 +329,9 @@ pub struct PlanOpts {
 pub enum Shorthand {
     /// Rename a column: `rename users.name full_name`.
     Rename {
+        /// The column to rename, as table.column.
         column: String,
+        /// Its new name.
         new_name: String,
         /// How old and new columns stay equal: trigger (default) or app.
         #[arg(long, default_value = "trigger", value_parser = ["trigger", "app"])]
@@ -223,9 +339,12 @@ pub enum Shorthand {
     },
     /// Add a column: `add-column users.email text --not-null --backfill "''"`.
     AddColumn {
+        /// The new column, as table.column.
         column: String,
+        /// Its SQL type.
         #[arg(value_name = "TYPE")]
         ty: String,
+        /// Make it NOT NULL (after the backfill).
         #[arg(long)]
         not_null: bool,
         /// SQL default expression.
@@ -237,7 +356,9 @@ pub enum Shorthand {
     },
     /// Change a column's type: `change-type orders.amount bigint`.
     ChangeType {
+        /// The column, as table.column.
         column: String,
+        /// The new SQL type.
         #[arg(value_name = "TYPE")]
         ty: String,
         /// old → new, in terms of the old column.
@@ -252,20 +373,29 @@ pub enum Shorthand {
     },
     /// Drop a column: `drop-column users.legacy`.
     DropColumn {
+        /// The column to drop, as table.column.
         column: String,
         /// What the column holds, on rollback, for rows written without it (SQL over the row).
         #[arg(long)]
         down: Option<String>,
     },
     /// Rename a table: `rename-table invoices bills`.
-    RenameTable { table: String, new_name: String },
+    RenameTable {
+        /// The table to rename.
+        table: String,
+        /// Its new name.
+        new_name: String,
+    },
     /// Add an index: `add-index users email[,other] [--unique]`.
     AddIndex {
+        /// The table to index.
         table: String,
         /// Comma-separated columns.
         columns: String,
+        /// A unique index.
         #[arg(long)]
         unique: bool,
+        /// The index's name (default: derived from the table and columns).
         #[arg(long)]
         name: Option<String>,
         /// Partial index predicate.
@@ -274,27 +404,39 @@ pub enum Shorthand {
     },
     /// Add a foreign key: `add-foreign-key orders.user_id users.id [--on-delete cascade]`.
     AddForeignKey {
+        /// The referencing column, as table.column.
         column: String,
+        /// The referenced column, as table.column.
         references: String,
+        /// What deleting a referenced row does.
         #[arg(long, value_parser = ["no_action", "restrict", "cascade", "set_null", "set_default"])]
         on_delete: Option<String>,
+        /// The constraint's name (default: derived from the table and column).
         #[arg(long)]
         name: Option<String>,
     },
     /// Make a column NOT NULL: `set-not-null users.email [--backfill "''"]`.
     SetNotNull {
+        /// The column, as table.column.
         column: String,
+        /// SQL expression for the rows where it is NULL now.
         #[arg(long)]
         backfill: Option<String>,
     },
     /// Add a check constraint: `add-check orders amount_positive "amount > 0"`.
     AddCheck {
+        /// The table.
         table: String,
+        /// The constraint's name.
         name: String,
+        /// The SQL condition every row must meet.
         check: String,
     },
     /// Drop a table: `drop-table audit_log`.
-    DropTable { table: String },
+    DropTable {
+        /// The table to drop.
+        table: String,
+    },
 }
 
 fn parse_dialect(s: &str) -> Result<Dialect, String> {
@@ -304,4 +446,73 @@ fn parse_dialect(s: &str) -> Result<Dialect, String> {
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse().map_err(|e: output::UnknownFormat| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every command and subcommand, with no help text.
+    fn without_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        without_help(&cmd, "phasegate", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+        // The walk reaches the arguments the issue named.
+        let apply = cmd.find_subcommand("apply").expect("apply");
+        for id in ["env", "plan", "format"] {
+            assert!(apply.get_arguments().any(|a| a.get_id() == id), "{id}");
+        }
+    }
+
+    #[test]
+    fn every_environment_command_takes_format_json() {
+        for name in [
+            "status",
+            "gate",
+            "apply",
+            "mark",
+            "rollback",
+            "approve",
+            "backup",
+            "verify",
+            "history",
+            "accept-change",
+            "resolve",
+        ] {
+            let cmd = Cli::command();
+            let sub = cmd.find_subcommand(name).expect(name);
+            assert!(
+                sub.get_arguments().any(|a| a.get_id() == "format"),
+                "{name} has no --format"
+            );
+        }
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in [
+            "0    done",
+            "1    blocked",
+            "2    error",
+            "3    waiting",
+            "130  interrupted",
+        ] {
+            assert!(help.contains(code), "{code}: {help}");
+        }
+    }
 }

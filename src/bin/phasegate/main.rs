@@ -27,21 +27,38 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            match commands::usage_error(&e, &args) {
+                Some(r) => return emit(r),
+                None => e.exit(),
+            }
+        }
+    };
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
         Command::Init => commands::init(),
         Command::Completions { shell } => commands::completions(shell),
         Command::Man { dir } => commands::man(dir.as_deref()),
-        other => match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt.block_on(commands::run(cli.config, other)),
-            Err(e) => Err(Failure::input(format!(
-                "error: cannot start the async runtime: {e}"
-            ))),
-        },
+        other => {
+            let (name, format) = (other.name(), other.format());
+            return emit(
+                match tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(commands::run(cli.config, other)),
+                    Err(e) => commands::envelope::error_only(
+                        name,
+                        format,
+                        "internal",
+                        &format!("cannot start the async runtime: {e}"),
+                    ),
+                },
+            );
+        }
     };
     match result {
         Ok(out) => {
@@ -53,6 +70,15 @@ fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Prints what an environment command rendered and ends with its exit code.
+fn emit(r: commands::envelope::Rendered) -> ExitCode {
+    if !r.stderr.is_empty() {
+        crate::err_line(format_args!("{}", r.stderr.trim_end()));
+    }
+    crate::out(&r.stdout);
+    ExitCode::from(r.code)
 }
 
 /// Writes `text` to stdout. A closed pipe (`phasegate status | head -1`, a

@@ -1,87 +1,80 @@
 //! `phasegate check`: exit 0 when ENV's database has reached phase N of a
 //! plan, 1 when not (saying where it is and what to run), 2 on error; with
-//! `--format json`, one JSON document on stdout whatever happens.
-//!
-//! The document carries the envelope of the CLI contract (`schema_version`,
-//! `command`, `outcome`, `exit_code`, `error`), built here until the shared
-//! envelope lands.
+//! `--format json`, one JSON document on stdout whatever happens (the
+//! envelope of `envelope.rs`, outcome `done` or `blocked`).
 
-use std::path::{Path, PathBuf};
+use schemars::JsonSchema;
+use serde::Serialize;
 
-use phasegate::config::{Config, ConfigError};
-use phasegate::execute::{Check, RunError, Workspace};
+use phasegate::execute::{Check, Workspace};
 use phasegate::tracker::reach::Reached;
-use phasegate::tracker::{Next, PhaseStatus, SystemClock, TrackerError};
-use serde_json::{Map, Value, json};
+use phasegate::tracker::{Next, PhaseStatus};
 
-use crate::Failure;
-use crate::cli::{Command, Out};
+use super::envelope::{Outcome, Report};
 
 /// What `check` was asked, from the command line.
-struct Ask {
-    env: String,
-    plan: String,
-    phase: usize,
+struct Ask<'a> {
+    env: &'a str,
+    plan: &'a str,
     what: Reached,
-    format: Out,
 }
 
-/// Runs `phasegate check` (the only command it is called for).
-pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
-    let Command::Check {
-        env,
-        plan,
-        phase,
-        deployed,
-        format,
-    } = command
-    else {
-        return Err(Failure::input("error: not a check command"));
-    };
+/// `check`'s fields in the JSON document.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckPayload {
+    /// The plan as given on the command line.
+    pub plan: String,
+    pub env: String,
+    /// The phase asked about.
+    pub phase: usize,
+    /// What was asked of it: `applied` (its migrations) or `deployed` (its app code marked too).
+    pub require: Reached,
+    /// What the database shows (absent when the check could not be made).
+    #[serde(flatten)]
+    pub check: Option<Check>,
+    /// When not reached: what to run to move the plan on here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+/// `phasegate check`.
+pub async fn run(
+    ws: &Workspace<'_>,
+    env: &str,
+    plan: &str,
+    phase: usize,
+    deployed: bool,
+) -> Report<CheckPayload> {
     let ask = Ask {
         env,
         plan,
-        phase,
         what: if deployed {
             Reached::Deployed
         } else {
             Reached::Applied
         },
-        format,
     };
-    let result = async {
-        let config = Config::load(config.as_deref(), Path::new(".")).map_err(RunError::Config)?;
-        let clock = SystemClock;
-        let ws = Workspace::new(&config, &clock, super::actor());
-        ws.check(&ask.env, &ask.plan, ask.phase, ask.what).await
-    }
-    .await;
-    match result {
-        Ok(c) if c.reached => {
-            let text = reached_text(&c);
-            if ask.format == Out::Json {
-                Ok(document(&ask, Some(&c), None, 0))
-            } else {
-                Ok(text)
-            }
-        }
+    let payload = |check: Option<Check>, run: Option<String>| CheckPayload {
+        plan: plan.to_string(),
+        env: env.to_string(),
+        phase,
+        require: ask.what,
+        check,
+        run,
+    };
+    match ws.check(env, plan, phase, ask.what).await {
+        Ok(c) if c.reached => Report::done("check", reached_text(&c), payload(Some(c), None)),
         Ok(c) => {
             let text = not_reached_text(&ask, &c);
-            if ask.format == Out::Json {
-                crate::out(&document(&ask, Some(&c), None, 1));
-            }
-            Err(Failure {
-                message: text.trim_end().to_string(),
-                code: 1,
-            })
+            let next = next_command(&ask, &c);
+            let message = format!(
+                "phase {phase} of {plan} is not reached in {env}: {}",
+                needs(ask.what)
+            );
+            Report::done("check", text, payload(Some(c), Some(next)))
+                .with_outcome(Outcome::Blocked, Some(message))
         }
-        Err(e) => {
-            let message = format!("error: {e}");
-            if ask.format == Out::Json {
-                crate::out(&document(&ask, None, Some(&e), 2));
-            }
-            Err(Failure { message, code: 2 })
-        }
+        Err(e) => Report::from_error("check", &e).with_payload(Some(payload(None, None))),
     }
 }
 
@@ -105,7 +98,7 @@ fn reached_text(c: &Check) -> String {
     )
 }
 
-fn not_reached_text(ask: &Ask, c: &Check) -> String {
+fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
     let mut out = format!(
         "{}: phase {} of {} not reached in {} (needs {})\n",
         c.plan,
@@ -145,7 +138,7 @@ fn not_reached_text(ask: &Ask, c: &Check) -> String {
 }
 
 /// What to run to move the plan on in this environment.
-fn next_command(ask: &Ask, c: &Check) -> String {
+fn next_command(ask: &Ask<'_>, c: &Check) -> String {
     let (env, plan) = (&ask.env, &ask.plan);
     if !c.outstanding.is_empty() {
         return format!(
@@ -162,67 +155,4 @@ fn next_command(ask: &Ask, c: &Check) -> String {
         Next::Apply(n) => format!("`phasegate apply --env {env} {plan}` (phase {n})"),
         Next::Complete => format!("nothing: {plan} is complete in {env}"),
     }
-}
-
-/// The snake_case kind of an error, for the JSON document.
-fn error_kind(e: &RunError) -> &'static str {
-    match e {
-        RunError::Config(ConfigError::UnknownEnvironment { .. }) => "unknown_environment",
-        RunError::Config(_) => "config",
-        RunError::NotFound(_) => "unknown_plan",
-        RunError::Plan(_) => "invalid_plan",
-        RunError::Templates(_) => "templates",
-        RunError::Planning { .. } => "planning",
-        // The one refusal `check` makes: a phase the plan does not have.
-        RunError::Refused(_) => "phase_out_of_range",
-        RunError::Tracker(
-            TrackerError::Connect { .. }
-            | TrackerError::Timeout { .. }
-            | TrackerError::NoDatabase { .. },
-        ) => "database_unreachable",
-        RunError::Tracker(TrackerError::Tampered { .. }) => "log_tampered",
-        RunError::Tracker(TrackerError::OtherEnvironment { .. }) => "other_environment",
-        RunError::Tracker(TrackerError::NewerSchema { .. }) => "newer_schema",
-        RunError::Tracker(_) | RunError::Catalog(_) => "database",
-        _ => "error",
-    }
-}
-
-/// The one JSON document `check --format json` prints.
-fn document(ask: &Ask, c: Option<&Check>, e: Option<&RunError>, code: u8) -> String {
-    let mut doc = Map::new();
-    doc.insert("schema_version".into(), json!(1));
-    doc.insert("command".into(), json!("check"));
-    let outcome = match code {
-        0 => "done",
-        1 => "blocked",
-        _ => "error",
-    };
-    doc.insert("outcome".into(), json!(outcome));
-    doc.insert("exit_code".into(), json!(code));
-    doc.insert("plan".into(), json!(ask.plan));
-    doc.insert("env".into(), json!(ask.env));
-    doc.insert("phase".into(), json!(ask.phase));
-    doc.insert("require".into(), json!(ask.what));
-    if let Some(c) = c {
-        if let Ok(Value::Object(fields)) = serde_json::to_value(c) {
-            doc.extend(fields);
-        }
-        if !c.reached {
-            doc.insert("run".into(), json!(next_command(ask, c)));
-        }
-    }
-    if let Some(e) = e {
-        let text = e.to_string();
-        let mut lines = text.lines();
-        let mut error = Map::new();
-        error.insert("kind".into(), json!(error_kind(e)));
-        error.insert("message".into(), json!(lines.next().unwrap_or_default()));
-        let rest: Vec<&str> = lines.map(str::trim).filter(|l| !l.is_empty()).collect();
-        if !rest.is_empty() {
-            error.insert("detail".into(), json!(rest.join("\n")));
-        }
-        doc.insert("error".into(), Value::Object(error));
-    }
-    super::json(&Value::Object(doc))
 }

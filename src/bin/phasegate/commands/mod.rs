@@ -1,7 +1,6 @@
 //! The commands that work with environments: they load the config, call
 //! [`phasegate::execute::Workspace`], and render what it returns.
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use phasegate::config::Config;
@@ -11,13 +10,28 @@ use phasegate::tracker::SystemClock;
 use crate::Failure;
 use crate::cli::{Command, Out};
 
+mod accept_change;
+mod apply;
+mod approve;
+mod backup;
 mod check;
+pub mod envelope;
+mod gate;
+mod history;
 mod init;
 mod install;
+mod mark;
 mod progress;
+mod resolve;
+mod rollback;
+#[cfg(test)]
+mod schema;
 mod status;
+mod status_report;
 mod verdict;
+mod verify;
 
+use envelope::Rendered;
 pub use init::init;
 pub use install::{completions, man};
 use progress::Progress;
@@ -72,280 +86,156 @@ pub async fn plan_live(
         .map_err(fail)
 }
 
-pub async fn run(config: Option<PathBuf>, command: Command) -> Result<String, Failure> {
-    if let Command::Check { .. } = command {
-        return check::run(config, command).await;
-    }
-    let config =
-        Config::load(config.as_deref(), Path::new(".")).map_err(|e| fail(RunError::Config(e)))?;
+/// Runs an environment command: its report rendered as text or as the one
+/// JSON document (`envelope.rs`), and its exit code.
+pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
+    let (name, format) = (command.name(), command.format());
+    let config = match Config::load(config.as_deref(), Path::new(".")) {
+        Ok(c) => c,
+        Err(e) => return envelope::failure(name, format, &RunError::Config(e)),
+    };
     let clock = SystemClock;
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
     match command {
-        Command::Plan(_)
-        | Command::Init
-        | Command::Check { .. }
-        | Command::Completions { .. }
-        | Command::Man { .. } => Ok(String::new()),
-        Command::Status { env, format } => {
-            let envs = ws.status(env.as_deref()).await.map_err(fail)?;
-            let out = if format == Out::Json {
-                json(&envs)
-            } else {
-                status_text(&envs)
-            };
-            // An environment that cannot be read is not "fine": the report
-            // still goes to stdout, and the exit code says it is incomplete.
-            let unread: Vec<&str> = envs
-                .iter()
-                .filter(|e| e.unreachable.is_some())
-                .map(|e| e.env.as_str())
-                .collect();
-            if unread.is_empty() {
-                return Ok(out);
-            }
-            crate::out(&out);
-            Err(Failure {
-                message: format!(
-                    "error: {} of {} environments could not be read: {} (see above)",
-                    unread.len(),
-                    envs.len(),
-                    unread.join(", ")
-                ),
-                code: 2,
-            })
+        Command::Plan(_) | Command::Init | Command::Completions { .. } | Command::Man { .. } => {
+            Rendered::default()
         }
-        Command::Gate { env, plan, format } => {
-            let v = ws.gate(&env, &plan).await.map_err(fail)?;
-            let out = if format == Out::Json {
-                json(&v)
-            } else {
-                verdict_text(&v)
-            };
-            if v.may_proceed() {
-                Ok(out)
-            } else {
-                Err(Failure {
-                    message: out,
-                    code: 1,
-                })
-            }
-        }
+        Command::Status { env, format } => status_report::run(&ws, env.as_deref(), format).await,
+        Command::Gate { env, plan, format } => gate::run(&ws, &env, &plan).await.render(format),
         Command::Apply {
             env,
             plan,
             dry_run,
             format,
-        } => {
-            let a = ws.apply(&env, &plan, dry_run).await.map_err(fail)?;
-            if format == Out::Json {
-                return Ok(json(&a));
-            }
-            let mut out = String::new();
-            if let Some(sql) = &a.dry_run {
-                let _ = writeln!(
-                    out,
-                    "-- dry run: phase {} of {} of {} in {}; nothing was run",
-                    a.phase, a.phases, a.plan, a.env
-                );
-                for line in sql {
-                    let _ = writeln!(out, "{line}");
-                }
-                return Ok(out);
-            }
-            let _ = writeln!(
-                out,
-                "{}: phase {} of {} applied in {}",
-                a.plan, a.phase, a.phases, a.env
-            );
-            for s in &a.skipped {
-                let _ = writeln!(out, "  skipped {s} (done by an earlier run)");
-            }
-            for s in &a.ran {
-                let _ = writeln!(out, "  ran {s}");
-            }
-            if a.deployed {
-                let _ = writeln!(out, "No app stage: phase {} is deployed.", a.phase);
-            } else {
-                let _ = writeln!(out, "Now deploy the app code for phase {}:", a.phase);
-                for s in &a.app {
-                    let _ = writeln!(out, "  - {s}");
-                }
-                let _ = writeln!(
-                    out,
-                    "then: phasegate mark --env {} {plan} --phase {} --app-version <VERSION>",
-                    a.env, a.phase
-                );
-            }
-            Ok(out)
-        }
+        } => apply::run(&ws, &env, &plan, dry_run).await.render(format),
         Command::Mark {
             env,
             plan,
             phase,
             app_version,
-        } => {
-            ws.mark(&env, &plan, phase, &app_version)
-                .await
-                .map_err(fail)?;
-            Ok(format!(
-                "{plan}: phase {phase} deployed in {env} (app {app_version})\n"
-            ))
-        }
+            format,
+        } => mark::run(&ws, &env, &plan, phase, &app_version)
+            .await
+            .render(format),
         Command::Rollback {
             env,
             plan,
             app_reverted,
-        } => {
-            let n = ws.rollback(&env, &plan, app_reverted).await.map_err(fail)?;
-            Ok(format!("{plan}: phase {n} rolled back in {env}\n"))
-        }
+            format,
+        } => rollback::run(&ws, &env, &plan, app_reverted)
+            .await
+            .render(format),
         Command::Approve {
             env,
             plan,
             phase,
             by,
+            format,
         } => {
             let by = by.unwrap_or_else(actor);
-            ws.approve(&env, &plan, phase, &by).await.map_err(fail)?;
-            Ok(format!("{plan}: phase {phase} approved in {env} by {by}\n"))
+            approve::run(&ws, &env, &plan, phase, &by)
+                .await
+                .render(format)
         }
-        Command::Backup { env, location } => {
-            let at = ws.backup(&env, location.as_deref()).await.map_err(fail)?;
-            Ok(format!("backup of {env} recorded: {at}\n"))
-        }
-        Command::Verify { env, plan, phase } => {
-            let (n, results) = ws.verify(&env, &plan, phase).await.map_err(fail)?;
-            let mut out = format!("{plan}: verification of phase {n} in {env}\n");
-            if results.is_empty() {
-                let _ = writeln!(out, "  phase {n} has no verification queries");
-            }
-            for r in &results {
-                let got = match &r.got {
-                    Ok(v) => v.to_string(),
-                    Err(e) => format!("error: {e}"),
-                };
-                let _ = writeln!(
-                    out,
-                    "  {} {}: returned {got}, expected {}",
-                    if r.passed() { "pass" } else { "FAIL" },
-                    r.step,
-                    r.expect
-                );
-            }
-            if results.iter().all(|r| r.passed()) {
-                Ok(out)
-            } else {
-                Err(Failure {
-                    message: out,
-                    code: 1,
-                })
-            }
-        }
-        Command::History { env, plan, format } => {
-            let events = ws.history(&env, plan.as_deref()).await.map_err(fail)?;
-            if format == Out::Json {
-                return Ok(json(&events));
-            }
-            let mut out = String::new();
-            for e in &events {
-                let _ = writeln!(
-                    out,
-                    "{}  {:<18} {:<28} {}{}{}  ({})",
-                    e.at.format("%Y-%m-%d %H:%M:%S"),
-                    e.kind.name(),
-                    e.plan.as_deref().unwrap_or("-"),
-                    e.phase.map(|p| format!("phase {p} ")).unwrap_or_default(),
-                    e.step.as_deref().unwrap_or(""),
-                    if e.kind == phasegate::tracker::EventKind::PlanStarted
-                        || e.kind == phasegate::tracker::EventKind::ChangeAccepted
-                        || e.detail.is_empty()
-                    {
-                        String::new()
-                    } else {
-                        format!(" {}", first_line(&e.detail))
-                    },
-                    e.actor
-                );
-            }
-            if events.is_empty() {
-                out.push_str("no events\n");
-            }
-            Ok(out)
-        }
-        Command::AcceptChange { env, plan, reason } => {
-            ws.accept_change(&env, &plan, &reason).await.map_err(fail)?;
-            Ok(format!(
-                "{plan}: the edited plan is now the one in force in {env}\n"
-            ))
-        }
+        Command::Backup {
+            env,
+            location,
+            format,
+        } => backup::run(&ws, &env, location.as_deref())
+            .await
+            .render(format),
+        Command::Verify {
+            env,
+            plan,
+            phase,
+            format,
+        } => verify::run(&ws, &env, &plan, phase).await.render(format),
+        Command::History { env, plan, format } => history::run(&ws, &env, plan.as_deref())
+            .await
+            .render(format),
+        Command::AcceptChange {
+            env,
+            plan,
+            reason,
+            format,
+        } => accept_change::run(&ws, &env, &plan, &reason)
+            .await
+            .render(format),
         Command::Resolve {
             env,
             plan,
             step,
             outcome,
-        } => {
-            // The step's change is in the database: applied, or not rolled back.
-            let present = outcome == "applied" || outcome == "not-rolled-back";
-            let r = ws
-                .resolve(&env, &plan, &step, present)
-                .await
-                .map_err(fail)?;
-            if r.undo {
-                let (recorded, next) = if r.applied {
-                    (
-                        "not rolled back",
-                        format!(
-                            "the next `phasegate rollback --env {env} {plan}` undoes it again, then the steps before it"
-                        ),
-                    )
-                } else {
-                    (
-                        "rolled back",
-                        format!(
-                            "the next `phasegate rollback --env {env} {plan}` goes on with the steps of phase {} before it",
-                            r.phase
-                        ),
-                    )
-                };
-                let what = if r.interrupted {
-                    "started and never finished"
-                } else {
-                    "failed"
-                };
-                return Ok(format!(
-                    "{}: step {} (phase {}), whose rollback {what}, is recorded as {recorded} in {}.\n{next}\n",
-                    r.plan, r.step, r.phase, r.env
-                ));
-            }
-            let what = if r.interrupted {
-                "started and never finished"
-            } else {
-                "failed"
-            };
-            let next = match (&r.applied, &r.checkpoint) {
-                (true, _) => format!(
-                    "phasegate will not run it again: the next `phasegate apply --env {env} {plan}` goes on with the rest of phase {}",
-                    r.phase
-                ),
-                (false, Some(c)) => format!(
-                    "the next `phasegate apply --env {env} {plan}` runs it again, resuming the backfill after its last checkpoint ({} rows done)",
-                    c.updated
-                ),
-                (false, None) => format!(
-                    "the next `phasegate apply --env {env} {plan}` runs it again from its start"
-                ),
-            };
-            Ok(format!(
-                "{}: step {} (phase {}), which {what}, is recorded as {} in {}.\n{next}\n",
-                r.plan,
-                r.step,
-                r.phase,
-                if r.applied { "applied" } else { "not applied" },
-                r.env
-            ))
+            format,
+        } => resolve::run(&ws, &env, &plan, &step, &outcome)
+            .await
+            .render(format),
+        Command::Check {
+            env,
+            plan,
+            phase,
+            deployed,
+            format,
+        } => check::run(&ws, &env, &plan, phase, deployed)
+            .await
+            .render(format),
+    }
+}
+
+/// The environment commands, which take `--format json`.
+pub const ENV_COMMANDS: [&str; 12] = [
+    "status",
+    "gate",
+    "apply",
+    "mark",
+    "rollback",
+    "approve",
+    "backup",
+    "verify",
+    "history",
+    "accept-change",
+    "resolve",
+    "check",
+];
+
+/// An argument clap refused, for an environment command asked for `--format
+/// json`: the JSON document (kind `usage`, exit 2) rather than clap's text,
+/// so a pipeline still reads one document. `None`: let clap report it
+/// (help, version, or a command without JSON).
+pub fn usage_error(e: &clap::Error, args: &[String]) -> Option<Rendered> {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    if !json {
+        return None;
+    }
+    // The command is the first word that is neither an option nor the
+    // value of the one global option that takes one (--config FILE).
+    let mut words = args.iter();
+    let mut command = None;
+    while let Some(a) = words.next() {
+        if a == "--config" {
+            words.next();
+        } else if !a.starts_with('-') {
+            command = Some(a.as_str());
+            break;
         }
     }
+    let command = ENV_COMMANDS.into_iter().find(|c| Some(*c) == command)?;
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    Some(envelope::error_only(command, Out::Json, "usage", text))
 }
 
 /// The first line of a text (a reason, a database error) for one-line listings.
@@ -353,8 +243,36 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string_pretty(v)
-        .map(|s| s + "\n")
-        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"))
+#[cfg(test)]
+mod tests {
+    use super::usage_error;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn usage(args: &[&str]) -> Option<serde_json::Value> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let e =
+            Cli::try_parse_from(std::iter::once("phasegate").chain(args.iter().copied())).err()?;
+        let r = usage_error(&e, &argv)?;
+        assert_eq!(r.code, 2);
+        serde_json::from_str(&r.stdout).ok()
+    }
+
+    #[test]
+    fn a_refused_argument_of_an_environment_command_is_json_when_asked() {
+        let doc = usage(&[
+            "--config", "c.yaml", "apply", "--env", "dev", "--format", "json",
+        ])
+        .expect("a JSON document");
+        assert_eq!(
+            (&doc["command"], &doc["error"]["kind"]),
+            (&"apply".into(), &"usage".into())
+        );
+        assert!(
+            usage(&["apply", "--env", "dev"]).is_none(),
+            "text when not asked"
+        );
+        // `status` as a shorthand's argument is not the status command.
+        assert!(usage(&["plan", "rename", "status", "--format", "json", "--nope"]).is_none());
+    }
 }

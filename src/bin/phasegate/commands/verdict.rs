@@ -12,7 +12,7 @@ pub fn verdict_text(v: &Verdict) -> String {
         (Next::Complete, _) => {
             let _ = writeln!(
                 out,
-                "{} is complete in {}: every phase is deployed",
+                "{} is complete in {}: every phase is deployed; nothing to do",
                 v.plan, v.env
             );
             return out;
