@@ -907,3 +907,169 @@ fn json_cases(p: &Project, cases: &[(&[&str], i32)]) -> Vec<String> {
     }
     all
 }
+
+/// Three phases: no app stage, an app stage, irreversible.
+const THREE_PHASES: &str = "changes:
+  - sql:
+      phases:
+        - up: CREATE TABLE t1 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE t1
+        - up: CREATE TABLE t2 (id INTEGER PRIMARY KEY)
+          down: DROP TABLE t2
+          app: write t2
+        - up: CREATE TABLE t3 (id INTEGER PRIMARY KEY)
+";
+const FAILS: &str = "changes:
+  - sql:
+      phases:
+        - up: SELECT * FROM no_such_table
+          down: SELECT 1
+";
+
+/// dev (SQLite), staging (Postgres), prod (SQLite, backup and approval
+/// required, no backup_command), down (nothing listens).
+fn four_envs(staging_url: &str) -> String {
+    format!(
+        "environments:
+  - name: dev
+    database_url: sqlite://dev.db
+  - name: staging
+    database_url: {staging_url}
+  - name: prod
+    database_url: sqlite://prod.db
+    require_backup: 1h
+    require_approval: true
+  - name: down
+    database_url: postgres://postgres@127.0.0.1:1/x
+    connect_timeout: 1s
+"
+    )
+}
+
+/// The contract holds (one document, its fields, the schema, the exit code)
+/// for every command through a plan's life on SQLite and Postgres, in every
+/// outcome: done, nothing to do, waiting, blocked, each kind of error.
+#[tokio::test]
+async fn json_contract_holds_through_a_plan_on_sqlite_and_postgres() {
+    with_postgres(|db| async move {
+        let p = Project::new()?;
+        p.write("phasegate.yaml", &four_envs(&db.url))?;
+        p.write("plans/p.yaml", THREE_PHASES)?;
+        p.write("plans/fail.yaml", FAILS)?;
+        std::fs::write(p.path("dev.db"), "")?;
+        std::fs::write(p.path("prod.db"), "")?;
+        let cases: &[(&[&str], i32)] = &[
+            (&["gate", "--env", "dev", "p"], 0),
+            (&["check", "--env", "dev", "p", "--phase", "1"], 1),
+            (&["apply", "--env", "dev", "p"], 0),
+            (&["check", "--env", "dev", "p", "--phase", "1"], 0),
+            (&["apply", "--env", "dev", "p"], 0),
+            (&["gate", "--env", "dev", "p"], 3),
+            (&["apply", "--env", "dev", "p"], 3),
+            (
+                &[
+                    "mark",
+                    "--env",
+                    "dev",
+                    "p",
+                    "--phase",
+                    "2",
+                    "--app-version",
+                    "v2",
+                ],
+                0,
+            ),
+            (
+                &[
+                    "mark",
+                    "--env",
+                    "dev",
+                    "p",
+                    "--phase",
+                    "2",
+                    "--app-version",
+                    "v2",
+                ],
+                0,
+            ),
+            (&["apply", "--env", "dev", "p"], 0),
+            (&["apply", "--env", "dev", "p"], 0),
+            (&["gate", "--env", "dev", "p"], 0),
+            (&["status"], 2),
+            (&["status", "--env", "dev"], 0),
+            (&["apply", "--env", "staging", "p"], 0),
+            (&["rollback", "--env", "staging", "p"], 0),
+            (&["apply", "--env", "staging", "p"], 0),
+            (&["apply", "--env", "staging", "p"], 0),
+            (
+                &[
+                    "mark",
+                    "--env",
+                    "staging",
+                    "p",
+                    "--phase",
+                    "2",
+                    "--app-version",
+                    "v2",
+                ],
+                0,
+            ),
+            (&["apply", "--env", "staging", "p"], 0),
+            (&["apply", "--env", "prod", "p"], 0),
+            (&["apply", "--env", "prod", "p"], 0),
+            (
+                &[
+                    "mark",
+                    "--env",
+                    "prod",
+                    "p",
+                    "--phase",
+                    "2",
+                    "--app-version",
+                    "v2",
+                ],
+                0,
+            ),
+            (&["gate", "--env", "prod", "p"], 1),
+            (&["apply", "--env", "prod", "p"], 1),
+            (
+                &["approve", "--env", "prod", "p", "--phase", "3", "--by", "a"],
+                0,
+            ),
+            (
+                &["approve", "--env", "prod", "p", "--phase", "3", "--by", "a"],
+                0,
+            ),
+            (
+                &["approve", "--env", "prod", "p", "--phase", "2", "--by", "a"],
+                2,
+            ),
+            (
+                &["approve", "--env", "prod", "p", "--phase", "9", "--by", "a"],
+                2,
+            ),
+            (&["backup", "--env", "prod", "--location", "/x"], 0),
+            (&["apply", "--env", "prod", "p"], 0),
+            (&["history", "--env", "dev", "p"], 0),
+            (&["history", "--env", "staging"], 0),
+            (&["verify", "--env", "dev", "p", "--phase", "9"], 2),
+            (&["apply", "--env", "dev", "fail"], 2),
+            (&["apply", "--env", "dev", "fail"], 2),
+            (&["apply", "--env", "dev", "p.yaml.missing"], 2),
+            (&["gate", "--env", "down", "p"], 2),
+            (&["apply", "--env", "down", "p"], 2),
+            (&["check", "--env", "down", "p", "--phase", "1"], 2),
+            (&["gate", "--env", "nope", "p"], 2),
+            (&["apply", "--env", "dev", "nope"], 2),
+            (&["mark", "--env", "dev", "p"], 2),
+            (&["check", "--env", "dev", "p"], 2),
+            (
+                &["--config", "missing.yaml", "gate", "--env", "dev", "p"],
+                2,
+            ),
+        ];
+        let problems = json_cases(&p, cases);
+        check(problems.is_empty(), problems.join("\n"))
+    })
+    .await;
+}
