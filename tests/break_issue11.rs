@@ -1238,3 +1238,84 @@ fn a_rolled_back_phase_rolled_back_again_leaves_the_phase_before_it() -> TestRes
         format!("phase 1 was undone by the re-run: {out}{err}"),
     )
 }
+
+/// ci/phasegate-deploy.sh in `dir` for dev, with GITHUB_OUTPUT set: (exit
+/// code, stderr, the outputs it wrote).
+fn deploy_script(p: &Project, version: &str, plan: &str) -> TestResult<(i32, String, String)> {
+    let outputs = p.path("github_output");
+    std::fs::write(&outputs, "")?;
+    let o = Command::new("bash")
+        .arg(root().join("ci/phasegate-deploy.sh"))
+        .args(["--app-version", version, "dev", plan, "--", "true"])
+        .current_dir(&p.0)
+        .env("PHASEGATE", env!("CARGO_BIN_EXE_phasegate"))
+        .env("GITHUB_OUTPUT", &outputs)
+        .env_remove("GITHUB_SHA")
+        .output()?;
+    Ok((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        std::fs::read_to_string(&outputs)?,
+    ))
+}
+
+/// The action's outputs (`outcome`, `phase`) and the script's log for the
+/// run that applies the plan's last phase: it ran (outcome done, phase 2),
+/// yet the script reads apply's `next.action == complete` as "nothing to
+/// do": it logs "two is complete in dev: nothing to do" and writes
+/// outcome=nothing_to_do and no phase.
+#[test]
+#[ignore = "BREAKS: phasegate-deploy.sh reports the run that applies the last phase as outcome=nothing_to_do, no phase"]
+fn deploy_script_reports_the_last_phase_it_applied_as_done() -> TestResult {
+    let p = two_phase_dev()?;
+    std::fs::write(p.path("dev.db"), "")?;
+    let (code, err, out) = deploy_script(&p, "v1", "two")?;
+    check(code == 0, format!("push 1: exit {code}: {err}"))?;
+    let (code, err, out2) = deploy_script(&p, "v2", "two")?;
+    check(code == 0, format!("push 2: exit {code}: {err}"))?;
+    check(
+        out2.contains("outcome=done") && out2.contains("phase=2"),
+        format!("push 2 applied phase 2; outputs:\n{out2}\nlog:\n{err}\n(push 1's: {out})"),
+    )?;
+    check(
+        !err.contains("nothing to do"),
+        format!("push 2 ran phase 2, yet says nothing to do:\n{err}"),
+    )?;
+    let (code, err, out3) = deploy_script(&p, "v3", "two")?;
+    check(code == 0, format!("push 3: exit {code}: {err}"))?;
+    check(
+        out3.contains("outcome=nothing_to_do"),
+        format!("push 3 (complete) outputs:\n{out3}"),
+    )
+}
+
+/// docs/workflow.md: "a blocking gate (1) prints the reasons and fails the
+/// job". The script lists them with `jq … 2>/dev/null >&2`: the redirections
+/// apply left to right, so its "blocked by NAME: REASON" lines go to
+/// /dev/null (only phasegate's own table, on its stderr, shows).
+#[test]
+#[ignore = "BREAKS: phasegate-deploy.sh's own `blocked by NAME: REASON` lines go to /dev/null (2>/dev/null >&2)"]
+fn deploy_script_prints_the_blocking_reasons() -> TestResult {
+    let p = Project::new()?;
+    p.write("phasegate.yaml", BACKUP_NO_COMMAND)?;
+    p.write("plans/ir.yaml", IRREVERSIBLE_2)?;
+    std::fs::write(p.path("dev.db"), "")?;
+    std::fs::write(p.path("prod.db"), "")?;
+    for env in ["dev", "dev", "prod"] {
+        let (code, _, err) = p.go(&["apply", "--env", env, "ir"]);
+        check(code == 0, format!("apply {env}: {err}"))?;
+    }
+    let o = Command::new("bash")
+        .arg(root().join("ci/phasegate-deploy.sh"))
+        .args(["--app-version", "v", "prod", "ir", "--", "true"])
+        .current_dir(&p.0)
+        .env("PHASEGATE", env!("CARGO_BIN_EXE_phasegate"))
+        .env_remove("GITHUB_OUTPUT")
+        .output()?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    check(o.status.code() == Some(1), format!("exit: {}", show(&o)))?;
+    check(
+        err.contains("blocked by backup:") && err.contains("blocked by approval:"),
+        format!("the script's reasons are missing:\n{err}"),
+    )
+}
