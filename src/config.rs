@@ -52,6 +52,10 @@ pub const CONFIG_FILE: &str = "phasegate.yaml";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub environments: Vec<Environment>,
+    /// Environments whose `database_url` names a `${VAR}` that is not set,
+    /// with the error. Only [`Config::load_for_report`] fills it; the other
+    /// loads refuse such a file.
+    pub unresolved: Vec<Unresolved>,
     /// The folder the config file is in: the project root (plans/, templates/).
     pub root: PathBuf,
     pub path: PathBuf,
@@ -125,6 +129,35 @@ struct RawEnvironment {
     backfill_pause: Option<At<String>>,
 }
 
+/// An environment of the file whose database URL could not be expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved {
+    pub name: String,
+    /// Where it stands in the promotion order (0-based, counting every
+    /// environment of the file).
+    pub position: usize,
+    /// The error, with the file, line and column of the variable.
+    pub error: String,
+}
+
+/// One environment of the file, in promotion order: usable, or not
+/// (see [`Config::unresolved`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Slot<'a> {
+    Usable(&'a Environment),
+    Unresolved(&'a Unresolved),
+}
+
+impl Slot<'_> {
+    /// The environment's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Slot::Usable(e) => &e.name,
+            Slot::Unresolved(u) => &u.name,
+        }
+    }
+}
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -144,6 +177,18 @@ pub enum ConfigError {
 impl Config {
     /// Loads `path`, or `phasegate.yaml` in `dir` when `path` is `None`.
     pub fn load(path: Option<&Path>, dir: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, dir, false)
+    }
+
+    /// As [`Config::load`], but an environment whose URL names an unset
+    /// `${VAR}` is kept aside in [`Config::unresolved`] instead of failing
+    /// the whole file: for reports (`status`) that show every other
+    /// environment and that one as an entry with its error.
+    pub fn load_for_report(path: Option<&Path>, dir: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, dir, true)
+    }
+
+    fn load_with(path: Option<&Path>, dir: &Path, lenient: bool) -> Result<Config, ConfigError> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
@@ -172,7 +217,13 @@ impl Config {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        Config::parse(&text, &path, &root, &|name| std::env::var(name).ok())
+        Config::parse_with(
+            &text,
+            &path,
+            &root,
+            &|name| std::env::var(name).ok(),
+            lenient,
+        )
     }
 
     /// Parses config text; `lookup` reads `${VAR}`s (the process environment in `load`).
@@ -181,6 +232,17 @@ impl Config {
         path: &Path,
         root: &Path,
         lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::parse_with(text, path, root, lookup, false)
+    }
+
+    /// Parses config text; `lenient`: see [`Config::load_for_report`].
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        root: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        lenient: bool,
     ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         // An error at a line and column of the file.
@@ -200,8 +262,8 @@ impl Config {
             let (line, column) = position(value);
             at(line, column, message)
         };
-        let raw: RawConfig =
-            crate::intent::yaml::from_str(text).map_err(|e| at(e.line, e.column, e.message))?;
+        let raw: RawConfig = crate::intent::yaml::from_str(text)
+            .map_err(|e| at(e.line, e.column, explain_yaml_error(&e)))?;
         if raw.environments.value.is_empty() {
             let (line, column) = position(&raw.environments.referenced);
             return Err(at(
@@ -211,6 +273,7 @@ impl Config {
             ));
         }
         let mut environments: Vec<Environment> = Vec::new();
+        let mut unresolved: Vec<Unresolved> = Vec::new();
         // Where each environment's database_url stands, for the shared-database error.
         let mut url_at = Vec::new();
         for e in raw.environments.value {
@@ -224,13 +287,15 @@ impl Config {
                     ),
                 ));
             }
-            if environments.iter().any(|x| x.name == name) {
+            if environments.iter().any(|x| x.name == name)
+                || unresolved.iter().any(|x| x.name == name)
+            {
                 return Err(at_value(
                     &e.name.referenced,
                     format!("environment `{name}` is listed twice"),
                 ));
             }
-            let url = expand(&e.database_url.value, lookup).map_err(|var| {
+            let url = match expand(&e.database_url.value, lookup).map_err(|var| {
                 // The variable's own column, when the URL is written plain on its line.
                 let (line, column) = position(&e.database_url.referenced);
                 let offset = line
@@ -247,7 +312,19 @@ impl Config {
                     column.map(|c| c + offset.unwrap_or(0)),
                     format!("environment variable `{var}` (in {name}'s database_url) is not set"),
                 )
-            })?;
+            }) {
+                Ok(url) => url,
+                Err(e) if lenient => {
+                    url_at.pop();
+                    unresolved.push(Unresolved {
+                        position: environments.len() + unresolved.len(),
+                        name,
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let backup_command = e.backup_command.clone();
             let duration = |field: &str,
                             value: &Option<At<String>>,
@@ -330,6 +407,7 @@ impl Config {
         }
         Ok(Config {
             environments,
+            unresolved,
             root: root.to_path_buf(),
             path: path.to_path_buf(),
         })
@@ -345,6 +423,16 @@ impl Config {
             })
     }
 
+    /// Every environment of the file in promotion order, the unresolved
+    /// ones (see [`Config::load_for_report`]) in their places.
+    pub fn slots(&self) -> Vec<Slot<'_>> {
+        let mut out: Vec<Slot<'_>> = self.environments.iter().map(Slot::Usable).collect();
+        for u in &self.unresolved {
+            out.insert(u.position.min(out.len()), Slot::Unresolved(u));
+        }
+        out
+    }
+
     /// The environment promoted to `name` from, if any.
     pub fn previous(&self, name: &str) -> Option<&Environment> {
         let i = self.environments.iter().position(|e| e.name == name)?;
@@ -354,6 +442,21 @@ impl Config {
     pub fn plans_dir(&self) -> PathBuf {
         self.root.join("plans")
     }
+}
+
+/// The YAML reader's message; for an unknown key, which level it is at and
+/// the nearest valid key ("did you mean `database_url`?").
+fn explain_yaml_error(e: &crate::intent::yaml::YamlError) -> String {
+    let Some((given, expected)) = &e.unknown else {
+        return e.message.clone();
+    };
+    let what = if expected.iter().any(|k| k == "database_url") {
+        "environment key"
+    } else {
+        "top-level key"
+    };
+    let candidates: Vec<&str> = expected.iter().map(String::as_str).collect();
+    crate::suggest::unknown(what, given, &candidates)
 }
 
 /// A value's 1-based line and column, when the reader knew them.
@@ -432,198 +535,4 @@ fn resolve_sqlite_path(url: &str, root: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        Config::parse(
-            text,
-            Path::new("phasegate.yaml"),
-            Path::new("/proj"),
-            &move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
-        )
-    }
-
-    #[test]
-    fn environments_in_order_with_expanded_urls() -> Result<(), ConfigError> {
-        let c = parse(
-            "environments:\n  - name: dev\n    database_url: sqlite://.phasegate/dev.db\n  - name: prod\n    database_url: ${PROD_URL}\n    soak: 72h\n    require_backup: 1d\n    require_approval: true\n",
-            &[("PROD_URL", "postgres://u@db/app")],
-        )?;
-        assert_eq!(
-            c.environments[0].database_url,
-            "sqlite:///proj/.phasegate/dev.db?mode=rwc"
-        );
-        assert_eq!(c.environments[1].database_url, "postgres://u@db/app");
-        assert_eq!(c.environments[1].soak, Some(Duration::from_secs(72 * 3600)));
-        assert_eq!(
-            c.environments[1].require_backup,
-            Some(Duration::from_secs(86400))
-        );
-        assert_eq!(c.previous("prod").map(|e| e.name.as_str()), Some("dev"));
-        assert!(c.previous("dev").is_none());
-        Ok(())
-    }
-
-    #[test]
-    fn mysql_and_mariadb_urls_are_mysql_environments() -> Result<(), ConfigError> {
-        let c = parse(
-            "environments:\n  - name: a\n    database_url: mysql://u@db/app\n  - name: b\n    database_url: MariaDB://u@db/app_b\n",
-            &[],
-        )?;
-        for e in &c.environments {
-            assert_eq!(e.dialect, Dialect::Mysql);
-        }
-        assert_eq!(c.environments[0].database_url, "mysql://u@db/app");
-        assert_eq!(c.environments[1].database_url, "mysql://u@db/app_b");
-        let err = parse(
-            "environments:\n  - name: a\n    database_url: oracle://u@db/app\n",
-            &[],
-        );
-        assert!(err.is_err_and(|e| {
-            e.to_string()
-                .contains("expected postgres://…, mysql://… or sqlite://…")
-        }));
-        Ok(())
-    }
-
-    #[test]
-    fn an_unset_variable_is_named_with_its_line() {
-        let err = parse(
-            "environments:\n  - name: prod\n    database_url: ${PROD_URL}\n",
-            &[],
-        )
-        .map(|_| ());
-        match err {
-            Err(ConfigError::Invalid(d)) => {
-                assert!(
-                    d.message.contains("`PROD_URL`") && d.message.contains("not set"),
-                    "{}",
-                    d.message
-                );
-                assert_eq!(d.line, Some(3));
-            }
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn bad_durations_and_unknown_environments_are_explained() {
-        let err = parse(
-            "environments:\n  - name: a\n    database_url: sqlite://a.db\n    soak: 3 fortnights\n",
-            &[],
-        );
-        assert!(err.is_err_and(|e| e.to_string().contains("is not a duration")));
-        let c = parse(
-            "environments:\n  - name: staging\n    database_url: sqlite://a.db\n",
-            &[],
-        );
-        let unknown = c.map(|c| {
-            c.environment("stagin")
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
-        assert!(
-            matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")),
-            "{unknown:?}"
-        );
-    }
-
-    #[test]
-    fn two_environments_on_one_database_are_refused() {
-        for (a, b) in [
-            (
-                "postgres://u@localhost/app",
-                "postgresql://other:pw@127.0.0.1:5432/app?sslmode=disable",
-            ),
-            ("mysql://root@db:3306/app", "mariadb://u@DB/app"),
-            ("sqlite://app.db", "sqlite:///proj/./app.db"),
-        ] {
-            let err = parse(
-                &format!(
-                    "environments:\n  - name: dev\n    database_url: {a}\n  - name: staging\n    database_url: '{b}'\n"
-                ),
-                &[],
-            );
-            match err {
-                Err(ConfigError::Invalid(d)) => {
-                    assert!(
-                        d.message
-                            .contains("`dev` and `staging` point at the same database"),
-                        "{}",
-                        d.message
-                    );
-                    assert_eq!(d.line, Some(5), "{a} / {b}");
-                }
-                other => panic!("{a} and {b} accepted: {other:?}"),
-            }
-        }
-        assert!(
-            parse(
-                "environments:\n  - name: dev\n    database_url: postgres://u@db/app_dev\n  - name: prod\n    database_url: postgres://u@db:5433/app_dev\n",
-                &[],
-            )
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn durations_are_range_checked() {
-        let env = |extra: &str| {
-            parse(
-                &format!(
-                    "environments:\n  - name: a\n    database_url: postgres://h/db\n    {extra}\n"
-                ),
-                &[],
-            )
-            .map(|c| c.environments[0].clone())
-            .map_err(|e| e.to_string())
-        };
-        for (field, value) in [
-            ("lock_timeout", "0s"),
-            ("lock_timeout", "500us"),
-            ("statement_timeout", "0ms"),
-            ("connect_timeout", "300000000000y"),
-            ("lock_wait", "2d"),
-            ("soak", "400d"),
-            ("backfill_pause", "2h"),
-        ] {
-            let got = env(&format!("{field}: {value}"));
-            assert!(
-                got.as_ref()
-                    .is_err_and(|m| m.contains("out of range") && m.contains(field)),
-                "{field}: {value} gave {got:?}"
-            );
-        }
-        let got = env("lock_retries: 4000000000");
-        assert!(got.is_err_and(|m| m.contains("lock_retries") && m.contains("out of range")));
-        let e = env("lock_timeout: 1ms");
-        assert_eq!(e.map(|e| e.lock_timeout), Ok(Duration::from_millis(1)));
-        let e = env("soak: 0s");
-        assert_eq!(e.map(|e| e.soak), Ok(Some(Duration::ZERO)));
-    }
-
-    #[test]
-    fn a_bad_value_is_reported_where_it_stands() {
-        let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
-        match parse(text, &[]) {
-            Err(ConfigError::Invalid(d)) => {
-                assert_eq!((d.line, d.column), (Some(6), Some(19)), "{d}");
-                assert!(d.message.contains("prod.lock_timeout"), "{}", d.message);
-            }
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("soon").is_err());
-    }
-}
+mod tests;

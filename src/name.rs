@@ -30,8 +30,12 @@ pub enum NameError {
     TooLong(String),
     #[error("identifier `{0}` contains a NUL or control character")]
     Control(String),
-    #[error("`{0}` is not a table name: expected `table` or `schema.table`")]
+    #[error("expected `table` or `schema.table`, got `{0}`")]
     BadQualified(String),
+    /// A column named on the command line without its table, or with an
+    /// empty or malformed part.
+    #[error("expected `table.column` (or `schema.table.column`), got `{0}`")]
+    BadColumnRef(String),
     #[error(
         "`{0}` is not an SQL type: expected a type name such as `text`, `varchar(255)`, `numeric(12,2)` or `integer[]`"
     )]
@@ -320,6 +324,21 @@ mod tests {
     }
 
     #[test]
+    fn a_column_without_its_table_says_what_was_expected() {
+        for bad in ["name", "users.", ".name", "a.b.c.d", ""] {
+            let e = ColumnRef::parse(bad).map(|c| c.to_string());
+            assert_eq!(
+                e.map_err(|e| e.to_string()),
+                Err(format!(
+                    "expected `table.column` (or `schema.table.column`), got `{bad}`"
+                ))
+            );
+        }
+        let c = ColumnRef::parse("billing.users.name").map(|c| c.to_string());
+        assert_eq!(c, Ok("billing.users.name".to_string()));
+    }
+
+    #[test]
     fn types_are_parsed_and_folded() {
         let t = SqlType::parse("character varying(20)").map_err(|e| e.to_string());
         assert_eq!(
@@ -355,11 +374,7 @@ pub struct ColumnRef {
 
 impl ColumnRef {
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        let bad = || {
-            NameError::BadQualified(format!(
-                "{s}` (expected `table.column` or `schema.table.column`)"
-            ))
-        };
+        let bad = || NameError::BadColumnRef(s.to_string());
         let (table, column) = s.rsplit_once('.').ok_or_else(bad)?;
         Ok(ColumnRef {
             table: TableName::parse(table).map_err(|_| bad())?,

@@ -173,7 +173,7 @@ fn assert_blocked(project: &Project) -> TestResult {
     expect_text(&apply, "never finished", "apply")?;
     expect_text(&apply, "part of it may have run", "apply")?;
     expect_text(&apply, &resolve, "apply")?;
-    expect_text(&apply, "`--as not-applied`", "apply")?;
+    expect_text(&apply, "--as not-applied`", "apply")?;
     let gate = run(project, &["gate", "--env", ENV, PLAN])?;
     expect_exit(&gate, 1, "gate after the kill")?;
     expect_text(&gate, &resolve, "gate")?;
@@ -189,6 +189,19 @@ fn assert_blocked(project: &Project) -> TestResult {
     expect_text(&other, &resolve, "another plan's apply")?;
     let status = run(project, &["status"])?;
     expect_text(&status, "1.add_column", "status")?;
+    // Explained once, under its own plan; the other plan points at it.
+    let said = text(&status);
+    if said.matches(&resolve).count() != 1 {
+        return Err(fail(format!(
+            "status explains the interrupted step {} times, not once:\n{said}",
+            said.matches(&resolve).count()
+        )));
+    }
+    expect_text(
+        &status,
+        &format!("step 1.add_column of {PLAN} never finished here; resolve it first (see {PLAN})"),
+        "status, under the other plan",
+    )?;
     Ok(())
 }
 
@@ -355,7 +368,7 @@ async fn a_mysql_undo_killed_midway_blocks_until_resolved_then_rollback_finishes
                 args[0],
             )?;
             expect_text(&o, &resolve, args[0])?;
-            expect_text(&o, "`--as not-rolled-back`", args[0])?;
+            expect_text(&o, "--step 1.sync_trigger --as not-rolled-back`", args[0])?;
         }
         let status = run(&project, &["status"])?;
         expect_text(&status, "partly rolled back", "status")?;

@@ -309,7 +309,6 @@ fn an_error_fails_the_job_and_deploys_nothing() -> TestResult {
 /// The deploy fails after apply: phase 2 stays migrated, and the next push
 /// (phasegate exits 3: waiting for the deploy) deploys and marks it.
 #[tokio::test]
-#[ignore = "needs the CLI contract (exit 3 / idempotent apply)"]
 async fn a_failed_deploy_is_deployed_and_marked_by_the_next_push() {
     with_postgres(|db| async move {
         let p = Project::new(&db.url, "")?;

@@ -182,8 +182,14 @@ fn the_runbook_follows_the_configured_environments_in_order() {
 #[test]
 fn a_config_elsewhere_is_read_with_config_and_a_broken_one_is_an_error() {
     let p = Project::new();
-    std::fs::create_dir_all(p.0.join("ops")).expect("mkdir");
+    std::fs::create_dir_all(p.0.join("ops/plans")).expect("mkdir");
     p.write("ops/pg.yaml", CONFIG);
+    // The config's folder is the project root: its plans are beside it.
+    std::fs::copy(
+        p.0.join("plans/drop-users-legacy-flag.yaml"),
+        p.0.join("ops/plans/drop-users-legacy-flag.yaml"),
+    )
+    .expect("copy plan");
     let md = p.runbook("drop-users-legacy-flag", &["--config", "ops/pg.yaml"]);
     assert!(md.contains("`qa` → `live`"), "{md}");
 

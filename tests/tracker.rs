@@ -544,7 +544,7 @@ async fn full_rename(dbs: [TestDb; 3]) -> TestResult {
                 assert_reason(
                     &v,
                     "backup",
-                    "no backup recorded; prod requires one within 24h: `phasegate backup --env prod`",
+                    "no backup recorded; prod requires one within 24h: `phasegate backup --env prod --location WHERE`",
                 );
                 assert_reason(
                     &v,
@@ -994,7 +994,7 @@ async fn backup_gate(dbs: [TestDb; 3]) -> TestResult {
         assert_reason(
             &v,
             "backup",
-            "no backup recorded; dev requires one within 24h: `phasegate backup --env dev`",
+            "no backup recorded; dev requires one within 24h: `phasegate backup --env dev --location WHERE`",
         );
         let m = refused(ws.backup("dev", None).await, "backup without a command");
         assert!(m.contains("dev has no backup_command"), "{m}");
@@ -1454,7 +1454,7 @@ async fn rollback(dbs: [TestDb; 3]) -> TestResult {
         "{m}"
     );
     assert!(
-        m.contains("none was recorded with `phasegate backup`"),
+        m.contains("none was recorded with `phasegate backup --env dev`"),
         "{m}"
     );
     ws.backup("dev", Some("/backups/dev-before-contract.dump"))
@@ -2061,7 +2061,18 @@ async fn an_unset_variable_in_the_config_is_exit_2_naming_it() -> TestResult {
         c.env_remove("PHASEGATE_TEST_SURELY_UNSET_URL");
         let out = c.output().await?;
         assert_exit(&out, 2, &format!("{args:?} with an unset variable"));
-        let err = stderr(&out);
+        // status reports prod as an entry with its error, on stdout, and
+        // names it in its one-line summary on stderr.
+        let err = if args[0] == "status" {
+            assert!(
+                stderr(&out).contains("could not be read: dev, prod"),
+                "{}",
+                stderr(&out)
+            );
+            stdout(&out)
+        } else {
+            stderr(&out)
+        };
         assert!(
             err.contains("`PHASEGATE_TEST_SURELY_UNSET_URL`") && err.contains("not set"),
             "{err}"

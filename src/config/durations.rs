@@ -6,8 +6,61 @@ use std::time::Duration;
 /// Any length humantime reads is returned; [`DurationRange::parse`] adds the
 /// bounds of a config field.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. 72h, 30m, 2d"))
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        let hint = match respelt(s.trim()) {
+            Some(fixed) => format!("did you mean `{fixed}`?"),
+            None => "write e.g. 72h, 30m, 2d".to_string(),
+        };
+        format!("`{s}` is not a duration ({e}); {hint}")
+    })
+}
+
+/// The units humantime reads.
+const UNITS: &[&str] = &[
+    "ms", "msec", "s", "sec", "secs", "second", "seconds", "m", "min", "mins", "minute", "minutes",
+    "h", "hr", "hrs", "hour", "hours", "d", "day", "days", "w", "week", "weeks",
+];
+
+/// `s` with each misspelt unit replaced by the nearest one, when that reads
+/// as a duration (`24hs` → `24h`, `3 dyas` → `3 days`).
+fn respelt(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        let len = if c.is_ascii_alphabetic() {
+            rest.find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        let word = &rest[..len];
+        match c.is_ascii_alphabetic() && !UNITS.contains(&word) {
+            true => {
+                let unit = nearest_unit(word)?;
+                out.push_str(unit);
+                changed = true;
+            }
+            false => out.push_str(word),
+        }
+        rest = &rest[len..];
+    }
+    (changed && humantime::parse_duration(&out).is_ok()).then_some(out)
+}
+
+/// The unit nearest a misspelt one: the same first letter, then the closest.
+fn nearest_unit(word: &str) -> Option<&'static str> {
+    let lower = word.to_ascii_lowercase();
+    if UNITS.contains(&lower.as_str()) {
+        return UNITS.iter().find(|u| **u == lower).copied();
+    }
+    let first = lower.chars().next()?;
+    let same: Vec<&str> = UNITS
+        .iter()
+        .filter(|u| u.starts_with(first))
+        .copied()
+        .collect();
+    crate::suggest::nearest(&lower, &same)
 }
 
 /// The durations a config field accepts, both ends included.
@@ -69,5 +122,32 @@ impl DurationRange {
             ));
         }
         Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_unit_gets_the_nearest_one() {
+        for (given, want) in [
+            ("24hs", "did you mean `24h`?"),
+            ("3 dyas", "did you mean `3 days`?"),
+            ("30 minuts", "did you mean `30 minutes`?"),
+            ("1H", "did you mean `1h`?"),
+        ] {
+            let e = parse_duration(given);
+            assert!(
+                e.as_ref().is_err_and(|m| m.contains(want)),
+                "{given}: {e:?}"
+            );
+        }
+        let e = parse_duration("soon");
+        assert!(
+            e.as_ref()
+                .is_err_and(|m| m.contains("write e.g. 72h") && !m.contains("did you mean")),
+            "{e:?}"
+        );
     }
 }

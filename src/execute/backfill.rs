@@ -19,6 +19,7 @@
 //! an UPDATE there) the batch's bounds are read first and the UPDATE then
 //! walks that key range (`backfill/sql.rs`).
 
+mod count;
 mod sql;
 
 use sqlx::{AssertSqlSafe, Row};
@@ -26,7 +27,8 @@ use sqlx::{AssertSqlSafe, Row};
 use sql::{mysql_batch_bounds, mysql_batch_update, postgres_batch, quoted, sqlite_batch};
 
 use super::deadline::{self, LOST};
-use super::send::{backoff, is_lock_timeout};
+use super::progress::{BackfillProgress, RowCount};
+use super::send::{gave_way, is_lock_timeout};
 use super::steps::{db_failure, failure, into_sqlx, prelude, query_value};
 use super::{RunError, StepContext};
 use crate::config::Environment;
@@ -93,7 +95,6 @@ async fn run_batches(
     step: &Step,
     b: &Backfill,
 ) -> Result<(), RunError> {
-    let dialect = cx.env.dialect;
     let key = walk_key(store, b).await?;
     if key.is_empty() {
         return Err(failure(
@@ -106,26 +107,46 @@ async fn run_batches(
         ));
     }
     let within = deadline::batch_deadline(cx.env);
-    let total = deadline::within(within, async {
-        Ok(estimate_rows(store, dialect, &b.table).await)
-    })
-    .await
-    .ok()
-    .flatten();
+    let mut total = count_rows(store, cx, b).await;
     let n = u64::from(cx.env.backfill_batch_size);
     let mut last: Option<Vec<String>> = cx.checkpoint.map(|c| c.last.clone());
     let mut updated = cx.checkpoint.map_or(0, |c| c.updated);
-    let mut scanned_total = 0u64;
-    cx.progress.backfill(step, updated, total);
+    // Where the walk stands, earlier runs included (a checkpoint written
+    // before phasegate recorded it has only the rows it updated).
+    let resumed_from = cx.checkpoint.map_or(0, |c| c.scanned.max(c.updated));
+    let mut scanned = resumed_from;
+    let mut scanned_now = 0u64;
+    let report = |scanned: u64, updated: u64, total: Option<RowCount>, finished: bool| {
+        let p = BackfillProgress {
+            done: scanned,
+            resumed_from,
+            updated,
+            total,
+            finished,
+        };
+        cx.progress.backfill_progress(step, &p);
+    };
+    report(scanned, updated, total, false);
     loop {
         let mut attempt = 0;
         let batch = loop {
-            let one = batch(store, cx, step, b, &key, last.as_deref(), n, updated);
+            let one = batch(
+                store,
+                cx,
+                step,
+                b,
+                &key,
+                last.as_deref(),
+                n,
+                updated,
+                scanned,
+            );
             match deadline::within(within, one).await {
                 Ok(r) => break r,
                 Err(e) if is_lock_timeout(&e) && attempt < cx.env.lock_retries => {
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
+                    let pause = gave_way(cx.progress, step, cx.env, Some(&b.table), attempt);
+                    tokio::time::sleep(pause).await;
                 }
                 Err(e) => {
                     let after = last.as_ref().map_or("the start".to_string(), |l| {
@@ -135,9 +156,15 @@ async fn run_batches(
                 }
             }
         };
-        scanned_total += batch.scanned;
+        scanned_now += batch.scanned;
+        scanned += batch.scanned;
         updated += batch.updated;
-        cx.progress.backfill(step, updated, total);
+        if total.is_none() && batch.scanned > 0 {
+            // Counting failed before the first batch (the table was
+            // locked): once a batch got through, count again.
+            total = count_rows(store, cx, b).await;
+        }
+        report(scanned, updated, total, false);
         if batch.scanned < n {
             break;
         }
@@ -147,11 +174,11 @@ async fn run_batches(
         }
     }
     // Rows written behind the walk (a key lower than where it was) and left pending.
-    match sweep(store, cx.env, b, &key, scanned_total / n + 3).await {
+    match sweep(store, cx.env, b, &key, scanned_now / n + 3).await {
         Ok(done) => updated += done,
         Err(e) => return Err(lost_backfill(step, cx, "final sweep".into(), &e)),
     }
-    cx.progress.backfill(step, updated, total);
+    report(scanned, updated, total, true);
     let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
         .phase(cx.phase)
         .step(&step.id);
@@ -179,6 +206,18 @@ fn lost_backfill(step: &Step, cx: &StepContext<'_>, what: String, e: &sqlx::Erro
         format!("{LOST} during the {what}; {next}"),
         e,
     )
+}
+
+/// The table's rows for the progress report, within the batch deadline
+/// (`None`: unknown; see `backfill/count.rs`).
+async fn count_rows(store: &mut Store, cx: &StepContext<'_>, b: &Backfill) -> Option<RowCount> {
+    let within = deadline::batch_deadline(cx.env);
+    deadline::within(within, async {
+        Ok(count::table_rows(store, cx.env, &b.table).await)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Updates the rows still pending, a batch of `backfill_batch_size` at a
@@ -296,6 +335,7 @@ async fn batch(
     after: Option<&[String]>,
     n: u64,
     updated_before: u64,
+    scanned_before: u64,
 ) -> Result<Batch, sqlx::Error> {
     let dialect = cx.env.dialect;
     let result = async {
@@ -386,6 +426,7 @@ async fn batch(
             let checkpoint = Checkpoint {
                 last: batch.last.clone(),
                 updated: updated_before + batch.updated,
+                scanned: scanned_before + batch.scanned,
             };
             let event = NewEvent::plan(cx.plan, EventKind::BackfillProgress)
                 .phase(cx.phase)
@@ -483,29 +524,4 @@ async fn primary_key(store: &mut Store, table: &TableName) -> Result<Vec<String>
         return Ok(vec!["rowid".to_string()]);
     }
     Ok(rows)
-}
-
-/// Roughly how many rows the table has, for progress and ETA (`None`: unknown).
-async fn estimate_rows(store: &mut Store, dialect: Dialect, table: &TableName) -> Option<u64> {
-    let sql = match dialect {
-        Dialect::Postgres => format!(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass({})",
-            dialect.quote_literal(&dialect.quote_table(table))
-        ),
-        Dialect::Sqlite => format!("SELECT count(*) FROM {}", dialect.quote_table(table)),
-        Dialect::Mysql => format!(
-            "SELECT CAST(table_rows AS SIGNED) FROM information_schema.tables WHERE table_schema = {} AND table_name = {}",
-            table
-                .schema
-                .as_ref()
-                .map_or("DATABASE()".to_string(), |s| dialect
-                    .quote_literal(s.as_str())),
-            dialect.quote_literal(table.name.as_str())
-        ),
-    };
-    let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-        .fetch_one(store.conn())
-        .await
-        .ok()?;
-    u64::try_from(n).ok().filter(|n| *n > 0)
 }

@@ -119,7 +119,7 @@ pub fn after_lost_up(
         )
     });
     format!(
-        "the step is recorded as started and not finished: check the database{index}, then `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there, or `--as not-applied` if not (apply then runs it again); {freed}"
+        "the step is recorded as started and not finished: check the database{index}, then `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there, or `phasegate resolve --env {env} {plan} --step {step} --as not-applied` if not (apply then runs it again); {freed}"
     )
 }
 

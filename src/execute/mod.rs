@@ -9,8 +9,9 @@
 //! `records.rs` (`mark`, `approve`, `backup`, `accept-change`, `resolve`),
 //! `gate.rs` (the gates, `gate`), `status.rs` (`status`, `history`,
 //! `verify`) and `check.rs` (`check`). Running one step is `steps.rs`,
-//! sending its SQL `send.rs`, a batched backfill `backfill.rs`;
-//! `session.rs` finds an interrupted step
+//! sending its SQL `send.rs`, a batched backfill `backfill.rs`
+//! (`progress.rs`: what long steps report as they run); `session.rs` finds
+//! an interrupted step
 //! still running on the server, `presence.rs` checks that a step's objects
 //! are in the catalog before `resolve --as applied` records it.
 
@@ -21,6 +22,7 @@ mod deadline;
 mod drift;
 mod gate;
 mod presence;
+mod progress;
 mod records;
 mod rollback;
 mod send;
@@ -35,7 +37,6 @@ use crate::config::{Config, ConfigError, Environment};
 use crate::dialect::Dialect;
 use crate::dialect::templates::{TemplateError, Templates};
 use crate::intent::{PlanError, PlanFile, PlanNotFound};
-use crate::plan::Step;
 use crate::plan::{Plan, Planner, PlanningError};
 use crate::tracker::gates::Verdict;
 use crate::tracker::{
@@ -46,8 +47,9 @@ pub use steps::StepError;
 
 pub use apply::Applied;
 pub use check::Check;
+pub use progress::{BackfillProgress, EXACT_COUNT_LIMIT, LockWait, NoProgress, Progress, RowCount};
 pub use records::Resolution;
-pub use status::{EnvStatus, PlanStatus};
+pub use status::{EnvStatus, PlanProblem, PlanStatus};
 
 /// Why a command could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -158,20 +160,6 @@ impl std::ops::Deref for LivePlan {
         &self.plan
     }
 }
-
-/// Where a long step reports how far it got. The library never prints; the
-/// binary draws a progress bar on a terminal and plain lines otherwise.
-pub trait Progress: Send + Sync {
-    /// A step is about to run.
-    fn step(&self, _step: &Step) {}
-    /// A backfill has updated `updated` rows of about `total`.
-    fn backfill(&self, _step: &Step, _updated: u64, _total: Option<u64>) {}
-}
-
-/// Reports nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
 
 /// What a step needs to know while it runs.
 pub(crate) struct StepContext<'a> {

@@ -44,7 +44,7 @@ impl Workspace<'_> {
                 let what: Vec<&str> = plan.phase_steps(phase).filter(|s| !s.reversible).map(|s| s.description.as_str()).collect();
                 let restore = match backups(&events).last() {
                     Some((at, loc)) => format!("restore the backup taken {} ago ({loc})", human(self.clock.now().signed_duration_since(*at).to_std().unwrap_or_default())),
-                    None => "restore a backup of the database (none was recorded with `phasegate backup`)".to_string(),
+                    None => format!("restore a backup of the database (none was recorded with `phasegate backup --env {}`)", env.name),
                 };
                 return Err(RunError::Refused(format!(
                     "phase {n} of {} cannot be rolled back: it cannot be undone ({}). To go back, {restore}",

@@ -16,10 +16,13 @@ use sqlx::AssertSqlSafe;
 
 use super::RunError;
 use super::deadline::{self, LOST};
+use super::progress::{LockWait, Progress};
 use super::steps::{GAVE_WAY, StepError, postlude, prelude};
 use crate::config::Environment;
 use crate::db_error::DbError;
 use crate::dialect::Dialect;
+use crate::name::TableName;
+use crate::plan::Step;
 use crate::tracker::{Store, is_busy};
 
 /// How a step that is not transactional is sent: statement by statement on
@@ -61,6 +64,7 @@ impl UnitFailure {
         step: &str,
         phase: usize,
         env: &Environment,
+        plan: &str,
         running: Running,
     ) -> StepError {
         let mut parts: Vec<String> = Vec::new();
@@ -92,7 +96,8 @@ impl UnitFailure {
             };
             parts.push(match running {
                 Running::Up => format!(
-                    "{ran} (running the step again runs {them} again: undo {them}, or finish the step by hand and `phasegate resolve` it)"
+                    "{ran} (running the step again runs {them} again: undo {them}, or finish the step by hand and record it: `phasegate resolve --env {} {plan} --step {step} --as applied`)",
+                    env.name
                 ),
                 Running::Down => format!("{ran} (running rollback again runs {them} again)"),
             });
@@ -134,6 +139,7 @@ pub(super) async fn run_units(
     store: &mut Store,
     env: &Environment,
     units: &[String],
+    (progress, step): (&dyn Progress, &Step),
     mut run_one: impl AsyncFnMut(&mut Store, &str) -> Result<(), sqlx::Error>,
 ) -> Result<(), UnitFailure> {
     let deadline = deadline::statement_deadline(env);
@@ -167,7 +173,8 @@ pub(super) async fn run_units(
             }
             if is_lock_timeout(&error) && attempt < env.lock_retries {
                 attempt += 1;
-                tokio::time::sleep(backoff(attempt)).await;
+                let pause = gave_way(progress, step, env, step.table.as_ref(), attempt);
+                tokio::time::sleep(pause).await;
                 continue;
             }
             return Err(UnitFailure {
@@ -225,6 +232,41 @@ fn lock_wait_text(env: &Environment) -> String {
     match env.dialect {
         Dialect::Mysql => format!("{}s", ms.div_ceil(1000).max(1)),
         Dialect::Postgres | Dialect::Sqlite => format!("{ms}ms"),
+    }
+}
+
+/// Tells `progress` that a statement of `step` on `table` gave way on its
+/// lock and that try `attempt` + 1 (`attempt`: the retries so far, from 1)
+/// comes after a pause; returns the pause ([`backoff`]).
+pub(super) fn gave_way(
+    progress: &dyn Progress,
+    step: &Step,
+    env: &Environment,
+    table: Option<&TableName>,
+    attempt: u32,
+) -> Duration {
+    let pause = backoff(attempt);
+    progress.lock_wait(
+        step,
+        &LockWait {
+            table: table.map(ToString::to_string),
+            attempt: attempt + 1,
+            attempts: env.lock_retries.saturating_add(1),
+            waited: lock_waited(env),
+            retry_in: pause,
+        },
+    );
+    pause
+}
+
+/// How long a statement waits for a lock before it gives way: the
+/// environment's `lock_timeout`, in whole seconds on MySQL (which rounds it up).
+fn lock_waited(env: &Environment) -> Duration {
+    match env.dialect {
+        Dialect::Mysql => {
+            Duration::from_secs(env.lock_timeout.as_millis().div_ceil(1000).max(1) as u64)
+        }
+        Dialect::Postgres | Dialect::Sqlite => env.lock_timeout,
     }
 }
 

@@ -184,17 +184,21 @@ pub async fn refuse_if_running(store: &mut Store, env: &Environment) -> Result<(
     Ok(())
 }
 
-/// The message of [`still_running`] for every interrupted step (of any plan
-/// in `events`) whose server session is still connected; what cannot be
-/// looked up is left out (`status` reads, it does not refuse).
-pub async fn running_now(store: &mut Store, env: &Environment, events: &[Event]) -> Vec<String> {
+/// For every interrupted step (of any plan in `events`) whose server
+/// session is still connected: its plan and the message of [`still_running`];
+/// what cannot be looked up is left out (`status` reads, it does not refuse).
+pub async fn running_now(
+    store: &mut Store,
+    env: &Environment,
+    events: &[Event],
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if env.dialect == Dialect::Sqlite {
         return out;
     }
     for i in interrupted(events) {
         if let Ok(Some(alive)) = lookup(store, env.dialect, &i.session).await {
-            out.push(still_running(env, &i, &alive));
+            out.push((i.plan.clone(), still_running(env, &i, &alive)));
         }
     }
     out
@@ -213,7 +217,7 @@ pub fn still_running(env: &Environment, i: &Interrupted, alive: &Alive) -> Strin
         format!(", running `{}`", alive.statement)
     };
     format!(
-        "step {step} of {plan} is still running on the server as connection {n} (started {since}, {state}{statement}): its phasegate run was killed or lost its connection, and the server carries on. Wait for it to finish or end it (`{kill}`), then check the database and run `phasegate resolve --env {env} {plan} --step {step} --as applied` or `--as not-applied`",
+        "step {step} of {plan} is still running on the server as connection {n} (started {since}, {state}{statement}): its phasegate run was killed or lost its connection, and the server carries on. Wait for it to finish or end it (`{kill}`), then check the database and run `phasegate resolve --env {env} {plan} --step {step} --as applied` or `phasegate resolve --env {env} {plan} --step {step} --as not-applied`",
         step = i.step,
         plan = i.plan,
         since = alive.since,

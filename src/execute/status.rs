@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::config::{Environment, Slot};
 use crate::plan::StepKind;
 use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, VerifyOutcome};
@@ -14,21 +15,50 @@ use crate::tracker::{Event, Next, PhaseStatus, derive, interrupted_elsewhere, pl
 use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
 
 /// What `status` reads of one environment: its log, the live schema of the
-/// plans' tables, and the refusals for interrupted steps still running there.
-type EnvRead = (Vec<Event>, Catalog, Vec<String>);
+/// plans' tables, and the refusals for interrupted steps still running there
+/// (with their plans).
+type EnvRead = (Vec<Event>, Catalog, Vec<(String, String)>);
 
 /// One environment as `status` sees it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EnvStatus {
     pub env: String,
-    /// `None` when reachable; otherwise why not.
+    /// `None` when it could be read; otherwise why not (unreachable, an
+    /// unset variable in its URL, a log it cannot trust).
     pub unreachable: Option<String>,
     pub plans: Vec<PlanStatus>,
+    /// The plans under plans/ that could not be read, or not planned for
+    /// this environment, each with its error; the others are in `plans`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_errors: Vec<PlanProblem>,
+}
+
+/// A plan `status` could not report, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct PlanProblem {
+    pub plan: String,
+    pub error: String,
+}
+
+/// What `status` read of every environment, and which one a row is for.
+#[derive(Clone, Copy)]
+struct PlanRead<'r> {
+    /// The environment's index in `slots` and `logs`.
+    i: usize,
+    slots: &'r [Slot<'r>],
+    logs: &'r [Result<EnvRead, String>],
+    events: &'r [Event],
+    catalog: &'r Catalog,
+    running: &'r [(String, String)],
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlanStatus {
     pub plan: String,
+    /// How a command names the plan: its file's name under plans/ (a
+    /// plan's `name:` may differ from it), for the commands status suggests.
+    #[serde(skip)]
+    pub target: String,
     pub phases: usize,
     /// Phases deployed, counting from the first.
     pub deployed: usize,
@@ -117,18 +147,38 @@ impl Workspace<'_> {
 
     /// `phasegate status`: every plan in every environment (or one), read
     /// concurrently, each environment within its own timeout.
+    ///
+    /// The report is complete except for named entries: an environment that
+    /// cannot be read (unreachable, an unset `${VAR}` in its URL when the
+    /// config was loaded with [`crate::config::Config::load_for_report`]) is
+    /// an [`EnvStatus`] with `unreachable` set, and a plan that cannot be
+    /// read or planned there is in its `plan_errors`. Only an unknown `only`
+    /// is an error.
     pub async fn status(&self, only: Option<&str>) -> Result<Vec<EnvStatus>, RunError> {
-        if let Some(name) = only {
+        let slots = self.config.slots();
+        if let Some(name) = only
+            && !slots.iter().any(|s| s.name() == name)
+        {
             self.env(name)?;
         }
         let mut plans = Vec::new();
+        let mut unreadable = Vec::new();
         for name in crate::intent::plan_names(&self.config.plans_dir()) {
-            plans.push(self.load(&name)?);
+            match self.load(&name) {
+                Ok(p) => plans.push(p),
+                Err(e) => unreadable.push(PlanProblem {
+                    plan: name,
+                    error: e.to_string(),
+                }),
+            }
         }
-        let envs = &self.config.environments;
         let plan_refs: Vec<&LoadedPlan> = plans.iter().collect();
         let plan_refs = &plan_refs;
-        let reads = envs.iter().map(|env| async move {
+        let reads = slots.iter().map(|slot| async move {
+            let env = match slot {
+                Slot::Usable(env) => *env,
+                Slot::Unresolved(u) => return Err(u.error.clone()),
+            };
             let read = async {
                 let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
                 let events = store.events(None).await.map_err(|e| e.to_string());
@@ -152,104 +202,165 @@ impl Workspace<'_> {
         });
         let logs: Vec<Result<EnvRead, String>> = futures::future::join_all(reads).await;
         let mut out = Vec::new();
-        for (i, env) in envs.iter().enumerate() {
-            if only.is_some_and(|o| o != env.name) {
+        for (i, slot) in slots.iter().enumerate() {
+            if only.is_some_and(|o| o != slot.name()) {
                 continue;
             }
-            let (events, catalog, running) = match &logs[i] {
-                Ok((e, c, r)) => (e, c, r),
-                Err(why) => {
+            let (env, (events, catalog, running)) = match (slot, &logs[i]) {
+                (Slot::Usable(env), Ok(read)) => (*env, read),
+                (_, Err(why)) => {
                     out.push(EnvStatus {
-                        env: env.name.clone(),
+                        env: slot.name().to_string(),
                         unreachable: Some(why.clone()),
                         plans: Vec::new(),
+                        plan_errors: unreadable.clone(),
+                    });
+                    continue;
+                }
+                (Slot::Unresolved(u), Ok(_)) => {
+                    out.push(EnvStatus {
+                        env: u.name.clone(),
+                        unreachable: Some(u.error.clone()),
+                        plans: Vec::new(),
+                        plan_errors: unreadable.clone(),
                     });
                     continue;
                 }
             };
             let mut rows = Vec::new();
+            let mut plan_errors = unreadable.clone();
             for loaded in &plans {
-                let mine = plan_events(events, &loaded.file.name);
-                // A plan that started here is planned against the schema it started with.
-                let snapshot = derive(&mine, 0)
-                    .catalog
-                    .and_then(|c| serde_json::from_str::<Catalog>(&c).ok());
-                let started = mine.iter().any(|e| e.plan.is_some());
-                let plan = self.plan_with(
-                    loaded,
-                    env.dialect,
-                    snapshot.as_ref().unwrap_or(catalog),
-                    started,
-                )?;
-                let state = derive(&mine, plan.phases.len());
-                let prev_state = i.checked_sub(1).map(|p| {
-                    let s = logs[p].as_ref().map(|(ev, _, _)| {
-                        let theirs: Vec<Event> = ev
-                            .iter()
-                            .filter(|e| e.plan.as_deref() == Some(&plan.name))
-                            .cloned()
-                            .collect();
-                        derive(&theirs, plan.phases.len())
-                    });
-                    (envs[p].name.as_str(), s.map_err(|e| e.clone()))
-                });
-                let backups = backups(&mine);
-                let order_now = self.order_now();
-                // The orders recorded where the plan started, here and before here.
-                let started: Vec<StartedOrder> = logs[..=i]
-                    .iter()
-                    .zip(envs.iter())
-                    .filter_map(|(log, e)| {
-                        started_order(&e.name, &log.as_ref().ok()?.0, &plan.name)
-                    })
-                    .collect();
-                let elsewhere = interrupted_elsewhere(events, &plan.name);
-                let ctx = GateContext {
-                    plan: &plan,
-                    plan_label: &loaded.label,
-                    env,
-                    state: &state,
-                    previous_env: prev_state
-                        .as_ref()
-                        .map(|(n, s)| (*n, s.as_ref().map_err(Clone::clone))),
-                    backups: &backups,
-                    now: self.clock.now(),
-                    text_now: &loaded.text,
-                    verify: None,
-                    elsewhere: &elsewhere,
-                    order_now: &order_now,
-                    started: &started,
+                let read = PlanRead {
+                    i,
+                    slots: &slots,
+                    logs: &logs,
+                    events,
+                    catalog,
+                    running,
                 };
-                let verdict = gates::verdict(&ctx);
-                let current = match state.next() {
-                    Next::Apply(n) | Next::Deploy(n) => n,
-                    Next::Complete => plan.phases.len(),
-                };
-                let record = state.phase(current);
-                // A step still running on the server holds every plan here.
-                let mut blocked: Vec<Gate> = verdict.blocked().cloned().collect();
-                blocked.extend(running.iter().map(|m| Gate {
-                    name: "running",
-                    held: false,
-                    reason: m.clone(),
-                }));
-                rows.push(PlanStatus {
-                    plan: plan.name.clone(),
-                    phases: plan.phases.len(),
-                    deployed: state.deployed_count(),
-                    phase: current,
-                    state: record.map_or(PhaseStatus::Pending, |r| r.status),
-                    since: record.and_then(|r| r.since),
-                    next: state.next(),
-                    blocked,
-                });
+                match self.plan_status(env, loaded, &read) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => plan_errors.push(PlanProblem {
+                        plan: loaded.file.name.clone(),
+                        error: e.to_string(),
+                    }),
+                }
             }
+            plan_errors.sort_by(|a, b| a.plan.cmp(&b.plan));
             out.push(EnvStatus {
                 env: env.name.clone(),
                 unreachable: None,
                 plans: rows,
+                plan_errors,
             });
         }
         Ok(out)
+    }
+
+    /// One plan's row in one environment's status.
+    fn plan_status(
+        &self,
+        env: &Environment,
+        loaded: &LoadedPlan,
+        read: &PlanRead<'_>,
+    ) -> Result<PlanStatus, RunError> {
+        let PlanRead {
+            i,
+            slots,
+            logs,
+            events,
+            catalog,
+            running,
+        } = *read;
+        let mine = plan_events(events, &loaded.file.name);
+        // A plan that started here is planned against the schema it started with.
+        let snapshot = derive(&mine, 0)
+            .catalog
+            .and_then(|c| serde_json::from_str::<Catalog>(&c).ok());
+        let started = mine.iter().any(|e| e.plan.is_some());
+        let plan = self.plan_with(
+            loaded,
+            env.dialect,
+            snapshot.as_ref().unwrap_or(catalog),
+            started,
+        )?;
+        let state = derive(&mine, plan.phases.len());
+        let prev_state = i.checked_sub(1).map(|p| {
+            let s = logs[p].as_ref().map(|(ev, _, _)| {
+                let theirs: Vec<Event> = ev
+                    .iter()
+                    .filter(|e| e.plan.as_deref() == Some(&plan.name))
+                    .cloned()
+                    .collect();
+                derive(&theirs, plan.phases.len())
+            });
+            (slots[p].name(), s.map_err(|e| e.clone()))
+        });
+        let backups = backups(&mine);
+        let order_now = self.order_now();
+        // The orders recorded where the plan started, here and before here.
+        let started: Vec<StartedOrder> = logs[..=i]
+            .iter()
+            .zip(slots.iter())
+            .filter_map(|(log, s)| started_order(s.name(), &log.as_ref().ok()?.0, &plan.name))
+            .collect();
+        // Another plan's interrupted step holds this one too, but it is
+        // explained once, under its own plan; here a pointer to it.
+        let elsewhere = interrupted_elsewhere(events, &plan.name);
+        let ctx = GateContext {
+            plan: &plan,
+            plan_label: &loaded.label,
+            env,
+            state: &state,
+            previous_env: prev_state
+                .as_ref()
+                .map(|(n, s)| (*n, s.as_ref().map_err(Clone::clone))),
+            backups: &backups,
+            now: self.clock.now(),
+            text_now: &loaded.text,
+            verify: None,
+            elsewhere: &[],
+            order_now: &order_now,
+            started: &started,
+        };
+        let verdict = gates::verdict(&ctx);
+        let current = match state.next() {
+            Next::Apply(n) | Next::Deploy(n) => n,
+            Next::Complete => plan.phases.len(),
+        };
+        let record = state.phase(current);
+        let mut blocked: Vec<Gate> = verdict.blocked().cloned().collect();
+        if !matches!(state.next(), Next::Complete) {
+            blocked.extend(elsewhere.iter().map(|(other, o)| Gate {
+                name: "clean",
+                held: false,
+                reason: format!(
+                    "step {} of {other} never finished here; resolve it first (see {other})",
+                    o.step
+                ),
+            }));
+        }
+        // A step still running on the server holds every plan here: in
+        // full under its plan, as a pointer under the others.
+        blocked.extend(running.iter().map(|(other, m)| Gate {
+            name: "running",
+            held: false,
+            reason: if *other == plan.name {
+                m.clone()
+            } else {
+                format!("a step of {other} is still running on the server (see {other})")
+            },
+        }));
+        Ok(PlanStatus {
+            plan: plan.name.clone(),
+            target: loaded.label.clone(),
+            phases: plan.phases.len(),
+            deployed: state.deployed_count(),
+            phase: current,
+            state: record.map_or(PhaseStatus::Pending, |r| r.status),
+            since: record.and_then(|r| r.since),
+            next: state.next(),
+            blocked,
+        })
     }
 }

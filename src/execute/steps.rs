@@ -246,13 +246,17 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .step(&step.id);
     if step.transactional {
         let units = [sql.to_string()];
-        return run_units(store, cx.env, &units, async |store, unit| {
-            in_transaction(store, cx.env, unit, &applied, cx).await
-        })
+        return run_units(
+            store,
+            cx.env,
+            &units,
+            (cx.progress, step),
+            async |store, unit| in_transaction(store, cx.env, unit, &applied, cx).await,
+        )
         .await
         .map_err(|f| {
             lost_up(
-                f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+                f.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Up),
                 cx,
                 false,
                 None,
@@ -291,18 +295,24 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     {
         drop_invalid_index(store, &ix).await?;
     }
-    run_units(store, cx.env, &units, async |store, unit| {
-        // Looked up right before the statement: an earlier one of the step
-        // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
-        if rerun
-            && took_effect(store, cx.env.dialect, unit)
-                .await
-                .map_err(into_sqlx_run)?
-        {
-            return Ok(());
-        }
-        outside_transaction(store, cx.env, unit).await
-    })
+    run_units(
+        store,
+        cx.env,
+        &units,
+        (cx.progress, step),
+        async |store, unit| {
+            // Looked up right before the statement: an earlier one of the step
+            // (a DROP TRIGGER IF EXISTS) may have undone what the killed run did.
+            if rerun
+                && took_effect(store, cx.env.dialect, unit)
+                    .await
+                    .map_err(into_sqlx_run)?
+            {
+                return Ok(());
+            }
+            outside_transaction(store, cx.env, unit).await
+        },
+    )
     .await
     .map_err(|f| {
         let index = units
@@ -310,7 +320,7 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
             .and_then(|u| concurrent_index(u))
             .filter(|_| postgres);
         lost_up(
-            f.into_step_error(&step.id, cx.phase, cx.env, Running::Up),
+            f.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Up),
             cx,
             true,
             index.as_deref(),
@@ -407,9 +417,13 @@ pub(super) async fn undo(
     }
     let result = if step.transactional {
         let units = [sql.to_string()];
-        run_units(store, cx.env, &units, async |store, unit| {
-            in_transaction(store, cx.env, unit, &done, cx).await
-        })
+        run_units(
+            store,
+            cx.env,
+            &units,
+            (cx.progress, step),
+            async |store, unit| in_transaction(store, cx.env, unit, &done, cx).await,
+        )
         .await
     } else {
         // The server session the undo runs on, as for a step's start.
@@ -426,6 +440,7 @@ pub(super) async fn undo(
             store,
             cx.env,
             &statements(cx.env.dialect, sql),
+            (cx.progress, step),
             async |store, unit| outside_transaction(store, cx.env, unit).await,
         )
         .await
@@ -438,12 +453,12 @@ pub(super) async fn undo(
         }
         Err(f) => f,
     };
-    let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, Running::Down);
+    let mut f = failure.into_step_error(&step.id, cx.phase, cx.env, cx.plan, Running::Down);
     let (env, id) = (&cx.env.name, &step.id);
     // The way on, right after "partly undone" (the database's error stays
     // last, after the statement that failed).
     let way_on = format!(
-        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `--as not-rolled-back`)"
+        " (the steps after {id} are undone and recorded; fix the cause and run `phasegate rollback --env {env} {label}` again, which retries {id} and goes on, or, if you finish or undo it by hand, `phasegate resolve --env {env} {label} --step {id} --as rolled-back` or `phasegate resolve --env {env} {label} --step {id} --as not-rolled-back`)"
     );
     f.message = match f.message.find("partly undone") {
         Some(at) => {

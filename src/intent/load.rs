@@ -138,6 +138,16 @@ pub fn parse_plan(text: &str, file: &str, default_name: &str) -> Result<PlanFile
         })
     };
     let raw: RawPlanFile = super::yaml::from_str(text).map_err(|e| {
+        if let Some(slip) = indentation_slip(text) {
+            let change = change_at_line(text, slip.line)
+                .map(|i| format!("changes[{i}]: "))
+                .unwrap_or_default();
+            return diag(
+                Some(slip.line),
+                Some(slip.column),
+                format!("{change}{}", slip.message),
+            );
+        }
         let message = explain_yaml_error(&e);
         let message = match e.line.and_then(|l| change_at_line(text, l)) {
             Some(i) => format!("changes[{i}]: {message}"),
@@ -210,6 +220,64 @@ fn explain_yaml_error(e: &super::yaml::YamlError) -> String {
         candidates = KINDS.to_vec();
     }
     suggest::unknown(what, given, &candidates)
+}
+
+/// A change kind whose fields stand beside it instead of under it.
+struct Slip {
+    /// 1-based line and column of the first field.
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+/// The indentation slip of a hand-written plan: `- rename_column:` followed
+/// by `table: users` at the column of `rename_column`, which YAML reads as
+/// one map of four keys (a kind with no fields, and three strays) instead of
+/// a kind with its fields.
+fn indentation_slip(text: &str) -> Option<Slip> {
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, l) in lines.iter().enumerate() {
+        let trimmed = l.trim_start();
+        let Some(item) = trimmed.strip_prefix("- ") else {
+            continue;
+        };
+        let dash_column = l.len() - trimmed.len();
+        let key_column = l.len() - item.trim_start().len();
+        let item = item.trim_start();
+        let Some((key, rest)) = item.split_once(':') else {
+            continue;
+        };
+        let rest = rest.trim();
+        if !KINDS.contains(&key) || !(rest.is_empty() || rest.starts_with('#')) {
+            continue;
+        }
+        // The item's lines: a field right of the kind is one of its fields;
+        // one at the kind's column, or between the dash and it, is the
+        // kind's sibling (YAML reads `- rename_column:` then `table: users`
+        // below it as one map of both).
+        for (offset, field) in lines[n + 1..].iter().enumerate() {
+            let text = field.trim_start();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let indent = field.len() - text.len();
+            if indent < dash_column || (indent == dash_column && text.starts_with('-')) {
+                break;
+            }
+            if indent > key_column {
+                continue;
+            }
+            let field_key = text.split(':').next().unwrap_or("").trim();
+            return Some(Slip {
+                line: n + offset + 2,
+                column: indent + 1,
+                message: format!(
+                    "the fields of `{key}` must be indented under it: `{field_key}:` is not right of `{key}:`, so YAML reads it as a sibling of the kind, not one of its fields; indent `{key}`'s fields two more spaces than `{key}` (or write `- {key}: {{ {field_key}: …, … }}`)"
+                ),
+            });
+        }
+    }
+    None
 }
 
 /// Line and column of a top-level `key:`.
@@ -339,6 +407,37 @@ mod tests {
             "{}",
             d.message
         );
+    }
+
+    #[test]
+    fn fields_beside_their_kind_are_said_to_belong_under_it() {
+        let d = err(
+            "changes:\n  - drop_table: { table: a }\n  - rename_column:\n    table: users\n    from: name\n    to: full_name\n",
+        );
+        assert_eq!((d.line, d.column), (Some(4), Some(5)), "{d}");
+        assert!(
+            d.message.starts_with(
+                "changes[1]: the fields of `rename_column` must be indented under it: `table:` is not right of `rename_column:`"
+            ),
+            "{}",
+            d.message
+        );
+        // One field under the kind and one beside it: the reader says only
+        // "missing field"; the slip is named at the stray field.
+        let d = err("changes:\n  - rename_column:\n      from: name\n    table: users\n");
+        assert_eq!((d.line, d.column), (Some(4), Some(5)), "{d}");
+        assert!(
+            d.message.contains("`table:` is not right of"),
+            "{}",
+            d.message
+        );
+        // Indented under the kind, the same plan parses.
+        let ok = parse_plan(
+            "changes:\n  - rename_column:\n      table: users\n      from: name\n      to: full_name\n",
+            "f",
+            "p",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

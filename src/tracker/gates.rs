@@ -97,7 +97,7 @@ pub fn verdict(ctx: &GateContext<'_>) -> Verdict {
             name: "order",
             held: false,
             reason: format!(
-                "phase {n} is migrated; deploy its app code, then `phasegate mark --env {} {} --phase {n} --app-version V`",
+                "phase {n} is migrated; deploy its app code, then `phasegate mark --env {} {} --phase {n} --app-version VERSION`",
                 ctx.env.name, ctx.plan_label
             ),
         }],
@@ -111,6 +111,15 @@ pub fn verdict(ctx: &GateContext<'_>) -> Verdict {
         phase,
         phases: ctx.plan.phases.len(),
         gates,
+    }
+}
+
+/// The command that records a backup of `env`: with `--location` when
+/// there is no `backup_command` to take it (the backup is taken by hand).
+fn backup_command(env: &crate::config::Environment) -> String {
+    match env.backup_command {
+        Some(_) => format!("phasegate backup --env {}", env.name),
+        None => format!("phasegate backup --env {} --location WHERE", env.name),
     }
 }
 
@@ -153,7 +162,7 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                 "order",
                 false,
                 format!(
-                    "phase {p} is migrated but its app code is not marked deployed: deploy it, then `phasegate mark --env {} {label} --phase {p} --app-version V`",
+                    "phase {p} is migrated but its app code is not marked deployed: deploy it, then `phasegate mark --env {} {label} --phase {p} --app-version VERSION`",
                     env.name
                 ),
             ),
@@ -334,21 +343,21 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
                     "backup",
                     false,
                     format!(
-                        "the last backup is {} old; {} requires one within {}: `phasegate backup --env {}`",
+                        "the last backup is {} old; {} requires one within {}: `{}`",
                         ago(ctx.now, *t),
                         env.name,
                         human(window),
-                        env.name
+                        backup_command(env)
                     ),
                 ),
                 None => gate(
                     "backup",
                     false,
                     format!(
-                        "no backup recorded; {} requires one within {}: `phasegate backup --env {}`",
+                        "no backup recorded; {} requires one within {}: `{}`",
                         env.name,
                         human(window),
-                        env.name
+                        backup_command(env)
                     ),
                 ),
             },
@@ -392,7 +401,7 @@ pub fn evaluate(ctx: &GateContext<'_>, phase: usize, marking: bool) -> Vec<Gate>
             format!(" of {plan}")
         };
         format!(
-            "step {step}{whose} started {ago} ago and never finished (the run was killed or lost its connection; {partly}): check the database, then either `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there (apply then goes on after it) or `--as not-applied` if it is not (apply then runs it again)",
+            "step {step}{whose} started {ago} ago and never finished (the run was killed or lost its connection; {partly}): check the database, then either `phasegate resolve --env {env} {plan} --step {step} --as applied` if its change is there (apply then goes on after it) or `phasegate resolve --env {env} {plan} --step {step} --as not-applied` if it is not (apply then runs it again)",
             step = o.step,
             ago = ago(ctx.now, o.since),
             partly = if env.dialect == crate::dialect::Dialect::Mysql {
@@ -471,7 +480,7 @@ pub fn undo_outstanding(label: &str, env: &str, o: &Outstanding) -> String {
         "Check the database, then".to_string()
     };
     format!(
-        "{what}. {retry} `phasegate resolve --env {env} {label} --step {step} --as rolled-back` if the step's change is gone (the next rollback goes on with the steps before it) or `--as not-rolled-back` if it is still there (the next `phasegate rollback --env {env} {label}` undoes it again)",
+        "{what}. {retry} `phasegate resolve --env {env} {label} --step {step} --as rolled-back` if the step's change is gone (the next rollback goes on with the steps before it) or `phasegate resolve --env {env} {label} --step {step} --as not-rolled-back` if it is still there (the next `phasegate rollback --env {env} {label}` undoes it again)",
         step = o.step
     )
 }
@@ -517,7 +526,7 @@ pub fn drift(
                 "the plan file and its steps' SQL are unchanged since it started here".into()
             }
             None => format!(
-                "the plan file is unchanged since it started here (its steps' SQL was not pinned: it started under an older phasegate; `phasegate accept-change --env {env} {label} --reason …` pins it)"
+                "the plan file is unchanged since it started here (its steps' SQL was not pinned: it started under an older phasegate; `phasegate accept-change --env {env} {label} --reason \"…\"` pins it)"
             ),
         });
     }

@@ -228,6 +228,10 @@ pub struct Checkpoint {
     /// The primary-key values (as text) of the last row of the last committed batch.
     pub last: Vec<String>,
     pub updated: u64,
+    /// The rows the walk had passed (0 in a checkpoint written before
+    /// phasegate recorded it): where a resumed run's progress starts.
+    #[serde(default)]
+    pub scanned: u64,
 }
 
 /// A plan's state in one environment, derived from its events.

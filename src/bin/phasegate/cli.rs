@@ -307,8 +307,9 @@ pub struct PlanArgs {
 #[derive(Args, Clone)]
 pub struct PlanOpts {
     /// SQL dialect: postgres, sqlite or mysql (MySQL 8 / MariaDB 10.5+; alias mariadb).
-    #[arg(long, global = true, default_value = "postgres", value_parser = parse_dialect)]
-    pub dialect: Dialect,
+    /// Default: the dialect of the config's environments, else postgres.
+    #[arg(long, global = true, value_parser = parse_dialect)]
+    pub dialect: Option<Dialect>,
     /// Output: text, json, markdown, mermaid, dot or sql.
     #[arg(long, global = true, default_value = "text", value_parser = parse_format)]
     pub format: Format,

@@ -7,7 +7,9 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod interrupt;
 mod plan;
+mod suggested;
 
 use cli::{Cli, Command};
 
@@ -37,27 +39,43 @@ fn main() -> ExitCode {
             }
         }
     };
+    suggested::remember_config(cli.config.as_deref());
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
-        Command::Init => commands::init(),
+        Command::Init => commands::init(cli.config),
         Command::Completions { shell } => commands::completions(shell),
         Command::Man { dir } => commands::man(dir.as_deref()),
         other => {
             let (name, format) = (other.name(), other.format());
-            return emit(
-                match tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(commands::run(cli.config, other)),
-                    Err(e) => commands::envelope::error_only(
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    return emit(commands::envelope::error_only(
                         name,
                         format,
                         "internal",
                         &format!("cannot start the async runtime: {e}"),
-                    ),
-                },
-            );
+                    ));
+                }
+            };
+            let invocation = interrupt::Invocation::of(cli.config.as_deref(), &other);
+            // Ctrl-C ends the run where it is (see interrupt.rs).
+            let done = rt.block_on(async {
+                tokio::select! {
+                    r = commands::run(cli.config, other) => Some(r),
+                    Ok(()) = tokio::signal::ctrl_c() => None,
+                }
+            });
+            let Some(rendered) = done else {
+                emit(invocation.report());
+                // Statements still waiting on a connection must not hold the exit.
+                rt.shutdown_background();
+                return ExitCode::from(interrupt::EXIT);
+            };
+            return emit(rendered);
         }
     };
     match result {
@@ -86,6 +104,7 @@ fn emit(r: commands::envelope::Rendered) -> ExitCode {
 /// that fails is dropped: the exit code still tells the outcome.
 pub(crate) fn out(text: &str) {
     use std::io::Write;
+    let text = suggested::with_config(text);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
@@ -94,5 +113,10 @@ pub(crate) fn out(text: &str) {
 /// Writes one line to stderr, dropping a failed write as [`out`] does.
 pub(crate) fn err_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let line = line.to_string();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        suggested::with_config(&line)
+    );
 }

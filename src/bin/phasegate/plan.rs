@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use phasegate::catalog::Catalog;
 use phasegate::config::{CONFIG_FILE, Config, ConfigError};
+use phasegate::dialect::Dialect;
 use phasegate::dialect::templates::Templates;
 use phasegate::intent::{self, Intent, PlanError, PlanFile};
 use phasegate::name::{ColumnRef, Ident, SqlExpr, SqlType, TableName};
@@ -18,6 +19,7 @@ use crate::commands;
 
 pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> {
     let opts = args.opts;
+    let project = Project::find(config.as_deref());
     let file = match (args.shorthand, args.plan) {
         (Some(s), _) => PlanFile::from_intent(shorthand(s)?),
         (None, Some(target)) => {
@@ -26,13 +28,13 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
                     "error: --write saves a shorthand (e.g. `plan rename users.name full_name --write`); this plan is a file already",
                 ));
             }
-            load(&target)?
+            load(&project.plans, &target)?
         }
-        (None, None) => return Err(Failure::input(no_plan_named())),
+        (None, None) => return Err(Failure::input(no_plan_named(&project.plans))),
     };
     let mut saved = String::new();
     if opts.write {
-        saved = write_plan(&file)?;
+        saved = write_plan(&project.plans, config.as_deref(), &file)?;
     }
     // The runbook lists the configured environments; the SQL of `--env E`
     // runs under E's bounds.
@@ -53,7 +55,11 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
             rt.block_on(commands::plan_live(config, env, file))?
         }
         None => {
-            let templates = Templates::with_overrides(opts.dialect, &opts.templates)
+            let dialect = match opts.dialect {
+                Some(d) => d,
+                None => project.dialect(),
+            };
+            let templates = Templates::with_overrides(dialect, &opts.templates)
                 .map_err(|e| Failure::input(format!("error: {e}")))?;
             let catalog = Catalog::offline();
             Planner::new(&templates, &catalog)
@@ -127,20 +133,86 @@ fn plan_label(file: &PlanFile) -> String {
         .map_or_else(|| file.name.clone(), |p| p.display().to_string())
 }
 
-/// A path to a plan file, or the name of one under plans/.
-fn load(target: &str) -> Result<PlanFile, Failure> {
-    let found = intent::locate_plan(Path::new("plans"), target)
-        .map_err(|e| Failure::input(format!("error: {e}")))?;
+/// Where `plan` finds plans, and the config it takes its dialect from.
+struct Project {
+    /// `plans/` beside the config (`--config`, or `phasegate.yaml` here).
+    plans: PathBuf,
+    /// The config, when there is one; `Err` when it cannot be read.
+    config: Option<Result<Config, ConfigError>>,
+}
+
+impl Project {
+    fn find(config: Option<&Path>) -> Project {
+        let config = match config {
+            Some(path) => Some(Config::load_for_report(Some(path), Path::new("."))),
+            None if Path::new(CONFIG_FILE).is_file() => {
+                Some(Config::load_for_report(None, Path::new(".")))
+            }
+            None => None,
+        };
+        let plans = match &config {
+            Some(Ok(c)) => c.plans_dir(),
+            _ => PathBuf::from("plans"),
+        };
+        let plans = plans
+            .strip_prefix("./")
+            .map_or(plans.clone(), Path::to_path_buf);
+        Project { plans, config }
+    }
+
+    /// The dialect to plan for when `--dialect` is not given: the
+    /// environments', when they agree; the first's, said on stderr, when
+    /// they do not; postgres without a config.
+    fn dialect(&self) -> Dialect {
+        let config = match &self.config {
+            None => return Dialect::Postgres,
+            Some(Err(e)) => {
+                crate::err_line(format_args!(
+                    "note: planned for postgres: the config cannot be read ({e})"
+                ));
+                return Dialect::Postgres;
+            }
+            Some(Ok(c)) => c,
+        };
+        let Some(first) = config.environments.first() else {
+            return Dialect::Postgres;
+        };
+        let differ: Vec<String> = config
+            .environments
+            .iter()
+            .filter(|e| e.dialect != first.dialect)
+            .map(|e| format!("{} is {}", e.name, e.dialect))
+            .collect();
+        if !differ.is_empty() {
+            crate::err_line(format_args!(
+                "note: planned for {}, the dialect of {}, the first environment ({}); pass --dialect or --env to choose",
+                first.dialect,
+                first.name,
+                differ.join(", ")
+            ));
+        }
+        first.dialect
+    }
+}
+
+/// A path to a plan file, or the name of one under `plans`.
+fn load(plans: &Path, target: &str) -> Result<PlanFile, Failure> {
+    let found =
+        intent::locate_plan(plans, target).map_err(|e| Failure::input(format!("error: {e}")))?;
     intent::load_plan(&found).map_err(render_plan_error)
 }
 
-fn no_plan_named() -> String {
-    let known = intent::plan_names(Path::new("plans"));
+fn no_plan_named(plans: &Path) -> String {
+    let known = intent::plan_names(plans);
     let mut msg = String::from(
         "error: name a plan file, a plan under plans/, or a change (`phasegate plan rename users.name full_name`); see `phasegate plan --help`",
     );
     if !known.is_empty() {
-        msg.push_str(&format!("\n  plans under plans/: {}", known.join(", ")));
+        msg.push_str(&format!(
+            "\n  plans under {}/: {}",
+            plans.display(),
+            known.join(", ")
+        ));
     }
     msg
 }
@@ -170,8 +242,10 @@ fn render_plan_error(e: PlanError) -> Failure {
     }
 }
 
-fn write_plan(file: &PlanFile) -> Result<String, Failure> {
-    let path = Path::new("plans").join(format!("{}.yaml", file.name));
+/// Saves a shorthand under `plans`; `config`: the `--config` given, which
+/// the command that plans it again needs too.
+fn write_plan(plans: &Path, config: Option<&Path>, file: &PlanFile) -> Result<String, Failure> {
+    let path = plans.join(format!("{}.yaml", file.name));
     if path.exists() {
         return Err(Failure::input(format!(
             "error: {} exists already; not overwritten",
@@ -181,58 +255,93 @@ fn write_plan(file: &PlanFile) -> Result<String, Failure> {
     let yaml = file
         .to_yaml()
         .map_err(|e| Failure::input(format!("error: cannot write the plan: {e}")))?;
-    std::fs::create_dir_all("plans")
+    std::fs::create_dir_all(plans)
         .and_then(|_| std::fs::write(&path, yaml))
         .map_err(|e| Failure::input(format!("error: cannot write {}: {e}", path.display())))?;
+    let flag = config.map_or(String::new(), |c| format!(" --config {}", c.display()));
     Ok(format!(
-        "\nSaved as {} (phasegate plan {}).\n",
+        "\nSaved as {} (`phasegate{flag} plan {}`).\n",
         path.display(),
         file.name
     ))
 }
 
-fn bad(what: &str, value: &str, e: impl std::fmt::Display) -> Failure {
-    Failure::input(format!("error: {what} `{value}`: {e}"))
+/// A shorthand argument that is not what it should be: the argument as
+/// `--help` names it, what is wrong (the value included), and a command
+/// that shows the expected form.
+fn bad(arg: &str, e: impl std::fmt::Display, example: &str) -> Failure {
+    Failure::input(format!(
+        "error: {arg}: {e}\n  e.g. phasegate plan {example}"
+    ))
 }
 
-fn column_ref(s: &str) -> Result<ColumnRef, Failure> {
-    ColumnRef::parse(s).map_err(|e| bad("column", s, e))
+/// Parses a shorthand's arguments, each error naming its argument and an example.
+struct Args {
+    /// The shorthand's usage example, shown under an error.
+    example: &'static str,
 }
-fn ident(s: &str) -> Result<Ident, Failure> {
-    Ident::new(s).map_err(|e| bad("name", s, e))
+
+impl Args {
+    fn column_ref(&self, arg: &str, s: &str) -> Result<ColumnRef, Failure> {
+        ColumnRef::parse(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn ident(&self, arg: &str, s: &str) -> Result<Ident, Failure> {
+        Ident::new(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn table(&self, arg: &str, s: &str) -> Result<TableName, Failure> {
+        TableName::parse(s).map_err(|e| bad(arg, e, self.example))
+    }
+    fn sql_type(&self, s: &str) -> Result<SqlType, Failure> {
+        SqlType::parse(s).map_err(|e| bad("TYPE", e, self.example))
+    }
+    fn expr(&self, arg: &str, s: Option<String>) -> Result<Option<SqlExpr>, Failure> {
+        s.map(|s| SqlExpr::new(s).map_err(|e| bad(arg, e, self.example)))
+            .transpose()
+    }
+    fn idents(&self, arg: &str, s: &str) -> Result<Vec<Ident>, Failure> {
+        s.split(',').map(|c| self.ident(arg, c.trim())).collect()
+    }
+    /// Parses a value the way a plan file would (for enums spelled like YAML).
+    fn yaml_value<T: serde::de::DeserializeOwned>(&self, arg: &str, s: &str) -> Result<T, Failure> {
+        serde_saphyr::from_str(s).map_err(|e| bad(arg, format!("`{s}`: {e}"), self.example))
+    }
 }
-fn table(s: &str) -> Result<TableName, Failure> {
-    TableName::parse(s).map_err(|e| bad("table", s, e))
-}
-fn sql_type(s: &str) -> Result<SqlType, Failure> {
-    SqlType::parse(s).map_err(|e| bad("type", s, e))
-}
-fn expr(s: Option<String>) -> Result<Option<SqlExpr>, Failure> {
-    s.map(|s| SqlExpr::new(s.clone()).map_err(|e| bad("expression", &s, e)))
-        .transpose()
-}
-fn idents(s: &str) -> Result<Vec<Ident>, Failure> {
-    s.split(',').map(|c| ident(c.trim())).collect()
-}
-/// Parses a value the way a plan file would (for enums spelled like YAML).
-fn yaml_value<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, Failure> {
-    serde_saphyr::from_str(s).map_err(|e| bad("value", s, e))
+
+/// The usage example each shorthand's errors show.
+fn example(s: &Shorthand) -> &'static str {
+    match s {
+        Shorthand::Rename { .. } => "rename users.name full_name",
+        Shorthand::AddColumn { .. } => "add-column users.email text --not-null --backfill \"''\"",
+        Shorthand::ChangeType { .. } => "change-type orders.amount bigint",
+        Shorthand::DropColumn { .. } => "drop-column users.legacy",
+        Shorthand::RenameTable { .. } => "rename-table invoices bills",
+        Shorthand::AddIndex { .. } => "add-index users email,created_at --unique",
+        Shorthand::AddForeignKey { .. } => {
+            "add-foreign-key orders.user_id users.id --on-delete cascade"
+        }
+        Shorthand::SetNotNull { .. } => "set-not-null users.email --backfill \"''\"",
+        Shorthand::AddCheck { .. } => "add-check orders amount_positive \"amount > 0\"",
+        Shorthand::DropTable { .. } => "drop-table audit_log",
+    }
 }
 
 fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
     use phasegate::intent::*;
+    let a = Args {
+        example: example(&s),
+    };
     let intent = match s {
         Shorthand::Rename {
             column,
             new_name,
             sync,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::RenameColumn(RenameColumn {
                 table: c.table,
                 from: c.column,
-                to: ident(&new_name)?,
-                sync: yaml_value(&sync)?,
+                to: a.ident("NEW_NAME", &new_name)?,
+                sync: a.yaml_value("--sync", &sync)?,
             })
         }
         Shorthand::AddColumn {
@@ -242,14 +351,14 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             default,
             backfill,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::AddColumn(AddColumn {
                 table: c.table,
                 column: c.column,
-                ty: sql_type(&ty)?,
+                ty: a.sql_type(&ty)?,
                 nullable: !not_null,
-                default: expr(default)?,
-                backfill: expr(backfill)?,
+                default: a.expr("--default", default)?,
+                backfill: a.expr("--backfill", backfill)?,
             })
         }
         Shorthand::ChangeType {
@@ -259,30 +368,33 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             reverse,
             new_column,
         } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::ChangeColumnType(ChangeColumnType {
                 table: c.table,
                 column: c.column,
-                ty: sql_type(&ty)?,
-                using: expr(using)?,
-                reverse: expr(reverse)?,
-                new_column: new_column.as_deref().map(ident).transpose()?,
+                ty: a.sql_type(&ty)?,
+                using: a.expr("--using", using)?,
+                reverse: a.expr("--reverse", reverse)?,
+                new_column: new_column
+                    .as_deref()
+                    .map(|n| a.ident("--new-column", n))
+                    .transpose()?,
             })
         }
         Shorthand::DropColumn { column, down } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::DropColumn(DropColumn {
                 table: c.table,
                 column: c.column,
-                down: expr(down)?,
+                down: a.expr("--down", down)?,
             })
         }
         Shorthand::RenameTable {
             table: from,
             new_name,
         } => {
-            let from = table(&from)?;
-            let to = from.sibling(ident(&new_name)?);
+            let from = a.table("TABLE", &from)?;
+            let to = from.sibling(a.ident("NEW_NAME", &new_name)?);
             Intent::RenameTable(RenameTable { from, to })
         }
         Shorthand::AddIndex {
@@ -292,11 +404,11 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             name,
             predicate,
         } => Intent::AddIndex(AddIndex {
-            table: table(&t)?,
-            columns: idents(&columns)?,
+            table: a.table("TABLE", &t)?,
+            columns: a.idents("COLUMNS", &columns)?,
             unique,
-            name: name.as_deref().map(ident).transpose()?,
-            predicate: expr(predicate)?,
+            name: name.as_deref().map(|n| a.ident("--name", n)).transpose()?,
+            predicate: a.expr("--where", predicate)?,
         }),
         Shorthand::AddForeignKey {
             column,
@@ -304,8 +416,8 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             on_delete,
             name,
         } => {
-            let c = column_ref(&column)?;
-            let r = column_ref(&references)?;
+            let c = a.column_ref("COLUMN", &column)?;
+            let r = a.column_ref("REFERENCES", &references)?;
             Intent::AddForeignKey(AddForeignKey {
                 table: c.table,
                 columns: vec![c.column],
@@ -313,16 +425,19 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
                     table: r.table,
                     columns: vec![r.column],
                 },
-                on_delete: on_delete.as_deref().map(yaml_value).transpose()?,
-                name: name.as_deref().map(ident).transpose()?,
+                on_delete: on_delete
+                    .as_deref()
+                    .map(|v| a.yaml_value("--on-delete", v))
+                    .transpose()?,
+                name: name.as_deref().map(|n| a.ident("--name", n)).transpose()?,
             })
         }
         Shorthand::SetNotNull { column, backfill } => {
-            let c = column_ref(&column)?;
+            let c = a.column_ref("COLUMN", &column)?;
             Intent::SetNotNull(SetNotNull {
                 table: c.table,
                 column: c.column,
-                backfill: expr(backfill)?,
+                backfill: a.expr("--backfill", backfill)?,
             })
         }
         Shorthand::AddCheck {
@@ -330,14 +445,16 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             name,
             check,
         } => Intent::AddCheck(AddCheck {
-            table: table(&t)?,
-            name: ident(&name)?,
-            check: SqlExpr::new(check.clone()).map_err(|e| bad("check", &check, e))?,
+            table: a.table("TABLE", &t)?,
+            name: a.ident("NAME", &name)?,
+            check: SqlExpr::new(check).map_err(|e| bad("CHECK", e, a.example))?,
         }),
-        Shorthand::DropTable { table: t } => Intent::DropTable(DropTable { table: table(&t)? }),
+        Shorthand::DropTable { table: t } => Intent::DropTable(DropTable {
+            table: a.table("TABLE", &t)?,
+        }),
     };
     intent
         .validate()
-        .map_err(|m| Failure::input(format!("error: {}: {m}", intent.kind())))?;
+        .map_err(|m| bad(intent.kind(), m, a.example))?;
     Ok(intent)
 }

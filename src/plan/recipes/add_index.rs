@@ -78,7 +78,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &AddIndex) -> Result<(), PlanningErr
     }
     if r.dialect == Dialect::Postgres && !r.catalog.was_read(t) {
         r.note(format!(
-            "planned offline: if {t} is a partitioned table, Postgres refuses CREATE INDEX CONCURRENTLY on it; plan against the database (`phasegate plan --env ENV`) so the index is built partition by partition"
+            "planned offline: if {t} is a partitioned table, Postgres refuses CREATE INDEX CONCURRENTLY on it; plan against the database (`phasegate plan --env ENV PLAN`) so the index is built partition by partition"
         ));
     }
     let cols = cols_text(&i.columns);

@@ -113,7 +113,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
             },
         }),
         missing: format!(
-            "they hold NULL in {c}, written by code that no longer writes it, and NOT NULL cannot be restored over them; add `down: <SQL expression over the row>` to the drop_column change of {t}.{c} to say what they hold, accept that edit (`phasegate accept-change`), then run rollback again"
+            "they hold NULL in {c}, written by code that no longer writes it, and NOT NULL cannot be restored over them; add `down: <SQL expression over the row>` to the drop_column change of {t}.{c} to say what they hold, accept that edit (`phasegate accept-change --env ENV PLAN --reason \"…\"`), then run rollback again"
         ),
     };
     let mut restores = false;

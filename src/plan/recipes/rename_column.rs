@@ -16,7 +16,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
             )),
             Dialect::Mysql => {
                 return Err(r.unsupported(format!(
-                    "MySQL needs {}'s full definition (type, character set) to add {} beside it: plan against the database (`phasegate plan --env ENV`) so it is read from the live schema",
+                    "MySQL needs {}'s full definition (type, character set) to add {} beside it: plan against the database (`phasegate plan --env ENV PLAN`) so it is read from the live schema",
                     i.from, i.to
                 )));
             }

@@ -50,7 +50,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &SetNotNull) -> Result<(), PlanningE
 
 fn needs_definition(r: &Recipe<'_>, t: &TableName, column: &Ident) -> PlanningError {
     r.unsupported(format!(
-        "MySQL adds NOT NULL with MODIFY, which restates {t}.{column}'s whole definition (type, character set, default): plan against the database (`phasegate plan --env ENV`) so it is read from the live schema"
+        "MySQL adds NOT NULL with MODIFY, which restates {t}.{column}'s whole definition (type, character set, default): plan against the database (`phasegate plan --env ENV PLAN`) so it is read from the live schema"
     ))
 }
 

@@ -125,7 +125,7 @@ fn text(a: &Applied, plan: &str) -> String {
         }
         let _ = writeln!(
             out,
-            "then: phasegate mark --env {} {plan} --phase {} --app-version <VERSION>",
+            "then: phasegate mark --env {} {plan} --phase {} --app-version VERSION",
             a.env, a.phase
         );
     }

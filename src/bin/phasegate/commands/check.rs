@@ -147,7 +147,7 @@ fn next_command(ask: &Ask<'_>, c: &Check) -> String {
     }
     match c.next {
         Next::Deploy(n) => format!(
-            "deploy phase {n}'s app code, then `phasegate mark --env {env} {plan} --phase {n} --app-version <VERSION>`"
+            "deploy phase {n}'s app code, then `phasegate mark --env {env} {plan} --phase {n} --app-version VERSION`"
         ),
         Next::Apply(n) if c.state == PhaseStatus::RollingBack => format!(
             "phase {n} is partly rolled back: `phasegate rollback --env {env} {plan}` finishes the rollback, `phasegate apply --env {env} {plan}` applies it again"

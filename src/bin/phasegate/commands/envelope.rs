@@ -33,7 +33,6 @@ pub enum Outcome {
     /// A phase's migrations ran: deploy its app code and `mark` it first (exit 3).
     WaitingForDeploy,
     /// Interrupted (Ctrl-C); the message says how to resume (exit 130).
-    #[allow(dead_code)] // for the Ctrl-C handling: part of the contract and its schema
     Interrupted,
 }
 
@@ -318,7 +317,7 @@ pub fn waiting_text(w: &phasegate::execute::Waiting) -> String {
     }
     let _ = writeln!(
         out,
-        "then: phasegate mark --env {} {} --phase {} --app-version <VERSION>",
+        "then: phasegate mark --env {} {} --phase {} --app-version VERSION",
         v.env, w.label, w.phase
     );
     out

@@ -24,31 +24,31 @@ pub async fn run(ws: &Workspace<'_>, env: Option<&str>, format: Out) -> Rendered
         Err(e) => return Report::<StatusPayload>::from_error("status", &e).render(format),
     };
     let text = status_text(&envs);
-    let unread: Vec<&str> = envs
-        .iter()
-        .filter(|e| e.unreachable.is_some())
-        .map(|e| e.env.as_str())
-        .collect();
-    let problem = (!unread.is_empty()).then(|| {
-        format!(
-            "{} of {} environments could not be read: {} (see above)",
-            unread.len(),
-            envs.len(),
-            unread.join(", ")
-        )
-    });
+    let problem = super::status::incomplete(&envs);
     let mut report = Report::done("status", text.clone(), StatusPayload { environments: envs });
     let Some(problem) = problem else {
         return report.render(format);
     };
     report.outcome = Outcome::Error;
-    report.error = Some(ErrorBody::new("unreachable", &problem));
-    report.text = format!("error: {problem}");
+    let plain = problem.strip_prefix("error: ").unwrap_or(&problem);
+    // An environment that could not be read, or else a plan that could not
+    // be read or planned.
+    let kind = if report
+        .payload
+        .as_ref()
+        .is_some_and(|p| p.environments.iter().any(|e| e.unreachable.is_some()))
+    {
+        "unreachable"
+    } else {
+        "plan_invalid"
+    };
+    report.error = Some(ErrorBody::new(kind, plain));
+    report.text = problem.clone();
     let mut out = report.render(format);
     if format == Out::Text {
         // The report still goes to stdout; the exit code says it is incomplete.
         out.stdout = text;
-        out.stderr = format!("error: {problem}\n");
+        out.stderr = format!("{problem}\n");
     }
     out
 }

@@ -1,0 +1,249 @@
+//! The config loader's tests.
+
+use super::*;
+
+fn parse(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    Config::parse(
+        text,
+        Path::new("phasegate.yaml"),
+        Path::new("/proj"),
+        &move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+    )
+}
+
+#[test]
+fn environments_in_order_with_expanded_urls() -> Result<(), ConfigError> {
+    let c = parse(
+        "environments:\n  - name: dev\n    database_url: sqlite://.phasegate/dev.db\n  - name: prod\n    database_url: ${PROD_URL}\n    soak: 72h\n    require_backup: 1d\n    require_approval: true\n",
+        &[("PROD_URL", "postgres://u@db/app")],
+    )?;
+    assert_eq!(
+        c.environments[0].database_url,
+        "sqlite:///proj/.phasegate/dev.db?mode=rwc"
+    );
+    assert_eq!(c.environments[1].database_url, "postgres://u@db/app");
+    assert_eq!(c.environments[1].soak, Some(Duration::from_secs(72 * 3600)));
+    assert_eq!(
+        c.environments[1].require_backup,
+        Some(Duration::from_secs(86400))
+    );
+    assert_eq!(c.previous("prod").map(|e| e.name.as_str()), Some("dev"));
+    assert!(c.previous("dev").is_none());
+    Ok(())
+}
+
+#[test]
+fn mysql_and_mariadb_urls_are_mysql_environments() -> Result<(), ConfigError> {
+    let c = parse(
+        "environments:\n  - name: a\n    database_url: mysql://u@db/app\n  - name: b\n    database_url: MariaDB://u@db/app_b\n",
+        &[],
+    )?;
+    for e in &c.environments {
+        assert_eq!(e.dialect, Dialect::Mysql);
+    }
+    assert_eq!(c.environments[0].database_url, "mysql://u@db/app");
+    assert_eq!(c.environments[1].database_url, "mysql://u@db/app_b");
+    let err = parse(
+        "environments:\n  - name: a\n    database_url: oracle://u@db/app\n",
+        &[],
+    );
+    assert!(err.is_err_and(|e| {
+        e.to_string()
+            .contains("expected postgres://…, mysql://… or sqlite://…")
+    }));
+    Ok(())
+}
+
+#[test]
+fn an_unset_variable_is_named_with_its_line() {
+    let err = parse(
+        "environments:\n  - name: prod\n    database_url: ${PROD_URL}\n",
+        &[],
+    )
+    .map(|_| ());
+    match err {
+        Err(ConfigError::Invalid(d)) => {
+            assert!(
+                d.message.contains("`PROD_URL`") && d.message.contains("not set"),
+                "{}",
+                d.message
+            );
+            assert_eq!(d.line, Some(3));
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_report_keeps_an_environment_with_an_unset_variable_in_its_place() {
+    let text = "environments:\n  - name: dev\n    database_url: sqlite://a.db\n  - name: staging\n    database_url: ${STAGING_URL}\n  - name: prod\n    database_url: sqlite://c.db\n";
+    let c = Config::parse_with(
+        text,
+        Path::new("phasegate.yaml"),
+        Path::new("/proj"),
+        &|_| None,
+        true,
+    );
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let slots = c.slots();
+    let names: Vec<&str> = slots.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["dev", "staging", "prod"]);
+    assert!(
+        matches!(c.slots()[1], Slot::Unresolved(u) if u.error.contains("phasegate.yaml:5:") && u.error.contains("`STAGING_URL`"))
+    );
+    assert_eq!(c.environments.len(), 2);
+    // Loaded for a command, the same file is refused.
+    assert!(parse(text, &[]).is_err());
+}
+
+#[test]
+fn bad_durations_and_unknown_environments_are_explained() {
+    let err = parse(
+        "environments:\n  - name: a\n    database_url: sqlite://a.db\n    soak: 3 fortnights\n",
+        &[],
+    );
+    assert!(err.is_err_and(|e| e.to_string().contains("is not a duration")));
+    let c = parse(
+        "environments:\n  - name: staging\n    database_url: sqlite://a.db\n",
+        &[],
+    );
+    let unknown = c.map(|c| {
+        c.environment("stagin")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(
+        matches!(unknown, Ok(Err(ref m)) if m.contains("did you mean `staging`?")),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn two_environments_on_one_database_are_refused() {
+    for (a, b) in [
+        (
+            "postgres://u@localhost/app",
+            "postgresql://other:pw@127.0.0.1:5432/app?sslmode=disable",
+        ),
+        ("mysql://root@db:3306/app", "mariadb://u@DB/app"),
+        ("sqlite://app.db", "sqlite:///proj/./app.db"),
+    ] {
+        let err = parse(
+            &format!(
+                "environments:\n  - name: dev\n    database_url: {a}\n  - name: staging\n    database_url: '{b}'\n"
+            ),
+            &[],
+        );
+        match err {
+            Err(ConfigError::Invalid(d)) => {
+                assert!(
+                    d.message
+                        .contains("`dev` and `staging` point at the same database"),
+                    "{}",
+                    d.message
+                );
+                assert_eq!(d.line, Some(5), "{a} / {b}");
+            }
+            other => panic!("{a} and {b} accepted: {other:?}"),
+        }
+    }
+    assert!(
+        parse(
+            "environments:\n  - name: dev\n    database_url: postgres://u@db/app_dev\n  - name: prod\n    database_url: postgres://u@db:5433/app_dev\n",
+            &[],
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn durations_are_range_checked() {
+    let env = |extra: &str| {
+        parse(
+            &format!(
+                "environments:\n  - name: a\n    database_url: postgres://h/db\n    {extra}\n"
+            ),
+            &[],
+        )
+        .map(|c| c.environments[0].clone())
+        .map_err(|e| e.to_string())
+    };
+    for (field, value) in [
+        ("lock_timeout", "0s"),
+        ("lock_timeout", "500us"),
+        ("statement_timeout", "0ms"),
+        ("connect_timeout", "300000000000y"),
+        ("lock_wait", "2d"),
+        ("soak", "400d"),
+        ("backfill_pause", "2h"),
+    ] {
+        let got = env(&format!("{field}: {value}"));
+        assert!(
+            got.as_ref()
+                .is_err_and(|m| m.contains("out of range") && m.contains(field)),
+            "{field}: {value} gave {got:?}"
+        );
+    }
+    let got = env("lock_retries: 4000000000");
+    assert!(got.is_err_and(|m| m.contains("lock_retries") && m.contains("out of range")));
+    let e = env("lock_timeout: 1ms");
+    assert_eq!(e.map(|e| e.lock_timeout), Ok(Duration::from_millis(1)));
+    let e = env("soak: 0s");
+    assert_eq!(e.map(|e| e.soak), Ok(Some(Duration::ZERO)));
+}
+
+#[test]
+fn a_bad_value_is_reported_where_it_stands() {
+    let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
+    match parse(text, &[]) {
+        Err(ConfigError::Invalid(d)) => {
+            assert_eq!((d.line, d.column), (Some(6), Some(19)), "{d}");
+            assert!(d.message.contains("prod.lock_timeout"), "{}", d.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_misspelt_key_gets_the_nearest_one_at_its_level() {
+    for (text, want, line) in [
+        (
+            "environments:\n  - name: dev\n    databse_url: sqlite://a.db\n",
+            "unknown environment key `databse_url`, did you mean `database_url`?",
+            3,
+        ),
+        (
+            "environment:\n  - name: dev\n    database_url: sqlite://a.db\n",
+            "unknown top-level key `environment`, did you mean `environments`?",
+            1,
+        ),
+        (
+            "environments:\n  - name: dev\n    database_url: sqlite://a.db\n    soak_time: 1h\n",
+            "unknown environment key `soak_time`, did you mean `soak`?",
+            4,
+        ),
+    ] {
+        match parse(text, &[]) {
+            Err(ConfigError::Invalid(d)) => {
+                assert!(d.message.starts_with(want), "{}", d.message);
+                assert_eq!(d.line, Some(line), "{d}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn durations_read_like_people_write_them() {
+    assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+    assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert!(parse_duration("soon").is_err());
+}
