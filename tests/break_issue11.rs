@@ -1316,3 +1316,133 @@ fn deploy_script_prints_the_blocking_reasons() -> TestResult {
         format!("the script's reasons are missing:\n{err}"),
     )
 }
+
+/// Sends SIGINT to `pid` (a process this test started), as `kill -INT`
+/// (a CI runner cancelling a job) does.
+fn sigint(pid: u32) -> TestResult {
+    let o = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .output()?;
+    check(o.status.success(), format!("kill -INT {pid}: {}", show(&o)))
+}
+
+/// Whether a process runs (`kill -0`).
+fn alive(pid: &str) -> bool {
+    Command::new("kill")
+        .args(["-0", pid])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// SIGINT to `phasegate backup` while its `backup_command` runs: it exits
+/// 130 saying the backup "did not finish; run it again", and leaves the
+/// command running on its own (a dump still writing, which the next `backup`
+/// would run a second time beside it). It must end its child before saying
+/// the backup did not finish.
+#[test]
+#[ignore = "BREAKS: SIGINT to `backup` exits 130 but leaves its backup_command running, orphaned"]
+fn interrupted_backup_does_not_leave_its_command_running() -> TestResult {
+    let p = Project::new()?;
+    p.write(
+        "phasegate.yaml",
+        "environments:
+  - name: prod
+    database_url: sqlite://prod.db
+    backup_command: echo $$ > backup.pid; sleep 8; echo backups/one
+",
+    )?;
+    std::fs::write(p.path("prod.db"), "")?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
+        .args(["backup", "--env", "prod", "--format", "json"])
+        .current_dir(&p.0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid_file = p.path("backup.pid");
+    for _ in 0..50 {
+        if pid_file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sigint(child.id())?;
+    let o = child.wait_with_output()?;
+    let code = o.status.code().unwrap_or(-1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let problems = json_problems("backup", code, &out);
+    check(problems.is_empty(), problems.join("; "))?;
+    check(code == 130, format!("exit {code}"))?;
+    let pid = std::fs::read_to_string(&pid_file)?.trim().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let still = alive(&pid);
+    if still {
+        let _ = Command::new("kill").arg(&pid).output();
+    }
+    check(
+        !still,
+        format!("the backup_command (pid {pid}) still runs after phasegate exited 130"),
+    )
+}
+
+/// Ctrl-C while a concurrent index build waits (a transaction holds it
+/// back): phasegate prints "To resume, run: phasegate apply --env dev ix",
+/// and that command, run as printed, is refused (exit 1: the clean gate, the
+/// step "started … and never finished"). The resume command a person is
+/// given must resume: phasegate knows it cancelled the statement (or can
+/// look: the index is not there), or it must print the `resolve` to run.
+#[tokio::test]
+#[ignore = "BREAKS: after Ctrl-C during CREATE INDEX CONCURRENTLY the printed resume command is refused by the clean gate"]
+async fn ctrl_c_during_a_concurrent_index_build_prints_a_command_that_resumes() {
+    with_postgres(|db| async move {
+        db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER)")
+            .await?;
+        db.exec("INSERT INTO big SELECT g, g FROM generate_series(1, 1000) AS g")
+            .await?;
+        let p = Project::new()?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        p.write(
+            "plans/ix.yaml",
+            "changes:\n  - add_index: { table: big, columns: [v] }\n",
+        )?;
+        let mut holder = Command::new("psql")
+            .args([
+                db.url.as_str(),
+                "-X",
+                "-q",
+                "-c",
+                "BEGIN; SELECT txid_current(); SELECT pg_sleep(7); COMMIT;",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        let (code, shown) = under_pty_with_ctrl_c(&p, &["apply", "--env", "dev", "ix"], 2.5)?;
+        holder.wait()?;
+        check(code == 130, format!("Ctrl-C: exit {code}:\n{shown}"))?;
+        let commands: Vec<String> = shown
+            .lines()
+            .map(|l| l.trim().trim_end_matches('\r'))
+            .filter(|l| l.starts_with("phasegate "))
+            .map(str::to_string)
+            .collect();
+        check(
+            !commands.is_empty(),
+            format!("no command to resume:\n{shown}"),
+        )?;
+        for c in &commands {
+            let o = run_suggested(&p, c)?;
+            check(
+                o.status.success(),
+                format!(
+                    "`{c}`, printed after Ctrl-C: {}\n(after Ctrl-C it said:\n{shown})",
+                    show(&o)
+                ),
+            )?;
+        }
+        check(
+            db.index_state("big_v_idx").await? == Some(true),
+            "the index is not built after the printed commands",
+        )
+    })
+    .await;
+}
