@@ -1352,7 +1352,7 @@ fn interrupted_backup_does_not_leave_its_command_running() -> TestResult {
 ",
     )?;
     std::fs::write(p.path("prod.db"), "")?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
+    let child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
         .args(["backup", "--env", "prod", "--format", "json"])
         .current_dir(&p.0)
         .stdout(std::process::Stdio::piped())
