@@ -1563,3 +1563,45 @@ fn dry_run_json_does_not_say_the_steps_ran() -> TestResult {
         format!("the dry run applied phase 1? check: exit {code}: {out}{err}"),
     )
 }
+
+/// The runbook's rollback of a deploy that ships app code. Deploy 2 of a
+/// rename (app only) says "Nothing to undo in the database; redeploy the
+/// previous release." and names no phasegate command: followed, the log
+/// still says phase 2 is deployed, and the gates let deploy 3 (dropping the
+/// old column the redeployed release reads) run. And deploy 1 of a nullable
+/// add_column (which ships app code) says "`phasegate rollback --env ENV
+/// one` runs, after the previous release is redeployed", a command rollback
+/// refuses there without `--app-reverted`. Each deploy with an app stage
+/// must name `phasegate rollback --env … --app-reverted`.
+#[test]
+#[ignore = "BREAKS: the runbook's rollback of a deploy with app code omits `phasegate rollback … --app-reverted` (deploy 2 names no command)"]
+fn runbook_rollback_of_a_deploy_with_app_code_names_the_command_that_records_it() -> TestResult {
+    let p = Project::new()?;
+    p.write("phasegate.yaml", DEV_ONLY_SQLITE)?;
+    p.write(
+        "plans/rr.yaml",
+        "changes:\n  - rename_column: { table: users, from: name, to: full_name }\n",
+    )?;
+    p.write(
+        "plans/one.yaml",
+        "changes:\n  - add_column: { table: t, column: y, type: int }\n",
+    )?;
+    let mut problems = Vec::new();
+    for (plan, deploy) in [("rr", 2), ("one", 1)] {
+        let (code, md, err) = p.go(&["plan", plan, "--format", "markdown"]);
+        check(code == 0, format!("runbook {plan}: {err}"))?;
+        let start = md
+            .find(&format!("## Deploy {deploy} of"))
+            .ok_or_else(|| fail(format!("no deploy {deploy} in:\n{md}")))?;
+        let section = &md[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let rollback = section
+            .split("**Rollback:**")
+            .nth(1)
+            .ok_or_else(|| fail(format!("no rollback in deploy {deploy} of {plan}")))?;
+        if !rollback.contains("--app-reverted") {
+            problems.push(format!("{plan}, deploy {deploy}'s rollback:{rollback}"));
+        }
+    }
+    check(problems.is_empty(), problems.join("\n"))
+}
