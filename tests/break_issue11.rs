@@ -1605,3 +1605,38 @@ fn runbook_rollback_of_a_deploy_with_app_code_names_the_command_that_records_it(
     }
     check(problems.is_empty(), problems.join("\n"))
 }
+
+/// docs/check.md offers three ways to ask "has PLAN reached phase N here?",
+/// "all reading the same event log". A plan complete in dev whose file is
+/// then removed (archived after the rollout, or not shipped in the
+/// service's image): the view says two, phase_applied 2, complete; `check
+/// --phase 2` exits 2 ("no plan file `two`"), so the entrypoint refuses to
+/// start; and `status` no longer lists the plan at all.
+#[tokio::test]
+#[ignore = "BREAKS: check exits 2 and status omits a plan whose file is gone, while the view says it is complete"]
+async fn check_and_status_answer_from_the_log_when_the_plan_file_is_gone() {
+    with_sqlite(|db| async move {
+        let p = two_phase_dev()?;
+        p.write("phasegate.yaml", &single_env(&db))?;
+        for _ in 0..2 {
+            let (code, _, err) = p.go(&["apply", "--env", "dev", "two"]);
+            check(code == 0, format!("apply: {err}"))?;
+        }
+        std::fs::remove_file(p.path("plans/two.yaml"))?;
+        let applied = db
+            .scalar("SELECT phase_applied FROM phasegate_status WHERE plan = 'two'")
+            .await?;
+        check(applied == 2, format!("the view: phase_applied {applied}"))?;
+        let mut problems = Vec::new();
+        let (code, out, err) = p.go(&["check", "--env", "dev", "two", "--phase", "2"]);
+        if code != 0 {
+            problems.push(format!("check --phase 2: exit {code}: {out}{err}"));
+        }
+        let (_, out, err) = p.go(&["status", "--env", "dev"]);
+        if !out.contains("two") {
+            problems.push(format!("status does not list plan two:\n{out}{err}"));
+        }
+        check(problems.is_empty(), problems.join("\n"))
+    })
+    .await;
+}
