@@ -18,6 +18,7 @@
 mod apply;
 mod backfill;
 mod check;
+mod children;
 mod deadline;
 mod drift;
 mod gate;
@@ -29,6 +30,8 @@ mod send;
 mod session;
 mod status;
 pub mod steps;
+
+pub use children::end_children;
 
 use chrono::{DateTime, Utc};
 

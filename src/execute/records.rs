@@ -198,13 +198,27 @@ impl Workspace<'_> {
     ) -> Result<String, RunError> {
         let location = match (&env.backup_command, location) {
             (Some(cmd), given) => {
-                let out = tokio::process::Command::new("sh")
+                let mut command = tokio::process::Command::new("sh");
+                command
                     .arg("-c")
                     .arg(cmd)
                     .env("PHASEGATE_ENV", &env.name)
                     .env("PHASEGATE_DATABASE_URL", &env.database_url)
                     .current_dir(&self.config.root)
-                    .output()
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true);
+                // A group of its own, so that an interrupted run can end the
+                // command and whatever it started (super::children).
+                #[cfg(unix)]
+                command.process_group(0);
+                let child = command
+                    .spawn()
+                    .map_err(|e| RunError::Backup(format!("cannot run `{cmd}`: {e}")))?;
+                let _tracked = child.id().map(super::children::track);
+                let out = child
+                    .wait_with_output()
                     .await
                     .map_err(|e| RunError::Backup(format!("cannot run `{cmd}`: {e}")))?;
                 if !out.status.success() {

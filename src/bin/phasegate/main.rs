@@ -70,6 +70,8 @@ fn main() -> ExitCode {
                 }
             });
             let Some(rendered) = done else {
+                // A backup_command still running ends with the run.
+                phasegate::execute::end_children();
                 emit(invocation.report());
                 // Statements still waiting on a connection must not hold the exit.
                 rt.shutdown_background();
