@@ -1389,7 +1389,6 @@ fn interrupted_backup_does_not_leave_its_command_running() -> TestResult {
 /// given must resume: phasegate knows it cancelled the statement (or can
 /// look: the index is not there), or it must print the `resolve` to run.
 #[tokio::test]
-#[ignore = "BREAKS: after Ctrl-C during CREATE INDEX CONCURRENTLY the printed resume command is refused by the clean gate"]
 async fn ctrl_c_during_a_concurrent_index_build_prints_a_command_that_resumes() {
     with_postgres(|db| async move {
         db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER)")

@@ -17,6 +17,7 @@
 
 mod apply;
 mod backfill;
+mod cancel;
 mod check;
 mod children;
 mod deadline;
@@ -31,6 +32,7 @@ mod session;
 mod status;
 pub mod steps;
 
+pub use cancel::{cancel_running_statement, statement_running};
 pub use children::end_children;
 
 use chrono::{DateTime, Utc};
