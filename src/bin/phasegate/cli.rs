@@ -481,19 +481,7 @@ mod tests {
 
     #[test]
     fn every_environment_command_takes_format_json() {
-        for name in [
-            "status",
-            "gate",
-            "apply",
-            "mark",
-            "rollback",
-            "approve",
-            "backup",
-            "verify",
-            "history",
-            "accept-change",
-            "resolve",
-        ] {
+        for name in crate::commands::ENV_COMMANDS {
             let cmd = Cli::command();
             let sub = cmd.find_subcommand(name).expect(name);
             assert!(
