@@ -2054,8 +2054,10 @@ async fn an_unset_variable_in_the_config_is_exit_2_naming_it() -> TestResult {
     p.write("plans/rename-users-name.yaml", RENAME)?;
     for args in [
         &["status"][..],
-        &["gate", "--env", "dev", PLAN][..],
-        &["apply", "--env", "dev", PLAN][..],
+        // A command on prod needs prod's variable (one on dev does not:
+        // tests/env_vars.rs).
+        &["gate", "--env", "prod", PLAN][..],
+        &["apply", "--env", "prod", PLAN][..],
     ] {
         let mut c = command(&p.dir, Some(&p.config_path()), args);
         c.env_remove("PHASEGATE_TEST_SURELY_UNSET_URL");

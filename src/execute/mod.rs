@@ -349,11 +349,7 @@ impl<'a> Workspace<'a> {
 
     /// The environments of `phasegate.yaml`, in promotion order.
     fn order_now(&self) -> Vec<String> {
-        self.config
-            .environments
-            .iter()
-            .map(|e| e.name.clone())
-            .collect()
+        self.config.names()
     }
 
     fn env(&self, name: &str) -> Result<&'a Environment, RunError> {
