@@ -148,25 +148,10 @@ const TWO_PHASES: &str = "changes:
           app: Write t2
 ";
 
-/// The shell of one `run:` step of the composite action, by the first
-/// line that starts with `run: ` after the step named `name`.
-fn action_step(name: &str) -> TestResult<String> {
-    let text = std::fs::read_to_string(root().join(".github/actions/phasegate-deploy/action.yml"))?;
-    let start = text
-        .find(&format!("- name: {name}"))
-        .ok_or_else(|| fail(format!("action.yml has no step {name}")))?;
-    let rest = &text[start..];
-    let run = rest
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("run: "))
-        .ok_or_else(|| fail(format!("step {name} has no one-line run:")))?;
-    Ok(run.to_string())
-}
-
 /// One job of .github/workflows/deploy-example.yml, as GitHub runs it: only
-/// the secrets named in the job's `env:` are set (from `secrets`); the
-/// action's Backup step when the job says `backup: "true"`, then the script
-/// (the Install step is the built binary on PATH).
+/// the secrets named in the job's `env:` are set (from `secrets`); then the
+/// script as the action runs it (`--backup` when the job says `backup:
+/// "true"`; the Install step is the built binary on PATH).
 fn workflow_job(
     p: &Project,
     job: &str,
@@ -203,14 +188,12 @@ fn workflow_job(
         std::env::var("PATH").unwrap_or_default()
     );
     let script = root().join("ci/phasegate-deploy.sh");
+    // As the action runs the script: `backup: "true"` is its `--backup`.
     let mut shell = String::from("set -e\n");
-    if backup {
-        shell.push_str(&action_step("Backup")?);
-        shell.push('\n');
-    }
     shell.push_str(&format!(
-        "bash {} --config \"$CONFIG\" --app-version {version} {job} {plan} -- true",
-        script.display()
+        "bash {} --config \"$CONFIG\" --app-version {version}{} {job} {plan} -- true",
+        script.display(),
+        if backup { " --backup" } else { "" }
     ));
     for (name, _) in secrets {
         cmd.env_remove(name);

@@ -72,6 +72,9 @@ fn main() -> ExitCode {
                     r = &mut run => return (Some(r), false),
                     Ok(()) = tokio::signal::ctrl_c() => {}
                 }
+                // A backup_command still running ends with the run (here,
+                // while the run, which keeps track of it, is still alive).
+                phasegate::execute::end_children();
                 let Some(step) = phasegate::execute::statement_running() else {
                     return (None, false);
                 };
@@ -88,8 +91,6 @@ fn main() -> ExitCode {
                 }
             });
             let Some(rendered) = done else {
-                // A backup_command still running ends with the run.
-                phasegate::execute::end_children();
                 emit(invocation.report(settled));
                 // Statements still waiting on a connection must not hold the exit.
                 rt.shutdown_background();
