@@ -124,9 +124,10 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
         Command::Rollback {
             env,
             plan,
+            phase,
             app_reverted,
             format,
-        } => rollback::run(&ws, &env, &plan, app_reverted)
+        } => rollback::run(&ws, &env, &plan, phase, app_reverted)
             .await
             .render(format),
         Command::Approve {
