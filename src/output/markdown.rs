@@ -335,9 +335,15 @@ fn rollback(
         })
         .collect();
     let command = if has_app {
-        format!("`phasegate rollback --env ENV {label} --app-reverted`")
+        format!(
+            "`phasegate rollback --env ENV {label} --phase {} --app-reverted`",
+            phase.number
+        )
     } else {
-        format!("`phasegate rollback --env ENV {label}`")
+        format!(
+            "`phasegate rollback --env ENV {label} --phase {}`",
+            phase.number
+        )
     };
     match (undo.is_empty(), has_app) {
         (true, true) => {
