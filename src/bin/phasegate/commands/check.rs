@@ -93,9 +93,32 @@ fn reached_text(c: &Check) -> String {
         "its app code is not marked deployed yet"
     };
     format!(
-        "{}: phase {} of {} reached in {}: its migrations are applied; {deployed}\n",
-        c.plan, c.phase, c.phases, c.env
+        "{}: phase {} of {} reached in {}: its migrations are applied; {deployed}\n{}",
+        c.plan,
+        c.phase,
+        c.phases,
+        c.env,
+        source_note(c)
     )
+}
+
+/// Where the answer came from, when not from the plan file as it is: a
+/// line to add to the text (empty otherwise).
+fn source_note(c: &Check) -> String {
+    if !c.plan_file_found {
+        return format!(
+            "  plan file not found: answered from {}'s log (the plan has {} phases as recorded when it started)\n",
+            c.env, c.phases
+        );
+    }
+    match &c.drift {
+        Some(why) => format!(
+            "  drift: answered from the log ({} phases as recorded); {}\n",
+            c.phases,
+            why.replace('\n', "\n  ")
+        ),
+        None => String::new(),
+    }
 }
 
 fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
@@ -124,6 +147,7 @@ fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
         format!("{} has not started in {}", c.plan, c.env)
     };
     out.push_str(&format!("  now: {now}\n"));
+    out.push_str(&source_note(c));
     for o in &c.outstanding {
         let what = match (&o.error, o.undo) {
             (Some(e), false) => format!("failed: {}", super::first_line(e)),
@@ -140,6 +164,16 @@ fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
 /// What to run to move the plan on in this environment.
 fn next_command(ask: &Ask<'_>, c: &Check) -> String {
     let (env, plan) = (&ask.env, &ask.plan);
+    if c.drift.is_some() {
+        return format!(
+            "review the change; if it is intended, accept it: `phasegate accept-change --env {env} {plan} --reason \"…\"`, then `phasegate gate --env {env} {plan}` says what comes next; otherwise restore the plan file"
+        );
+    }
+    if !c.plan_file_found && !matches!(c.next, Next::Complete) {
+        return format!(
+            "run `phasegate gate --env {env} {plan}` where the plan file is (plans/{plan}.yaml is not here)"
+        );
+    }
     if !c.outstanding.is_empty() {
         return format!(
             "`phasegate gate --env {env} {plan}` says what to do about the step that failed or never finished"

@@ -52,6 +52,15 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
                 _ => format!("phase {} of {}: {}{since}", p.phase, p.phases, p.state),
             };
             let next = match p.next {
+                _ if !p.plan_file_found => {
+                    " (plan file not found: listed from the log; run commands where plans/ has it)"
+                        .to_string()
+                }
+                _ if p.drift.is_some() => format!(
+                    " (as recorded); drift, blocked by:\n    {:<10} {}",
+                    "drift",
+                    indent(p.drift.as_deref().unwrap_or_default(), REASON_COLUMN)
+                ),
                 Next::Complete => String::new(),
                 Next::Deploy(n) => format!(
                     "; next: deploy phase {n}'s app code, then `phasegate mark --env {} {} --phase {n} --app-version VERSION`",
@@ -65,7 +74,12 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
             };
             let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
             if matches!(p.next, Next::Apply(_)) {
-                for g in &p.blocked {
+                let drift_said = p.drift.is_some();
+                for g in p
+                    .blocked
+                    .iter()
+                    .filter(|g| !(drift_said && g.name == "drift"))
+                {
                     let _ = writeln!(
                         out,
                         "    {:<10} {}",
@@ -155,6 +169,8 @@ mod tests {
             since: None,
             next,
             blocked,
+            plan_file_found: true,
+            drift: None,
         }
     }
 
