@@ -93,13 +93,29 @@ fn reached_text(c: &Check) -> String {
         "its app code is not marked deployed yet"
     };
     format!(
-        "{}: phase {} of {} reached in {}: its migrations are applied; {deployed}\n{}",
+        "{}: phase {}{} reached in {}: its migrations are applied; {deployed}\n{}",
         c.plan,
         c.phase,
-        c.phases,
+        of_phases(c),
         c.env,
         source_note(c)
     )
+}
+
+/// " of N" after the phase asked about; on a drifted plan, whose file and
+/// log count phases differently, " (N phases as recorded)" when the phase
+/// asked is beyond them.
+fn of_phases(c: &Check) -> String {
+    if c.drift.is_some() && c.phase > c.phases {
+        format!(" ({} as recorded)", phases(c.phases))
+    } else {
+        format!(" of {}", c.phases)
+    }
+}
+
+/// "1 phase", "2 phases".
+fn phases(n: usize) -> String {
+    format!("{n} phase{}", if n == 1 { "" } else { "s" })
 }
 
 /// Where the answer came from, when not from the plan file as it is: a
@@ -107,14 +123,15 @@ fn reached_text(c: &Check) -> String {
 fn source_note(c: &Check) -> String {
     if !c.plan_file_found {
         return format!(
-            "  plan file not found: answered from {}'s log (the plan has {} phases as recorded when it started)\n",
-            c.env, c.phases
+            "  plan file not found: answered from {}'s log ({} as recorded when the plan started)\n",
+            c.env,
+            phases(c.phases)
         );
     }
     match &c.drift {
         Some(why) => format!(
-            "  drift: answered from the log ({} phases as recorded); {}\n",
-            c.phases,
+            "  drift: answered from the log ({} as recorded); {}\n",
+            phases(c.phases),
             why.replace('\n', "\n  ")
         ),
         None => String::new(),
@@ -123,10 +140,10 @@ fn source_note(c: &Check) -> String {
 
 fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
     let mut out = format!(
-        "{}: phase {} of {} not reached in {} (needs {})\n",
+        "{}: phase {}{} not reached in {} (needs {})\n",
         c.plan,
         c.phase,
-        c.phases,
+        of_phases(c),
         c.env,
         needs(c.require)
     );

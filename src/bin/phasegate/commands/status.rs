@@ -56,8 +56,10 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
                     " (plan file not found: listed from the log; run commands where plans/ has it)"
                         .to_string()
                 }
-                _ if p.drift.is_some() => format!(
-                    " (as recorded); drift, blocked by:\n    {:<10} {}",
+                // Complete or waiting for a deploy as recorded: the drift
+                // is what holds it (with `apply` next, it is among the gates).
+                Next::Complete | Next::Deploy(_) if p.drift.is_some() => format!(
+                    " (as recorded); blocked by:\n    {:<10} {}",
                     "drift",
                     indent(p.drift.as_deref().unwrap_or_default(), REASON_COLUMN)
                 ),
@@ -74,12 +76,7 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
             };
             let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
             if matches!(p.next, Next::Apply(_)) {
-                let drift_said = p.drift.is_some();
-                for g in p
-                    .blocked
-                    .iter()
-                    .filter(|g| !(drift_said && g.name == "drift"))
-                {
+                for g in &p.blocked {
                     let _ = writeln!(
                         out,
                         "    {:<10} {}",
