@@ -117,4 +117,22 @@ mod tests {
         assert!(!reached(&s, 1, Reached::Applied));
         assert_eq!(highest(&s, Reached::Applied), 0);
     }
+
+    /// The latest `plan_started`/`change_accepted` decides; none, or a
+    /// detail without `phases` (an older phasegate), is `None`.
+    #[test]
+    fn recorded_phases_are_the_latest_start_or_acceptance() {
+        let with = |kind, detail: &str| Event {
+            detail: detail.to_string(),
+            ..ev(kind, 0, None)
+        };
+        assert_eq!(recorded_phases(&[]), None);
+        let mut events = vec![with(EventKind::PlanStarted, r#"{"checksum":"x"}"#)];
+        assert_eq!(recorded_phases(&events), None);
+        events.push(with(EventKind::PlanStarted, r#"{"phases":1}"#));
+        events.push(ev(EventKind::PhaseMigrated, 1, None));
+        assert_eq!(recorded_phases(&events), Some(1));
+        events.push(with(EventKind::ChangeAccepted, r#"{"phases":3}"#));
+        assert_eq!(recorded_phases(&events), Some(3));
+    }
 }

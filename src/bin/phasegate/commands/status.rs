@@ -211,4 +211,33 @@ mod tests {
             "{text}"
         );
     }
+
+    /// A plan complete as recorded whose file drifted shows the drift; a
+    /// plan whose file is gone says so and suggests nothing to run here.
+    #[test]
+    fn drift_when_complete_and_a_missing_plan_file_are_said() {
+        let drifted = PlanStatus {
+            drift: Some("changed:\n  + x".into()),
+            ..row(Next::Complete, Vec::new())
+        };
+        let gone = PlanStatus {
+            plan_file_found: false,
+            ..row(Next::Complete, Vec::new())
+        };
+        let envs = [EnvStatus {
+            env: "dev".into(),
+            unreachable: None,
+            plans: vec![drifted, gone],
+            plan_errors: Vec::new(),
+        }];
+        let text = status_text(&envs);
+        assert!(
+            text.contains("(as recorded); blocked by:\n    drift      changed:\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(plan file not found: listed from the log"),
+            "{text}"
+        );
+    }
 }
