@@ -9,6 +9,9 @@
 #   --app-version V   recorded by `phasegate mark` (default: $GITHUB_SHA)
 #   --config FILE     phasegate's config file (default: phasegate.yaml)
 #   --blocked-ok      a blocking gate ends the run with success (default: failure)
+#   --backup          when the backup gate (and no other) blocks, take a backup
+#                     with `phasegate backup` (ENV's backup_command) and gate
+#                     again; no backup is taken when no gate needs one
 #
 # The deploy command runs with PHASEGATE_ENV, PHASEGATE_PLAN, PHASEGATE_PHASE
 # and PHASEGATE_APP_VERSION set. $PHASEGATE names the binary (default:
@@ -29,10 +32,11 @@ set -uo pipefail
 PHASEGATE=${PHASEGATE:-phasegate}
 app_version=${GITHUB_SHA:-}
 blocked_ok=false
+backup=false
 config=()
 
 usage() {
-    echo "usage: $0 [--app-version V] [--config FILE] [--blocked-ok] ENV PLAN -- DEPLOY_COMMAND [ARG...]" >&2
+    echo "usage: $0 [--app-version V] [--config FILE] [--blocked-ok] [--backup] ENV PLAN -- DEPLOY_COMMAND [ARG...]" >&2
     exit 2
 }
 
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
         --app-version) [ $# -ge 2 ] || usage; app_version=$2; shift 2 ;;
         --config) [ $# -ge 2 ] || usage; config=(--config "$2"); shift 2 ;;
         --blocked-ok) blocked_ok=true; shift ;;
+        --backup) backup=true; shift ;;
         --) break ;;
         -*) echo "error: unknown option $1" >&2; usage ;;
         *) break ;;
@@ -76,9 +81,15 @@ pg() {
 # A field of the last JSON document, or empty.
 field() { jq -r "$1 // empty" "$out" 2>/dev/null; }
 
-# The plan is complete here: nothing to do.
-is_complete() {
+# gate says the plan is complete here: nothing to do.
+gate_says_complete() {
     [ "$(field .outcome)" = "nothing_to_do" ] || [ "$(field .next.action)" = "complete" ]
+}
+
+# apply did nothing: the plan was complete already. (An apply that ran the
+# last phase is `done`, with next.action `complete`.)
+apply_did_nothing() {
+    [ "$(field .outcome)" = "nothing_to_do" ]
 }
 
 complete() {
@@ -89,7 +100,7 @@ complete() {
 
 blocked() {
     say "$plan is blocked in $env_name; nothing changed:"
-    jq -r '.gates[]? | select(.held == false) | "  blocked by \(.name): \(.reason)"' "$out" 2>/dev/null >&2
+    jq -r '.gates[]? | select(.held == false) | "  blocked by \(.name): \(.reason)"' "$out" >&2 2>/dev/null
     output outcome blocked
     if $blocked_ok; then
         say "--blocked-ok: the run passes; a later run tries again"
@@ -137,10 +148,31 @@ waiting_phase() {
     if [ "$(field .next.action)" = "deploy" ]; then field .next.phase; else field .phase; fi
 }
 
+# The names of the gates that block, one a line.
+blocking_gates() { jq -r '.gates[]? | select(.held == false) | .name' "$out" 2>/dev/null; }
+
+# With --backup, when the backup gate alone blocks: take a backup, gate again.
+backup_if_needed() {
+    $backup && [ "$rc" -eq 1 ] && [ "$(blocking_gates)" = "backup" ] || return 0
+    say "the backup gate needs a backup in $env_name: taking one (phasegate backup)"
+    "$PHASEGATE" ${config[@]+"${config[@]}"} backup --env "$env_name" >&2
+    local brc=$?
+    if [ "$brc" -ne 0 ]; then
+        say "error: the backup gate of $plan in $env_name needs a backup and none could be" \
+            "taken (phasegate backup exited $brc): set backup_command for $env_name in" \
+            "${config[1]:-phasegate.yaml}, or record one taken otherwise with" \
+            "\`phasegate backup --env $env_name --location WHERE\`"
+        output outcome error
+        exit 2
+    fi
+    pg gate
+}
+
 # 1. May the next step run?
 pg gate
+backup_if_needed
 case $rc in
-    0) is_complete && complete ;;
+    0) gate_says_complete && complete ;;
     1) blocked ;;
     3) phase=$(waiting_phase)
        say "phase $phase is migrated in $env_name and waits for its app deploy"
@@ -152,7 +184,7 @@ esac
 # 2. Run the next phase's migrations.
 pg apply
 case $rc in
-    0) is_complete && complete ;;
+    0) apply_did_nothing && complete ;;
     1) blocked ;;
     3) deploy_and_mark "$(waiting_phase)" ;;
     *) error "apply exited $rc" ;;

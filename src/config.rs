@@ -18,8 +18,12 @@
 //!     backfill_pause: 50ms      # between batches
 //! ```
 //!
-//! `${VAR}` is read from the environment when the file is loaded; an unset
-//! variable is an error that names it.
+//! `${VAR}` is read from the environment when the file is loaded. An
+//! environment whose URL names an unset variable is set aside
+//! ([`Config::unresolved`]): it is an error only for a command that uses
+//! that environment ([`Config::environment`]), or the promotion gate of the
+//! environment after it ([`Config::previous_slot`]), so a job that holds one
+//! environment's secret can work on that environment alone.
 //!
 //! Every duration is range-checked ([`DurationRange`]: timeouts 1ms–24h,
 //! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h),
@@ -53,8 +57,8 @@ pub const CONFIG_FILE: &str = "phasegate.yaml";
 pub struct Config {
     pub environments: Vec<Environment>,
     /// Environments whose `database_url` names a `${VAR}` that is not set,
-    /// with the error. Only [`Config::load_for_report`] fills it; the other
-    /// loads refuse such a file.
+    /// with the error. [`Config::load`] fills it; [`Config::parse`] refuses
+    /// such a file instead.
     pub unresolved: Vec<Unresolved>,
     /// The folder the config file is in: the project root (plans/, templates/).
     pub root: PathBuf,
@@ -172,23 +176,31 @@ pub enum ConfigError {
     Invalid(Diagnostic),
     #[error("unknown environment `{given}`{}", crate::suggest::did_you_mean(.given, &.known.iter().map(String::as_str).collect::<Vec<_>>()))]
     UnknownEnvironment { given: String, known: Vec<String> },
+    /// The environment a command works on has a `database_url` whose
+    /// `${VAR}` is not set.
+    #[error("{error}")]
+    Unresolved { name: String, error: String },
+    /// The environment before `env`, which its promotion gate reads, has a
+    /// `database_url` whose `${VAR}` is not set.
+    #[error(
+        "{error}: the promotion gate of {env} reads {previous} (the environment before it), so it needs that variable too"
+    )]
+    PromotionNeeds {
+        env: String,
+        previous: String,
+        error: String,
+    },
 }
 
 impl Config {
     /// Loads `path`, or `phasegate.yaml` in `dir` when `path` is `None`.
+    ///
+    /// An environment whose URL names an unset `${VAR}` is kept aside in
+    /// [`Config::unresolved`] instead of failing the whole file: a command
+    /// on another environment runs, one on it fails
+    /// ([`Config::environment`]), and reports (`status`) show it as an entry
+    /// with its error.
     pub fn load(path: Option<&Path>, dir: &Path) -> Result<Config, ConfigError> {
-        Config::load_with(path, dir, false)
-    }
-
-    /// As [`Config::load`], but an environment whose URL names an unset
-    /// `${VAR}` is kept aside in [`Config::unresolved`] instead of failing
-    /// the whole file: for reports (`status`) that show every other
-    /// environment and that one as an entry with its error.
-    pub fn load_for_report(path: Option<&Path>, dir: &Path) -> Result<Config, ConfigError> {
-        Config::load_with(path, dir, true)
-    }
-
-    fn load_with(path: Option<&Path>, dir: &Path, lenient: bool) -> Result<Config, ConfigError> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
@@ -217,13 +229,7 @@ impl Config {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        Config::parse_with(
-            &text,
-            &path,
-            &root,
-            &|name| std::env::var(name).ok(),
-            lenient,
-        )
+        Config::parse_with(&text, &path, &root, &|name| std::env::var(name).ok(), true)
     }
 
     /// Parses config text; `lookup` reads `${VAR}`s (the process environment in `load`).
@@ -236,7 +242,8 @@ impl Config {
         Config::parse_with(text, path, root, lookup, false)
     }
 
-    /// Parses config text; `lenient`: see [`Config::load_for_report`].
+    /// Parses config text; `lenient`: set an environment with an unset
+    /// `${VAR}` aside, as [`Config::load`] does, instead of failing.
     pub fn parse_with(
         text: &str,
         path: &Path,
@@ -413,18 +420,29 @@ impl Config {
         })
     }
 
+    /// The environment named `name`; an error when the file has none of
+    /// that name, or when its URL names an unset `${VAR}`.
     pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
-        self.environments
-            .iter()
-            .find(|e| e.name == name)
-            .ok_or_else(|| ConfigError::UnknownEnvironment {
+        match self.slots().into_iter().find(|s| s.name() == name) {
+            Some(Slot::Usable(e)) => Ok(e),
+            Some(Slot::Unresolved(u)) => Err(ConfigError::Unresolved {
+                name: u.name.clone(),
+                error: u.error.clone(),
+            }),
+            None => Err(ConfigError::UnknownEnvironment {
                 given: name.to_string(),
-                known: self.environments.iter().map(|e| e.name.clone()).collect(),
-            })
+                known: self.names(),
+            }),
+        }
+    }
+
+    /// The names of every environment of the file, in promotion order.
+    pub fn names(&self) -> Vec<String> {
+        self.slots().iter().map(|s| s.name().to_string()).collect()
     }
 
     /// Every environment of the file in promotion order, the unresolved
-    /// ones (see [`Config::load_for_report`]) in their places.
+    /// ones (see [`Config::unresolved`]) in their places.
     pub fn slots(&self) -> Vec<Slot<'_>> {
         let mut out: Vec<Slot<'_>> = self.environments.iter().map(Slot::Usable).collect();
         for u in &self.unresolved {
@@ -433,10 +451,25 @@ impl Config {
         out
     }
 
-    /// The environment promoted to `name` from, if any.
-    pub fn previous(&self, name: &str) -> Option<&Environment> {
-        let i = self.environments.iter().position(|e| e.name == name)?;
-        i.checked_sub(1).map(|p| &self.environments[p])
+    /// The environment promoted to `name` from, if any (usable or not).
+    pub fn previous_slot(&self, name: &str) -> Option<Slot<'_>> {
+        let slots = self.slots();
+        let i = slots.iter().position(|s| s.name() == name)?;
+        i.checked_sub(1).map(|p| slots[p])
+    }
+
+    /// The environment promoted to `name` from, if any; an error when its
+    /// URL names an unset `${VAR}` (the promotion gate of `name` reads it).
+    pub fn previous(&self, name: &str) -> Result<Option<&Environment>, ConfigError> {
+        match self.previous_slot(name) {
+            None => Ok(None),
+            Some(Slot::Usable(e)) => Ok(Some(e)),
+            Some(Slot::Unresolved(u)) => Err(ConfigError::PromotionNeeds {
+                env: name.to_string(),
+                previous: u.name.clone(),
+                error: u.error.clone(),
+            }),
+        }
     }
 
     pub fn plans_dir(&self) -> PathBuf {

@@ -379,10 +379,15 @@ async fn workflow(db: TestDb) -> TestResult {
     // Refusals: blocked (exit 1), with the reason.
     let r = p.json(&with("rollback", &[]), "blocked", 1).await?;
     has(&r, "/message", "cannot be rolled back")?;
+    // accept-change of a plan in force as it is: nothing to do (exit 0).
     let r = p
-        .json(&with("accept-change", &["--reason", "why"]), "blocked", 1)
+        .json(
+            &with("accept-change", &["--reason", "why"]),
+            "nothing_to_do",
+            0,
+        )
         .await?;
-    has(&r, "/message", "is unchanged since it started in dev")?;
+    has(&r, "/message", "is already in force in dev as it is")?;
     let r = p
         .json(
             &with("resolve", &["--step", "1.backfill", "--as", "applied"]),

@@ -797,10 +797,12 @@ fn status_reports_everything_else_when_a_plan_or_an_environment_is_bad() -> Test
     if !text.contains("\"plan\":\"example-rename\"") {
         return Err(fail(format!("the good plan is missing: {v:#}")));
     }
-    // Every other command still refuses the unset variable.
-    let o = p.run(&["gate", "--env", "dev", "example-rename"]);
-    expect_exit(&o, 2, "gate with an unset variable")?;
+    // A command on prod refuses its unset variable; one on dev needs none.
+    let o = p.run(&["gate", "--env", "prod", "example-rename"]);
+    expect_exit(&o, 2, "gate in prod with its variable unset")?;
     expect_text(&o, "PHASEGATE_UX_UNSET", "gate")?;
+    let o = p.run(&["gate", "--env", "dev", "example-rename"]);
+    expect_exit(&o, 0, "gate in dev with prod's variable unset")?;
     Ok(())
 }
 

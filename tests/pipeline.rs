@@ -287,6 +287,45 @@ fn a_blocking_gate_fails_the_job_with_its_reason_unless_blocked_ok() -> TestResu
     Ok(())
 }
 
+/// `--backup` (the action's `backup: "true"`): no backup while no gate needs
+/// one (so an environment without `backup_command` runs its reversible
+/// phases); when the backup gate alone blocks, a backup is taken and the
+/// phase runs, or, without `backup_command`, the job fails with an error
+/// that names it.
+#[test]
+fn backup_is_taken_only_when_the_backup_gate_needs_one() -> TestResult {
+    let p = Project::new("sqlite://.phasegate/staging.db", "    require_backup: 1h\n")?;
+    std::fs::write(p.0.join(".phasegate/staging.db"), "")?;
+    for n in 1..=2 {
+        let version = format!("v{n}");
+        expect_exit(&p.job("dev", &version, &[]), 0, "dev")?;
+        let staging = p.job("staging", &version, &["--backup"]);
+        expect_exit(&staging, 0, &format!("push {n}, staging --backup"))?;
+        if log(&staging).contains("taking one") {
+            return Err(fail(format!(
+                "push {n}: a backup no gate needs:\n{}",
+                log(&staging)
+            )));
+        }
+    }
+    expect_exit(&p.job("dev", "v3", &[]), 0, "push 3, dev")?;
+    let staging = p.job("staging", "v3", &["--backup"]);
+    expect_exit(&staging, 2, "push 3: no backup_command")?;
+    expect_in(&staging, "backup_command for staging", "push 3")?;
+    p.expect_deployed(3, 3, 2)?;
+
+    let config = std::fs::read_to_string(p.0.join("phasegate.yaml"))?;
+    std::fs::write(
+        p.0.join("phasegate.yaml"),
+        format!("{config}    backup_command: echo backups/staging-1\n"),
+    )?;
+    let staging = p.job("staging", "v3", &["--backup"]);
+    expect_exit(&staging, 0, "push 3 again, with backup_command")?;
+    expect_in(&staging, "taking one", "push 3 again")?;
+    p.expect_deployed(3, 3, 3)?;
+    Ok(())
+}
+
 #[test]
 fn an_error_fails_the_job_and_deploys_nothing() -> TestResult {
     let p = Project::new("sqlite://.phasegate/staging.db", "")?;

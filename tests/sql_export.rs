@@ -513,7 +513,9 @@ async fn apply_dry_run_runs_as_printed_on_mariadb() {
 #[test]
 fn squawk_parses_every_script_and_finds_the_lock_timeouts() -> TestResult {
     let Ok(squawk) = std::env::var("PHASEGATE_SQUAWK") else {
-        println!("skipped: set PHASEGATE_SQUAWK to a squawk binary to run this check");
+        common::loud(format_args!(
+            "skipped: squawk_parses_every_script_and_finds_the_lock_timeouts: set PHASEGATE_SQUAWK to a squawk binary to run this check"
+        ));
         return Ok(());
     };
     let dir = std::env::temp_dir().join(format!("phasegate-squawk-{}", std::process::id()));

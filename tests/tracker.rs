@@ -996,8 +996,11 @@ async fn backup_gate(dbs: [TestDb; 3]) -> TestResult {
             "backup",
             "no backup recorded; dev requires one within 24h: `phasegate backup --env dev --location WHERE`",
         );
-        let m = refused(ws.backup("dev", None).await, "backup without a command");
-        assert!(m.contains("dev has no backup_command"), "{m}");
+        // No command and no location: a request that can never succeed.
+        match ws.backup("dev", None).await {
+            Err(RunError::Invalid(m)) => assert!(m.contains("dev has no backup_command"), "{m}"),
+            other => panic!("backup without a command: expected invalid, got {other:?}"),
+        }
 
         ws.backup("dev", Some("/backups/dev-1.dump")).await?;
         let v = ws.gate("dev", PLAN).await?;
@@ -1185,8 +1188,11 @@ async fn drift_gate(dbs: [TestDb; 3]) -> TestResult {
     let v = ws.gate("dev", PLAN).await?;
     assert!(v.may_proceed(), "{v:#?}");
     assert_held(&v, "drift", "unchanged since it started here");
-    let m = refused(ws.accept_change("dev", PLAN, "again").await, "accept twice");
-    assert!(m.contains("unchanged"), "{m}");
+    // Accepting again (a retried job) is nothing to do; nothing is recorded.
+    match ws.accept_change("dev", PLAN, "again").await {
+        Err(RunError::NothingToDo(m)) => assert!(m.contains("already in force in dev"), "{m}"),
+        other => panic!("accept twice: expected nothing to do, got {other:?}"),
+    }
     let accepted: Vec<Event> = fx
         .events("dev", Some(PLAN))
         .await?
@@ -2054,8 +2060,10 @@ async fn an_unset_variable_in_the_config_is_exit_2_naming_it() -> TestResult {
     p.write("plans/rename-users-name.yaml", RENAME)?;
     for args in [
         &["status"][..],
-        &["gate", "--env", "dev", PLAN][..],
-        &["apply", "--env", "dev", PLAN][..],
+        // A command on prod needs prod's variable (one on dev does not:
+        // tests/env_vars.rs).
+        &["gate", "--env", "prod", PLAN][..],
+        &["apply", "--env", "prod", PLAN][..],
     ] {
         let mut c = command(&p.dir, Some(&p.config_path()), args);
         c.env_remove("PHASEGATE_TEST_SURELY_UNSET_URL");

@@ -31,8 +31,11 @@ fn environments_in_order_with_expanded_urls() -> Result<(), ConfigError> {
         c.environments[1].require_backup,
         Some(Duration::from_secs(86400))
     );
-    assert_eq!(c.previous("prod").map(|e| e.name.as_str()), Some("dev"));
-    assert!(c.previous("dev").is_none());
+    assert_eq!(
+        c.previous("prod").ok().flatten().map(|e| e.name.as_str()),
+        Some("dev")
+    );
+    assert!(matches!(c.previous("dev"), Ok(None)));
     Ok(())
 }
 
@@ -99,7 +102,26 @@ fn a_report_keeps_an_environment_with_an_unset_variable_in_its_place() {
         matches!(c.slots()[1], Slot::Unresolved(u) if u.error.contains("phasegate.yaml:5:") && u.error.contains("`STAGING_URL`"))
     );
     assert_eq!(c.environments.len(), 2);
-    // Loaded for a command, the same file is refused.
+    // dev needs no variable; staging's own is an error; prod's promotion
+    // gate reads staging, so prod's previous environment is an error too.
+    assert!(c.environment("dev").is_ok());
+    assert!(
+        matches!(c.environment("staging"), Err(ConfigError::Unresolved { ref name, .. }) if name == "staging")
+    );
+    assert!(c.environment("prod").is_ok());
+    match c.previous("prod") {
+        Err(e @ ConfigError::PromotionNeeds { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("`STAGING_URL`") && m.contains("promotion gate of prod"),
+                "{m}"
+            );
+        }
+        other => panic!("expected PromotionNeeds, got {other:?}"),
+    }
+    assert!(matches!(c.previous("staging"), Ok(Some(e)) if e.name == "dev"));
+    assert_eq!(c.names(), ["dev", "staging", "prod"]);
+    // Parsed strictly, the same file is refused.
     assert!(parse(text, &[]).is_err());
 }
 

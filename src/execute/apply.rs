@@ -19,16 +19,18 @@ pub struct Applied {
     pub env: String,
     pub phase: usize,
     pub phases: usize,
-    /// Steps run now, in order.
+    /// Steps run now, in order (empty for `--dry-run`).
     pub ran: Vec<String>,
-    /// Steps skipped because an earlier, interrupted run completed them.
+    /// Steps skipped because an earlier, interrupted run completed them
+    /// (empty for `--dry-run`).
     pub skipped: Vec<String>,
-    /// True when the phase has no app stage, so it went straight to deployed.
+    /// True when the phase has no app stage, so it went straight to
+    /// deployed (false for `--dry-run`: nothing was recorded).
     pub deployed: bool,
     /// What the application must ship now (empty when `deployed`).
     pub app: Vec<String>,
     pub gates: Vec<Gate>,
-    /// For `--dry-run`: the SQL that would run, in order.
+    /// For `--dry-run`: the SQL that would run, in order (nothing ran).
     pub dry_run: Option<Vec<String>>,
 }
 
@@ -117,7 +119,11 @@ impl Workspace<'_> {
                 };
                 sql.extend(steps::dry_run(s, env, &key));
             }
+            // Nothing ran: no step ran or was skipped, nothing is deployed.
             report.dry_run = Some(sql);
+            report.ran.clear();
+            report.skipped.clear();
+            report.deployed = false;
             return Ok(report);
         }
 

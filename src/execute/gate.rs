@@ -12,13 +12,16 @@ use crate::tracker::{
 use super::{LoadedPlan, RunError, Workspace, backups, steps};
 
 impl Workspace<'_> {
-    /// The plan's state in the environment promoted from, or why it cannot be read.
+    /// The plan's state in the environment promoted from, or why it cannot be
+    /// read; an error when that environment's URL names an unset `${VAR}`.
     async fn previous_state(
         &self,
         env: &Environment,
         plan: &Plan,
-    ) -> Option<(String, Result<PlanState, String>)> {
-        let prev = self.config.previous(&env.name)?;
+    ) -> Result<Option<(String, Result<PlanState, String>)>, RunError> {
+        let Some(prev) = self.config.previous(&env.name)? else {
+            return Ok(None);
+        };
         let state = async {
             let mut store = self.open_read_only(prev).await.map_err(|e| e.to_string())?;
             let events = store
@@ -29,7 +32,7 @@ impl Workspace<'_> {
             Ok(derive(&events?, plan.phases.len()))
         }
         .await;
-        Some((prev.name.clone(), state))
+        Ok(Some((prev.name.clone(), state)))
     }
 
     /// The promotion orders recorded where the plan started: in each
@@ -77,7 +80,7 @@ impl Workspace<'_> {
     ) -> Result<(PlanState, Verdict), RunError> {
         let events = &plan_events(all, &plan.name);
         let state = derive(events, plan.phases.len());
-        let previous = self.previous_state(env, plan).await;
+        let previous = self.previous_state(env, plan).await?;
         let backups = backups(events);
         let target = match marking {
             Some(p) => Some(p),

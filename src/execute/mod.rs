@@ -17,7 +17,9 @@
 
 mod apply;
 mod backfill;
+mod cancel;
 mod check;
+mod children;
 mod deadline;
 mod drift;
 mod gate;
@@ -29,6 +31,9 @@ mod send;
 mod session;
 mod status;
 pub mod steps;
+
+pub use cancel::{cancel_running_statement, statement_running};
+pub use children::end_children;
 
 use chrono::{DateTime, Utc};
 
@@ -344,11 +349,7 @@ impl<'a> Workspace<'a> {
 
     /// The environments of `phasegate.yaml`, in promotion order.
     fn order_now(&self) -> Vec<String> {
-        self.config
-            .environments
-            .iter()
-            .map(|e| e.name.clone())
-            .collect()
+        self.config.names()
     }
 
     fn env(&self, name: &str) -> Result<&'a Environment, RunError> {

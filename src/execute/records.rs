@@ -59,6 +59,17 @@ fn already_marked(
     )
 }
 
+/// Refuses an empty or all-whitespace `value` of `option` (a pipeline's
+/// unset variable): [`RunError::Invalid`], before anything is recorded.
+pub(crate) fn refuse_blank(option: &str, value: &str) -> Result<(), RunError> {
+    if value.trim().is_empty() {
+        return Err(RunError::Invalid(format!(
+            "{option} is empty: give a value (nothing was recorded)"
+        )));
+    }
+    Ok(())
+}
+
 impl Workspace<'_> {
     /// `phasegate mark`: records that phase `phase`'s app code is deployed.
     /// A phase marked already is [`RunError::NothingToDo`].
@@ -69,6 +80,7 @@ impl Workspace<'_> {
         phase: usize,
         app_version: &str,
     ) -> Result<Verdict, RunError> {
+        refuse_blank("--app-version", app_version)?;
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         // Every plan's events: the gates look at other plans' interrupted steps.
@@ -132,6 +144,7 @@ impl Workspace<'_> {
         phase: usize,
         by: &str,
     ) -> Result<(), RunError> {
+        refuse_blank("--by", by)?;
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
@@ -167,7 +180,14 @@ impl Workspace<'_> {
     /// `phasegate backup`: runs the environment's `backup_command` if it has
     /// one, then records where the backup went. Returns that location.
     pub async fn backup(&self, env: &str, location: Option<&str>) -> Result<String, RunError> {
+        if let Some(l) = location {
+            refuse_blank("--location", l)?;
+        }
         let env = self.env(env)?;
+        // Nothing to run and nothing given: this can never succeed as asked.
+        if env.backup_command.is_none() && location.is_none() {
+            return Err(RunError::Invalid(no_backup_command(&env.name)));
+        }
         // Under the lock: no run changes the database while the backup is taken.
         self.locked(env, None, async |store, _| {
             let location = self.take_backup(env, location).await?;
@@ -198,13 +218,27 @@ impl Workspace<'_> {
     ) -> Result<String, RunError> {
         let location = match (&env.backup_command, location) {
             (Some(cmd), given) => {
-                let out = tokio::process::Command::new("sh")
+                let mut command = tokio::process::Command::new("sh");
+                command
                     .arg("-c")
                     .arg(cmd)
                     .env("PHASEGATE_ENV", &env.name)
                     .env("PHASEGATE_DATABASE_URL", &env.database_url)
                     .current_dir(&self.config.root)
-                    .output()
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true);
+                // A group of its own, so that an interrupted run can end the
+                // command and whatever it started (super::children).
+                #[cfg(unix)]
+                command.process_group(0);
+                let child = command
+                    .spawn()
+                    .map_err(|e| RunError::Backup(format!("cannot run `{cmd}`: {e}")))?;
+                let _tracked = child.id().map(super::children::track);
+                let out = child
+                    .wait_with_output()
                     .await
                     .map_err(|e| RunError::Backup(format!("cannot run `{cmd}`: {e}")))?;
                 if !out.status.success() {
@@ -227,12 +261,7 @@ impl Workspace<'_> {
                     .unwrap_or_else(|| format!("taken by `{cmd}`"))
             }
             (None, Some(given)) => given.to_string(),
-            (None, None) => {
-                return Err(RunError::Refused(format!(
-                    "{} has no backup_command: take the backup yourself and record it with --location",
-                    env.name
-                )));
-            }
+            (None, None) => return Err(RunError::Invalid(no_backup_command(&env.name))),
         };
         Ok(location)
     }
@@ -244,6 +273,7 @@ impl Workspace<'_> {
         target: &str,
         reason: &str,
     ) -> Result<(), RunError> {
+        refuse_blank("--reason", reason)?;
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
@@ -260,8 +290,10 @@ impl Workspace<'_> {
                     )));
                 }
                 Some(c) if *c == now_sum && state.order.as_ref() == Some(&plan.order) && !pins_differ => {
-                    return Err(RunError::Refused(format!(
-                        "{} is unchanged since it started in {}: its file and its steps' SQL are the ones pinned then",
+                    // Accepted already (a retried job) or never edited: the
+                    // plan in force is this one; nothing to do.
+                    return Err(RunError::NothingToDo(format!(
+                        "{} is already in force in {} as it is: its file and its steps' SQL are the ones pinned; nothing recorded",
                         loaded.label, env.name
                     )));
                 }
@@ -302,6 +334,19 @@ impl Workspace<'_> {
             let state = derive(&events, plan.phases.len());
             refuse_drift(&plan, &state, &loaded, env)?;
             let Some(o) = state.outstanding.iter().find(|o| o.step == step) else {
+                if !plan.steps.iter().any(|s| s.id == step) {
+                    return Err(RunError::Invalid(unknown_step(&loaded.label, &plan, step)));
+                }
+                if let Some(e) = already_resolved(&events, step, applied) {
+                    return Err(RunError::NothingToDo(format!(
+                        "step {step} of {} is already resolved as {} in {} ({}, by {}); nothing recorded",
+                        loaded.label,
+                        e.detail.replace('_', " "),
+                        env.name,
+                        e.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        e.actor
+                    )));
+                }
                 let open: Vec<&str> = state.outstanding.iter().map(|o| o.step.as_str()).collect();
                 return Err(RunError::Refused(format!(
                     "step {step} has nothing outstanding in {}{}",
@@ -353,4 +398,41 @@ impl Workspace<'_> {
         })
         .await
     }
+}
+
+/// What `backup` says when there is no `backup_command` and no `--location`.
+fn no_backup_command(env: &str) -> String {
+    format!(
+        "{env} has no backup_command: take the backup yourself and record it with `phasegate backup --env {env} --location WHERE`"
+    )
+}
+
+/// What `resolve` says of a step the plan does not have: the plan's steps,
+/// and the nearest one.
+fn unknown_step(label: &str, plan: &super::LivePlan, step: &str) -> String {
+    let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    format!(
+        "{label} has no step {step}{} (its steps: {})",
+        crate::suggest::did_you_mean(step, &ids),
+        ids.join(", ")
+    )
+}
+
+/// The event that settled `step` the way `applied` asks, if nothing about
+/// the step happened since: the same `resolve` run again.
+fn already_resolved<'e>(
+    events: &'e [crate::tracker::Event],
+    step: &str,
+    applied: bool,
+) -> Option<&'e crate::tracker::Event> {
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.step.as_deref() == Some(step))?;
+    let same = match last.detail.as_str() {
+        "applied" | "not_rolled_back" => applied,
+        "not_applied" => !applied,
+        d => d == ROLLED_BACK && !applied,
+    };
+    (last.kind == EventKind::StepResolved && same).then_some(last)
 }

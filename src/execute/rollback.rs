@@ -18,7 +18,7 @@ use crate::tracker::gates::{human, undo_outstanding};
 use crate::tracker::{Event, EventKind, NewEvent, PhaseStatus, ROLLED_BACK, derive};
 
 use super::drift::refuse_drift;
-use super::{RunError, StepContext, Workspace, backups, steps};
+use super::{RunError, StepContext, Workspace, backups, check_phase, steps};
 
 impl Workspace<'_> {
     /// `phasegate rollback`: undoes the latest phase that ran, if it can be
@@ -31,12 +31,53 @@ impl Workspace<'_> {
         target: &str,
         app_reverted: bool,
     ) -> Result<usize, RunError> {
+        self.rollback_phase(env, target, None, app_reverted).await
+    }
+
+    /// `phasegate rollback --phase N`: like [`Workspace::rollback`], but
+    /// only phase `only` (when given), so that running it again is
+    /// idempotent: a phase that is rolled back already (or never ran) is
+    /// [`RunError::NothingToDo`]; a phase with a later phase still in place
+    /// is refused; a phase the plan does not have is [`RunError::Invalid`].
+    pub async fn rollback_phase(
+        &self,
+        env: &str,
+        target: &str,
+        only: Option<usize>,
+        app_reverted: bool,
+    ) -> Result<usize, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
+            if let Some(n) = only {
+                check_phase(&plan, n)?;
+            }
             let state = derive(&events, plan.phases.len());
             refuse_drift(&plan, &state, &loaded, env)?;
-            let Some(n) = state.latest_started() else {
+            let latest = state.latest_started();
+            if let Some(want) = only {
+                let undone = state.phase(want).is_none_or(|r| r.status == PhaseStatus::Pending);
+                if undone {
+                    let when = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.kind == EventKind::PhaseRolledBack && e.phase == Some(want))
+                        .map(|e| format!("rolled back {}", e.at.format("%Y-%m-%d %H:%M:%S UTC")));
+                    return Err(RunError::NothingToDo(format!(
+                        "phase {want} of {} is already {} in {}: nothing to do",
+                        loaded.label,
+                        when.as_deref().unwrap_or("not applied"),
+                        env.name
+                    )));
+                }
+                if let Some(later) = latest.filter(|&l| l > want) {
+                    return Err(RunError::Refused(format!(
+                        "phase {later} of {} ran after phase {want} in {}: roll it back first (`phasegate rollback --env {} {} --phase {later}`)",
+                        loaded.label, env.name, env.name, loaded.label
+                    )));
+                }
+            }
+            let Some(n) = latest else {
                 return Err(RunError::Refused(format!("nothing to roll back: no phase of {} has run in {}", loaded.label, env.name)));
             };
             let phase = &plan.phases[n - 1];

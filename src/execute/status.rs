@@ -161,7 +161,7 @@ impl Workspace<'_> {
     ///
     /// The report is complete except for named entries: an environment that
     /// cannot be read (unreachable, an unset `${VAR}` in its URL when the
-    /// config was loaded with [`crate::config::Config::load_for_report`]) is
+    /// config was loaded with [`crate::config::Config::load`]) is
     /// an [`EnvStatus`] with `unreachable` set, and a plan that cannot be
     /// read or planned there is in its `plan_errors`. Only an unknown `only`
     /// is an error.

@@ -274,6 +274,10 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
     // The server session the statements run on, so that one still running
     // after this process died is found, not guessed (`session.rs`).
     let session = Session::current(store, cx.env.dialect).await;
+    // Ctrl-C cancels the statement rather than leave it running (cancel.rs).
+    let _cancellable = session
+        .as_ref()
+        .map(|s| super::cancel::register(&cx.env.database_url, cx.env.dialect, &step.id, s));
     store
         .append(
             &NewEvent::plan(cx.plan, EventKind::StepStarted)
@@ -428,6 +432,9 @@ pub(super) async fn undo(
     } else {
         // The server session the undo runs on, as for a step's start.
         let session = Session::current(store, cx.env.dialect).await;
+        let _cancellable = session
+            .as_ref()
+            .map(|s| super::cancel::register(&cx.env.database_url, cx.env.dialect, &step.id, s));
         store
             .append(
                 &event(EventKind::StepRollbackStarted)

@@ -19,13 +19,18 @@ pub fn markdown(plan: &Plan, cx: &Context<'_>) -> String {
     if let Some(d) = &plan.description {
         let _ = writeln!(out, "{d}\n");
     }
-    let deploys = format!("{n} deploy{}", if n == 1 { "" } else { "s" });
+    // "3 deploys, each … before the next starts"; "1 deploy, …".
+    let (deploys, each, before_next) = if n == 1 {
+        ("1 deploy".to_string(), "", "")
+    } else {
+        (format!("{n} deploys"), "each ", " before the next starts")
+    };
     match cx.environments {
         Some(envs) => {
             let order: Vec<String> = envs.iter().map(|e| format!("`{}`", e.name)).collect();
             let _ = writeln!(
                 out,
-                "Dialect: `{}`. {deploys}, each promoted {} (the environments of phasegate.yaml, in order) before the next starts.\n",
+                "Dialect: `{}`. {deploys}, {each}promoted {} (the environments of phasegate.yaml, in order){before_next}.\n",
                 plan.dialect,
                 order.join(" → ")
             );
@@ -34,7 +39,7 @@ pub fn markdown(plan: &Plan, cx: &Context<'_>) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "Dialect: `{}`. {deploys}, each run in every environment, in promotion order, before the next starts.\n\n\
+                "Dialect: `{}`. {deploys}, {each}run in every environment, in promotion order{before_next}.\n\n\
                  No phasegate.yaml was read (none here, and no `--config`): the gates below are the ones every environment checks; the soak, backup and approval an environment requires come from its config.\n",
                 plan.dialect
             );
@@ -150,10 +155,26 @@ fn deploy(out: &mut String, plan: &Plan, phase: &Phase, cx: &Context<'_>) {
         for s in &app {
             let _ = writeln!(out, "- [ ] {}", s.description);
         }
+        // What waits for the mark: the next deploy here, this deploy in the
+        // next environment; only those that exist.
+        let mut waits = Vec::new();
+        if number < plan.phases.len() {
+            waits.push(format!(
+                "nothing of deploy {} may start in that environment",
+                number + 1
+            ));
+        }
+        if cx.environments.is_none_or(|envs| envs.len() > 1) {
+            waits.push("this deploy may not start in the next environment".to_string());
+        }
+        let until = if waits.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} until you do)", waits.join(", nor "))
+        };
         let _ = writeln!(
             out,
-            "\nOnce that release runs on every instance of an environment, record it there (nothing of deploy {} may start in that environment, nor this deploy in the next one, until you do):\n",
-            number + 1
+            "\nOnce that release runs on every instance of an environment, record it there{until}:\n"
         );
         match cx.environments {
             Some(envs) => {
@@ -173,7 +194,7 @@ fn deploy(out: &mut String, plan: &Plan, phase: &Phase, cx: &Context<'_>) {
             }
         }
     }
-    rollback(out, plan, phase, &db, cx);
+    rollback(out, plan, phase, &db, !app.is_empty(), label, cx);
 }
 
 /// The gates of deploy `phase`: those every environment checks, then what
@@ -268,11 +289,17 @@ fn bounds_words(cx: &Context<'_>) -> String {
     )
 }
 
+/// The rollback of a reversible deploy. A deploy that ships app code is
+/// rolled back with `--app-reverted` once the previous release runs again:
+/// without it `rollback` refuses, and the log would go on saying the deploy
+/// is complete (so the next deploy's gates would hold).
 fn rollback(
     out: &mut String,
     plan: &Plan,
     phase: &Phase,
     db: &[&&crate::plan::Step],
+    has_app: bool,
+    label: &str,
     cx: &Context<'_>,
 ) {
     let _ = writeln!(out, "\n**Rollback:**\n");
@@ -307,17 +334,33 @@ fn rollback(
             })
         })
         .collect();
-    if undo.is_empty() {
-        let _ = writeln!(
-            out,
-            "Nothing to undo in the database; redeploy the previous release."
-        );
+    let command = if has_app {
+        format!("`phasegate rollback --env ENV {label} --app-reverted`")
     } else {
-        let _ = writeln!(
-            out,
-            "`phasegate rollback --env ENV {}` runs, after the previous release is redeployed:\n\n```sql\n{}\n```",
-            plan.name,
-            undo.join("\n")
-        );
+        format!("`phasegate rollback --env ENV {label}`")
+    };
+    match (undo.is_empty(), has_app) {
+        (true, true) => {
+            let _ = writeln!(
+                out,
+                "Nothing to undo in the database. Redeploy the previous release, then record it: {command} (the log then shows this deploy rolled back, and the next deploy's gates hold it back)."
+            );
+        }
+        (true, false) => {
+            let _ = writeln!(
+                out,
+                "Nothing to undo in the database; {command} records the deploy rolled back."
+            );
+        }
+        (false, true) => {
+            let _ = writeln!(
+                out,
+                "Redeploy the previous release first; then {command} runs:\n\n```sql\n{}\n```",
+                undo.join("\n")
+            );
+        }
+        (false, false) => {
+            let _ = writeln!(out, "{command} runs:\n\n```sql\n{}\n```", undo.join("\n"));
+        }
     }
 }

@@ -124,13 +124,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
-    /// Undo the latest phase that ran in ENV (reversible phases only).
+    /// Undo the latest phase that ran in ENV, or phase N with --phase (reversible phases only).
     Rollback {
         /// The environment (a name from phasegate.yaml).
         #[arg(long)]
         env: String,
         /// A plan file, or the name of a plan under plans/.
         plan: String,
+        /// Roll back phase N only: if it is rolled back already, nothing to
+        /// do (a re-run is safe); if a later phase is in place, refused.
+        #[arg(long, value_name = "N")]
+        phase: Option<usize>,
         /// The phase's app code was deployed and has been reverted already.
         #[arg(long)]
         app_reverted: bool,
@@ -481,19 +485,7 @@ mod tests {
 
     #[test]
     fn every_environment_command_takes_format_json() {
-        for name in [
-            "status",
-            "gate",
-            "apply",
-            "mark",
-            "rollback",
-            "approve",
-            "backup",
-            "verify",
-            "history",
-            "accept-change",
-            "resolve",
-        ] {
+        for name in crate::commands::ENV_COMMANDS {
             let cmd = Cli::command();
             let sub = cmd.find_subcommand(name).expect(name);
             assert!(

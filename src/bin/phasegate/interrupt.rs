@@ -19,6 +19,14 @@ use crate::commands::envelope::{ErrorBody, Outcome, Rendered, Report};
 /// The exit code of an interrupted command (128 + SIGINT).
 pub const EXIT: u8 = 130;
 
+/// How long the cancel request for a step's statement may take
+/// (connection included) after Ctrl-C.
+pub const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long, after the server took the cancel request, the run may take to
+/// record the step's failure before it is stopped where it is.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The step running now, as the progress reports tell it.
 struct Running {
     id: String,
@@ -111,7 +119,7 @@ impl Invocation {
     }
 
     /// What stderr says after an interrupt: where it stopped and what to run.
-    pub fn message(&self) -> String {
+    pub fn message(&self, settled: bool) -> String {
         let running = RUNNING.lock().ok().and_then(|r| {
             r.as_ref().map(|r| Running {
                 id: r.id.clone(),
@@ -140,6 +148,10 @@ impl Invocation {
                 r.done
                     .map_or(String::new(), |d| format!(" ({} rows done)", grouped(d)))
             ),
+            Some(r) if !r.transactional && settled => format!(
+                "; its statement was cancelled on the server and the step recorded as failed: it runs again from its start.\nTo {}, run:\n  {resume}",
+                if apply { "resume" } else { "go on" }
+            ),
             Some(r) if apply && !r.transactional => format!(
                 "; every step that finished is recorded.\nTo resume, run:\n  {resume}\n(the step runs outside a transaction: if apply then reports it as started and never finished, check the database and record what happened with `phasegate resolve`, as that message says)"
             ),
@@ -155,8 +167,11 @@ impl Invocation {
     /// What the run ends with: the message on stderr and, with `--format
     /// json`, one JSON document with outcome `interrupted` (exit 130) on
     /// stdout, its `error.hint` the command that goes on.
-    pub fn report(&self) -> Rendered {
-        let message = self.message();
+    ///
+    /// `settled`: the step running outside a transaction had its statement
+    /// cancelled and its failure recorded before the run stopped.
+    pub fn report(&self, settled: bool) -> Rendered {
+        let message = self.message(settled);
         let mut error = ErrorBody::new("interrupted", &message);
         error.hint = self.resume.clone();
         Report::<()> {

@@ -62,15 +62,36 @@ fn main() -> ExitCode {
                 }
             };
             let invocation = interrupt::Invocation::of(cli.config.as_deref(), &other);
-            // Ctrl-C ends the run where it is (see interrupt.rs).
-            let done = rt.block_on(async {
+            // Ctrl-C ends the run where it is (see interrupt.rs); a step
+            // running outside a transaction first has its statement
+            // cancelled on the server, so that its outcome is recorded.
+            let (done, settled) = rt.block_on(async {
+                let run = commands::run(cli.config, other);
+                tokio::pin!(run);
                 tokio::select! {
-                    r = commands::run(cli.config, other) => Some(r),
-                    Ok(()) = tokio::signal::ctrl_c() => None,
+                    r = &mut run => return (Some(r), false),
+                    Ok(()) = tokio::signal::ctrl_c() => {}
+                }
+                // A backup_command still running ends with the run (here,
+                // while the run, which keeps track of it, is still alive).
+                phasegate::execute::end_children();
+                let Some(step) = phasegate::execute::statement_running() else {
+                    return (None, false);
+                };
+                crate::err_line(format_args!(
+                    "interrupting: cancelling the statement of step {step} on the server (Ctrl-C again stops at once)"
+                ));
+                if phasegate::execute::cancel_running_statement(interrupt::CANCEL_WAIT).await != Ok(true) {
+                    return (None, false);
+                }
+                tokio::select! {
+                    _ = &mut run => (None, true),
+                    _ = tokio::time::sleep(interrupt::SETTLE_WAIT) => (None, false),
+                    Ok(()) = tokio::signal::ctrl_c() => (None, false),
                 }
             });
             let Some(rendered) = done else {
-                emit(invocation.report());
+                emit(invocation.report(settled));
                 // Statements still waiting on a connection must not hold the exit.
                 rt.shutdown_background();
                 return ExitCode::from(interrupt::EXIT);

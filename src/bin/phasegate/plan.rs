@@ -40,7 +40,7 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
     // runs under E's bounds.
     let wants_config = opts.env.is_some() || opts.format == Format::Markdown;
     let settings = if wants_config {
-        config_for_output(config.as_deref(), opts.env.is_some())?
+        config_for_output(config.as_deref())?
     } else {
         None
     };
@@ -87,14 +87,12 @@ pub fn plan(args: PlanArgs, config: Option<PathBuf>) -> Result<String, Failure> 
 }
 
 /// `phasegate.yaml` (or `--config`) for the runbook and the SQL's bounds;
-/// `None` when there is no file and none was named. With `strict` false
-/// (no `--env`: nothing connects), an unset `${VAR}` in a database URL is no
-/// error: the runbook needs the environments, not their databases.
-fn config_for_output(path: Option<&Path>, strict: bool) -> Result<Option<Config>, Failure> {
+/// `None` when there is no file and none was named. An unset `${VAR}` in a
+/// database URL is no error here: the runbook needs the environments, not
+/// their databases (`--env E` connects to E through `plan_live`, which
+/// refuses E when its own variable is unset).
+fn config_for_output(path: Option<&Path>) -> Result<Option<Config>, Failure> {
     let failed = |e: ConfigError| Failure::input(format!("error: {e}"));
-    if strict {
-        return Config::load(path, Path::new(".")).map(Some).map_err(failed);
-    }
     let path = match path {
         Some(p) => p.to_path_buf(),
         None => {
@@ -144,10 +142,8 @@ struct Project {
 impl Project {
     fn find(config: Option<&Path>) -> Project {
         let config = match config {
-            Some(path) => Some(Config::load_for_report(Some(path), Path::new("."))),
-            None if Path::new(CONFIG_FILE).is_file() => {
-                Some(Config::load_for_report(None, Path::new(".")))
-            }
+            Some(path) => Some(Config::load(Some(path), Path::new("."))),
+            None if Path::new(CONFIG_FILE).is_file() => Some(Config::load(None, Path::new("."))),
             None => None,
         };
         let plans = match &config {

@@ -9,7 +9,10 @@ use phasegate::execute::{Applied, RunError, Workspace};
 use phasegate::tracker::Next;
 use phasegate::tracker::gates::Gate;
 
-use super::envelope::Report;
+use super::envelope::{Outcome, Report};
+
+/// The message of `apply --dry-run`.
+const DRY_RUN: &str = "dry run: nothing was run";
 
 /// `apply`'s fields in the JSON document.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -20,19 +23,23 @@ pub struct ApplyPayload {
     /// The phase applied now (or held back, or waiting for its app deploy).
     pub phase: Option<usize>,
     pub phases: usize,
-    /// True when the phase has no app stage, so it went straight to deployed.
+    /// True when the phase has no app stage, so it went straight to
+    /// deployed (always false with `--dry-run`: nothing ran).
     pub deployed: bool,
     /// The app-code changes to ship now (for the phase applied, or the one waiting for its deploy).
     pub app: Vec<String>,
-    /// Steps run now, in order.
+    /// Steps run now, in order (empty with `--dry-run`).
     pub ran: Vec<String>,
-    /// Steps skipped because an earlier, interrupted run completed them.
+    /// Steps skipped because an earlier, interrupted run completed them
+    /// (empty with `--dry-run`).
     pub skipped: Vec<String>,
     /// Every gate, held or blocked, with the reason.
     pub gates: Vec<Gate>,
     /// What the plan does next in this environment.
     pub next: Next,
-    /// With `--dry-run`: the SQL that would run, in order (nothing ran).
+    /// With `--dry-run`: the SQL that would run, in order. Nothing ran:
+    /// `ran` and `skipped` are empty, `deployed` is false and the message
+    /// is "dry run: nothing was run".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<Vec<String>>,
 }
@@ -86,6 +93,10 @@ fn held_back(e: &RunError) -> Option<ApplyPayload> {
 /// `phasegate apply`.
 pub async fn run(ws: &Workspace<'_>, env: &str, plan: &str, dry_run: bool) -> Report<ApplyPayload> {
     match ws.apply(env, plan, dry_run).await {
+        Ok(a) if a.dry_run.is_some() => {
+            Report::done("apply", text(&a, plan), ApplyPayload::from(&a))
+                .with_outcome(Outcome::Done, Some(DRY_RUN.to_string()))
+        }
         Ok(a) => Report::done("apply", text(&a, plan), ApplyPayload::from(&a)),
         Err(e) => Report::from_error("apply", &e).with_payload(held_back(&e)),
     }

@@ -90,13 +90,10 @@ pub async fn plan_live(
 /// JSON document (`envelope.rs`), and its exit code.
 pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
     let (name, format) = (command.name(), command.format());
-    // `status` reports an environment whose URL names an unset variable as
-    // an entry; every other command refuses such a config.
-    let load = match command {
-        Command::Status { .. } => Config::load_for_report,
-        _ => Config::load,
-    };
-    let config = match load(config.as_deref(), Path::new(".")) {
+    // An environment whose URL names an unset variable is an error only for
+    // a command that uses it (`Config::environment`, `Config::previous`);
+    // `status` reports it as an entry.
+    let config = match Config::load(config.as_deref(), Path::new(".")) {
         Ok(c) => c,
         Err(e) => return envelope::failure(name, format, &RunError::Config(e)),
     };
@@ -127,9 +124,10 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
         Command::Rollback {
             env,
             plan,
+            phase,
             app_reverted,
             format,
-        } => rollback::run(&ws, &env, &plan, app_reverted)
+        } => rollback::run(&ws, &env, &plan, phase, app_reverted)
             .await
             .render(format),
         Command::Approve {

@@ -1,4 +1,4 @@
-//! `rollback`: undoing the latest phase that ran.
+//! `rollback`: undoing the latest phase that ran (or, with `--phase N`, phase N).
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -22,9 +22,10 @@ pub async fn run(
     ws: &Workspace<'_>,
     env: &str,
     plan: &str,
+    phase: Option<usize>,
     app_reverted: bool,
 ) -> Report<RollbackPayload> {
-    match ws.rollback(env, plan, app_reverted).await {
+    match ws.rollback_phase(env, plan, phase, app_reverted).await {
         Ok(n) => Report::done(
             "rollback",
             format!("{plan}: phase {n} rolled back in {env}\n"),
