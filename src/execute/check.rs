@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::tracker::reach::{self, Reached};
-use crate::tracker::{Next, Outstanding, PhaseStatus, derive};
+use crate::tracker::{Event, Next, Outstanding, PhaseStatus, derive, gates};
 
 use super::{RunError, Workspace, check_phase};
 
@@ -39,6 +39,16 @@ pub struct Check {
     pub started: bool,
     /// Steps that failed, or started and never finished, and are not settled.
     pub outstanding: Vec<Outstanding>,
+    /// Whether the plan file was found. When it was not (a service image
+    /// that does not ship plans/), the answer is the log's alone: the
+    /// phases recorded when the plan started here.
+    pub plan_file_found: bool,
+    /// When the plan file (or its steps' SQL) changed since the plan
+    /// started here and the change is not accepted: what changed, with the
+    /// way forward (`accept-change`). The answer is then the log's: the
+    /// phases as recorded, reached as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
 }
 
 impl Workspace<'_> {
@@ -47,6 +57,11 @@ impl Workspace<'_> {
     /// nothing. An unknown environment or plan, a phase the plan does not
     /// have, an unreachable database or a log that fails its chain check is
     /// an error.
+    ///
+    /// The log decides: a plan whose file is gone is answered from the
+    /// phases its log records (an error only when the log does not know
+    /// the plan either), and a plan whose file drifted since it started is
+    /// answered as recorded, with the drift said.
     pub async fn check(
         &self,
         env: &str,
@@ -55,7 +70,36 @@ impl Workspace<'_> {
         what: Reached,
     ) -> Result<Check, RunError> {
         let env = self.env(env)?;
-        let loaded = self.load(target)?;
+        let loaded = match self.load(target) {
+            Ok(loaded) => loaded,
+            Err(RunError::NotFound(missing)) => {
+                let mut store = self.open_read_only(env).await?;
+                let events = store.events(Some(target)).await;
+                store.close().await;
+                let events: Vec<Event> = events?;
+                let phases = reach::recorded_phases(&events)
+                    .filter(|_| events.iter().any(|e| e.plan.as_deref() == Some(target)))
+                    .ok_or(RunError::NotFound(missing))?;
+                if phase == 0 || phase > phases {
+                    return Err(RunError::Invalid(format!(
+                        "{target} has {phases} phase{} as recorded in {} (its plan file is not found); there is no phase {phase}",
+                        if phases == 1 { "" } else { "s" },
+                        env.name
+                    )));
+                }
+                return Ok(answer(AnswerOf {
+                    plan: target,
+                    env: &env.name,
+                    phase,
+                    phases,
+                    what,
+                    events: &events,
+                    plan_file_found: false,
+                    drift: None,
+                }));
+            }
+            Err(e) => return Err(e),
+        };
         let mut store = self.open_read_only(env).await?;
         let events = store.events(Some(&loaded.file.name)).await;
         store.close().await;
@@ -82,28 +126,70 @@ impl Workspace<'_> {
             }
         };
         check_phase(&plan, phase)?;
-        let state = derive(&events, plan.phases.len());
-        let next = state.next();
-        let current = match next {
-            Next::Apply(n) | Next::Deploy(n) => n,
-            Next::Complete => plan.phases.len(),
+        let drift = gates::drift(
+            &plan,
+            &derive(&events, plan.phases.len()),
+            &loaded.label,
+            &env.name,
+            &loaded.text,
+        )
+        .err();
+        // Drifted: the phases as recorded when it started (or was last
+        // accepted), as the view and `status` count them.
+        let phases = match drift {
+            Some(_) => reach::recorded_phases(&events).unwrap_or(plan.phases.len()),
+            None => plan.phases.len(),
         };
-        Ok(Check {
-            plan: plan.name.clone(),
-            env: env.name.clone(),
+        Ok(answer(AnswerOf {
+            plan: &plan.name,
+            env: &env.name,
             phase,
-            phases: plan.phases.len(),
-            require: what,
-            reached: reach::reached(&state, phase, what),
-            phase_applied: reach::highest(&state, Reached::Applied),
-            phase_deployed: reach::highest(&state, Reached::Deployed),
-            current_phase: current,
-            state: state
-                .phase(current)
-                .map_or(PhaseStatus::Pending, |r| r.status),
-            next,
-            started,
-            outstanding: state.outstanding,
-        })
+            phases,
+            what,
+            events: &events,
+            plan_file_found: true,
+            drift,
+        }))
+    }
+}
+
+/// What [`answer`] answers from.
+struct AnswerOf<'a> {
+    plan: &'a str,
+    env: &'a str,
+    phase: usize,
+    phases: usize,
+    what: Reached,
+    events: &'a [Event],
+    plan_file_found: bool,
+    drift: Option<String>,
+}
+
+/// `check`'s answer from the plan's events, counting `phases` phases.
+fn answer(a: AnswerOf<'_>) -> Check {
+    let state = derive(a.events, a.phases);
+    let next = state.next();
+    let current = match next {
+        Next::Apply(n) | Next::Deploy(n) => n,
+        Next::Complete => a.phases,
+    };
+    Check {
+        plan: a.plan.to_string(),
+        env: a.env.to_string(),
+        phase: a.phase,
+        phases: a.phases,
+        require: a.what,
+        reached: reach::reached(&state, a.phase, a.what),
+        phase_applied: reach::highest(&state, Reached::Applied),
+        phase_deployed: reach::highest(&state, Reached::Deployed),
+        current_phase: current,
+        state: state
+            .phase(current)
+            .map_or(PhaseStatus::Pending, |r| r.status),
+        next,
+        started: a.events.iter().any(|e| e.plan.is_some()),
+        outstanding: state.outstanding,
+        plan_file_found: a.plan_file_found,
+        drift: a.drift,
     }
 }

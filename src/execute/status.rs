@@ -10,6 +10,7 @@ use crate::plan::StepKind;
 use crate::tracker::gates::human;
 use crate::tracker::gates::{self, Gate, GateContext, VerifyOutcome};
 use crate::tracker::order::{StartedOrder, started_order};
+use crate::tracker::reach;
 use crate::tracker::{Event, Next, PhaseStatus, derive, interrupted_elsewhere, plan_events};
 
 use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
@@ -69,6 +70,16 @@ pub struct PlanStatus {
     pub next: Next,
     /// Gates that hold the next step back.
     pub blocked: Vec<Gate>,
+    /// Whether the plan file was found under plans/. A plan the log knows
+    /// whose file is gone is listed from the log alone (the phases recorded
+    /// when it started), with no gates.
+    pub plan_file_found: bool,
+    /// When the plan file (or its steps' SQL) changed since the plan started
+    /// here and the change is not accepted: what changed and the way forward
+    /// (`accept-change`). The row is then the log's: the phases as recorded,
+    /// as `check` and the `phasegate_status` view count them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
 }
 
 impl Workspace<'_> {
@@ -246,6 +257,7 @@ impl Workspace<'_> {
                     }),
                 }
             }
+            rows.extend(logged_only(events, &plans, &plan_errors));
             plan_errors.sort_by(|a, b| a.plan.cmp(&b.plan));
             out.push(EnvStatus {
                 env: env.name.clone(),
@@ -285,6 +297,13 @@ impl Workspace<'_> {
             started,
         )?;
         let state = derive(&mine, plan.phases.len());
+        let drift = gates::drift(&plan, &state, &loaded.label, &env.name, &loaded.text).err();
+        // Drifted: the row is the log's, the phases as recorded (as `check`
+        // and the view count them); the gates still judge the file as it is.
+        let shown = match drift.as_ref().and(reach::recorded_phases(&mine)) {
+            Some(n) => derive(&mine, n),
+            None => state.clone(),
+        };
         let prev_state = i.checked_sub(1).map(|p| {
             let s = logs[p].as_ref().map(|(ev, _, _)| {
                 let theirs: Vec<Event> = ev
@@ -324,11 +343,11 @@ impl Workspace<'_> {
             started: &started,
         };
         let verdict = gates::verdict(&ctx);
-        let current = match state.next() {
+        let current = match shown.next() {
             Next::Apply(n) | Next::Deploy(n) => n,
-            Next::Complete => plan.phases.len(),
+            Next::Complete => shown.phases.len(),
         };
-        let record = state.phase(current);
+        let record = shown.phase(current);
         let mut blocked: Vec<Gate> = verdict.blocked().cloned().collect();
         if !matches!(state.next(), Next::Complete) {
             blocked.extend(elsewhere.iter().map(|(other, o)| Gate {
@@ -354,13 +373,63 @@ impl Workspace<'_> {
         Ok(PlanStatus {
             plan: plan.name.clone(),
             target: loaded.label.clone(),
-            phases: plan.phases.len(),
-            deployed: state.deployed_count(),
+            phases: shown.phases.len(),
+            deployed: shown.deployed_count(),
             phase: current,
             state: record.map_or(PhaseStatus::Pending, |r| r.status),
             since: record.and_then(|r| r.since),
-            next: state.next(),
+            next: shown.next(),
             blocked,
+            plan_file_found: true,
+            drift,
         })
     }
+}
+
+/// The plans the log of an environment knows whose file is not under
+/// plans/ (neither loaded nor unreadable): one row each from the log
+/// alone, the phases recorded when it started (else the highest phase the
+/// log names), marked `plan_file_found: false`.
+fn logged_only(
+    events: &[Event],
+    plans: &[LoadedPlan],
+    unreadable: &[PlanProblem],
+) -> Vec<PlanStatus> {
+    let mut names: Vec<&str> = events.iter().filter_map(|e| e.plan.as_deref()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| !plans.iter().any(|p| p.file.name == *n))
+        .filter(|n| !unreadable.iter().any(|p| p.plan == *n))
+        .map(|name| {
+            let mine = plan_events(events, name);
+            let phases = reach::recorded_phases(&mine).unwrap_or_else(|| {
+                mine.iter()
+                    .filter(|e| e.plan.is_some())
+                    .filter_map(|e| e.phase)
+                    .max()
+                    .unwrap_or(0)
+            });
+            let state = derive(&mine, phases);
+            let current = match state.next() {
+                Next::Apply(n) | Next::Deploy(n) => n,
+                Next::Complete => phases,
+            };
+            let record = state.phase(current);
+            PlanStatus {
+                plan: name.to_string(),
+                target: name.to_string(),
+                phases,
+                deployed: state.deployed_count(),
+                phase: current,
+                state: record.map_or(PhaseStatus::Pending, |r| r.status),
+                since: record.and_then(|r| r.since),
+                next: state.next(),
+                blocked: Vec::new(),
+                plan_file_found: false,
+                drift: None,
+            }
+        })
+        .collect()
 }

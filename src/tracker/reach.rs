@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{PhaseStatus, PlanState};
+use super::{Event, EventKind, PhaseStatus, PlanState};
 
 /// What "reached" asks of a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -44,6 +44,20 @@ pub fn highest(state: &PlanState, what: Reached) -> usize {
         .iter()
         .rposition(|p| what.holds(p.status))
         .map_or(0, |i| i + 1)
+}
+
+/// The number of phases the log records for a plan (`events`, its own):
+/// `phases` in the detail of its latest `plan_started` or
+/// `change_accepted`, as the view reads it. `None` when the plan has not
+/// started or started under a phasegate that did not record it.
+pub fn recorded_phases(events: &[Event]) -> Option<usize> {
+    events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind, EventKind::PlanStarted | EventKind::ChangeAccepted))
+        .and_then(|e| serde_json::from_str::<serde_json::Value>(&e.detail).ok())
+        .and_then(|v| v.get("phases").and_then(serde_json::Value::as_u64))
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 #[cfg(test)]
@@ -102,5 +116,23 @@ mod tests {
         let s = derive(&events, 1);
         assert!(!reached(&s, 1, Reached::Applied));
         assert_eq!(highest(&s, Reached::Applied), 0);
+    }
+
+    /// The latest `plan_started`/`change_accepted` decides; none, or a
+    /// detail without `phases` (an older phasegate), is `None`.
+    #[test]
+    fn recorded_phases_are_the_latest_start_or_acceptance() {
+        let with = |kind, detail: &str| Event {
+            detail: detail.to_string(),
+            ..ev(kind, 0, None)
+        };
+        assert_eq!(recorded_phases(&[]), None);
+        let mut events = vec![with(EventKind::PlanStarted, r#"{"checksum":"x"}"#)];
+        assert_eq!(recorded_phases(&events), None);
+        events.push(with(EventKind::PlanStarted, r#"{"phases":1}"#));
+        events.push(ev(EventKind::PhaseMigrated, 1, None));
+        assert_eq!(recorded_phases(&events), Some(1));
+        events.push(with(EventKind::ChangeAccepted, r#"{"phases":3}"#));
+        assert_eq!(recorded_phases(&events), Some(3));
     }
 }

@@ -128,8 +128,23 @@ fn time_of(dialect: Dialect, ms: &str) -> String {
     }
 }
 
+/// `expr` (a plan or step name) as compared and grouped: byte for byte.
+/// MySQL/MariaDB compare text under the column's collation, which ignores
+/// case by default, and would merge plans `Mk` and `mk`; the log's columns
+/// are `utf8mb4` (tracker/schema.rs), so its binary collation keeps them
+/// apart. The view's `plan` column has that collation too, so that a
+/// service's `WHERE plan = 'Mk'` matches `Mk` only. Postgres and SQLite
+/// compare bytes already.
+fn key(dialect: Dialect, expr: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("({expr} COLLATE utf8mb4_bin)"),
+        Dialect::Postgres | Dialect::Sqlite => expr.to_string(),
+    }
+}
+
 /// The view's query.
 fn select(d: Dialect) -> String {
+    let k = |s: &str| key(d, s);
     let l = |s: &str| d.quote_literal(s);
     let q = |s: &str| d.quote_ident(s);
     let anchors = list(d, &ANCHORS);
@@ -162,16 +177,20 @@ fn select(d: Dialect) -> String {
     format!(
         "WITH
 starts AS (
-  SELECT plan, MAX(id) AS id FROM phasegate_events
+  SELECT MIN(plan) AS plan, MAX(id) AS id FROM phasegate_events
    WHERE plan IS NOT NULL AND kind IN {started}
-   GROUP BY plan
+   GROUP BY {k_plan}
 ),
-plans AS (
-  SELECT e.plan AS plan, MAX(e.at_ms) AS last_ms,
-         (SELECT {phases} FROM starts t JOIN phasegate_events s ON s.id = t.id WHERE t.plan = e.plan) AS total
+last_at AS (
+  SELECT MIN(e.plan) AS plan, MAX(e.at_ms) AS last_ms
     FROM phasegate_events e
    WHERE e.plan IS NOT NULL
-   GROUP BY e.plan
+   GROUP BY {k_e_plan}
+),
+plans AS (
+  SELECT b.plan AS plan, b.last_ms AS last_ms,
+         (SELECT {phases} FROM starts t JOIN phasegate_events s ON s.id = t.id WHERE {k_t_plan} = {k_b_plan}) AS total
+    FROM last_at b
 ),
 moves AS (
   SELECT e.plan AS plan, e.phase AS phase, e.id AS id,
@@ -182,23 +201,23 @@ moves AS (
            WHEN e.kind IN {undos} THEN {down}
            WHEN e.kind = {step_resolved} AND e.detail = {resolved_rolled_back} THEN {down}
          END AS move
-    FROM phasegate_events e JOIN plans p ON p.plan = e.plan
+    FROM phasegate_events e JOIN plans p ON {k_p_plan} = {k_e_plan}
    WHERE e.phase >= 1 AND (p.total IS NULL OR e.phase <= p.total)
 ),
 anchors AS (
-  SELECT m.plan AS plan, m.phase AS phase, MAX(m.id) AS id
+  SELECT MIN(m.plan) AS plan, m.phase AS phase, MAX(m.id) AS id
     FROM moves m WHERE m.move = {anchor}
-   GROUP BY m.plan, m.phase
+   GROUP BY {k_m_plan}, m.phase
 ),
 marks AS (
-  SELECT m.plan AS plan, m.phase AS phase, a.kind AS anchor,
+  SELECT MIN(m.plan) AS plan, m.phase AS phase, a.kind AS anchor,
          MAX(CASE WHEN m.move = {up} AND m.id > COALESCE(an.id, 0) THEN m.id END) AS last_up,
          MAX(CASE WHEN m.move = {down} AND m.id > COALESCE(an.id, 0) THEN m.id END) AS last_down
     FROM moves m
-    LEFT JOIN anchors an ON an.plan = m.plan AND an.phase = m.phase
+    LEFT JOIN anchors an ON {k_an_plan} = {k_m_plan} AND an.phase = m.phase
     LEFT JOIN phasegate_events a ON a.id = an.id
    WHERE m.move IS NOT NULL
-   GROUP BY m.plan, m.phase, a.kind
+   GROUP BY {k_m_plan}, m.phase, a.kind
 ),
 states AS (
   SELECT plan, phase,
@@ -214,31 +233,31 @@ states AS (
     FROM marks
 ),
 settled AS (
-  SELECT plan, step, MAX(id) AS id FROM phasegate_events
+  SELECT MAX(id) AS id FROM phasegate_events
    WHERE plan IS NOT NULL AND step IS NOT NULL AND kind IN {settles}
-   GROUP BY plan, step
+   GROUP BY {k_plan}, {k_step}
 ),
 open_steps AS (
   SELECT e.plan AS plan, e.kind AS kind
     FROM settled s
     JOIN phasegate_events e ON e.id = s.id
-    JOIN plans p ON p.plan = e.plan
+    JOIN plans p ON {k_p_plan} = {k_e_plan}
    WHERE e.kind IN {open}
      AND e.phase >= 1 AND (p.total IS NULL OR e.phase <= p.total)
      AND NOT EXISTS (SELECT 1 FROM phasegate_events r
-                      WHERE r.plan = e.plan AND r.phase = e.phase
+                      WHERE {k_r_plan} = {k_e_plan} AND r.phase = e.phase
                         AND r.kind = {rolled_back} AND r.id > e.id)
 ),
 heads AS (
   SELECT p.plan AS plan, p.total AS total, p.last_ms AS last_ms,
          CASE
            WHEN NOT EXISTS (SELECT 1 FROM states d
-                             WHERE d.plan = p.plan AND d.phase = 1 AND d.state = {s_deployed})
+                             WHERE {k_d_plan} = {k_p_plan} AND d.phase = 1 AND d.state = {s_deployed})
              THEN 0
            ELSE (SELECT MIN(d.phase) FROM states d
-                  WHERE d.plan = p.plan AND d.state = {s_deployed}
+                  WHERE {k_d_plan} = {k_p_plan} AND d.state = {s_deployed}
                     AND NOT EXISTS (SELECT 1 FROM states n
-                                     WHERE n.plan = d.plan AND n.phase = d.phase + 1
+                                     WHERE {k_n_plan} = {k_d_plan} AND n.phase = d.phase + 1
                                        AND n.state = {s_deployed}))
          END AS done
     FROM plans p
@@ -246,10 +265,10 @@ heads AS (
 cur AS (
   SELECT h.plan AS plan, h.total AS total, h.last_ms AS last_ms, h.done AS done,
          CASE WHEN h.total IS NOT NULL AND h.done >= h.total THEN 1 ELSE 0 END AS complete,
-         (SELECT s.state FROM states s WHERE s.plan = h.plan AND s.phase = h.done + 1) AS next_state
+         (SELECT s.state FROM states s WHERE {k_s_plan} = {k_h_plan} AND s.phase = h.done + 1) AS next_state
     FROM heads h
 )
-SELECT c.plan AS {plan},
+SELECT {k_c_plan} AS {plan},
        c.total AS {n_phases},
        CASE WHEN c.complete = 1 THEN c.total ELSE c.done + 1 END AS {phase},
        CASE WHEN c.complete = 1 THEN {s_deployed} ELSE COALESCE(c.next_state, {s_pending}) END AS {state},
@@ -260,14 +279,29 @@ SELECT c.plan AS {plan},
          ELSE {a_apply}
        END AS {next},
        COALESCE((SELECT MAX(s.phase) FROM states s
-                  WHERE s.plan = c.plan AND s.state IN ({s_migrated}, {s_deployed})), 0) AS {applied},
+                  WHERE {k_s_plan} = {k_c_plan} AND s.state IN ({s_migrated}, {s_deployed})), 0) AS {applied},
        COALESCE((SELECT MAX(s.phase) FROM states s
-                  WHERE s.plan = c.plan AND s.state = {s_deployed}), 0) AS {deployed_col},
-       (SELECT COUNT(*) FROM open_steps o WHERE o.plan = c.plan AND o.kind IN {failed}) AS {failed_col},
-       (SELECT COUNT(*) FROM open_steps o WHERE o.plan = c.plan AND o.kind IN {unfinished}) AS {unfinished_col},
+                  WHERE {k_s_plan} = {k_c_plan} AND s.state = {s_deployed}), 0) AS {deployed_col},
+       (SELECT COUNT(*) FROM open_steps o WHERE {k_o_plan} = {k_c_plan} AND o.kind IN {failed}) AS {failed_col},
+       (SELECT COUNT(*) FROM open_steps o WHERE {k_o_plan} = {k_c_plan} AND o.kind IN {unfinished}) AS {unfinished_col},
        {updated} AS {at},
        c.last_ms AS {at_ms}
   FROM cur c",
+        k_plan = k("plan"),
+        k_step = k("step"),
+        k_e_plan = k("e.plan"),
+        k_t_plan = k("t.plan"),
+        k_b_plan = k("b.plan"),
+        k_p_plan = k("p.plan"),
+        k_m_plan = k("m.plan"),
+        k_an_plan = k("an.plan"),
+        k_r_plan = k("r.plan"),
+        k_d_plan = k("d.plan"),
+        k_n_plan = k("n.plan"),
+        k_s_plan = k("s.plan"),
+        k_h_plan = k("h.plan"),
+        k_c_plan = k("c.plan"),
+        k_o_plan = k("o.plan"),
         anchor = l("anchor"),
         up = l("up"),
         down = l("down"),

@@ -93,17 +93,57 @@ fn reached_text(c: &Check) -> String {
         "its app code is not marked deployed yet"
     };
     format!(
-        "{}: phase {} of {} reached in {}: its migrations are applied; {deployed}\n",
-        c.plan, c.phase, c.phases, c.env
+        "{}: phase {}{} reached in {}: its migrations are applied; {deployed}\n{}",
+        c.plan,
+        c.phase,
+        of_phases(c),
+        c.env,
+        source_note(c)
     )
+}
+
+/// " of N" after the phase asked about; on a drifted plan, whose file and
+/// log count phases differently, " (N phases as recorded)" when the phase
+/// asked is beyond them.
+fn of_phases(c: &Check) -> String {
+    if c.drift.is_some() && c.phase > c.phases {
+        format!(" ({} as recorded)", phases(c.phases))
+    } else {
+        format!(" of {}", c.phases)
+    }
+}
+
+/// "1 phase", "2 phases".
+fn phases(n: usize) -> String {
+    format!("{n} phase{}", if n == 1 { "" } else { "s" })
+}
+
+/// Where the answer came from, when not from the plan file as it is: a
+/// line to add to the text (empty otherwise).
+fn source_note(c: &Check) -> String {
+    if !c.plan_file_found {
+        return format!(
+            "  plan file not found: answered from {}'s log ({} as recorded when the plan started)\n",
+            c.env,
+            phases(c.phases)
+        );
+    }
+    match &c.drift {
+        Some(why) => format!(
+            "  drift: answered from the log ({} as recorded); {}\n",
+            phases(c.phases),
+            why.replace('\n', "\n  ")
+        ),
+        None => String::new(),
+    }
 }
 
 fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
     let mut out = format!(
-        "{}: phase {} of {} not reached in {} (needs {})\n",
+        "{}: phase {}{} not reached in {} (needs {})\n",
         c.plan,
         c.phase,
-        c.phases,
+        of_phases(c),
         c.env,
         needs(c.require)
     );
@@ -124,6 +164,7 @@ fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
         format!("{} has not started in {}", c.plan, c.env)
     };
     out.push_str(&format!("  now: {now}\n"));
+    out.push_str(&source_note(c));
     for o in &c.outstanding {
         let what = match (&o.error, o.undo) {
             (Some(e), false) => format!("failed: {}", super::first_line(e)),
@@ -140,6 +181,16 @@ fn not_reached_text(ask: &Ask<'_>, c: &Check) -> String {
 /// What to run to move the plan on in this environment.
 fn next_command(ask: &Ask<'_>, c: &Check) -> String {
     let (env, plan) = (&ask.env, &ask.plan);
+    if c.drift.is_some() {
+        return format!(
+            "review the change; if it is intended, accept it: `phasegate accept-change --env {env} {plan} --reason \"…\"`, then `phasegate gate --env {env} {plan}` says what comes next; otherwise restore the plan file"
+        );
+    }
+    if !c.plan_file_found && !matches!(c.next, Next::Complete) {
+        return format!(
+            "run `phasegate gate --env {env} {plan}` where the plan file is (plans/{plan}.yaml is not here)"
+        );
+    }
     if !c.outstanding.is_empty() {
         return format!(
             "`phasegate gate --env {env} {plan}` says what to do about the step that failed or never finished"

@@ -52,6 +52,17 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
                 _ => format!("phase {} of {}: {}{since}", p.phase, p.phases, p.state),
             };
             let next = match p.next {
+                _ if !p.plan_file_found => {
+                    " (plan file not found: listed from the log; run commands where plans/ has it)"
+                        .to_string()
+                }
+                // Complete or waiting for a deploy as recorded: the drift
+                // is what holds it (with `apply` next, it is among the gates).
+                Next::Complete | Next::Deploy(_) if p.drift.is_some() => format!(
+                    " (as recorded); blocked by:\n    {:<10} {}",
+                    "drift",
+                    indent(p.drift.as_deref().unwrap_or_default(), REASON_COLUMN)
+                ),
                 Next::Complete => String::new(),
                 Next::Deploy(n) => format!(
                     "; next: deploy phase {n}'s app code, then `phasegate mark --env {} {} --phase {n} --app-version VERSION`",
@@ -155,6 +166,8 @@ mod tests {
             since: None,
             next,
             blocked,
+            plan_file_found: true,
+            drift: None,
         }
     }
 
@@ -195,6 +208,35 @@ mod tests {
             text.contains(
                 "    drift      changed:\n                 + x\n               review it\n"
             ),
+            "{text}"
+        );
+    }
+
+    /// A plan complete as recorded whose file drifted shows the drift; a
+    /// plan whose file is gone says so and suggests nothing to run here.
+    #[test]
+    fn drift_when_complete_and_a_missing_plan_file_are_said() {
+        let drifted = PlanStatus {
+            drift: Some("changed:\n  + x".into()),
+            ..row(Next::Complete, Vec::new())
+        };
+        let gone = PlanStatus {
+            plan_file_found: false,
+            ..row(Next::Complete, Vec::new())
+        };
+        let envs = [EnvStatus {
+            env: "dev".into(),
+            unreachable: None,
+            plans: vec![drifted, gone],
+            plan_errors: Vec::new(),
+        }];
+        let text = status_text(&envs);
+        assert!(
+            text.contains("(as recorded); blocked by:\n    drift      changed:\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(plan file not found: listed from the log"),
             "{text}"
         );
     }
