@@ -17,6 +17,7 @@
 //! *not read* ([`Lookup::NotRead`]) and judged by nobody.
 
 mod census;
+mod connect;
 mod mysql;
 mod partitioning;
 mod postgres;
@@ -25,7 +26,6 @@ mod sqlite;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::dialect::Dialect;
@@ -36,6 +36,7 @@ pub use census::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
     SequenceFacts, TriggerFacts,
 };
+pub use connect::{DEFAULT_CONNECT_TIMEOUT, LOCK_WAIT, READ_WAIT};
 #[cfg(test)]
 pub(crate) use partitioning::testing as partitioning_testing;
 pub use partitioning::{Partition, PartitionKey, Partitioning};
@@ -396,35 +397,6 @@ pub enum CatalogError {
     Url { url: String },
 }
 
-/// How long [`Catalog::read`] waits for a connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long each catalog query waits for a lock on the server before it
-/// gives up (Postgres `lock_timeout`, MySQL/MariaDB `lock_wait_timeout`): a
-/// table held `ACCESS EXCLUSIVE` by a long transaction makes
-/// `pg_get_indexdef` and friends wait for it.
-pub const LOCK_WAIT: Duration = Duration::from_secs(10);
-
-/// How long a whole catalog read may take, connection excluded, before it
-/// is abandoned with [`CatalogError::Slow`] (a client-side bound on top of
-/// the server-side [`LOCK_WAIT`]).
-pub const READ_WAIT: Duration = Duration::from_secs(60);
-
-/// The statements that bound a catalog session's waits on the server
-/// (sent once, right after connecting). SQLite's wait is sqlx's busy
-/// timeout (5 s).
-fn read_bounds(dialect: Dialect) -> Vec<String> {
-    let secs = LOCK_WAIT.as_secs();
-    match dialect {
-        Dialect::Postgres => vec![
-            format!("SET lock_timeout = '{secs}s'"),
-            format!("SET statement_timeout = '{}s'", READ_WAIT.as_secs()),
-        ],
-        Dialect::Mysql => vec![format!("SET SESSION lock_wait_timeout = {secs}")],
-        Dialect::Sqlite => Vec::new(),
-    }
-}
-
 impl Catalog {
     /// Knows nothing: plan offline.
     pub fn offline() -> Catalog {
@@ -496,123 +468,6 @@ impl Catalog {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty() && self.missing.is_empty() && self.server.is_none()
     }
-
-    /// Connects to `url` (`postgres://…`, `postgresql://…`, `mysql://…`,
-    /// `mariadb://…` or `sqlite:…`)
-    /// and reads the server's version and `tables`. Waits at most
-    /// [`DEFAULT_CONNECT_TIMEOUT`] for the connection. The connection only
-    /// reads, and is closed before this returns.
-    pub async fn read(url: &str, tables: &[TableName]) -> Result<Catalog, CatalogError> {
-        Catalog::read_with_timeout(url, tables, DEFAULT_CONNECT_TIMEOUT).await
-    }
-
-    /// [`Catalog::read`], waiting at most `timeout` for the connection.
-    pub async fn read_with_timeout(
-        url: &str,
-        tables: &[TableName],
-        timeout: Duration,
-    ) -> Result<Catalog, CatalogError> {
-        let shown = redact(url);
-        let scheme = url
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let connect_err = |source| CatalogError::Connect {
-            url: shown.clone(),
-            source,
-        };
-        match scheme.as_str() {
-            "postgres" | "postgresql" => {
-                let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(connect_err)?;
-                let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = bounded(&shown, async {
-                    // Best effort: a proxy that refuses a SET still serves
-                    // the read, bounded by READ_WAIT alone.
-                    for s in read_bounds(Dialect::Postgres) {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await;
-                    }
-                    Catalog::read_postgres(&pool, tables).await
-                })
-                .await;
-                pool.close().await;
-                catalog
-            }
-            "mysql" | "mariadb" => {
-                let url = match url.strip_prefix("mariadb") {
-                    Some(rest) => format!("mysql{rest}"),
-                    None => url.to_string(),
-                };
-                let opts = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(connect_err)?;
-                let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = bounded(&shown, async {
-                    // Best effort: a proxy that refuses a SET still serves
-                    // the read, bounded by READ_WAIT alone.
-                    for s in read_bounds(Dialect::Mysql) {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(s)).execute(&pool).await;
-                    }
-                    Catalog::read_mysql(&pool, tables).await
-                })
-                .await;
-                pool.close().await;
-                catalog
-            }
-            "sqlite" => {
-                let opts =
-                    sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
-                let pool = one_connection(opts, timeout, &shown).await?;
-                let catalog = bounded(&shown, Catalog::read_sqlite(&pool, tables)).await;
-                pool.close().await;
-                catalog
-            }
-            _ => Err(CatalogError::Url { url: shown }),
-        }
-    }
-
-    /// Reads the server's version and `tables` from a Postgres database. A
-    /// table that does not exist is recorded as missing.
-    pub async fn read_postgres(
-        pool: &sqlx::PgPool,
-        tables: &[TableName],
-    ) -> Result<Catalog, CatalogError> {
-        postgres::read(pool, tables).await
-    }
-
-    /// Reads the library's version and `tables` from an SQLite database. A
-    /// table that does not exist is recorded as missing.
-    pub async fn read_mysql(
-        pool: &sqlx::MySqlPool,
-        tables: &[TableName],
-    ) -> Result<Catalog, CatalogError> {
-        mysql::read(pool, tables).await
-    }
-
-    pub async fn read_sqlite(
-        pool: &sqlx::SqlitePool,
-        tables: &[TableName],
-    ) -> Result<Catalog, CatalogError> {
-        sqlite::read(pool, tables).await
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
 }
 
 fn ident(s: impl Into<String>) -> Option<Ident> {
@@ -634,42 +489,6 @@ fn plan_table_names(rows: Vec<(String, String, bool)>) -> Vec<TableName> {
 }
 
 /// A pool of one connection to read a schema with, within `timeout`.
-/// `read` within [`READ_WAIT`], or [`CatalogError::Slow`].
-async fn bounded(
-    shown: &str,
-    read: impl std::future::Future<Output = Result<Catalog, CatalogError>>,
-) -> Result<Catalog, CatalogError> {
-    tokio::time::timeout(READ_WAIT, read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(CatalogError::Slow {
-                url: shown.to_string(),
-                waited: READ_WAIT,
-            })
-        })
-}
-
-async fn one_connection<DB: sqlx::Database>(
-    opts: <DB::Connection as sqlx::Connection>::Options,
-    timeout: Duration,
-    shown: &str,
-) -> Result<sqlx::Pool<DB>, CatalogError> {
-    let connect = sqlx::pool::PoolOptions::<DB>::new()
-        .max_connections(1)
-        .acquire_timeout(timeout)
-        .connect_with(opts);
-    tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| CatalogError::Timeout {
-            url: shown.to_string(),
-            timeout,
-        })?
-        .map_err(|source| CatalogError::Connect {
-            url: shown.to_string(),
-            source,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,17 +527,5 @@ mod tests {
         assert!(!c.is_empty());
         let c = Catalog::offline().with_server(ServerVersion::postgres(110_000));
         assert!(!c.is_empty());
-    }
-
-    #[test]
-    fn urls_lose_their_password_in_messages() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
-    }
-
-    #[tokio::test]
-    async fn an_unknown_url_is_refused() {
-        let err = Catalog::read("oracle://h/db", &[]).await.map(|_| ());
-        assert!(matches!(err, Err(CatalogError::Url { .. })), "{err:?}");
     }
 }
