@@ -5,7 +5,9 @@
 //! the server to cancel it ([`cancel_running_statement`]): the statement
 //! fails as if it had failed on its own, the failure is recorded, and the
 //! next `apply` runs the step again (a cancelled concurrent build's INVALID
-//! index is dropped first).
+//! index is dropped first). On MySQL/MariaDB the statement is ended too, but
+//! its error reads like a lost connection, so the step is left for
+//! `resolve`, as the message after Ctrl-C says.
 //!
 //! The step's server session is the one recorded in its `step_started`
 //! (`session.rs`); the cancel goes over a connection of its own: Postgres
@@ -67,9 +69,11 @@ pub fn statement_running() -> Option<String> {
 
 /// Asks the server to cancel the statement of the step running outside a
 /// transaction, over a connection of its own, within `wait` (connection
-/// included). `Ok(true)` when the server took the request, `Ok(false)` when
-/// no such step runs (or its session is gone), `Err` with the reason when
-/// the request could not be made.
+/// included). `Ok(true)` when the server cancelled it and the run will record
+/// the step as failed (Postgres); `Ok(false)` when no such step runs, its
+/// session is gone, or the run cannot record the outcome (MySQL/MariaDB:
+/// the statement is still ended); `Err` with the reason when the request
+/// could not be made.
 pub async fn cancel_running_statement(wait: Duration) -> Result<bool, String> {
     let Some((url, dialect, session)) = RUNNING.lock().ok().and_then(|r| {
         r.as_ref()
@@ -105,10 +109,7 @@ pub async fn cancel_running_statement(wait: Duration) -> Result<bool, String> {
                 Ok(!rows.is_empty())
             }
             Dialect::Mysql => {
-                let url = match url.strip_prefix("mariadb") {
-                    Some(rest) => format!("mysql{rest}"),
-                    None => url.clone(),
-                };
+                // Environment URLs are spelt mysql:// already (config.rs).
                 let mut c = sqlx::MySqlConnection::connect(&url)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -117,7 +118,11 @@ pub async fn cancel_running_statement(wait: Duration) -> Result<bool, String> {
                     .await;
                 let _ = c.close().await;
                 match done {
-                    Ok(_) => Ok(true),
+                    // The DDL ends, but its error (SQLSTATE 70100) is also
+                    // what a killed connection gives, so the run cannot
+                    // tell it from a lost one and leaves the step "started
+                    // and never finished" for `resolve`: nothing recorded.
+                    Ok(_) => Ok(false),
                     // ER_NO_SUCH_THREAD: the session is gone already.
                     Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("HY000") => {
                         Ok(false)
