@@ -82,6 +82,9 @@ async fn setup(db: &TestDb) -> TestResult<Project> {
         &[
             "lock_timeout: 60s",
             "lock_retries: 0",
+            // Longer than any refusal may take: a leftover is refused at
+            // once, not after waiting out the lock it holds.
+            "lock_wait: 120s",
             "backfill_batch_size: 100",
         ],
         PLAN,
@@ -269,7 +272,16 @@ async fn kill_case(db: TestDb, what: Run, point: Point, flags: &[&str]) -> TestR
                 "not-applied",
             ],
         ] {
+            let began = std::time::Instant::now();
             let out = run(&project, &args)?;
+            if began.elapsed() >= std::time::Duration::from_secs(60) {
+                return Err(fail(format!(
+                    "`{}` while {step} still runs as {session} took {:?}: it waited for the lock the leftover holds instead of refusing at once:\n{}",
+                    args.join(" "),
+                    began.elapsed(),
+                    text(&out)
+                )));
+            }
             if out.status.code() != Some(1) || !text(&out).contains(&needle) {
                 return Err(fail(format!(
                     "`{}` while {step} still runs as {session} ({}): exit {:?}, expected 1 naming it:\n{}",

@@ -366,16 +366,67 @@ impl<'a> Workspace<'a> {
         .await?)
     }
 
-    /// Opens the environment's tracker for a command that takes its lock,
-    /// refusing first while a step interrupted there is still running on the
-    /// server (see `session.rs`).
-    async fn open_checked(&self, env: &Environment) -> Result<Store, RunError> {
+    /// Opens the environment's tracker and takes its lock, refusing while a
+    /// step interrupted there is still running on the server (see
+    /// `session.rs`). A step another phasegate run is running right now
+    /// looks the same from outside (its `step_started` recorded, its
+    /// session busy), and this run must wait for that one, not refuse: the
+    /// lock holder's presence (`tracker::presence`) tells them apart. When
+    /// no live run holds the environment, a step found running is a killed
+    /// run's leftover, refused at once; otherwise this run waits up to
+    /// `lock_wait` for the lock and judges again under it.
+    async fn open_locked(&self, env: &Environment) -> Result<Store, RunError> {
         let mut store = self.open(env).await?;
+        let leftover = match self.leftover(&mut store, env).await {
+            Ok(found) => found,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        if let Some(why) = leftover {
+            store.close().await;
+            return Err(RunError::Refused(why));
+        }
+        if let Err(e) = store.lock(env.lock_wait).await {
+            // The run waited for may have been killed meanwhile, its step
+            // still running: say so rather than "busy", unless a live run
+            // is known to hold the environment.
+            let why = match session::refuse_if_running(&mut store, env).await {
+                Err(RunError::Refused(why)) if store.holder_alive().await != Some(true) => {
+                    Some(why)
+                }
+                _ => None,
+            };
+            store.close().await;
+            return Err(why.map_or_else(|| e.into(), RunError::Refused));
+        }
         if let Err(e) = session::refuse_if_running(&mut store, env).await {
+            store.unlock().await;
             store.close().await;
             return Err(e);
         }
         Ok(store)
+    }
+
+    /// Before the lock: why this run must refuse at once, when a step
+    /// recorded as started still runs on the server and no live run holds
+    /// the environment (or that cannot be told: SQLite never has such a
+    /// step, and a server that does not answer the presence probe is
+    /// judged as before, under the lock).
+    async fn leftover(
+        &self,
+        store: &mut Store,
+        env: &Environment,
+    ) -> Result<Option<String>, RunError> {
+        match session::refuse_if_running(store, env).await {
+            Err(RunError::Refused(why)) => match store.holder_alive().await {
+                Some(false) => Ok(Some(why)),
+                _ => Ok(None),
+            },
+            Err(other) => Err(other),
+            Ok(()) => Ok(None),
+        }
     }
 
     /// For commands that only read: creates nothing in the database.
@@ -414,8 +465,7 @@ impl<'a> Workspace<'a> {
         plan_name: Option<&str>,
         body: impl AsyncFnOnce(&mut Store, Vec<Event>) -> Result<T, RunError>,
     ) -> Result<T, RunError> {
-        let mut store = self.open_checked(env).await?;
-        store.lock(env.lock_wait).await?;
+        let mut store = self.open_locked(env).await?;
         let result = async {
             store.set_lock_wait(env.lock_timeout).await?;
             let events = store.events(plan_name).await?;

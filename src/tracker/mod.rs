@@ -15,7 +15,9 @@ pub mod gates;
 mod guards;
 pub mod order;
 pub mod pins;
+mod presence;
 pub mod reach;
+pub mod record_sql;
 #[cfg(test)]
 mod rollback_state_tests;
 mod schema;

@@ -11,14 +11,14 @@ use sqlx::{AssertSqlSafe, Connection};
 
 use super::chain;
 use super::guards;
-use super::schema::{self, mysql_lock_name};
+use super::schema;
 use super::{Event, EventKind, NewEvent, derive};
 use crate::dialect::{Dialect, mysql_lock_wait};
 
 pub use super::schema::SCHEMA_VERSION;
 
 /// The advisory-lock key of an environment's database ("phasegat" in ASCII).
-const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
+pub(crate) const LOCK_KEY: i64 = 0x7068_6173_6567_6174;
 /// How long releasing the lock, and closing the connection, may take.
 pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// How long phasegate waits for the answer to one of its own log queries
@@ -103,6 +103,9 @@ pub struct Store {
     /// SQLite off Unix: the connection holding the side-car lock file.
     #[cfg(not(unix))]
     lock_conn: Option<AnyConnection>,
+    /// Postgres, MySQL: the presence lock, held beside the environment's
+    /// lock while it is held (see `presence`).
+    presence: Option<super::presence::Presence>,
     /// False when opened read-only on a database phasegate never wrote to.
     has_log: bool,
     /// The version of phasegate's tables found (chain checks from 2 on).
@@ -205,6 +208,7 @@ impl Store {
             file_lock: None,
             #[cfg(not(unix))]
             lock_conn: None,
+            presence: None,
             has_log: true,
             version: schema::SCHEMA_VERSION,
             chain_env: env.to_string(),
@@ -353,11 +357,9 @@ impl Store {
         };
         let start = Instant::now();
         let try_lock = match self.dialect {
-            Dialect::Postgres => format!("pg_try_advisory_lock({LOCK_KEY})"),
-            Dialect::Mysql => format!(
-                "COALESCE(GET_LOCK({}, 0), 0) = 1",
-                mysql_lock_name(LOCK_KEY)
-            ),
+            Dialect::Postgres | Dialect::Mysql => {
+                super::presence::try_lock_expr(self.dialect, LOCK_KEY).unwrap_or_default()
+            }
             #[cfg(unix)]
             Dialect::Sqlite => return self.lock_sqlite_file(wait, start).await,
             #[cfg(not(unix))]
@@ -395,6 +397,7 @@ impl Store {
             )
             .await?;
             if got == 1 {
+                self.presence = super::presence::Presence::take(&self.url, self.dialect).await;
                 return Ok(());
             }
             if start.elapsed() >= wait {
@@ -402,6 +405,15 @@ impl Store {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Whether the run holding this environment's lock is alive (see
+    /// `presence`): `Some(false)` when no live run holds it (the lock is
+    /// free, or held only by a statement a killed run left running),
+    /// `None` when that cannot be told (SQLite; no answer within
+    /// [`TRACKER_WAIT`]).
+    pub async fn holder_alive(&mut self) -> Option<bool> {
+        super::presence::holder_alive(&mut self.conn, self.dialect, TRACKER_WAIT).await
     }
 
     /// SQLite on Unix: takes the `flock` on the database file, trying every
@@ -458,13 +470,16 @@ impl Store {
     }
 
     async fn unlock_now(&mut self) {
+        if let Some(presence) = self.presence.take() {
+            presence.release().await;
+        }
         match self.dialect {
-            Dialect::Postgres => {
-                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                    "SELECT pg_advisory_unlock({LOCK_KEY})"
-                )))
-                .execute(&mut self.conn)
-                .await;
+            Dialect::Postgres | Dialect::Mysql => {
+                if let Some(release) = super::presence::release_lock_sql(self.dialect, LOCK_KEY) {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(release))
+                        .execute(&mut self.conn)
+                        .await;
+                }
             }
             #[cfg(unix)]
             Dialect::Sqlite => self.file_lock = None,
@@ -474,14 +489,6 @@ impl Store {
                     let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
                     let _ = conn.close().await;
                 }
-            }
-            Dialect::Mysql => {
-                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                    "DO RELEASE_LOCK({})",
-                    mysql_lock_name(LOCK_KEY)
-                )))
-                .execute(&mut self.conn)
-                .await;
             }
         }
     }

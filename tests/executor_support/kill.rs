@@ -116,7 +116,6 @@ pub async fn install_stall(db: &TestDb) -> TestResult {
 struct Holder {
     conn: Conn,
     dialect: Dialect,
-    point: Point,
 }
 
 impl Holder {
@@ -136,19 +135,53 @@ impl Holder {
         Ok(Holder {
             conn,
             dialect: db.dialect,
-            point,
         })
     }
 
-    /// Lets the waiting statement through and takes the lock again: the
-    /// request queues behind the statement, so the binary's next one waits.
-    async fn again(&mut self) -> TestResult {
-        self.conn.exec("COMMIT").await?;
-        let sql = match (self.dialect, self.point) {
-            (Dialect::Postgres, _) => "BEGIN; LOCK TABLE users IN SHARE MODE",
-            _ => "START TRANSACTION; SELECT count(*) FROM users",
+    /// Lets the waiting statement through and takes the lock again, so
+    /// that the binary's next statement waits. The lock is asked for again
+    /// on a new connection before this one lets go: that request queues
+    /// behind the statement waiting now (a waiting exclusive request goes
+    /// first, in both servers' lock queues), and so is granted as soon as
+    /// that statement is done, before the binary can send its next one.
+    /// Asking after letting go would race the binary's next statement.
+    ///
+    /// Postgres: asked after letting go, as there a run's statement that
+    /// waits may already hold a weaker lock on `users` in its transaction,
+    /// and a request queued ahead of its upgrade is a deadlock.
+    async fn again(&mut self, db: &TestDb, waiters: usize) -> TestResult {
+        if self.dialect == Dialect::Postgres {
+            self.conn.exec("COMMIT").await?;
+            self.conn
+                .exec("BEGIN; LOCK TABLE users IN SHARE MODE")
+                .await?;
+            return Ok(());
+        }
+        let sql = "START TRANSACTION; SELECT count(*) FROM users";
+        let mut next = Conn::open(db).await?;
+        // Granted at once (nothing queued ahead of it) also will do.
+        let granted = std::cell::Cell::new(false);
+        let take = async {
+            let r = next.exec(sql).await;
+            granted.set(true);
+            r
         };
-        self.conn.exec(sql).await?;
+        let queued = async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !granted.get() && waiting(db).await?.len() <= waiters {
+                if Instant::now() > deadline {
+                    return Err(fail("the holder's next request never queued"));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            self.conn.exec("COMMIT").await?;
+            TestResult::Ok(())
+        };
+        let (taken, released) = tokio::join!(take, queued);
+        released?;
+        taken?;
+        let old = std::mem::replace(&mut self.conn, next);
+        old.close().await;
         Ok(())
     }
 }
@@ -274,7 +307,7 @@ pub async fn kill_at(
             && !found.is_empty()
         {
             // Another statement of the run waits: let it through.
-            holder.again().await?;
+            holder.again(db, found.len()).await?;
             continue;
         }
         if child.try_wait()?.is_some() {

@@ -13,6 +13,11 @@ mod suggested;
 
 use cli::{Cli, Command};
 
+/// How long the exit waits, once a command has printed its answer, for the
+/// async runtime's tasks to end (dropping a runtime waits for them without
+/// bound: tokio docs, `Runtime::shutdown_timeout`).
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// An error for the person at the terminal, and the exit code it means.
 struct Failure {
     message: String,
@@ -96,7 +101,12 @@ fn main() -> ExitCode {
                 rt.shutdown_background();
                 return ExitCode::from(interrupt::EXIT);
             };
-            return emit(rendered);
+            let code = emit(rendered);
+            // The answer is out: a task still settling (a connection's close
+            // that never answers) must not hold the exit; dropping the
+            // runtime would wait for it without bound.
+            rt.shutdown_timeout(EXIT_WAIT);
+            return code;
         }
     };
     match result {
