@@ -353,7 +353,7 @@ impl Config {
                 )
             })?;
             environments.push(Environment {
-                database_url: resolve_sqlite_path(&mariadb_as_mysql(&url), root),
+                database_url: resolve_sqlite_path(&crate::dialect::driver_url(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak, AGE_RANGE)?,
                 require_approval: e.require_approval,
@@ -519,27 +519,12 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
 }
 
 fn dialect_of(url: &str) -> Result<Dialect, String> {
-    let scheme = url
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match scheme.as_str() {
-        "postgres" | "postgresql" => Ok(Dialect::Postgres),
-        "sqlite" => Ok(Dialect::Sqlite),
-        "mysql" | "mariadb" => Ok(Dialect::Mysql),
-        _ => Err(format!(
-            "`{scheme}:` is not a database phasegate knows; expected postgres://…, mysql://… or sqlite://…"
-        )),
-    }
-}
-
-/// `mariadb://…` is spelt `mysql://…` for the driver: one wire protocol.
-fn mariadb_as_mysql(url: &str) -> String {
-    match url.get(..8) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("mariadb:") => format!("mysql:{}", &url[8..]),
-        _ => url.to_string(),
-    }
+    Dialect::of_url(url).ok_or_else(|| {
+        format!(
+            "`{}:` is not a database phasegate knows; expected postgres://…, mysql://… or sqlite://…",
+            crate::dialect::url_scheme(url)
+        )
+    })
 }
 
 /// `sqlite://relative.db` is relative to the project root, not to wherever

@@ -10,6 +10,7 @@
 //! - [`db_error`]: a database's errors with DETAIL, HINT and the object kept;
 //! - [`session_bounds`]: what each session asks of the server so a dead client's locks are freed;
 //! - [`output`]: rendering a plan as text, JSON, Markdown, Mermaid, DOT or SQL.
+//! - [`lint`]: reading existing SQL migration files: unsafe statements, and converting them into plans.
 //!
 //! The library never prints; the `phasegate` binary does.
 
@@ -18,7 +19,9 @@ pub mod config;
 pub mod db_error;
 pub mod dialect;
 pub mod execute;
+pub mod export;
 pub mod intent;
+pub mod lint;
 pub mod name;
 pub mod output;
 pub mod plan;

@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod schema;
+
 /// The longest identifier phasegate accepts. Postgres silently truncates
 /// names longer than 63 bytes, which would make two different names in a plan
 /// collide in the database; refusing them is the only safe answer.

@@ -29,6 +29,10 @@ const ALLOWED: &[(&str, &str)] = &[
         "the test suite itself, which this test is part of",
     ),
     (
+        ".ci/test",
+        "the test suite itself (the tools it installs, then cargo test), which this test is part of",
+    ),
+    (
         "phasegate resolve --env prod rename-users-name --step 1.add_column",
         "needs a step killed mid-run in prod; tests/interrupted_step.rs drives resolve both ways",
     ),
@@ -246,6 +250,16 @@ impl Project {
         }
         if mentions("phasegate plan two") {
             self.write("plans/two.yaml", TWO);
+        }
+        if mentions("db/migrations/") {
+            // docs/lint.md lints and converts the corpus's Flyway files.
+            let to = self.0.join("db/migrations");
+            std::fs::create_dir_all(&to).expect("create db/migrations");
+            let from = root().join("tests/lint_corpus/postgres/flyway");
+            for e in std::fs::read_dir(from).expect("read the corpus") {
+                let e = e.expect("a corpus file");
+                std::fs::copy(e.path(), to.join(e.file_name())).expect("copy a corpus file");
+            }
         }
         if mentions("rename-users-name") {
             // The per-deploy loop's moment: dev has deployed phase 2,

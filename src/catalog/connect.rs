@@ -56,11 +56,7 @@ impl Catalog {
         timeout: Duration,
     ) -> Result<Catalog, CatalogError> {
         let shown = redact(url);
-        let scheme = url
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let scheme = crate::dialect::url_scheme(url);
         let connect_err = |source| CatalogError::Connect {
             url: shown.clone(),
             source,
@@ -82,10 +78,7 @@ impl Catalog {
                 catalog
             }
             "mysql" | "mariadb" => {
-                let url = match url.strip_prefix("mariadb") {
-                    Some(rest) => format!("mysql{rest}"),
-                    None => url.to_string(),
-                };
+                let url = crate::dialect::driver_url(url);
                 let opts = sqlx::mysql::MySqlConnectOptions::from_str(&url).map_err(connect_err)?;
                 let pool = one_connection(opts, timeout, &shown).await?;
                 let catalog = bounded(&shown, async {
@@ -173,7 +166,7 @@ async fn bounded(
         })
 }
 
-async fn one_connection<DB: sqlx::Database>(
+pub(super) async fn one_connection<DB: sqlx::Database>(
     opts: <DB::Connection as sqlx::Connection>::Options,
     timeout: Duration,
     shown: &str,

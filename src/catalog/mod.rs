@@ -21,6 +21,7 @@ mod connect;
 mod mysql;
 mod partitioning;
 mod postgres;
+mod size;
 mod sql_text;
 mod sqlite;
 
@@ -40,6 +41,7 @@ pub use connect::{DEFAULT_CONNECT_TIMEOUT, LOCK_WAIT, READ_WAIT};
 #[cfg(test)]
 pub(crate) use partitioning::testing as partitioning_testing;
 pub use partitioning::{Partition, PartitionKey, Partitioning};
+pub use size::{COUNT_LIMIT, TableSize, table_sizes};
 pub(crate) use sql_text::{Flavor, mentions, rewrite_column};
 
 /// A column as the database describes it.

@@ -236,6 +236,38 @@ impl Dialect {
     }
 }
 
+/// A database URL's scheme, lower-cased (`postgres` of `postgres://…`,
+/// `sqlite` of `sqlite:app.db`).
+pub fn url_scheme(url: &str) -> String {
+    url.split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+impl Dialect {
+    /// The dialect a database URL names by its scheme: `postgres:` or
+    /// `postgresql:`, `mysql:` or `mariadb:`, `sqlite:`; `None` for any
+    /// other (the caller says what it expected).
+    pub fn of_url(url: &str) -> Option<Dialect> {
+        match url_scheme(url).as_str() {
+            "postgres" | "postgresql" => Some(Dialect::Postgres),
+            "mysql" | "mariadb" => Some(Dialect::Mysql),
+            "sqlite" => Some(Dialect::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// The URL as the driver takes it: `mariadb://…` is spelt `mysql://…`
+/// (one wire protocol); any other URL as it is.
+pub fn driver_url(url: &str) -> String {
+    match url.get(..8) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mariadb:") => format!("mysql:{}", &url[8..]),
+        _ => url.to_string(),
+    }
+}
+
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

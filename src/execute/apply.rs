@@ -5,11 +5,10 @@ use serde::Serialize;
 use crate::config::Environment;
 use crate::plan::StepKind;
 use crate::tracker::gates::Gate;
-use crate::tracker::{EventKind, NewEvent, Next, Store, TrackerError};
+use crate::tracker::{Next, Store, TrackerError};
 
 use super::{
-    LivePlan, LoadedPlan, RunError, StepContext, Waiting, Workspace, backfill, send,
-    started_detail, steps,
+    LivePlan, LoadedPlan, RunError, StepContext, Waiting, Workspace, backfill, send, steps,
 };
 
 /// What `apply` did.
@@ -129,8 +128,7 @@ impl Workspace<'_> {
 
         store.set_lock_wait(env.lock_timeout).await?;
         if state.checksum.is_none() {
-            let detail = started_detail(plan, loaded);
-            let started = NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(detail);
+            let started = super::plan_started(plan, loaded);
             // SQLite: the application may hold the write lock; give way like a step does.
             let mut attempt = 0;
             loop {
@@ -168,10 +166,7 @@ impl Workspace<'_> {
             steps::run(store, &cx, step).await?;
         }
         let now = self.clock.now();
-        let mut events = vec![NewEvent::plan(&plan.name, EventKind::PhaseMigrated).phase(phase_no)];
-        if report.deployed {
-            events.push(NewEvent::plan(&plan.name, EventKind::PhaseDeployed).phase(phase_no));
-        }
+        let events = super::phase_done(&plan.name, phase_no, report.deployed);
         self.record(store, &events, now).await?;
         Ok(report)
     }

@@ -22,6 +22,7 @@ mod check;
 mod children;
 mod deadline;
 mod drift;
+mod exported;
 mod gate;
 mod presence;
 mod progress;
@@ -34,6 +35,7 @@ pub mod steps;
 
 pub use cancel::{cancel_running_statement, statement_running};
 pub use children::end_children;
+pub(crate) use send::concurrent_index;
 
 use chrono::{DateTime, Utc};
 
@@ -48,6 +50,7 @@ use crate::tracker::{
     Checkpoint, Clock, Event, EventKind, NewEvent, Store, TrackerError, derive, plan_events,
 };
 
+pub use exported::ForExport;
 pub use steps::StepError;
 
 pub use apply::Applied;
@@ -519,6 +522,30 @@ fn started_detail(plan: &LivePlan, loaded: &LoadedPlan) -> String {
         "steps": crate::tracker::pins::pins(plan),
     })
     .to_string()
+}
+
+/// `plan_started` with its detail ([`started_detail`]), as `apply` and the
+/// exported SQL record it.
+pub(crate) fn plan_started(plan: &LivePlan, loaded: &LoadedPlan) -> NewEvent {
+    NewEvent::plan(&plan.name, EventKind::PlanStarted).detail(started_detail(plan, loaded))
+}
+
+/// The event of `kind` about step `step` of phase `phase` (`step_started`,
+/// `step_applied`, `step_rolled_back`, …), as `apply`, `rollback` and the
+/// exported SQL (`crate::export`) record it.
+pub(crate) fn step_event(plan: &str, phase: usize, step: &str, kind: EventKind) -> NewEvent {
+    NewEvent::plan(plan, kind).phase(phase).step(step)
+}
+
+/// What records that phase `phase`'s migrations ran: `phase_migrated`, and
+/// `phase_deployed` too when the phase has no app stage (`deployed`), as
+/// `apply` and the exported SQL record it.
+pub(crate) fn phase_done(plan: &str, phase: usize, deployed: bool) -> Vec<NewEvent> {
+    let mut events = vec![NewEvent::plan(plan, EventKind::PhaseMigrated).phase(phase)];
+    if deployed {
+        events.push(NewEvent::plan(plan, EventKind::PhaseDeployed).phase(phase));
+    }
+    events
 }
 
 /// A phase number the plan has, or [`RunError::Invalid`] saying how many it has.

@@ -282,7 +282,7 @@ pub(super) fn backoff(attempt: u32) -> Duration {
 
 /// The index a `CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] "name" ON "schema"."table"`
 /// builds, as a quoted, schema-qualified name for `to_regclass`.
-pub(super) fn concurrent_index(sql: &str) -> Option<String> {
+pub(crate) fn concurrent_index(sql: &str) -> Option<String> {
     let upper = sql.to_ascii_uppercase();
     let at = upper.find("INDEX CONCURRENTLY")?;
     if !upper[..at].trim_start().starts_with("CREATE") {

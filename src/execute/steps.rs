@@ -216,9 +216,7 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
     let expect = step.expect.unwrap_or(0);
     match deadline::within(deadline::statement_deadline(cx.env), scalar(store, sql)).await {
         Ok(got) if got == expect => {
-            let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
-                .phase(cx.phase)
-                .step(&step.id);
+            let applied = super::step_event(cx.plan, cx.phase, &step.id, EventKind::StepApplied);
             Ok(store.append(&applied, cx.clock.now(), cx.actor).await?)
         }
         Ok(got) => Err(failure(
@@ -241,9 +239,7 @@ async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<
 
 async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
-    let applied = NewEvent::plan(cx.plan, EventKind::StepApplied)
-        .phase(cx.phase)
-        .step(&step.id);
+    let applied = super::step_event(cx.plan, cx.phase, &step.id, EventKind::StepApplied);
     if step.transactional {
         let units = [sql.to_string()];
         return run_units(
@@ -280,9 +276,7 @@ async fn migration(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Resu
         .map(|s| super::cancel::register(&cx.env.database_url, cx.env.dialect, &step.id, s));
     store
         .append(
-            &NewEvent::plan(cx.plan, EventKind::StepStarted)
-                .phase(cx.phase)
-                .step(&step.id)
+            &super::step_event(cx.plan, cx.phase, &step.id, EventKind::StepStarted)
                 .detail(session.map(|s| s.detail()).unwrap_or_default()),
             cx.clock.now(),
             cx.actor,
@@ -409,7 +403,7 @@ pub(super) async fn undo(
     step: &Step,
     label: &str,
 ) -> Result<(), RunError> {
-    let event = |kind| NewEvent::plan(cx.plan, kind).phase(cx.phase).step(&step.id);
+    let event = |kind| super::step_event(cx.plan, cx.phase, &step.id, kind);
     let done = event(EventKind::StepRolledBack);
     let Some(sql) = step.rollback_sql.as_deref() else {
         store.append(&done, cx.clock.now(), cx.actor).await?;

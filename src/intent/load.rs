@@ -23,13 +23,23 @@ pub struct PlanFile {
     pub source: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A phasegate plan file: the schema changes to roll out in expand–contract
+/// phases (docs/intents.md).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawPlanFile {
+#[schemars(title = "phasegate plan file")]
+pub(super) struct RawPlanFile {
+    /// The plan's name, which keys it in every environment's log (default:
+    /// the file name without `.yaml`). A letter or digit, then letters,
+    /// digits, `-`, `_`, `.`; at most 200 characters.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"), length(max = 200))]
     name: Option<String>,
+    /// What the plan is for, shown in the runbook.
     #[serde(default)]
     description: Option<String>,
+    /// The changes, in order; each a map with one key, its kind (at least one).
+    #[schemars(length(min = 1))]
     changes: Vec<Intent>,
 }
 

@@ -5,6 +5,7 @@
 //! the planner ([`crate::plan`]) decides *how*, in which phases.
 
 mod load;
+mod schema;
 pub mod shorthand;
 pub mod yaml;
 
@@ -18,6 +19,7 @@ pub use load::{
     Diagnostic, PlanError, PlanFile, PlanNotFound, is_valid_plan_name, load_plan, locate_plan,
     parse_plan, plan_names,
 };
+pub use schema::plan_schema;
 
 /// One declared change. In YAML, a map with one key, the kind:
 /// `- rename_column: { table: users, from: name, to: full_name }`.
@@ -52,7 +54,9 @@ pub const KINDS: &[&str] = &[
 ];
 
 /// How a renamed column's old and new copies are kept equal while both exist.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     /// A database trigger mirrors every write (3 deploys; old code untouched).
@@ -62,36 +66,58 @@ pub enum SyncMode {
     App,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Renames a column without breaking the running release: the new column is
+/// added and kept equal to the old one until the old name is dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameColumn {
+    /// The table that holds the column.
     pub table: TableName,
+    /// The column's name today.
     pub from: Ident,
+    /// The column's new name.
     pub to: Ident,
+    /// How the two columns are kept equal while both exist.
     #[serde(default, skip_serializing_if = "is_default")]
     pub sync: SyncMode,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Adds a column; a required one gets its value on existing rows (`default`
+/// or a batched `backfill`) before NOT NULL is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = schema::add_column_rules)]
 pub struct AddColumn {
+    /// The table to add the column to.
     pub table: TableName,
+    /// The new column's name.
     pub column: Ident,
+    /// The column's SQL type.
     #[serde(rename = "type")]
     pub ty: SqlType,
+    /// Whether the column may hold NULL (default `true`); a required column
+    /// needs `default` or `backfill`.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub nullable: bool,
+    /// The column's default, an SQL expression; also the value existing rows get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<SqlExpr>,
+    /// The value existing rows get, an SQL expression over the row, written
+    /// in batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<SqlExpr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Changes a column's type: in place when the database can do so without a
+/// rewrite, else through a new column kept in sync and swapped in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeColumnType {
+    /// The table that holds the column.
     pub table: TableName,
+    /// The column whose type changes.
     pub column: Ident,
+    /// The new SQL type.
     #[serde(rename = "type")]
     pub ty: SqlType,
     /// Old value → new, in terms of the old column's name (`amount::bigint`).
@@ -106,10 +132,13 @@ pub struct ChangeColumnType {
     pub new_column: Option<Ident>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Drops a column once no release reads or writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropColumn {
+    /// The table that holds the column.
     pub table: TableName,
+    /// The column to drop.
     pub column: Ident,
     /// What the column holds, for rows written without it, when the phase
     /// that stopped using it is rolled back (an SQL expression over the row;
@@ -118,30 +147,44 @@ pub struct DropColumn {
     pub down: Option<SqlExpr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Renames a table: a view under the new name first, for the new release,
+/// then the table itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameTable {
+    /// The table's name today (`table` or `schema.table`).
     pub from: TableName,
+    /// The table's new name, in the same schema.
     pub to: TableName,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Builds an index without blocking writes (concurrently where the database can).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddIndex {
+    /// The table to index.
     pub table: TableName,
+    /// The indexed columns, in order (at least one).
+    #[schemars(length(min = 1))]
     pub columns: Vec<Ident>,
+    /// Whether the index is unique (default `false`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unique: bool,
+    /// The index's name (default derived from the table and columns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Ident>,
+    /// A partial index's predicate, an SQL expression (Postgres, SQLite).
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub predicate: Option<SqlExpr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The table and columns a foreign key references.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct References {
+    /// The referenced table.
     pub table: TableName,
+    /// The referenced columns, one per referencing column.
     pub columns: Vec<Ident>,
 }
 
@@ -171,55 +214,80 @@ impl OnDelete {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Adds a foreign key without a long lock: added unvalidated, then validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddForeignKey {
+    /// The referencing table.
     pub table: TableName,
+    /// The referencing columns (at least one).
+    #[schemars(length(min = 1))]
     pub columns: Vec<Ident>,
+    /// What the columns reference.
     pub references: References,
+    /// What happens to referencing rows when the referenced row is deleted
+    /// (default: the database's, NO ACTION).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_delete: Option<OnDelete>,
+    /// The constraint's name (default derived from the table and columns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Ident>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Makes a column NOT NULL, after filling its NULLs with `backfill` if given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetNotNull {
+    /// The table that holds the column.
     pub table: TableName,
+    /// The column that becomes NOT NULL.
     pub column: Ident,
     /// The value for rows where the column is NULL today.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<SqlExpr>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Adds a CHECK constraint without a long lock: added unvalidated, then validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddCheck {
+    /// The table the constraint is on.
     pub table: TableName,
+    /// The constraint's name.
     pub name: Ident,
+    /// The condition every row must meet, an SQL expression.
     pub check: SqlExpr,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Drops a table once no release uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropTable {
+    /// The table to drop.
     pub table: TableName,
 }
 
 /// The escape hatch: hand-written SQL, one deploy per entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlPhases {
+    /// The deploys, in order (at least one).
+    #[schemars(length(min = 1))]
     pub phases: Vec<SqlPhase>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One deploy of hand-written SQL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlPhase {
+    /// The SQL the deploy runs (not blank).
+    #[schemars(regex(pattern = r"\S"))]
     pub up: String,
+    /// The SQL that undoes `up`, for rollback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub down: Option<String>,
+    /// Whether `up` runs in a transaction (default `true`; `false` for
+    /// `CREATE INDEX CONCURRENTLY` and the like).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub transactional: bool,
     /// What the application must ship in this deploy, if anything.

@@ -7,6 +7,7 @@
 //! another intent renames) are refused before any SQL is produced.
 
 mod cross;
+pub mod estimate;
 pub mod graph;
 mod key;
 mod live;

@@ -238,6 +238,45 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Out,
     },
+    /// Write deploys of a plan as a migration runner's files (docs/export.md).
+    ///
+    /// The plan is made against ENV's live schema exactly as `apply` makes
+    /// it. Each deploy's files open with a guard (it refuses to run out of
+    /// order, twice, or from an edited plan) and record what they ran in the
+    /// database's phasegate log, so `status`, `mark` and the gates keep
+    /// working. Without --phase: every deploy before the first irreversible
+    /// one; that one (and those after it) only with --phase. A file that
+    /// exists with other content is never overwritten.
+    Export {
+        /// The runner: flyway, liquibase, golang-migrate, dbmate, sqlx,
+        /// supabase, alembic, django, rails or prisma.
+        #[arg(long = "to", value_name = "RUNNER")]
+        to: String,
+        /// The environment whose schema and timeouts the SQL is made for
+        /// (default: the first in promotion order).
+        #[arg(long)]
+        env: Option<String>,
+        /// Write deploy N only (1-based, as `phasegate plan` numbers deploys).
+        #[arg(long)]
+        phase: Option<usize>,
+        /// The folder to write into (default: the runner's usual folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The version files are numbered from (default: the time now, UTC, YYYYMMDDHHMMSS).
+        #[arg(long)]
+        version: Option<String>,
+        /// The runner's latest migration the first file follows (Alembic revision, Django `app.0007_name`).
+        #[arg(long)]
+        after: Option<String>,
+        /// Django's app label.
+        #[arg(long)]
+        app: Option<String>,
+        /// A plan file, or the name of a plan under plans/.
+        plan: String,
+        /// Output: text for people, json for pipelines (one document on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: Out,
+    },
     /// Print a shell completion script: `phasegate completions bash > /etc/bash_completion.d/phasegate`.
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -250,6 +289,82 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Report unsafe statements in SQL migration files. Exit 0: none; 1: findings (parse errors included); 2: a file could not be read.
+    ///
+    /// Each finding: file:line:column, the rule, the lock the statement takes
+    /// and why it is unsafe while the previous release runs, and the
+    /// phasegate intent that does it in phases. Accept a statement with
+    /// `-- phasegate: accept <rule> <reason>` on the line above it.
+    Lint(LintArgs),
+    /// Turn a migration file's unsafe statements into a phasegate plan (printed as YAML; --write saves it under plans/).
+    Convert(ConvertArgs),
+    /// Print a JSON Schema: `phasegate schema plan > plan.schema.json` for editors (docs/intents.md).
+    Schema {
+        /// Which document: plan (a plan file).
+        #[arg(value_enum)]
+        document: SchemaDocument,
+    },
+    /// Sizes of the tables PLAN touches and each backfill's estimated duration, as Markdown (docs/review.md). Reads only.
+    Estimate {
+        /// A plan file, or the name of a plan under plans/.
+        plan: String,
+        /// The database to read the tables' sizes from (postgres://…, mysql://…, mariadb://…, sqlite:…); its dialect plans the plan.
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        /// The backfill rate to estimate with, in rows per second (default: 150000, from the backfill benchmark).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        rows_per_second: Option<u64>,
+        /// Project templates that override the built-in ones (<DIR>/<dialect>/<kind>.sql).
+        #[arg(long, default_value = "templates")]
+        templates: PathBuf,
+    },
+}
+
+/// The documents `phasegate schema` prints the JSON Schema of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaDocument {
+    /// A plan file (plans/*.yaml); the same as docs/schema/plan.json.
+    Plan,
+}
+
+/// Output of `lint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// Text for people: each finding with its lock, why, and what instead.
+    Text,
+    /// One JSON document (docs/lint.md).
+    Json,
+    /// `file:line:col: warning: rule: message`, one a line (editors, compilers' format).
+    Gcc,
+    /// GitHub Actions workflow commands (`::warning file=…,line=…,col=…::…`): annotations on the pull request.
+    Github,
+}
+
+#[derive(Args)]
+pub struct LintArgs {
+    /// SQL files, or folders of them (their .sql files, recursively, in name order).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// SQL dialect: postgres, mysql (alias mariadb) or sqlite. Default: the
+    /// dialect of the config's environments, else postgres.
+    #[arg(long, value_parser = parse_dialect)]
+    pub dialect: Option<Dialect>,
+    /// Output: text, json, gcc or github.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The SQL migration file.
+    pub file: PathBuf,
+    /// SQL dialect: postgres, mysql (alias mariadb) or sqlite. Default: the
+    /// dialect of the config's environments, else postgres.
+    #[arg(long, value_parser = parse_dialect)]
+    pub dialect: Option<Dialect>,
+    /// Save the plan under plans/ (never overwrites a plan).
+    #[arg(long)]
+    pub write: bool,
 }
 
 impl Command {
@@ -270,8 +385,13 @@ impl Command {
             Command::AcceptChange { .. } => "accept-change",
             Command::Resolve { .. } => "resolve",
             Command::Check { .. } => "check",
+            Command::Export { .. } => "export",
             Command::Completions { .. } => "completions",
             Command::Man { .. } => "man",
+            Command::Lint(_) => "lint",
+            Command::Convert(_) => "convert",
+            Command::Schema { .. } => "schema",
+            Command::Estimate { .. } => "estimate",
         }
     }
 
@@ -281,7 +401,11 @@ impl Command {
             Command::Plan(_)
             | Command::Init
             | Command::Completions { .. }
-            | Command::Man { .. } => Out::Text,
+            | Command::Man { .. }
+            | Command::Lint(_)
+            | Command::Convert(_)
+            | Command::Schema { .. }
+            | Command::Estimate { .. } => Out::Text,
             Command::Status { format, .. }
             | Command::Gate { format, .. }
             | Command::Apply { format, .. }
@@ -293,7 +417,8 @@ impl Command {
             | Command::History { format, .. }
             | Command::AcceptChange { format, .. }
             | Command::Resolve { format, .. }
-            | Command::Check { format, .. } => *format,
+            | Command::Check { format, .. }
+            | Command::Export { format, .. } => *format,
         }
     }
 }

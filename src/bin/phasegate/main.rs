@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod cli;
 mod commands;
+mod estimate;
 mod interrupt;
 mod plan;
 mod suggested;
@@ -50,6 +51,23 @@ fn main() -> ExitCode {
         Command::Init => commands::init(cli.config),
         Command::Completions { shell } => commands::completions(shell),
         Command::Man { dir } => commands::man(dir.as_deref()),
+        Command::Lint(args) => return emit(commands::lint::run(args, cli.config.as_deref())),
+        Command::Convert(args) => commands::convert::run(args, cli.config.as_deref()),
+        Command::Schema { document } => Ok(commands::schema_text(document)),
+        Command::Estimate {
+            plan,
+            database_url,
+            rows_per_second,
+            templates,
+        } => estimate::estimate(
+            estimate::EstimateArgs {
+                plan: &plan,
+                database_url: &database_url,
+                rows_per_second,
+                templates: &templates,
+            },
+            cli.config.as_deref(),
+        ),
         other => {
             let (name, format) = (other.name(), other.format());
             let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -132,15 +132,15 @@ fn plan_label(file: &PlanFile) -> String {
 }
 
 /// Where `plan` finds plans, and the config it takes its dialect from.
-struct Project {
+pub(crate) struct Project {
     /// `plans/` beside the config (`--config`, or `phasegate.yaml` here).
-    plans: PathBuf,
+    pub(crate) plans: PathBuf,
     /// The config, when there is one; `Err` when it cannot be read.
     config: Option<Result<Config, ConfigError>>,
 }
 
 impl Project {
-    fn find(config: Option<&Path>) -> Project {
+    pub(crate) fn find(config: Option<&Path>) -> Project {
         let config = match config {
             Some(path) => Some(Config::load(Some(path), Path::new("."))),
             None if Path::new(CONFIG_FILE).is_file() => Some(Config::load(None, Path::new("."))),
@@ -159,12 +159,17 @@ impl Project {
     /// The dialect to plan for when `--dialect` is not given: the
     /// environments', when they agree; the first's, said on stderr, when
     /// they do not; postgres without a config.
-    fn dialect(&self) -> Dialect {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect_for("planned for")
+    }
+
+    /// [`Project::dialect`], its notes saying `done` (`planned for`, `read as`).
+    pub(crate) fn dialect_for(&self, done: &str) -> Dialect {
         let config = match &self.config {
             None => return Dialect::Postgres,
             Some(Err(e)) => {
                 crate::err_line(format_args!(
-                    "note: planned for postgres: the config cannot be read ({e})"
+                    "note: {done} postgres: the config cannot be read ({e})"
                 ));
                 return Dialect::Postgres;
             }
@@ -181,7 +186,7 @@ impl Project {
             .collect();
         if !differ.is_empty() {
             crate::err_line(format_args!(
-                "note: planned for {}, the dialect of {}, the first environment ({}); pass --dialect or --env to choose",
+                "note: {done} {}, the dialect of {}, the first environment ({}); pass --dialect or --env to choose",
                 first.dialect,
                 first.name,
                 differ.join(", ")
@@ -240,7 +245,11 @@ fn render_plan_error(e: PlanError) -> Failure {
 
 /// Saves a shorthand under `plans`; `config`: the `--config` given, which
 /// the command that plans it again needs too.
-fn write_plan(plans: &Path, config: Option<&Path>, file: &PlanFile) -> Result<String, Failure> {
+pub(crate) fn write_plan(
+    plans: &Path,
+    config: Option<&Path>,
+    file: &PlanFile,
+) -> Result<String, Failure> {
     let path = plans.join(format!("{}.yaml", file.name));
     if path.exists() {
         return Err(Failure::input(format!(
@@ -453,4 +462,10 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
         .validate()
         .map_err(|m| bad(intent.kind(), m, a.example))?;
     Ok(intent)
+}
+
+/// A plan file, or the name of one under the plans folder of `--config`
+/// (or of phasegate.yaml here), as `plan` finds it (`estimate` uses it).
+pub(crate) fn load_target(config: Option<&Path>, target: &str) -> Result<PlanFile, Failure> {
+    load(&Project::find(config).plans, target)
 }

@@ -15,12 +15,16 @@ mod apply;
 mod approve;
 mod backup;
 mod check;
+pub mod convert;
 pub mod envelope;
+mod export;
 mod gate;
 mod history;
 mod init;
 mod install;
+pub mod lint;
 mod mark;
+mod plan_schema;
 mod progress;
 mod resolve;
 mod rollback;
@@ -34,6 +38,7 @@ mod verify;
 use envelope::Rendered;
 pub use init::init;
 pub use install::{completions, man};
+pub use plan_schema::schema_text;
 use progress::Progress;
 use status::status_text;
 pub use verdict::verdict_text;
@@ -101,9 +106,14 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
     match command {
-        Command::Plan(_) | Command::Init | Command::Completions { .. } | Command::Man { .. } => {
-            Rendered::default()
-        }
+        Command::Plan(_)
+        | Command::Init
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Lint(_)
+        | Command::Convert(_)
+        | Command::Schema { .. }
+        | Command::Estimate { .. } => Rendered::default(),
         Command::Status { env, format } => status_report::run(&ws, env.as_deref(), format).await,
         Command::Gate { env, plan, format } => gate::run(&ws, &env, &plan).await.render(format),
         Command::Apply {
@@ -184,11 +194,33 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
         } => check::run(&ws, &env, &plan, phase, deployed)
             .await
             .render(format),
+        Command::Export {
+            to,
+            env,
+            phase,
+            dir,
+            version,
+            after,
+            app,
+            plan,
+            format,
+        } => {
+            let args = export::Args {
+                to,
+                env,
+                phase,
+                dir,
+                version,
+                after,
+                app,
+            };
+            export::run(&ws, &plan, args).await.render(format)
+        }
     }
 }
 
 /// The environment commands, which take `--format json`.
-pub const ENV_COMMANDS: [&str; 12] = [
+pub const ENV_COMMANDS: [&str; 13] = [
     "status",
     "gate",
     "apply",
@@ -201,6 +233,7 @@ pub const ENV_COMMANDS: [&str; 12] = [
     "accept-change",
     "resolve",
     "check",
+    "export",
 ];
 
 /// An argument clap refused, for an environment command asked for `--format

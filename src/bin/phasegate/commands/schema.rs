@@ -17,6 +17,7 @@ use super::approve::ApprovePayload;
 use super::backup::BackupPayload;
 use super::check::CheckPayload;
 use super::envelope::{Envelope, Outcome, SCHEMA_VERSION};
+use super::export::ExportPayload;
 use super::history::HistoryPayload;
 use super::mark::MarkPayload;
 use super::rollback::RollbackPayload;
@@ -76,6 +77,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
         ("accept-change", schema_of::<AcceptPayload>("accept-change")),
         ("resolve", schema_of::<Resolution>("resolve")),
         ("check", schema_of::<CheckPayload>("check")),
+        ("export", schema_of::<ExportPayload>("export")),
     ]
 }
 

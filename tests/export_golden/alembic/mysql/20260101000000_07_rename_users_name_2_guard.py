@@ -1,0 +1,43 @@
+"""phasegate export: plan rename-users-name, deploy 2 of 2 (migration 1 of 2 of this deploy)
+contract: drop users.name
+Ships with the application change:
+  - stop writing name
+When the application code of deploy 2 is live, record it:
+  phasegate mark --env <ENV> <PLAN FILE> --phase 2 --app-version <VERSION>
+Deploy 2 cannot be undone: its downgrade() refuses. phasegate writes it only
+when asked for with `phasegate export --phase 2`.
+Written by `phasegate export`; do not edit: each migration checks and records
+its progress in the environment's phasegate log.
+
+Revision ID: 20260101000000_07
+Revises: 20260101000000_06
+"""
+
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+revision: str = "20260101000000_07"
+down_revision: Union[str, Sequence[str], None] = "20260101000000_06"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def _sql(statement: str) -> None:
+    """Runs one statement as written: text() would read ":name" as a bind
+    parameter, so every colon is escaped with a backslash (text() removes
+    it); SQLAlchemy doubles "%" itself where the driver needs it."""
+    op.execute(sa.text(statement.replace(":", "\\:")))
+
+
+def upgrade() -> None:
+    # guard (in the migration's transaction)
+    # guard (fixture)
+    _sql("SELECT 1 FROM phasegate_head WHERE id = 1;")
+
+
+def downgrade() -> None:
+    raise RuntimeError(
+        "phasegate: deploy 2 of plan rename-users-name is irreversible and cannot be downgraded"
+    )

@@ -1,0 +1,15 @@
+-- migrate:up
+-- phasegate export --to dbmate: plan rename-users-name, deploy 2 of 2 (drop_column).
+-- contract: drop users.name
+-- Ships with the app change: stop writing name
+-- When that app release is live everywhere (in each environment): phasegate mark --env <ENV> rename-users-name --phase 2 --app-version <VERSION>
+-- Irreversible: deploy 2 cannot be undone.
+
+-- drop_column (fixture)
+SET SESSION lock_wait_timeout = 2, SESSION innodb_lock_wait_timeout = 2;
+ALTER TABLE users DROP COLUMN name;
+INSERT INTO phasegate_events (plan) SELECT 'rename-users-name' FROM DUAL WHERE false;
+
+-- migrate:down
+-- Irreversible: deploy 2 cannot be undone; this down block fails so dbmate rollback stops here.
+SELECT * FROM `phasegate_irreversible_deploy_2`;

@@ -1,0 +1,14 @@
+-- migrate:up transaction:false
+-- phasegate export --to dbmate: plan rename-users-name, deploy 1 of 2 (create_index_session).
+-- expand: add users.full_name, kept in step with users.name
+-- Ships with the app change: read full_name, write both
+-- When that app release is live everywhere (in each environment): phasegate mark --env <ENV> rename-users-name --phase 1 --app-version <VERSION>
+-- Runs outside a transaction, alone.
+
+-- create_index: the session settings the next migration runs under (Postgres runs a file of several statements as one transaction, so the statement that follows must be alone in its file).
+SET lock_timeout = '2000ms';
+
+-- migrate:down
+-- Undo deploy 1 as a whole: dbmate rollback, 7 times (its files newest first), then phasegate status.
+-- Nothing to undo in this file: deploy 1's undo runs in the down migrations of its first versions.
+SELECT 1;

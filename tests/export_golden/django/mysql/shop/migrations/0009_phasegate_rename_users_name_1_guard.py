@@ -1,0 +1,32 @@
+# phasegate export: plan rename-users-name, deploy 1 of 2 (migration 2 of 6 of this deploy)
+# expand: add users.full_name, kept in step with users.name
+# Ships with the application change:
+#   - read full_name, write both
+# When the application code of deploy 1 is live, record it:
+#   phasegate mark --env <ENV> <PLAN FILE> --phase 1 --app-version <VERSION>
+# Undo the whole deploy with `python manage.py migrate shop 0007_order_total` (its rollback
+# runs when Django unapplies the migrations before the deploy's guard); undo
+# deploys one at a time, latest first.
+# Written by `phasegate export`; do not edit: each migration checks and records
+# its progress in the environment's phasegate log.
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("shop", "0008_phasegate_rename_users_name_1_undo_add_column"),
+    ]
+
+    operations = [
+        migrations.RunSQL(
+            sql=[
+                # guard (in the migration's transaction)
+                # guard (fixture)
+                "SELECT 1 FROM phasegate_head WHERE id = 1;",
+            ],
+            # Unapplying this migration does nothing: deploy 1's rollback runs in
+            # 0008_phasegate_rename_users_name_1_undo_add_column (and the migrations beside it), unapplied after this one.
+            reverse_sql=migrations.RunSQL.noop,
+        ),
+    ]

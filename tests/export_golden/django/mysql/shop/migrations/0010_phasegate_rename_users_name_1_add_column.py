@@ -1,0 +1,34 @@
+# phasegate export: plan rename-users-name, deploy 1 of 2 (migration 3 of 6 of this deploy)
+# expand: add users.full_name, kept in step with users.name
+# Ships with the application change:
+#   - read full_name, write both
+# When the application code of deploy 1 is live, record it:
+#   phasegate mark --env <ENV> <PLAN FILE> --phase 1 --app-version <VERSION>
+# Undo the whole deploy with `python manage.py migrate shop 0007_order_total` (its rollback
+# runs when Django unapplies the migrations before the deploy's guard); undo
+# deploys one at a time, latest first.
+# Written by `phasegate export`; do not edit: each migration checks and records
+# its progress in the environment's phasegate log.
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("shop", "0009_phasegate_rename_users_name_1_guard"),
+    ]
+
+    operations = [
+        migrations.RunSQL(
+            sql=[
+                # add_column (in the migration's transaction); steps: 1.add_column
+                # add_column (fixture)
+                "SET SESSION lock_wait_timeout = 2, SESSION innodb_lock_wait_timeout = 2;",
+                "ALTER TABLE users ADD COLUMN full_name text;",
+                "INSERT INTO phasegate_events (plan) SELECT 'rename-users-name' FROM DUAL WHERE false;",
+            ],
+            # Unapplying this migration does nothing: deploy 1's rollback runs in
+            # 0008_phasegate_rename_users_name_1_undo_add_column (and the migrations beside it), unapplied after this one.
+            reverse_sql=migrations.RunSQL.noop,
+        ),
+    ]

@@ -1,0 +1,7 @@
+-- phasegate export --to golang-migrate: plan rename-users-name, deploy 1 of 2 (create_index).
+-- expand: add users.full_name, kept in step with users.name
+-- Ships with the app change: read full_name, write both
+-- When that app release is live everywhere (in each environment): phasegate mark --env <ENV> rename-users-name --phase 1 --app-version <VERSION>
+
+-- create_index (fixture)
+CREATE INDEX "users_full_name_idx" ON "users" ("full_name");

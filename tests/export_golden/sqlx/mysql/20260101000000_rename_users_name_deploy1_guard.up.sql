@@ -1,0 +1,7 @@
+-- phasegate export --to sqlx: plan rename-users-name, deploy 1 of 2 (guard).
+-- expand: add users.full_name, kept in step with users.name
+-- Ships with the app change: read full_name, write both
+-- When that app release is live everywhere (in each environment): phasegate mark --env <ENV> rename-users-name --phase 1 --app-version <VERSION>
+
+-- guard (fixture)
+SELECT 1 FROM phasegate_head WHERE id = 1;

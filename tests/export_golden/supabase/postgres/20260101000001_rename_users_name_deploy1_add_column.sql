@@ -1,0 +1,10 @@
+-- phasegate export --to supabase: plan rename-users-name, deploy 1 of 2 (add_column).
+-- expand: add users.full_name, kept in step with users.name
+-- Ships with the app change: read full_name, write both
+-- When that app release is live everywhere (in each environment): phasegate mark --env <ENV> rename-users-name --phase 1 --app-version <VERSION>
+-- Undo deploy 1 with phasegate rollback --env <ENV> rename-users-name --phase 1 (the Supabase CLI has no down migrations).
+
+-- add_column (fixture)
+SET lock_timeout = '2000ms';
+ALTER TABLE users ADD COLUMN full_name text;
+INSERT INTO phasegate_events (plan) SELECT 'rename-users-name' WHERE false;
