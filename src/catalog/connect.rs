@@ -74,7 +74,7 @@ impl Catalog {
                     Catalog::read_postgres(&pool, tables).await
                 })
                 .await;
-                pool.close().await;
+                close_pool(pool).await;
                 catalog
             }
             "mysql" | "mariadb" => {
@@ -90,7 +90,7 @@ impl Catalog {
                     Catalog::read_mysql(&pool, tables).await
                 })
                 .await;
-                pool.close().await;
+                close_pool(pool).await;
                 catalog
             }
             "sqlite" => {
@@ -98,7 +98,7 @@ impl Catalog {
                     sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
                 let pool = one_connection(opts, timeout, &shown).await?;
                 let catalog = bounded(&shown, Catalog::read_sqlite(&pool, tables)).await;
-                pool.close().await;
+                close_pool(pool).await;
                 catalog
             }
             _ => Err(CatalogError::Url { url: shown }),
@@ -166,6 +166,16 @@ async fn bounded(
         })
 }
 
+/// How long closing a catalog read's pool may take.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Closes `pool` within [`CLOSE_WAIT`]: sqlx's `Pool::close` waits, without
+/// bound, for every connection to come back (a connection whose query was
+/// abandoned by a timeout may never), and the read is done already.
+pub(super) async fn close_pool<DB: sqlx::Database>(pool: sqlx::Pool<DB>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, pool.close()).await;
+}
+
 pub(super) async fn one_connection<DB: sqlx::Database>(
     opts: <DB::Connection as sqlx::Connection>::Options,
     timeout: Duration,
@@ -201,5 +211,25 @@ mod tests {
     async fn an_unknown_url_is_refused() {
         let err = Catalog::read("oracle://h/db", &[]).await.map(|_| ());
         assert!(matches!(err, Err(CatalogError::Url { .. })), "{err:?}");
+    }
+
+    /// A connection that never comes back (here: still held) does not hold
+    /// the close: sqlx's own `Pool::close` would wait for it forever.
+    #[tokio::test]
+    async fn closing_a_pool_does_not_wait_for_a_connection_that_never_returns() {
+        let opts =
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:").expect("a literal URL");
+        let pool = one_connection::<sqlx::Sqlite>(opts, DEFAULT_CONNECT_TIMEOUT, "memory")
+            .await
+            .expect("an in-memory database opens");
+        let held = pool.acquire().await.expect("the pool's one connection");
+        let closed = tokio::time::timeout(CLOSE_WAIT * 4, close_pool(pool.clone())).await;
+        assert!(
+            closed.is_ok(),
+            "close_pool waited past {:?}",
+            CLOSE_WAIT * 4
+        );
+        assert!(pool.is_closed());
+        drop(held);
     }
 }

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::CatalogError;
-use super::connect::{DEFAULT_CONNECT_TIMEOUT, one_connection, redact};
+use super::connect::{DEFAULT_CONNECT_TIMEOUT, close_pool, one_connection, redact};
 use crate::dialect::Dialect;
 use crate::name::TableName;
 
@@ -64,7 +64,7 @@ pub async fn table_sizes(url: &str, tables: &[TableName]) -> Result<Vec<TableSiz
             for t in tables {
                 out.push(postgres(&pool, t).await.map_err(query_err(t))?);
             }
-            pool.close().await;
+            close_pool(pool).await;
         }
         "mysql" | "mariadb" => {
             let url = crate::dialect::driver_url(url);
@@ -73,7 +73,7 @@ pub async fn table_sizes(url: &str, tables: &[TableName]) -> Result<Vec<TableSiz
             for t in tables {
                 out.push(mysql(&pool, t).await.map_err(query_err(t))?);
             }
-            pool.close().await;
+            close_pool(pool).await;
         }
         "sqlite" => {
             let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(connect_err)?;
@@ -81,7 +81,7 @@ pub async fn table_sizes(url: &str, tables: &[TableName]) -> Result<Vec<TableSiz
             for t in tables {
                 out.push(sqlite(&pool, t).await.map_err(query_err(t))?);
             }
-            pool.close().await;
+            close_pool(pool).await;
         }
         _ => return Err(CatalogError::Url { url: shown }),
     }
