@@ -81,20 +81,10 @@ pub(super) fn check_dialect(
 }
 
 /// `text` as `[a-z0-9_]+`: lowercase ASCII letters and digits kept, every
-/// other run of characters one `_`, none at either end.
+/// other run of characters one `_`, none at either end; `plan` when nothing
+/// is left ([`super::escape::slug`]).
 pub(super) fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.is_empty() && !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    while out.ends_with('_') {
-        out.pop();
-    }
-    if out.is_empty() { "plan".into() } else { out }
+    super::escape::slug(text, "plan")
 }
 
 /// The `<plan>_deploy<N>_<piece>` part of a file name.
