@@ -248,29 +248,8 @@ pub enum Command {
     /// one; that one (and those after it) only with --phase. A file that
     /// exists with other content is never overwritten.
     Export {
-        /// The runner: flyway, liquibase, golang-migrate, dbmate, sqlx,
-        /// supabase, alembic, django, rails or prisma.
-        #[arg(long = "to", value_name = "RUNNER")]
-        to: String,
-        /// The environment whose schema and timeouts the SQL is made for
-        /// (default: the first in promotion order).
-        #[arg(long)]
-        env: Option<String>,
-        /// Write deploy N only (1-based, as `phasegate plan` numbers deploys).
-        #[arg(long)]
-        phase: Option<usize>,
-        /// The folder to write into (default: the runner's usual folder).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// The version files are numbered from (default: the time now, UTC, YYYYMMDDHHMMSS).
-        #[arg(long)]
-        version: Option<String>,
-        /// The runner's latest migration the first file follows (Alembic revision, Django `app.0007_name`).
-        #[arg(long)]
-        after: Option<String>,
-        /// Django's app label.
-        #[arg(long)]
-        app: Option<String>,
+        #[command(flatten)]
+        args: crate::commands::export::Args,
         /// A plan file, or the name of a plan under plans/.
         plan: String,
         /// Output: text for people, json for pipelines (one document on stdout).

@@ -13,13 +13,30 @@ use phasegate::export::{self, Built, ExportFile, Options, Runner};
 use super::envelope::Report;
 
 /// The command line's options of `export` (see `cli.rs`).
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The runner: flyway, liquibase, golang-migrate, dbmate, sqlx,
+    /// supabase, alembic, django, rails or prisma.
+    #[arg(long = "to", value_name = "RUNNER")]
     pub to: String,
+    /// The environment whose schema and timeouts the SQL is made for
+    /// (default: the first in promotion order).
+    #[arg(long)]
     pub env: Option<String>,
+    /// Write deploy N only (1-based, as `phasegate plan` numbers deploys).
+    #[arg(long)]
     pub phase: Option<usize>,
+    /// The folder to write into (default: the runner's usual folder).
+    #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The version files are numbered from (default: the time now, UTC, YYYYMMDDHHMMSS).
+    #[arg(long)]
     pub version: Option<String>,
+    /// The runner's latest migration the first file follows (Alembic revision, Django `app.0007_name`).
+    #[arg(long)]
     pub after: Option<String>,
+    /// Django's app label.
+    #[arg(long)]
     pub app: Option<String>,
 }
 

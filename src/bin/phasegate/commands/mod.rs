@@ -17,7 +17,7 @@ mod backup;
 mod check;
 pub mod convert;
 pub mod envelope;
-mod export;
+pub mod export;
 mod gate;
 mod history;
 mod init;
@@ -194,26 +194,7 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
         } => check::run(&ws, &env, &plan, phase, deployed)
             .await
             .render(format),
-        Command::Export {
-            to,
-            env,
-            phase,
-            dir,
-            version,
-            after,
-            app,
-            plan,
-            format,
-        } => {
-            let args = export::Args {
-                to,
-                env,
-                phase,
-                dir,
-                version,
-                after,
-                app,
-            };
+        Command::Export { args, plan, format } => {
             export::run(&ws, &plan, args).await.render(format)
         }
     }
