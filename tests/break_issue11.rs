@@ -557,21 +557,54 @@ async fn check_in_one_environment_needs_no_other_environments_secret() {
 // Progress and Ctrl-C
 // ---------------------------------------------------------------------------
 
-/// Runs phasegate with `args` in `p` under a pty (`script`), and types
-/// Ctrl-C into it after `after` (the terminal sends SIGINT to it, as a
-/// person's Ctrl-C does). Returns (exit code, everything the terminal showed).
-fn under_pty_with_ctrl_c(p: &Project, args: &[&str], after: f64) -> TestResult<(i32, String)> {
+/// Polls `count_sql` (a `SELECT count(*)`) every 100 ms until it is positive,
+/// for at most 60 s.
+async fn wait_for(db: &TestDb, count_sql: &str) -> TestResult {
+    for _ in 0..600 {
+        if db.scalar(count_sql).await? > 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(fail(format!("not seen within 60 s: {count_sql}")))
+}
+
+/// `phasegate ARGS` under a pseudo-terminal, sent Ctrl-C when the test says
+/// so (`send_ctrl_c`) rather than after a fixed delay.
+struct PtyRun {
+    child: std::process::Child,
+    go: std::path::PathBuf,
+}
+
+fn pty_with_ctrl_c_on_signal(p: &Project, args: &[&str]) -> TestResult<PtyRun> {
     let command = format!("{} {}", env!("CARGO_BIN_EXE_phasegate"), args.join(" "));
-    let shell =
-        format!("(sleep {after}; printf '\\003'; sleep 5) | script -qfec '{command}' /dev/null");
-    let o = Command::new("bash")
+    let go = p.0.join(".ctrl-c");
+    // Bounded: without a signal the Ctrl-C is sent after 90 s anyway.
+    let shell = format!(
+        "(for i in $(seq 900); do [ -e .ctrl-c ] && break; sleep 0.1; done; \
+         printf '\\003'; sleep 5) | script -qfec '{command}' /dev/null"
+    );
+    let child = Command::new("bash")
         .args(["-c", &shell])
         .current_dir(&p.0)
-        .output()?;
-    Ok((
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    Ok(PtyRun { child, go })
+}
+
+impl PtyRun {
+    fn send_ctrl_c(&self) -> TestResult {
+        std::fs::write(&self.go, "")?;
+        Ok(())
+    }
+
+    fn finish(self) -> TestResult<(i32, String)> {
+        let o = self.child.wait_with_output()?;
+        Ok((
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        ))
+    }
 }
 
 /// A backfill of `rows` rows that takes a while: batches of 1000 with a
@@ -610,7 +643,21 @@ async fn slow_backfill_project(db: &TestDb, rows: u32) -> TestResult<Project> {
 async fn ctrl_c_mid_backfill_prints_a_resume_command_that_finishes_it() {
     with_postgres(|db| async move {
         let p = slow_backfill_project(&db, 100_000).await?;
-        let (code, shown) = under_pty_with_ctrl_c(&p, &["apply", "--env", "dev", "bf"], 3.0)?;
+        let apply = pty_with_ctrl_c_on_signal(&p, &["apply", "--env", "dev", "bf"])?;
+        // Ctrl-C once the backfill is seen copying, not after a fixed delay.
+        let copying = wait_for(
+            &db,
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_name = 'big' AND column_name = 'w'",
+        )
+        .await;
+        let copying = match copying {
+            Ok(()) => wait_for(&db, "SELECT count(*) FROM big WHERE w IS NOT NULL").await,
+            Err(e) => Err(e),
+        };
+        apply.send_ctrl_c()?;
+        let (code, shown) = apply.finish()?;
+        copying?;
         check(code == 130, format!("Ctrl-C: exit {code}:\n{shown}"))?;
         let resume = "phasegate apply --env dev bf";
         check(
@@ -1106,292 +1153,48 @@ async fn the_same_resolve_twice_is_an_idempotent_success() {
             "changes:\n  - add_index: { table: big, columns: [v] }\n",
         )?;
         // A concurrent index build killed mid-run: recorded as started.
+        // A transaction with an xid that outlives the build: CREATE INDEX
+        // CONCURRENTLY waits for it, so the build is still running when the
+        // Ctrl-C arrives. Both moments are observed, not guessed: the holder
+        // is seen holding its xid before `apply` starts, and the build is seen
+        // waiting before the Ctrl-C is sent (a fixed delay raced under load).
         let mut holder = Command::new("psql")
             .args([
                 db.url.as_str(),
                 "-X",
                 "-q",
                 "-c",
-                "BEGIN; SELECT txid_current(); SELECT pg_sleep(6); COMMIT;",
+                "BEGIN; SELECT txid_current(); SELECT pg_sleep(120) /* holder */; COMMIT;",
             ])
             .stdout(std::process::Stdio::null())
-            .spawn()?;
-        std::thread::sleep(std::time::Duration::from_millis(800));
-        let mut apply = Command::new(env!("CARGO_BIN_EXE_phasegate"))
-            .args(["apply", "--env", "dev", "ix"])
-            .current_dir(&p.0)
             .stderr(std::process::Stdio::null())
             .spawn()?;
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        apply.kill()?;
-        apply.wait()?;
-        holder.wait()?;
-        let resolve = [
-            "resolve",
-            "--env",
-            "dev",
-            "ix",
-            "--step",
-            "1.create_index",
-            "--as",
-            "not-applied",
-        ];
-        let (code, out, err) = p.go(&resolve);
-        check(code == 0, format!("first resolve: exit {code}: {out}{err}"))?;
-        let (code, out, err) = p.go(&resolve);
-        check(
-            code == 0,
-            format!("the same resolve again: exit {code}: {out}{err}"),
+        let holding = "SELECT count(*) FROM pg_stat_activity \
+             WHERE query LIKE '%/* holder */%' AND backend_xid IS NOT NULL \
+             AND pid <> pg_backend_pid()";
+        let held = wait_for(&db, holding).await;
+        let apply = match held {
+            Ok(()) => pty_with_ctrl_c_on_signal(&p, &["apply", "--env", "dev", "ix"]),
+            Err(e) => Err(e),
+        };
+        let outcome = match apply {
+            Ok(apply) => {
+                let building = "SELECT count(*) FROM pg_stat_activity \
+                     WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%' \
+                     AND pid <> pg_backend_pid()";
+                let seen = wait_for(&db, building).await;
+                apply.send_ctrl_c()?;
+                seen.and_then(|()| apply.finish())
+            }
+            Err(e) => Err(e),
+        };
+        db.exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE '%/* holder */%' AND pid <> pg_backend_pid()",
         )
-    })
-    .await;
-}
-
-/// `accept-change` re-run after it pinned the edited plan (a retried job),
-/// or on a plan that is unchanged: nothing to do (exit 0), not "blocked".
-#[test]
-fn accept_change_twice_is_an_idempotent_success() -> TestResult {
-    let p = two_phase_dev()?;
-    let (code, _, err) = p.go(&["apply", "--env", "dev", "two"]);
-    check(code == 0, format!("apply: {err}"))?;
-    let text = std::fs::read_to_string(p.path("plans/two.yaml"))?;
-    p.write("plans/two.yaml", &format!("description: edited\n{text}"))?;
-    let accept = ["accept-change", "--env", "dev", "two", "--reason", "typo"];
-    let (code, out, err) = p.go(&accept);
-    check(code == 0, format!("accept-change: exit {code}: {out}{err}"))?;
-    let (code, out, err) = p.go(&accept);
-    check(
-        code == 0,
-        format!("accept-change again: exit {code}: {out}{err}"),
-    )
-}
-
-/// `backup` in an environment without `backup_command` and without
-/// `--location` can never succeed as given: a caller's mistake (2), not a
-/// gate that holds later (1).
-#[test]
-fn backup_without_a_command_or_location_is_an_error() -> TestResult {
-    let p = Project::new()?;
-    p.write("phasegate.yaml", BACKUP_NO_COMMAND)?;
-    let (code, out, err) = p.go(&["backup", "--env", "prod", "--format", "json"]);
-    let problems = json_problems("backup", code, &out);
-    check(problems.is_empty(), problems.join("; "))?;
-    check(code == 2, format!("exit {code}: {out}{err}"))
-}
-
-/// `rollback` undoes "the latest phase that ran", so a rollback job that is
-/// retried after it succeeded undoes one more phase: phase 2, then phase 1.
-/// A pipeline needs a form that is idempotent, as `mark --phase N` is:
-/// `rollback --phase 2` twice leaves phase 1 in place (the second run:
-/// nothing to do). There is no `--phase` on rollback.
-#[test]
-fn a_rolled_back_phase_rolled_back_again_leaves_the_phase_before_it() -> TestResult {
-    let p = two_phase_dev()?;
-    for _ in 0..2 {
-        let (code, _, err) = p.go(&["apply", "--env", "dev", "two"]);
-        check(code == 0, format!("apply: {err}"))?;
-    }
-    let rollback = ["rollback", "--env", "dev", "two", "--phase", "2"];
-    let (code, out, err) = p.go(&rollback);
-    check(
-        code == 0,
-        format!("rollback --phase 2: exit {code}: {out}{err}"),
-    )?;
-    let (code, out, err) = p.go(&rollback);
-    check(
-        code == 0,
-        format!("rollback --phase 2 again: exit {code}: {out}{err}"),
-    )?;
-    let (code, out, err) = p.go(&["check", "--env", "dev", "two", "--phase", "1"]);
-    check(
-        code == 0,
-        format!("phase 1 was undone by the re-run: {out}{err}"),
-    )
-}
-
-/// ci/phasegate-deploy.sh in `dir` for dev, with GITHUB_OUTPUT set: (exit
-/// code, stderr, the outputs it wrote).
-fn deploy_script(p: &Project, version: &str, plan: &str) -> TestResult<(i32, String, String)> {
-    let outputs = p.path("github_output");
-    std::fs::write(&outputs, "")?;
-    let o = Command::new("bash")
-        .arg(root().join("ci/phasegate-deploy.sh"))
-        .args(["--app-version", version, "dev", plan, "--", "true"])
-        .current_dir(&p.0)
-        .env("PHASEGATE", env!("CARGO_BIN_EXE_phasegate"))
-        .env("GITHUB_OUTPUT", &outputs)
-        .env_remove("GITHUB_SHA")
-        .output()?;
-    Ok((
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        std::fs::read_to_string(&outputs)?,
-    ))
-}
-
-/// The action's outputs (`outcome`, `phase`) and the script's log for the
-/// run that applies the plan's last phase: it ran (outcome done, phase 2),
-/// yet the script reads apply's `next.action == complete` as "nothing to
-/// do": it logs "two is complete in dev: nothing to do" and writes
-/// outcome=nothing_to_do and no phase.
-#[test]
-fn deploy_script_reports_the_last_phase_it_applied_as_done() -> TestResult {
-    let p = two_phase_dev()?;
-    std::fs::write(p.path("dev.db"), "")?;
-    let (code, err, out) = deploy_script(&p, "v1", "two")?;
-    check(code == 0, format!("push 1: exit {code}: {err}"))?;
-    let (code, err, out2) = deploy_script(&p, "v2", "two")?;
-    check(code == 0, format!("push 2: exit {code}: {err}"))?;
-    check(
-        out2.contains("outcome=done") && out2.contains("phase=2"),
-        format!("push 2 applied phase 2; outputs:\n{out2}\nlog:\n{err}\n(push 1's: {out})"),
-    )?;
-    check(
-        !err.contains("nothing to do"),
-        format!("push 2 ran phase 2, yet says nothing to do:\n{err}"),
-    )?;
-    let (code, err, out3) = deploy_script(&p, "v3", "two")?;
-    check(code == 0, format!("push 3: exit {code}: {err}"))?;
-    check(
-        out3.contains("outcome=nothing_to_do"),
-        format!("push 3 (complete) outputs:\n{out3}"),
-    )
-}
-
-/// docs/workflow.md: "a blocking gate (1) prints the reasons and fails the
-/// job". The script lists them with `jq … 2>/dev/null >&2`: the redirections
-/// apply left to right, so its "blocked by NAME: REASON" lines go to
-/// /dev/null (only phasegate's own table, on its stderr, shows).
-#[test]
-fn deploy_script_prints_the_blocking_reasons() -> TestResult {
-    let p = Project::new()?;
-    p.write("phasegate.yaml", BACKUP_NO_COMMAND)?;
-    p.write("plans/ir.yaml", IRREVERSIBLE_2)?;
-    std::fs::write(p.path("dev.db"), "")?;
-    std::fs::write(p.path("prod.db"), "")?;
-    for env in ["dev", "dev", "prod"] {
-        let (code, _, err) = p.go(&["apply", "--env", env, "ir"]);
-        check(code == 0, format!("apply {env}: {err}"))?;
-    }
-    let o = Command::new("bash")
-        .arg(root().join("ci/phasegate-deploy.sh"))
-        .args(["--app-version", "v", "prod", "ir", "--", "true"])
-        .current_dir(&p.0)
-        .env("PHASEGATE", env!("CARGO_BIN_EXE_phasegate"))
-        .env_remove("GITHUB_OUTPUT")
-        .output()?;
-    let err = String::from_utf8_lossy(&o.stderr);
-    check(o.status.code() == Some(1), format!("exit: {}", show(&o)))?;
-    check(
-        err.contains("blocked by backup:") && err.contains("blocked by approval:"),
-        format!("the script's reasons are missing:\n{err}"),
-    )
-}
-
-/// Sends SIGINT to `pid` (a process this test started), as `kill -INT`
-/// (a CI runner cancelling a job) does.
-fn sigint(pid: u32) -> TestResult {
-    let o = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .output()?;
-    check(o.status.success(), format!("kill -INT {pid}: {}", show(&o)))
-}
-
-/// Whether a process runs (`kill -0`).
-fn alive(pid: &str) -> bool {
-    Command::new("kill")
-        .args(["-0", pid])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// SIGINT to `phasegate backup` while its `backup_command` runs: it exits
-/// 130 saying the backup "did not finish; run it again", and leaves the
-/// command running on its own (a dump still writing, which the next `backup`
-/// would run a second time beside it). It must end its child before saying
-/// the backup did not finish.
-#[test]
-fn interrupted_backup_does_not_leave_its_command_running() -> TestResult {
-    let p = Project::new()?;
-    p.write(
-        "phasegate.yaml",
-        "environments:
-  - name: prod
-    database_url: sqlite://prod.db
-    backup_command: echo $$ > backup.pid; sleep 8; echo backups/one
-",
-    )?;
-    std::fs::write(p.path("prod.db"), "")?;
-    let child = Command::new(env!("CARGO_BIN_EXE_phasegate"))
-        .args(["backup", "--env", "prod", "--format", "json"])
-        .current_dir(&p.0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    let pid_file = p.path("backup.pid");
-    for _ in 0..50 {
-        if pid_file.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    sigint(child.id())?;
-    let o = child.wait_with_output()?;
-    let code = o.status.code().unwrap_or(-1);
-    let out = String::from_utf8_lossy(&o.stdout);
-    let problems = json_problems("backup", code, &out);
-    check(problems.is_empty(), problems.join("; "))?;
-    check(code == 130, format!("exit {code}"))?;
-    let pid = std::fs::read_to_string(&pid_file)?.trim().to_string();
-    // The command sleeps 8 s: gone within 5 s means it was ended, not that
-    // it finished. Polled, so a loaded machine reaping it late is no failure.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while alive(&pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let still = alive(&pid);
-    if still {
-        let _ = Command::new("kill").arg(&pid).output();
-    }
-    check(
-        !still,
-        format!("the backup_command (pid {pid}) still runs after phasegate exited 130"),
-    )
-}
-
-/// Ctrl-C while a concurrent index build waits (a transaction holds it
-/// back): phasegate prints "To resume, run: phasegate apply --env dev ix",
-/// and that command, run as printed, is refused (exit 1: the clean gate, the
-/// step "started … and never finished"). The resume command a person is
-/// given must resume: phasegate knows it cancelled the statement (or can
-/// look: the index is not there), or it must print the `resolve` to run.
-#[tokio::test]
-async fn ctrl_c_during_a_concurrent_index_build_prints_a_command_that_resumes() {
-    with_postgres(|db| async move {
-        db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER)")
-            .await?;
-        db.exec("INSERT INTO big SELECT g, g FROM generate_series(1, 1000) AS g")
-            .await?;
-        let p = Project::new()?;
-        p.write("phasegate.yaml", &single_env(&db))?;
-        p.write(
-            "plans/ix.yaml",
-            "changes:\n  - add_index: { table: big, columns: [v] }\n",
-        )?;
-        let mut holder = Command::new("psql")
-            .args([
-                db.url.as_str(),
-                "-X",
-                "-q",
-                "-c",
-                "BEGIN; SELECT txid_current(); SELECT pg_sleep(7); COMMIT;",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()?;
-        std::thread::sleep(std::time::Duration::from_millis(800));
-        let (code, shown) = under_pty_with_ctrl_c(&p, &["apply", "--env", "dev", "ix"], 2.5)?;
+        .await?;
         holder.wait()?;
+        let (code, shown) = outcome?;
         check(code == 130, format!("Ctrl-C: exit {code}:\n{shown}"))?;
         let commands: Vec<String> = shown
             .lines()
