@@ -14,7 +14,8 @@
 //!     lock_timeout: 2s          # each DDL waits this long for its lock …
 //!     lock_retries: 3           # … and is retried this often, with backoff and jitter
 //!     statement_timeout: 5m     # optional
-//!     backfill_batch_size: 5000 # rows per backfill transaction
+//!     backfill_batch_time: 100ms # each backfill batch sized to take about this long …
+//!     # backfill_batch_size: 5000 # … or a fixed number of rows per batch instead
 //!     backfill_pause: 50ms      # between batches
 //! ```
 //!
@@ -26,7 +27,8 @@
 //! environment's secret can work on that environment alone.
 //!
 //! Every duration is range-checked ([`DurationRange`]: timeouts 1ms–24h,
-//! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h),
+//! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h;
+//! `backfill_batch_time` 1ms–1h),
 //! `lock_retries` is at most [`MAX_LOCK_RETRIES`], and every error points at
 //! the line and column of the value it is about. The file is read within the
 //! budgets of [`crate::intent::yaml`].
@@ -44,7 +46,8 @@ mod durations;
 mod identity;
 
 pub use durations::{
-    AGE_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE, parse_duration,
+    AGE_RANGE, BATCH_TIME_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE,
+    parse_duration,
 };
 pub use identity::database_identity;
 use identity::{refused_url, shared_database};
@@ -89,10 +92,41 @@ pub struct Environment {
     pub lock_retries: u32,
     /// The `statement_timeout` of each statement phasegate runs (`None`: the server's).
     pub statement_timeout: Option<Duration>,
-    /// Rows per backfill batch; each batch is one short transaction.
-    pub backfill_batch_size: u32,
+    /// How many rows each backfill batch (one short transaction) updates.
+    pub backfill_batch: BatchSizing,
     /// A pause between backfill batches, to leave room for the application.
     pub backfill_pause: Duration,
+}
+
+/// How a backfill sizes its batches (`backfill_batch_size` or
+/// `backfill_batch_time` in `phasegate.yaml`; at most one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchSizing {
+    /// `backfill_batch_size: N`: every batch updates N rows (the last fewer).
+    Rows(u32),
+    /// `backfill_batch_time: D` (the default, [`BatchSizing::DEFAULT_TIME`]):
+    /// the first batch takes [`BatchSizing::FIRST_ROWS`] rows, and each next
+    /// one is sized from the rows per second the previous ones reached so
+    /// that it holds its row locks for about D (`execute/backfill/sizing.rs`).
+    Timed(Duration),
+}
+
+impl BatchSizing {
+    /// The target batch time when `phasegate.yaml` sets neither: short
+    /// enough that a write to a row of the batch waits at most about this
+    /// long, long enough that a batch's fixed cost (a round trip, the
+    /// checkpoint, the commit's flush) is a few percent of it.
+    pub const DEFAULT_TIME: Duration = Duration::from_millis(100);
+    /// The first batch of a timed backfill, before its speed is known.
+    pub const FIRST_ROWS: u32 = 1000;
+
+    /// The first batch's size.
+    pub fn first_rows(self) -> u32 {
+        match self {
+            BatchSizing::Rows(n) => n,
+            BatchSizing::Timed(_) => Self::FIRST_ROWS,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -129,6 +163,8 @@ struct RawEnvironment {
     statement_timeout: Option<At<String>>,
     #[serde(default)]
     backfill_batch_size: Option<At<u32>>,
+    #[serde(default)]
+    backfill_batch_time: Option<At<String>>,
     #[serde(default)]
     backfill_pause: Option<At<String>>,
 }
@@ -383,15 +419,26 @@ impl Config {
                     &e.statement_timeout,
                     TIMEOUT_RANGE,
                 )?,
-                backfill_batch_size: match &e.backfill_batch_size {
-                    Some(n) if n.value == 0 => {
+                backfill_batch: match (&e.backfill_batch_size, &e.backfill_batch_time) {
+                    (Some(_), Some(t)) => {
+                        return Err(at_value(
+                            &t.referenced,
+                            format!(
+                                "{name}: set backfill_batch_size (a fixed number of rows per batch) or backfill_batch_time (batches sized to take about that long), not both"
+                            ),
+                        ));
+                    }
+                    (Some(n), None) if n.value == 0 => {
                         return Err(at_value(
                             &n.referenced,
                             format!("{name}.backfill_batch_size must be at least 1"),
                         ));
                     }
-                    Some(n) => n.value,
-                    None => 5000,
+                    (Some(n), None) => BatchSizing::Rows(n.value),
+                    (None, time) => BatchSizing::Timed(
+                        duration("backfill_batch_time", time, BATCH_TIME_RANGE)?
+                            .unwrap_or(BatchSizing::DEFAULT_TIME),
+                    ),
                 },
                 backfill_pause: duration("backfill_pause", &e.backfill_pause, PAUSE_RANGE)?
                     .unwrap_or(Duration::ZERO),

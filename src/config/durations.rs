@@ -98,6 +98,12 @@ pub const PAUSE_RANGE: DurationRange = DurationRange {
     max: Duration::from_secs(3600),
 };
 
+/// `backfill_batch_time`: from 1ms to 1h.
+pub const BATCH_TIME_RANGE: DurationRange = DurationRange {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(3600),
+};
+
 impl DurationRange {
     /// Parses `s` and checks it lies in the range; the error says what is
     /// allowed.

@@ -222,6 +222,50 @@ fn durations_are_range_checked() {
 }
 
 #[test]
+fn batches_are_timed_unless_a_size_is_set_and_never_both() {
+    let env = |extra: &str| {
+        parse(
+            &format!("environments:\n  - name: a\n    database_url: postgres://h/db\n{extra}"),
+            &[],
+        )
+        .map(|c| c.environments[0].backfill_batch)
+    };
+    assert!(matches!(
+        env(""),
+        Ok(BatchSizing::Timed(t)) if t == BatchSizing::DEFAULT_TIME
+    ));
+    assert!(matches!(
+        env("    backfill_batch_time: 250ms\n"),
+        Ok(BatchSizing::Timed(t)) if t == Duration::from_millis(250)
+    ));
+    assert!(matches!(
+        env("    backfill_batch_size: 500\n"),
+        Ok(BatchSizing::Rows(500))
+    ));
+    match env("    backfill_batch_size: 500\n    backfill_batch_time: 1s\n") {
+        Err(ConfigError::Invalid(d)) => {
+            assert_eq!((d.line, d.column), (Some(5), Some(26)), "{d}");
+            assert!(
+                d.message.contains("backfill_batch_size")
+                    && d.message.contains("backfill_batch_time")
+                    && d.message.contains("not both"),
+                "{}",
+                d.message
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    for bad in ["0ms", "2h", "fast"] {
+        let got = env(&format!("    backfill_batch_time: {bad}\n")).map_err(|e| e.to_string());
+        assert!(
+            got.as_ref()
+                .is_err_and(|m| m.contains("a.backfill_batch_time")),
+            "{bad}: {got:?}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_value_is_reported_where_it_stands() {
     let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
     match parse(text, &[]) {

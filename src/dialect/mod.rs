@@ -36,6 +36,14 @@ pub enum Dialect {
 /// alone (`templates/mysql/rename_column.sql` names it too).
 pub const MYSQL_BACKFILL_MARK: &str = "@phasegate_backfill";
 
+/// Postgres: the setting each backfill batch sets for its own transaction
+/// (`SET LOCAL phasegate.backfill = 'on'`, a custom option any role may
+/// set: Postgres docs, "Customized Options"), for which phasegate's sync
+/// trigger does not run (`WHEN` in `templates/postgres/rename_column.sql`):
+/// the batch computes the new column itself. Postgres still locks each row
+/// a BEFORE UPDATE row trigger exists for, so the row-lock WAL record stays.
+pub const POSTGRES_BACKFILL_MARK: &str = "phasegate.backfill";
+
 impl Dialect {
     pub const ALL: [Dialect; 3] = [Dialect::Postgres, Dialect::Sqlite, Dialect::Mysql];
 

@@ -24,7 +24,8 @@ use crate::dialect::Dialect;
 pub const MARGIN: Duration = Duration::from_secs(15);
 
 /// The bound of a backfill batch when the environment sets no
-/// `statement_timeout` (a batch touches at most `backfill_batch_size` rows).
+/// `statement_timeout` (a batch touches at most `backfill_batch_size` rows,
+/// or as many as take `backfill_batch_time`).
 pub const DEFAULT_BATCH: Duration = Duration::from_secs(300);
 
 /// How long phasegate waits for one statement of a migration, a rollback or

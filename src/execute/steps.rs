@@ -128,7 +128,11 @@ pub fn dry_run(step: &Step, env: &Environment, key: &[String]) -> Vec<String> {
         .as_ref()
         .map(|b| backfill::example_batch(env, b, key));
     let batches = first.as_deref().map(|first| script::Batches {
-        size: env.backfill_batch_size,
+        size: env.backfill_batch.first_rows(),
+        target: match env.backfill_batch {
+            crate::config::BatchSizing::Rows(_) => None,
+            crate::config::BatchSizing::Timed(t) => Some(t),
+        },
         key,
         first,
     });

@@ -29,8 +29,10 @@ use crate::session_bounds::{StepBounds, sqlite_busy_timeout, step_postlude, step
 /// the key the batches walk, and the first batch's SQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Batches<'a> {
-    /// Rows per batch (`backfill_batch_size`).
+    /// Rows per batch (`backfill_batch_size`), or of the first batch when
+    /// the batches are sized toward `target` (`backfill_batch_time`).
     pub size: u32,
+    pub target: Option<std::time::Duration>,
     /// The key columns the batches walk.
     pub key: &'a [String],
     /// The first batch's SQL.
@@ -98,9 +100,16 @@ pub fn statements(
         StepKind::Backfill => {
             match batches {
                 Some(b) => {
+                    let size = match b.target {
+                        None => format!("of {} rows", b.size),
+                        Some(t) => format!(
+                            "sized to take about {} each (the first {} rows)",
+                            humantime::format_duration(t),
+                            b.size
+                        ),
+                    };
                     lines.push(format!(
-                        "-- phasegate apply runs this in batches of {} rows over ({}), each its own transaction; the first:",
-                        b.size,
+                        "-- phasegate apply runs this in batches {size} over ({}), each its own transaction; the first:",
                         b.key.join(", ")
                     ));
                     lines.extend(b.first.lines().map(|l| format!("--   {l}")));

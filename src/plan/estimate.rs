@@ -10,7 +10,7 @@ use crate::catalog::TableSize;
 use crate::name::TableName;
 
 /// The rate a backfill is estimated at when none is given, in rows per
-/// second: `cargo bench --bench backfill_1m` measured 173,000–177,000 rows/s
+/// second: `cargo bench --bench backfill` measured 173,000–177,000 rows/s
 /// on the 2-core CI machine (Postgres 15, 1,000,000 rows, batches of 5,000;
 /// docs/workflow.md, "Gates" above it), rounded down to leave room for a
 /// busier server.

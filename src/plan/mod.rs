@@ -443,6 +443,7 @@ impl<'a> Recipe<'a> {
             set,
             pending,
             key,
+            synced: false,
         };
         let i = self.push(StepKind::Backfill, slug, description);
         let dialect = self.dialect;

@@ -77,6 +77,14 @@ pub struct Backfill {
     /// the executor then reads the primary key when the backfill runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Vec<Ident>>,
+    /// A sync trigger created before this step keeps every row written
+    /// while it runs in step (rename_column, change_column_type with
+    /// `sync: trigger`): the walk over the key covers every other row, so no
+    /// final sweep for rows written behind it is needed. `false` when the
+    /// application writes both columns (a row the old release wrote behind
+    /// the walk is caught by the sweep) or nothing writes the column.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub synced: bool,
 }
 
 /// Rows a rollback must give a value before the step's `rollback_sql` can

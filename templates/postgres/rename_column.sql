@@ -71,9 +71,11 @@ BEGIN
 END
 {{ dollar_quote }};
 DROP TRIGGER IF EXISTS {{ trigger|ident }} ON {{ table|ident }};
+-- Not for phasegate's backfill batches, which compute {{ new|ident }} themselves
+-- (src/dialect/mod.rs: POSTGRES_BACKFILL_MARK).
 CREATE TRIGGER {{ trigger|ident }}
   BEFORE INSERT OR UPDATE ON {{ table|ident }}
-  FOR EACH ROW EXECUTE {% if execute_procedure %}PROCEDURE{% else %}FUNCTION{% endif %} {{ function|ident }}();
+  FOR EACH ROW WHEN (current_setting('phasegate.backfill', true) IS DISTINCT FROM 'on') EXECUTE {% if execute_procedure %}PROCEDURE{% else %}FUNCTION{% endif %} {{ function|ident }}();
 {% endblock %}
 
 {% block drop_sync_trigger %}

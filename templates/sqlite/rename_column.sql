@@ -45,7 +45,11 @@ BEGIN
          {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN NEW.{{ old|ident }} ELSE {{ new_to_old("NEW.") }} END
    WHERE {{ this_row() }};
 END;
+{#- Only when the row's new column is not already the value its old one
+    implies: the write left nothing to mirror (a backfill's, for one), and
+    the UPDATE below would rewrite the row unchanged. -#}
 CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE OF {{ [old, new]|idents }} ON {{ table_name|ident }}
+  WHEN NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }}
 BEGIN
   -- phasegate sync trigger
   UPDATE {{ table_name|ident }}

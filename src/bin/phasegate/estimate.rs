@@ -89,7 +89,7 @@ fn markdown(
     }
     let source = if default {
         format!(
-            "phasegate's default rate, {} rows/s (rounded down from what `cargo bench --bench backfill_1m` measured on Postgres, 2 cores); pass your own with `--rows-per-second` (the review action's `rows-per-second`)",
+            "phasegate's default rate, {} rows/s (rounded down from what `cargo bench --bench backfill` measured on Postgres, 2 cores); pass your own with `--rows-per-second` (the review action's `rows-per-second`)",
             thousands(rate)
         )
     } else {

@@ -1,6 +1,7 @@
 //! The SQL of one backfill batch in each dialect: a data-modifying CTE on
 //! Postgres; on SQLite and MySQL (no `RETURNING` from an UPDATE there) the
-//! batch's bounds read first, then an UPDATE of that key range. Every name
+//! batch's bounds read first, then an UPDATE of that key range (a range
+//! scan of the key's index, not a join with the list of keys). Every name
 //! is quoted by the dialect; key values travel as the literals a checkpoint
 //! holds.
 
@@ -65,10 +66,8 @@ pub(super) fn postgres_batch(
 
 /// The next batch's keys, for the two-statement batches (SQLite, MySQL).
 struct Window {
-    /// The quoted table, its quoted key columns, and them joined.
-    t: String,
+    /// The quoted key columns.
     q: Vec<String>,
-    keys: String,
     /// The key order reversed, to find the batch's last key.
     desc: String,
     /// `SELECT <keys> FROM t WHERE (<keys>) > (<after>) ORDER BY <keys> LIMIT n`.
@@ -88,28 +87,18 @@ fn window(d: Dialect, b: &Backfill, key: &[String], after: Option<&[String]>, n:
         "SELECT {keys} FROM {t}{} ORDER BY {keys} LIMIT {n}",
         after_clause(&keys, after)
     );
-    Window {
-        t,
-        q,
-        keys,
-        desc,
-        window,
-    }
+    Window { q, desc, window }
 }
 
-/// (count of the batch, its last key with storage classes, the update).
-pub(super) fn sqlite_batch(
+/// SQLite: (the count of the batch, its last key with storage classes).
+pub(super) fn sqlite_batch_bounds(
     b: &Backfill,
     key: &[String],
     after: Option<&[String]>,
     n: u64,
-) -> (String, String, String) {
+) -> (String, String) {
     let Window {
-        t,
-        q,
-        keys,
-        desc,
-        window,
+        q, desc, window, ..
     } = window(Dialect::Sqlite, b, key, after, n);
     let cols: Vec<String> = q
         .iter()
@@ -121,11 +110,6 @@ pub(super) fn sqlite_batch(
         format!(
             "SELECT {} FROM ({window}) ORDER BY {desc} LIMIT 1",
             cols.join(", ")
-        ),
-        format!(
-            "UPDATE {t} SET {set} WHERE ({keys}) IN ({window}) AND ({pending})",
-            set = b.set,
-            pending = b.pending
         ),
     )
 }
@@ -156,14 +140,15 @@ pub(super) fn mysql_batch_bounds(
     )
 }
 
-/// MySQL: the UPDATE of the key range after `after`, up to and including `last`.
-pub(super) fn mysql_batch_update(
+/// SQLite and MySQL: the UPDATE of the key range after `after`, up to and
+/// including `last`.
+pub(super) fn range_update(
+    d: Dialect,
     b: &Backfill,
     key: &[String],
     after: Option<&[String]>,
     last: &[String],
 ) -> String {
-    let d = Dialect::Mysql;
     let keys = quoted(d, key).join(", ");
     let lower = match after {
         Some(a) if !a.is_empty() => format!("({keys}) > ({}) AND ", a.join(", ")),
@@ -189,6 +174,7 @@ mod tests {
             set: "\"b\" = \"a\"".into(),
             pending: "\"b\" IS DISTINCT FROM \"a\"".into(),
             key: None,
+            synced: false,
         }
     }
 
@@ -207,15 +193,24 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_batches_keep_storage_classes() {
-        let (count, last, update) = sqlite_batch(&fill(), &["rowid".into()], None, 100);
+    fn sqlite_batches_keep_storage_classes_and_update_a_key_range() {
+        let (count, last) = sqlite_batch_bounds(&fill(), &["rowid".into()], None, 100);
         assert!(
             count.starts_with("SELECT count(*) FROM (SELECT `rowid`"),
             "{count}"
         );
         assert!(last.contains("typeof(`rowid`) AS type_0"), "{last}");
+        let update = range_update(
+            Dialect::Sqlite,
+            &fill(),
+            &["rowid".into()],
+            Some(&["7".into()]),
+            &["107".into()],
+        );
         assert!(
-            update.contains("AND (\"b\" IS DISTINCT FROM \"a\")"),
+            update.ends_with(
+                "WHERE (`rowid`) > (7) AND (`rowid`) <= (107) AND (\"b\" IS DISTINCT FROM \"a\")"
+            ),
             "{update}"
         );
     }

@@ -178,13 +178,16 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         );
     }
 
-    r.backfill(
+    let fill = r.backfill(
         "backfill",
         format!("Copy {old} into {new} for existing rows, in batches"),
         t,
         sql.get("backfill_set"),
         sql.get("backfill_pending"),
     );
+    if let Some(b) = r.step(fill).backfill.as_mut() {
+        b.synced = sync_trigger;
+    }
     r.verify(
         "verify",
         format!("No row of {t} where {new} differs from {old}"),
