@@ -17,6 +17,8 @@
 //!     backfill_batch_time: 100ms # each backfill batch sized to take about this long …
 //!     # backfill_batch_size: 5000 # … or a fixed number of rows per batch instead
 //!     backfill_pause: 50ms      # between batches
+//!     max_replica_lag: 10s      # batches wait while a replica is further behind (Postgres)
+//!     replica_urls: [ "${PROD_REPLICA_URL}" ]
 //! ```
 //!
 //! `${VAR}` is read from the environment when the file is loaded. An
@@ -96,6 +98,18 @@ pub struct Environment {
     pub backfill_batch: BatchSizing,
     /// A pause between backfill batches, to leave room for the application.
     pub backfill_pause: Duration,
+    /// Backfill batches wait while a replica is further behind than this
+    /// (`max_replica_lag` and `replica_urls`; Postgres only).
+    pub replica_lag: Option<ReplicaLag>,
+}
+
+/// `max_replica_lag` and the replicas it is read on (`replica_urls`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaLag {
+    /// The most a replica may be behind before the next batch waits.
+    pub max: Duration,
+    /// The replicas, as connection URLs (`${VAR}`s expanded).
+    pub urls: Vec<String>,
 }
 
 /// How a backfill sizes its batches (`backfill_batch_size` or
@@ -167,6 +181,10 @@ struct RawEnvironment {
     backfill_batch_time: Option<At<String>>,
     #[serde(default)]
     backfill_pause: Option<At<String>>,
+    #[serde(default)]
+    max_replica_lag: Option<At<String>>,
+    #[serde(default)]
+    replica_urls: Option<At<Vec<String>>>,
 }
 
 /// An environment of the file whose database URL could not be expanded.
@@ -319,7 +337,7 @@ impl Config {
         let mut unresolved: Vec<Unresolved> = Vec::new();
         // Where each environment's database_url stands, for the shared-database error.
         let mut url_at = Vec::new();
-        for e in raw.environments.value {
+        'environments: for e in raw.environments.value {
             url_at.push(e.database_url.referenced);
             let name = e.name.value.clone();
             if !crate::intent::is_valid_plan_name(&name) {
@@ -388,7 +406,81 @@ impl Config {
                     format!("{name}.database_url: {m}"),
                 )
             })?;
+            let replica_lag = match (&e.max_replica_lag, &e.replica_urls) {
+                (None, None) => None,
+                (Some(m), None) => {
+                    return Err(at_value(
+                        &m.referenced,
+                        format!(
+                            "{name}.max_replica_lag needs replica_urls: the replicas whose lag is read"
+                        ),
+                    ));
+                }
+                (None, Some(u)) => {
+                    return Err(at_value(
+                        &u.referenced,
+                        format!(
+                            "{name}.replica_urls needs max_replica_lag: how far behind a replica may be before a backfill batch waits"
+                        ),
+                    ));
+                }
+                (Some(m), Some(u)) => {
+                    if dialect != Dialect::Postgres {
+                        return Err(at_value(
+                            &m.referenced,
+                            format!(
+                                "{name}.max_replica_lag: reading replica lag is supported on Postgres only so far"
+                            ),
+                        ));
+                    }
+                    if u.value.is_empty() {
+                        return Err(at_value(
+                            &u.referenced,
+                            format!("{name}.replica_urls is empty: list at least one replica"),
+                        ));
+                    }
+                    let mut urls = Vec::with_capacity(u.value.len());
+                    for (i, r) in u.value.iter().enumerate() {
+                        let url = match expand(r, lookup) {
+                            Ok(url) => url,
+                            Err(var) => {
+                                let e = at_value(
+                                    &u.referenced,
+                                    format!(
+                                        "environment variable `{var}` (in {name}'s replica_urls) is not set"
+                                    ),
+                                );
+                                if !lenient {
+                                    return Err(e);
+                                }
+                                // Set aside, as for an unset variable in its database_url.
+                                url_at.pop();
+                                unresolved.push(Unresolved {
+                                    position: environments.len() + unresolved.len(),
+                                    name: name.clone(),
+                                    error: e.to_string(),
+                                });
+                                continue 'environments;
+                            }
+                        };
+                        if dialect_of(&url) != Ok(Dialect::Postgres) {
+                            return Err(at_value(
+                                &u.referenced,
+                                format!(
+                                    "{name}.replica_urls: entry {} is not a Postgres URL (expected postgres://…)",
+                                    i + 1
+                                ),
+                            ));
+                        }
+                        urls.push(url);
+                    }
+                    let max = duration("max_replica_lag", &e.max_replica_lag, TIMEOUT_RANGE)?
+                        .unwrap_or(Duration::from_secs(10));
+                    Some(ReplicaLag { max, urls })
+                }
+            };
             environments.push(Environment {
+                replica_lag,
                 database_url: resolve_sqlite_path(&crate::dialect::driver_url(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak, AGE_RANGE)?,

@@ -266,6 +266,81 @@ fn batches_are_timed_unless_a_size_is_set_and_never_both() {
 }
 
 #[test]
+fn replica_lag_needs_both_settings_a_postgres_replica_and_its_variables() {
+    let env = |url: &str, extra: &str, vars: &[(&str, &str)]| {
+        parse(
+            &format!("environments:\n  - name: prod\n    database_url: {url}\n{extra}"),
+            vars,
+        )
+        .map(|c| c.environments[0].replica_lag.clone())
+        .map_err(|e| e.to_string())
+    };
+    let both = "    max_replica_lag: 5s\n    replica_urls: [ \"${REPLICA}\" ]\n";
+    assert_eq!(
+        env(
+            "postgres://h/app",
+            both,
+            &[("REPLICA", "postgres://r1/app")]
+        ),
+        Ok(Some(ReplicaLag {
+            max: Duration::from_secs(5),
+            urls: vec!["postgres://r1/app".into()],
+        }))
+    );
+    assert_eq!(env("postgres://h/app", "", &[]), Ok(None));
+    for (url, extra, vars, needle) in [
+        (
+            "postgres://h/app",
+            "    max_replica_lag: 5s\n",
+            &[][..],
+            "max_replica_lag needs replica_urls",
+        ),
+        (
+            "postgres://h/app",
+            "    replica_urls: [ \"postgres://r1/app\" ]\n",
+            &[][..],
+            "replica_urls needs max_replica_lag",
+        ),
+        (
+            "mysql://h/app",
+            "    max_replica_lag: 5s\n    replica_urls: [ \"mysql://r1/app\" ]\n",
+            &[][..],
+            "Postgres only",
+        ),
+        (
+            "postgres://h/app",
+            "    max_replica_lag: 5s\n    replica_urls: [ \"mysql://r1/app\" ]\n",
+            &[][..],
+            "entry 1 is not a Postgres URL",
+        ),
+        (
+            "postgres://h/app",
+            "    max_replica_lag: 5s\n    replica_urls: []\n",
+            &[][..],
+            "replica_urls is empty",
+        ),
+        (
+            "postgres://h/app",
+            both,
+            &[][..],
+            "`REPLICA` (in prod's replica_urls) is not set",
+        ),
+        (
+            "postgres://h/app",
+            "    max_replica_lag: 0s\n    replica_urls: [ \"postgres://r1/app\" ]\n",
+            &[][..],
+            "prod.max_replica_lag",
+        ),
+    ] {
+        let got = env(url, extra, vars);
+        assert!(
+            got.as_ref().is_err_and(|m| m.contains(needle)),
+            "{extra}: {got:?}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_value_is_reported_where_it_stands() {
     let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_url: postgres://u@db:5432/app?x=2\n    lock_timeout: 2\n";
     match parse(text, &[]) {

@@ -4,7 +4,8 @@
 //! records a checkpoint (the batch's last key), so a run killed halfway
 //! resumes after the last committed batch without redoing it. Batches take
 //! `backfill_batch_size` rows, or are sized toward `backfill_batch_time`
-//! (`backfill/sizing.rs`).
+//! (`backfill/sizing.rs`). Before each batch the walk waits while a replica
+//! is further behind than `max_replica_lag` (`backfill/throttle.rs`).
 //!
 //! The keyset walk visits every row that existed when it passed; rows
 //! written behind it meanwhile are caught by a final sweep of the step's
@@ -26,11 +27,13 @@
 mod count;
 mod sizing;
 mod sql;
+mod throttle;
 
 use sqlx::{AssertSqlSafe, Row};
 
 use sizing::Sizer;
 use sql::{mysql_batch_bounds, postgres_batch, quoted, range_update, sqlite_batch_bounds};
+use throttle::Replicas;
 
 use super::deadline::{self, LOST};
 use super::progress::{BackfillProgress, RowCount};
@@ -133,7 +136,10 @@ async fn run_batches(
         cx.progress.backfill_progress(step, &p);
     };
     report(scanned, updated, total, false);
+    let mut replicas = Replicas::new(cx.env);
     loop {
+        // Not while a replica is further behind than max_replica_lag.
+        replicas.wait(cx, step).await?;
         let mut attempt = 0;
         let n = sizer.rows();
         let (batch, took) = loop {

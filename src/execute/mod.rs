@@ -55,7 +55,9 @@ pub use steps::StepError;
 
 pub use apply::Applied;
 pub use check::Check;
-pub use progress::{BackfillProgress, EXACT_COUNT_LIMIT, LockWait, NoProgress, Progress, RowCount};
+pub use progress::{
+    BackfillProgress, EXACT_COUNT_LIMIT, LockWait, NoProgress, Progress, ReplicaWait, RowCount,
+};
 pub use records::Resolution;
 pub use status::{EnvStatus, PlanProblem, PlanStatus};
 

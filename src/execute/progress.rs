@@ -29,6 +29,11 @@ pub trait Progress: Send + Sync {
     /// A statement of `step` gave way on a lock (it waited `lock_timeout`
     /// for it) and is tried again after a pause: called before the pause.
     fn lock_wait(&self, _step: &Step, _wait: &LockWait) {}
+
+    /// A backfill of `step` waits before its next batch because a replica
+    /// is further behind than `max_replica_lag` (or cannot be read): called
+    /// before each pause of about a second.
+    fn replica_wait(&self, _step: &Step, _wait: &ReplicaWait) {}
 }
 
 /// Reports nothing.
@@ -72,6 +77,21 @@ pub struct BackfillProgress {
     pub total: Option<RowCount>,
     /// True in the last report: the walk and the final sweep are done.
     pub finished: bool,
+}
+
+/// A backfill waiting for a replica to catch up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// The replica, as `replica_urls` names it, without its password.
+    pub replica: String,
+    /// How far behind it is; `None` when it could not be read (`error`).
+    pub lag: Option<Duration>,
+    /// The environment's `max_replica_lag`.
+    pub max: Duration,
+    /// Why the lag could not be read.
+    pub error: Option<String>,
+    /// How long this batch has waited so far.
+    pub waited: Duration,
 }
 
 /// A statement that gave way on its lock and is tried again.

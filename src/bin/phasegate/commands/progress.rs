@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use phasegate::execute::{BackfillProgress, LockWait};
+use phasegate::execute::{BackfillProgress, LockWait, ReplicaWait};
 use phasegate::plan::Step;
 
 use crate::interrupt;
@@ -109,6 +109,47 @@ impl phasegate::execute::Progress for Progress {
         }
         crate::err_line(format_args!("  {}: {text}", step.id));
     }
+
+    fn replica_wait(&self, step: &Step, wait: &ReplicaWait) {
+        let text = replica_wait_text(wait);
+        if self.terminal
+            && let Ok(s) = self.state.lock()
+            && let Some(bar) = &s.bar
+        {
+            bar.set_message(format!("waiting for replica: {text}"));
+            return;
+        }
+        // Off a terminal, a line every few seconds, not one per poll.
+        let due = self
+            .state
+            .lock()
+            .map(|mut s| {
+                let due = s.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY);
+                if due {
+                    s.last_line = Some(Instant::now());
+                }
+                due
+            })
+            .unwrap_or(true);
+        if due {
+            crate::err_line(format_args!("  {}: waiting for replica: {text}", step.id));
+        }
+    }
+}
+
+/// `postgres://replica-1/app is 12.3s behind (max_replica_lag 10s); waited 4s`.
+fn replica_wait_text(w: &ReplicaWait) -> String {
+    let behind = match (&w.lag, &w.error) {
+        (Some(d), _) => format!("is {:.1}s behind", d.as_secs_f64()),
+        (None, Some(e)) => format!("cannot be read ({e})"),
+        (None, None) => "is behind".to_string(),
+    };
+    format!(
+        "{} {behind} (max_replica_lag {}); waited {}",
+        w.replica,
+        wait_length(w.max),
+        wait_length(w.waited)
+    )
 }
 
 /// A bar for `step` (a spinner when the table's size is unknown) showing
@@ -356,6 +397,27 @@ mod tests {
         assert_eq!(
             lock_wait_text(&w),
             "waiting for lock on users (attempt 2 of 10, retrying in 1.0s): lock_timeout after 2s"
+        );
+    }
+
+    #[test]
+    fn replica_waits_say_which_how_far_and_how_long() {
+        let mut w = ReplicaWait {
+            replica: "postgres://replica-1/app".into(),
+            lag: Some(Duration::from_millis(12_340)),
+            max: Duration::from_secs(10),
+            error: None,
+            waited: Duration::from_secs(4),
+        };
+        assert_eq!(
+            replica_wait_text(&w),
+            "postgres://replica-1/app is 12.3s behind (max_replica_lag 10s); waited 4s"
+        );
+        w.lag = None;
+        w.error = Some("connection refused".into());
+        assert_eq!(
+            replica_wait_text(&w),
+            "postgres://replica-1/app cannot be read (connection refused) (max_replica_lag 10s); waited 4s"
         );
     }
 }

@@ -1,0 +1,388 @@
+//! A backfill waits while a real streaming replica falls behind, and
+//! finishes once it catches up.
+//!
+//! The test starts its own Postgres primary and a streaming replica of it
+//! (`initdb`, `pg_basebackup -R`, `pg_ctl`, on free ports, as the
+//! `postgres` user when run as root: `initdb` refuses root), fills a table,
+//! pauses the replica's replay (`pg_wal_replay_pause()`) and applies phase
+//! 1 of a rename with `max_replica_lag: 1s` and the replica in
+//! `replica_urls`. The phase's DDL reaches the replica but is not replayed,
+//! so the replica is behind by the time since the fill: the backfill must
+//! report waiting for the replica and write no batch, for as long as replay
+//! stays paused; after `pg_wal_replay_resume()` it must finish, every row
+//! copied. Both servers are stopped and their files removed afterwards,
+//! also when the test fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{TestResult, fail};
+use phasegate::config::Config;
+use phasegate::execute::{Progress, ReplicaWait, Workspace};
+use phasegate::plan::Step;
+use phasegate::tracker::SystemClock;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+const ROWS: i64 = 20_000;
+
+/// A primary and its replica, stopped and removed on drop.
+struct Pair {
+    dir: PathBuf,
+    primary: u16,
+    replica: u16,
+    as_postgres: bool,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for data in ["replica", "primary"] {
+            let _ = pg(
+                self.as_postgres,
+                "pg_ctl",
+                &[
+                    "-D",
+                    &self.dir.join(data).to_string_lossy(),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
+                ],
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a Postgres program (as the `postgres` user when `as_postgres`);
+/// its output on failure.
+fn pg(as_postgres: bool, program: &str, args: &[&str]) -> TestResult {
+    let out = if as_postgres {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--", program])
+            .args(args)
+            .output()?
+    } else {
+        Command::new(program).args(args).output()?
+    };
+    if !out.status.success() {
+        return Err(fail(format!(
+            "{program} {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+fn free_port() -> TestResult<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn append(path: &Path, text: &str) -> TestResult {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Starts a primary and a streaming replica of it.
+fn start_pair() -> TestResult<Pair> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let dir = std::env::temp_dir().join(format!(
+        "phasegate-replica-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let pair = Pair {
+        dir: dir.clone(),
+        primary: free_port()?,
+        replica: free_port()?,
+        as_postgres: root,
+    };
+    if root {
+        pg(false, "chown", &["postgres", &dir.to_string_lossy()])?;
+    }
+    let primary = dir.join("primary");
+    let replica = dir.join("replica");
+    let socket = dir.to_string_lossy().to_string();
+    pg(
+        root,
+        "initdb",
+        &[
+            "-D",
+            &primary.to_string_lossy(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+    )?;
+    append(
+        &primary.join("postgresql.conf"),
+        &format!(
+            "\nport = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket}'\nwal_level = replica\nmax_wal_senders = 4\nfsync = off\nshared_buffers = 32MB\n",
+            pair.primary
+        ),
+    )?;
+    let start = |data: &Path, log: &str| {
+        pg(
+            root,
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &dir.join(log).to_string_lossy(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+    };
+    start(&primary, "primary.log")?;
+    pg(
+        root,
+        "pg_basebackup",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pair.primary.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+            &replica.to_string_lossy(),
+            "-R",
+            "-X",
+            "stream",
+        ],
+    )?;
+    append(
+        &replica.join("postgresql.conf"),
+        &format!("\nport = {}\n", pair.replica),
+    )?;
+    start(&replica, "replica.log")?;
+    Ok(pair)
+}
+
+/// Records the replica waits the backfill reports.
+#[derive(Default)]
+struct Waits(Mutex<Vec<ReplicaWait>>);
+
+impl Progress for Waits {
+    fn replica_wait(&self, _step: &Step, wait: &ReplicaWait) {
+        if let Ok(mut w) = self.0.lock() {
+            w.push(wait.clone());
+        }
+    }
+}
+
+impl Waits {
+    fn count(&self) -> usize {
+        self.0.lock().map_or(0, |w| w.len())
+    }
+}
+
+async fn scalar(conn: &mut PgConnection, sql: &str) -> TestResult<i64> {
+    Ok(sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_string()))
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Polls `sql` on `conn` until it returns `want`, for at most `within`.
+async fn until(conn: &mut PgConnection, sql: &str, want: i64, within: Duration) -> TestResult {
+    let end = Instant::now() + within;
+    loop {
+        let got = scalar(conn, sql).await?;
+        if got == want {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return Err(fail(format!(
+                "`{sql}` gave {got}, not {want}, within {within:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
+    let url = |port: u16, db: &str| format!("postgres://postgres@127.0.0.1:{port}/{db}");
+    let mut admin = PgConnection::connect(&url(pair.primary, "postgres")).await?;
+    until(
+        &mut admin,
+        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    sqlx::raw_sql("CREATE DATABASE throttle")
+        .execute(&mut admin)
+        .await?;
+    let mut primary = PgConnection::connect(&url(pair.primary, "throttle")).await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, amount integer);
+         INSERT INTO big SELECT i, i % 1000 FROM generate_series(1, {ROWS}) AS i;"
+    )))
+    .execute(&mut primary)
+    .await?;
+    // The replica has the table and its rows, then stops replaying.
+    let mut replica = PgConnection::connect(&url(pair.replica, "throttle")).await?;
+    until(
+        &mut replica,
+        "SELECT count(*) FROM pg_class WHERE relname = 'big'",
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+    until(
+        &mut replica,
+        "SELECT count(*) FROM big",
+        ROWS,
+        Duration::from_secs(60),
+    )
+    .await?;
+    sqlx::raw_sql("SELECT pg_wal_replay_pause()")
+        .execute(&mut replica)
+        .await?;
+    // The last transaction the replica replayed is now over a second old,
+    // and it has received WAL it does not replay.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sqlx::raw_sql("CREATE TABLE written_after_the_pause ()")
+        .execute(&mut primary)
+        .await?;
+    until(
+        &mut replica,
+        "SELECT (pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn())::int::bigint",
+        1,
+        Duration::from_secs(60),
+    )
+    .await?;
+
+    let dir = pair.dir.join("project");
+    std::fs::create_dir_all(dir.join("plans"))?;
+    std::fs::write(
+        dir.join("plans/rename.yaml"),
+        "changes:\n  - rename_column: { table: big, from: amount, to: total }\n",
+    )?;
+    let text = format!(
+        "environments:\n  - name: prod\n    database_url: {}\n    backfill_batch_size: 1000\n    max_replica_lag: 1s\n    replica_urls: [ '{}' ]\n",
+        url(pair.primary, "throttle"),
+        url(pair.replica, "throttle")
+    );
+    let config = Config::parse(&text, &dir.join("phasegate.yaml"), &dir, &|_| None)?;
+    let waits = Waits::default();
+    let clock = SystemClock;
+    let ws = Workspace::new(&config, &clock, "throttle").with_progress(&waits);
+
+    let checkpoints =
+        "SELECT count(*) FROM phasegate_events WHERE kind = 'backfill_progress'".to_string();
+    let watch = async {
+        // The backfill reports waiting, and writes no batch while replay is paused.
+        let end = Instant::now() + Duration::from_secs(60);
+        while waits.count() < 3 {
+            if Instant::now() > end {
+                return Err(fail("the backfill never reported waiting for the replica"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut watcher = PgConnection::connect(&url(pair.primary, "throttle")).await?;
+        let held = scalar(&mut watcher, &checkpoints).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let still = scalar(&mut watcher, &checkpoints).await?;
+        let behind = waits
+            .0
+            .lock()
+            .map(|w| w.last().cloned())
+            .map_err(|_| fail("lock"))?;
+        sqlx::raw_sql("SELECT pg_wal_replay_resume()")
+            .execute(&mut replica)
+            .await?;
+        if held != 0 || still != 0 {
+            return Err(fail(format!(
+                "batches ran while the replica was paused: {held} then {still} checkpoint(s)"
+            )));
+        }
+        match behind {
+            Some(w) if w.lag.is_some_and(|l| l > Duration::from_secs(1)) => Ok(()),
+            other => Err(fail(format!(
+                "the wait should say the replica is over 1s behind: {other:?}"
+            ))),
+        }
+    };
+    let apply = async {
+        tokio::time::timeout(Duration::from_secs(180), ws.apply("prod", "rename", false))
+            .await
+            .map_err(|_| fail("apply did not finish within 180 s of the replica resuming"))
+    };
+    let (watched, applied) = tokio::join!(watch, apply);
+    watched?;
+    applied??;
+    let copied = scalar(
+        &mut primary,
+        "SELECT count(*) FROM big WHERE total IS NOT DISTINCT FROM amount",
+    )
+    .await?;
+    if copied != ROWS {
+        return Err(fail(format!("{copied} of {ROWS} rows copied")));
+    }
+    let batches = scalar(&mut primary, &checkpoints).await?;
+    if batches != ROWS / 1000 {
+        return Err(fail(format!(
+            "{batches} checkpoints, expected one per 1,000 rows"
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_waits_for_a_paused_replica_and_finishes_after_it_resumes() {
+    let have = Command::new("initdb").arg("--version").output().is_ok()
+        && Command::new("pg_basebackup")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !have {
+        if std::env::var(common::REQUIRE_ENV).as_deref() == Ok("1") {
+            panic!("initdb and pg_basebackup are needed to start a replica");
+        }
+        println!("SKIPPED: initdb or pg_basebackup not found: no replica to throttle on");
+        return;
+    }
+    let pair = match start_pair() {
+        Ok(p) => p,
+        Err(e) => panic!("starting a primary and a replica: {e}"),
+    };
+    if let Err(e) = throttled_by_a_paused_replica(&pair).await {
+        let logs: String = ["primary.log", "replica.log"]
+            .iter()
+            .map(|l| {
+                let text = std::fs::read_to_string(pair.dir.join(l)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!(
+                    "--- {l} (last lines) ---\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect();
+        panic!("{e}\n{logs}");
+    }
+}
