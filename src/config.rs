@@ -48,8 +48,8 @@ mod durations;
 mod identity;
 
 pub use durations::{
-    AGE_RANGE, BATCH_TIME_RANGE, DurationRange, MAX_LOCK_RETRIES, PAUSE_RANGE, TIMEOUT_RANGE,
-    parse_duration,
+    AGE_RANGE, BATCH_TIME_RANGE, DurationRange, LAG_RANGE, MAX_LOCK_RETRIES, PAUSE_RANGE,
+    TIMEOUT_RANGE, parse_duration,
 };
 pub use identity::database_identity;
 use identity::{refused_url, shared_database};
@@ -474,7 +474,7 @@ impl Config {
                         }
                         urls.push(url);
                     }
-                    let max = duration("max_replica_lag", &e.max_replica_lag, TIMEOUT_RANGE)?
+                    let max = duration("max_replica_lag", &e.max_replica_lag, LAG_RANGE)?
                         .unwrap_or(Duration::from_secs(10));
                     Some(ReplicaLag { max, urls })
                 }

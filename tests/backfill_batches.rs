@@ -194,3 +194,62 @@ async fn the_backfill_skips_the_sync_trigger(db: TestDb) -> TestResult {
 async fn the_backfill_does_not_run_the_sync_trigger_on_postgres() {
     with_postgres(the_backfill_skips_the_sync_trigger).await;
 }
+
+/// SQLite's sync trigger does not run for an update that changes only a
+/// row's key: a row the application moves from ahead of the walk to
+/// behind it during the backfill is found by the final sweep.
+async fn a_row_moved_behind_the_walk_is_swept(db: TestDb) -> TestResult {
+    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        .await?;
+    db.exec(&format!(
+        "INSERT INTO users (id, name) SELECT i, 'n' || i FROM {}",
+        series(&db, 20_000)
+    ))
+    .await?;
+    let project = Project::new(
+        &db,
+        &["backfill_batch_size: 100", "backfill_pause: 10ms"],
+        PLAN,
+        "changes:\n  - rename_column: { table: users, from: name, to: full_name }\n",
+    )?;
+    let clock = SystemClock;
+    let ws = Workspace::new(&project.config, &clock, "batches");
+    let apply = ws.apply(ENV, PLAN, false);
+    let mover = async {
+        // Once the walk has started, move the last row to a key before it.
+        let end = Instant::now() + Duration::from_secs(60);
+        while checkpoints(&db).await?.is_empty() {
+            if Instant::now() > end {
+                return Err(fail("the backfill never recorded a checkpoint"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let moved = db
+            .exec("UPDATE users SET id = -id WHERE id = 19999")
+            .await?;
+        let passed = checkpoints(&db).await?.last().copied().unwrap_or(0);
+        if moved != 1 || passed >= 19_999 {
+            return Err(fail(format!(
+                "the row was not moved ahead of the walk ({moved} moved, walk at {passed})"
+            )));
+        }
+        Ok(())
+    };
+    let (applied, moved) = tokio::join!(apply, mover);
+    moved?;
+    applied?;
+    let row = db
+        .text("SELECT full_name FROM users WHERE id = -19999")
+        .await?;
+    if row.as_deref() != Some("n19999") {
+        return Err(fail(format!(
+            "the moved row's full_name is {row:?}, not 'n19999'"
+        )));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_moved_behind_the_walk_is_swept_on_sqlite() {
+    with_sqlite(a_row_moved_behind_the_walk_is_swept).await;
+}

@@ -14,6 +14,7 @@
 //! also when the test fails.
 
 mod common;
+mod executor_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -245,7 +246,17 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
     .execute(&mut primary)
     .await?;
     // The replica has the table and its rows, then stops replaying.
-    let mut replica = PgConnection::connect(&url(pair.replica, "throttle")).await?;
+    // The database exists on the replica once it replayed its creation.
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut replica = loop {
+        match PgConnection::connect(&url(pair.replica, "throttle")).await {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > end => {
+                return Err(fail(format!("the replica never had the database: {e}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     until(
         &mut replica,
         "SELECT count(*) FROM pg_class WHERE relname = 'big'",
@@ -385,4 +396,64 @@ async fn a_backfill_waits_for_a_paused_replica_and_finishes_after_it_resumes() {
             .collect();
         panic!("{e}\n{logs}");
     }
+}
+
+/// Applies phase 1 of a rename on `db` with `replica_urls` set to
+/// `replica`; the error `apply` stops with.
+async fn apply_with_replica(db: &common::TestDb, replica: &str) -> TestResult<String> {
+    db.exec(&format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, amount integer);
+         INSERT INTO big SELECT i, i FROM generate_series(1, {ROWS}) AS i;"
+    ))
+    .await?;
+    let project = executor_support::Project::new(
+        db,
+        &[
+            "max_replica_lag: 1s",
+            &format!("replica_urls: [ '{replica}' ]"),
+        ],
+        "rename",
+        "changes:\n  - rename_column: { table: big, from: amount, to: total }\n",
+    )?;
+    let clock = SystemClock;
+    let ws = Workspace::new(&project.config, &clock, "throttle");
+    match tokio::time::timeout(
+        Duration::from_secs(60),
+        ws.apply(executor_support::ENV, "rename", false),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Err(fail("apply finished, but its replica is no replica")),
+        Ok(Err(e)) => Ok(e.to_string()),
+        Err(_) => Err(fail("apply waited for a replica it cannot use")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_listed_as_a_replica_stops_the_backfill() {
+    common::with_postgres(|db| async move {
+        let url = db.url.clone();
+        let e = apply_with_replica(&db, &url).await?;
+        if !e.contains("is not a replica") {
+            return Err(fail(format!("unexpected error: {e}")));
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_refuses_the_connection_stops_the_backfill_at_once() {
+    common::with_postgres(|db| async move {
+        let missing = db.url.replace(&db.name, "phasegate_no_such_replica_db");
+        let e = apply_with_replica(&db, &missing).await?;
+        if !(e.contains("refused the connection")
+            && e.contains("does not exist")
+            && !e.contains(" at line "))
+        {
+            return Err(fail(format!("unexpected error: {e}")));
+        }
+        Ok(())
+    })
+    .await;
 }

@@ -74,6 +74,9 @@ fn nearest_unit(word: &str) -> Option<&'static str> {
 pub struct DurationRange {
     pub min: Duration,
     pub max: Duration,
+    /// A timeout sent to the server, where 0 would mean "none": a value
+    /// below the range says so.
+    pub timeout: bool,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -83,6 +86,7 @@ const DAY: u64 = 24 * 3600;
 pub const TIMEOUT_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(DAY),
+    timeout: true,
 };
 /// The most times a DDL that hit its `lock_timeout` is retried.
 pub const MAX_LOCK_RETRIES: u32 = 100;
@@ -91,17 +95,26 @@ pub const MAX_LOCK_RETRIES: u32 = 100;
 pub const AGE_RANGE: DurationRange = DurationRange {
     min: Duration::ZERO,
     max: Duration::from_secs(365 * DAY),
+    timeout: false,
 };
 /// `backfill_pause`: from 0 to 1h.
 pub const PAUSE_RANGE: DurationRange = DurationRange {
     min: Duration::ZERO,
     max: Duration::from_secs(3600),
+    timeout: false,
 };
 
+/// `max_replica_lag`: from 1ms to 24h.
+pub const LAG_RANGE: DurationRange = DurationRange {
+    min: Duration::from_millis(1),
+    max: Duration::from_secs(DAY),
+    timeout: false,
+};
 /// `backfill_batch_time`: from 1ms to 1h.
 pub const BATCH_TIME_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(3600),
+    timeout: false,
 };
 
 impl DurationRange {
@@ -116,10 +129,10 @@ impl DurationRange {
             } else {
                 show(self.min)
             };
-            let zero = if self.min.is_zero() {
-                ""
-            } else {
+            let zero = if self.timeout && d < self.min {
                 " (a timeout of 0 would mean no timeout at all)"
+            } else {
+                ""
             };
             return Err(format!(
                 "`{}` is out of range: expected from {least} to {}{zero}",
@@ -155,5 +168,17 @@ mod tests {
                 .is_err_and(|m| m.contains("write e.g. 72h") && !m.contains("did you mean")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn only_a_timeout_below_its_range_says_what_zero_would_mean() {
+        let note = "a timeout of 0";
+        let says = |r: DurationRange, v: &str| r.parse(v).is_err_and(|m| m.contains(note));
+        assert!(says(TIMEOUT_RANGE, "0ms"));
+        assert!(!says(TIMEOUT_RANGE, "2d"));
+        assert!(!says(LAG_RANGE, "0s"));
+        assert!(!says(BATCH_TIME_RANGE, "0s"));
+        assert!(!says(BATCH_TIME_RANGE, "2h"));
+        assert!(BATCH_TIME_RANGE.parse("2h").is_err());
     }
 }

@@ -79,10 +79,13 @@ pub struct Backfill {
     pub key: Option<Vec<Ident>>,
     /// A sync trigger created before this step keeps every row written
     /// while it runs in step (rename_column, change_column_type with
-    /// `sync: trigger`): the walk over the key covers every other row, so no
-    /// final sweep for rows written behind it is needed. `false` when the
-    /// application writes both columns (a row the old release wrote behind
-    /// the walk is caught by the sweep) or nothing writes the column.
+    /// `sync: trigger`, on Postgres and MySQL, whose BEFORE UPDATE trigger
+    /// runs for every update): the walk over the key covers every other
+    /// row, so no final sweep for rows written behind it is needed. `false`
+    /// when the application writes both columns (a row the old release
+    /// wrote behind the walk is caught by the sweep), when nothing writes
+    /// the column, and on SQLite, whose trigger does not run for an update
+    /// that moves a row's key behind the walk.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub synced: bool,
 }

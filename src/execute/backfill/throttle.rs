@@ -7,8 +7,9 @@
 //! vacuum and WAL removal. So before each batch the backfill reads how far
 //! behind each configured replica is, and while one is further behind than
 //! `max_replica_lag` it waits, polling every second, reporting each wait
-//! (`Progress::replica_wait`). A replica that cannot be read counts as
-//! behind: nothing says it has caught up. A wait of more than
+//! (`Progress::replica_wait`). A replica that cannot be reached counts as
+//! behind: nothing says it has caught up; one whose server refuses the
+//! connection (an unknown database or role) stops the step. A wait of more than
 //! [`MAX_WAIT`] stops the step; its committed batches are kept, and the
 //! next `apply` resumes after them.
 //!
@@ -29,6 +30,7 @@ use super::super::progress::ReplicaWait;
 use super::super::steps::failure;
 use super::super::{RunError, StepContext};
 use crate::config::{Environment, ReplicaLag};
+use crate::db_error::describe;
 use crate::plan::Step;
 
 /// The longest one batch waits for the replicas before the step stops.
@@ -81,6 +83,19 @@ impl Replicas {
             let mut worst: Option<(usize, Behind)> = None;
             for (i, url) in lag.urls.iter().enumerate() {
                 let behind = match self.read(i, url).await {
+                    Err(Unreadable::Refused(e)) => {
+                        return Err(failure(
+                            step,
+                            cx.phase,
+                            format!(
+                                "replica_urls entry {} ({}) refused the connection: {e}; fix the entry (or remove max_replica_lag) and run `phasegate apply --env {} {}` again, to resume after the last checkpoint",
+                                i + 1,
+                                shown(url),
+                                cx.env.name,
+                                cx.plan
+                            ),
+                        ));
+                    }
                     Ok(s) if s < 0.0 => {
                         return Err(failure(
                             step,
@@ -94,7 +109,7 @@ impl Replicas {
                         ));
                     }
                     Ok(s) => Behind::By(Duration::from_secs_f64(s.min(1e9))),
-                    Err(e) => Behind::Unknown(e),
+                    Err(Unreadable::Now(e)) => Behind::Unknown(e),
                 };
                 let over = match &behind {
                     Behind::By(d) => *d > lag.max,
@@ -152,35 +167,57 @@ impl Replicas {
     }
 
     /// Seconds replica `i` is behind, read on a connection kept open.
-    async fn read(&mut self, i: usize, url: &str) -> Result<f64, String> {
+    async fn read(&mut self, i: usize, url: &str) -> Result<f64, Unreadable> {
         let bound = self.bound;
         if self.conns[i].is_none() {
-            let opts: PgConnectOptions = url.parse().map_err(|e| format!("{e}"))?;
+            let opts: PgConnectOptions = url
+                .parse()
+                .map_err(|e: sqlx::Error| Unreadable::Refused(describe(&e)))?;
             let conn = tokio::time::timeout(bound, opts.connect())
                 .await
-                .map_err(|_| format!("no connection within {}", humantime::format_duration(bound)))?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| {
+                    Unreadable::Now(format!(
+                        "no connection within {}",
+                        humantime::format_duration(bound)
+                    ))
+                })?
+                .map_err(|e| match e {
+                    // The server answered and said no (an unknown
+                    // database or role, a failed password): waiting will
+                    // not change that.
+                    sqlx::Error::Database(_) => Unreadable::Refused(describe(&e)),
+                    _ => Unreadable::Now(describe(&e)),
+                })?;
             self.conns[i] = Some(conn);
         }
         let Some(conn) = self.conns[i].as_mut() else {
-            return Err("no connection".into());
+            return Err(Unreadable::Now("no connection".into()));
         };
         let read = sqlx::query_scalar::<_, f64>(LAG_SQL).fetch_one(conn);
         match tokio::time::timeout(bound, read).await {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(e)) => {
                 self.conns[i] = None;
-                Err(e.to_string())
+                Err(Unreadable::Now(describe(&e)))
             }
             Err(_) => {
                 self.conns[i] = None;
-                Err(format!(
+                Err(Unreadable::Now(format!(
                     "no answer within {}",
                     humantime::format_duration(bound)
-                ))
+                )))
             }
         }
     }
+}
+
+/// Why a replica's lag could not be read.
+enum Unreadable {
+    /// For now (no connection, no answer): the backfill waits.
+    Now(String),
+    /// For good (the server refused the connection: an unknown database
+    /// or role, a failed password): the step stops.
+    Refused(String),
 }
 
 /// The URL without its password.
