@@ -132,7 +132,7 @@ impl Catalog {
 }
 
 /// The URL without its password, for messages.
-pub(super) fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };

@@ -37,6 +37,7 @@ pub use census::{
     Census, ColumnCensus, ColumnGrant, Dependent, DependentKind, Identity, PHASEGATE_TRIGGER_MARK,
     SequenceFacts, TriggerFacts,
 };
+pub(crate) use connect::redact;
 pub use connect::{DEFAULT_CONNECT_TIMEOUT, LOCK_WAIT, READ_WAIT};
 #[cfg(test)]
 pub(crate) use partitioning::testing as partitioning_testing;

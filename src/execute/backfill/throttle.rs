@@ -220,15 +220,10 @@ enum Unreadable {
     Refused(String),
 }
 
-/// The URL without its password.
+/// The URL without its password (the catalog's redaction, as every
+/// message that names a database does).
 fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+    crate::catalog::redact(url)
 }
 
 #[cfg(test)]
