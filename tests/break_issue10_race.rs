@@ -22,13 +22,7 @@ fn shown(o: &Output) -> String {
 }
 
 fn cmd(project: &Project, args: &[&str]) -> TestResult<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_phasegate"))
-        .arg("--config")
-        .arg(project.config_path())
-        .args(args)
-        .current_dir(&project.dir)
-        .stdin(Stdio::null())
-        .output()?)
+    project.run(args)
 }
 
 // ---------------------------------------------------------------------------

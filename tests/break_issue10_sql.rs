@@ -5,7 +5,7 @@
 mod common;
 mod executor_support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::{TestDb, TestResult, fail, with_mysql, with_postgres, with_sqlite};
 use executor_support::{ENV, Project};
@@ -20,13 +20,7 @@ fn shown(o: &Output) -> String {
 }
 
 fn cmd(project: &Project, args: &[&str]) -> TestResult<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_phasegate"))
-        .arg("--config")
-        .arg(project.config_path())
-        .args(args)
-        .current_dir(&project.dir)
-        .stdin(Stdio::null())
-        .output()?)
+    project.run(args)
 }
 
 /// `up` = `CREATE TABLE x1; ROLLBACK; CREATE TABLE x2`: the step's own

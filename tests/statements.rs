@@ -12,7 +12,7 @@
 mod common;
 mod executor_support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::{TestDb, TestResult, fail, with_mysql, with_postgres, with_sqlite};
 use executor_support::{ENV, Project};
@@ -23,13 +23,7 @@ const PLAN: &str = "statements";
 const ROWS: u32 = 5000;
 
 fn phasegate(project: &Project, args: &[&str]) -> TestResult<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_phasegate"))
-        .arg("--config")
-        .arg(project.config_path())
-        .args(args)
-        .current_dir(&project.dir)
-        .stdin(Stdio::null())
-        .output()?)
+    project.run(args)
 }
 
 fn text(o: &Output) -> String {

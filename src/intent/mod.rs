@@ -77,9 +77,31 @@ pub struct RenameColumn {
     pub from: Ident,
     /// The column's new name.
     pub to: Ident,
-    /// How the two columns are kept equal while both exist.
+    /// How the two columns are kept equal while both exist (`strategy: copy`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub sync: SyncMode,
+    /// How both names work while two releases run: a second column kept in
+    /// step (`copy`, the default), or a view that shows the one column under
+    /// both names (`view`, Postgres: nothing is copied).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub strategy: RenameStrategy,
+}
+
+/// How a rename keeps the old and the new name working while two releases run.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RenameStrategy {
+    /// A new column beside the old one, kept equal (`sync`) and backfilled:
+    /// the cost grows with the table (every row is written once more).
+    #[default]
+    Copy,
+    /// Postgres: the table moves aside and an automatically updatable view
+    /// under its name shows the column under both names; the contract swaps
+    /// the table back with the column renamed. Nothing is copied, whatever the
+    /// table's size; see `docs/intents.md` for what does not work through a view.
+    View,
 }
 
 /// Adds a column; a required one gets its value on existing rows (`default`
@@ -417,6 +439,14 @@ impl Intent {
                 "`from` and `to` are both `{}`: nothing to rename",
                 i.from
             )),
+            Intent::RenameColumn(i)
+                if i.strategy == RenameStrategy::View && i.sync != SyncMode::default() =>
+            {
+                Err(
+                    "`sync` applies to `strategy: copy` only: with `strategy: view` there is one column, shown under both names, and nothing to keep in step; remove `sync` or the strategy"
+                        .to_string(),
+                )
+            }
             Intent::AddColumn(i) if i.ty.is_serial() && i.default.is_some() => Err(format!(
                 "`{}` numbers rows from its own sequence, so `default` cannot be set; remove `default` (existing rows are numbered too, or get `backfill` when given)",
                 i.ty

@@ -55,7 +55,7 @@ fn slug(intent: &Intent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intent::{RenameColumn, SyncMode, parse_plan};
+    use crate::intent::{RenameColumn, RenameStrategy, SyncMode, parse_plan};
     use crate::name::{Ident, TableName};
 
     #[test]
@@ -65,6 +65,7 @@ mod tests {
             from: Ident::new("name")?,
             to: Ident::new("full_name")?,
             sync: SyncMode::Trigger,
+            strategy: RenameStrategy::Copy,
         });
         let plan = PlanFile::from_intent(intent);
         assert_eq!(plan.name, "rename-users-name-to-full-name");

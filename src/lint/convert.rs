@@ -19,8 +19,8 @@ use super::{Parsed, Pos, schema::fold};
 use crate::dialect::Dialect;
 use crate::intent::{
     AddCheck, AddColumn, AddForeignKey, AddIndex, ChangeColumnType, DropColumn, DropTable, Intent,
-    OnDelete, PlanFile, References, RenameColumn, RenameTable, SetNotNull, SqlPhase, SqlPhases,
-    SyncMode,
+    OnDelete, PlanFile, References, RenameColumn, RenameStrategy, RenameTable, SetNotNull,
+    SqlPhase, SqlPhases, SyncMode,
 };
 use crate::name::{Ident, SqlExpr, SqlType, TableName};
 
@@ -325,6 +325,7 @@ fn operation(t: &TableName, op: &AlterTableOperation, d: Dialect) -> Result<Inte
             from: ident(old_column_name, d)?,
             to: ident(new_column_name, d)?,
             sync: SyncMode::Trigger,
+            strategy: RenameStrategy::Copy,
         }),
         AlterTableOperation::RenameTable { table_name } => {
             let (RenameTableNameKind::As(n) | RenameTableNameKind::To(n)) = table_name;

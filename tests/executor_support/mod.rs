@@ -73,6 +73,17 @@ impl Project {
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("phasegate.yaml")
     }
+
+    /// Runs `phasegate ARGS` in the project's folder with its config, no stdin.
+    pub fn run(&self, args: &[&str]) -> TestResult<std::process::Output> {
+        Ok(std::process::Command::new(env!("CARGO_BIN_EXE_phasegate"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .output()?)
+    }
 }
 
 impl Drop for Project {

@@ -4,20 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use crate::common::{TestDb, TestResult, fail};
 use crate::executor_support::{self, Project};
 
 /// Runs `phasegate ARGS` in the project's folder with its config.
 pub fn run(project: &Project, args: &[&str]) -> TestResult<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_phasegate"))
-        .arg("--config")
-        .arg(project.config_path())
-        .args(args)
-        .current_dir(&project.dir)
-        .stdin(Stdio::null())
-        .output()?)
+    project.run(args)
 }
 
 /// stdout and stderr together.

@@ -365,6 +365,46 @@ pub async fn rename_column(
     Ok(())
 }
 
+/// rename_column with `strategy: view` (Postgres): the table moves aside
+/// behind a view that shows the column under both names, and the contract
+/// swaps it back renamed. The same releases as the copy strategy run at every
+/// phase; every phase (the contract too) is applied, rolled back and applied
+/// again.
+pub async fn rename_column_view(
+    db: TestDb,
+    table: &str,
+    old: &str,
+    new: &str,
+    old_column: OldColumn<'_>,
+    catalogue: Catalogue,
+) -> TestResult {
+    let db = &db;
+    let mut s = RenameColumn::setup(db, table, old, new, old_column).await?;
+    let changes = format!(
+        "  - rename_column: {{ table: {}, from: {}, to: {}, strategy: view }}\n",
+        yq(&s.table),
+        yq(&s.old),
+        yq(&s.new)
+    );
+    let plan = plan_for(db, catalogue, &changes, &[table]).await?;
+    assert_shape(
+        &plan,
+        &[
+            &["migration:swap_in_view"],
+            &["app:app_switch"],
+            &["migration:contract"],
+        ],
+    )?;
+    assert_reversible(&plan, &[true, true, true])?;
+    roll_out(db, &plan, &mut s).await?;
+    if db.relation_kind(table).await?.as_deref() != Some("table") {
+        return Err(fail(format!(
+            "{table} should be the table again after the contract"
+        )));
+    }
+    Ok(())
+}
+
 /// SQLite cannot relax NOT NULL in place: renaming a NOT NULL column without
 /// a default would make every insert by the new code fail, so the planner
 /// refuses it (for both sync modes, and for a type change through a copy).

@@ -445,6 +445,11 @@ pub enum Shorthand {
         /// How old and new columns stay equal: trigger (default) or app.
         #[arg(long, default_value = "trigger", value_parser = ["trigger", "app"])]
         sync: String,
+        /// How both names work meanwhile: copy (a second column, the default)
+        /// or view (Postgres: an updatable view shows the column under
+        /// both names; nothing is copied).
+        #[arg(long, default_value = "copy", value_parser = ["copy", "view"])]
+        strategy: String,
     },
     /// Add a column: `add-column users.email text --not-null --backfill "''"`.
     AddColumn {

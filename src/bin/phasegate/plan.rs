@@ -340,6 +340,7 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
             column,
             new_name,
             sync,
+            strategy,
         } => {
             let c = a.column_ref("COLUMN", &column)?;
             Intent::RenameColumn(RenameColumn {
@@ -347,6 +348,7 @@ fn shorthand(s: Shorthand) -> Result<Intent, Failure> {
                 from: c.column,
                 to: a.ident("NEW_NAME", &new_name)?,
                 sync: a.yaml_value("--sync", &sync)?,
+                strategy: a.yaml_value("--strategy", &strategy)?,
             })
         }
         Shorthand::AddColumn {

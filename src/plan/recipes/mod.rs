@@ -15,6 +15,7 @@ mod drop_table;
 mod partitioned;
 mod partitioned_index;
 mod rename_column;
+mod rename_column_view;
 mod rename_table;
 mod serial;
 mod set_not_null;

@@ -1,12 +1,16 @@
-//! `rename_column`: expand (new column + sync + backfill), switch, contract.
+//! `rename_column`: expand (new column + sync + backfill), switch, contract;
+//! with `strategy: view`, [`super::rename_column_view`] instead.
 
 use super::copy_column::{self, Copy};
 use super::partitioned::{self, ColumnChange};
 use crate::dialect::Dialect;
-use crate::intent::{RenameColumn, SyncMode};
+use crate::intent::{RenameColumn, RenameStrategy, SyncMode};
 use crate::plan::{PlanningError, Recipe};
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), PlanningError> {
+    if i.strategy == RenameStrategy::View {
+        return super::rename_column_view::expand(r, i);
+    }
     let live = r.catalog.column(&i.table, &i.from).cloned();
     if live.is_none() {
         match r.dialect {

@@ -1,0 +1,89 @@
+{#- rename_column with `strategy: view`: the table moves aside under `base`
+    and a view takes its name, showing every column of the table plus the
+    renamed column a second time under its new name. A view whose columns
+    are plain columns of one table is automatically updatable (Postgres
+    docs, CREATE VIEW, "Updatable Views"): inserts, updates, deletes,
+    RETURNING and ON CONFLICT reach the table, columns an insert leaves out
+    take the table's defaults, and the table's triggers, constraints and
+    foreign keys (both ways) stay where they are.
+    Context: table, table_name, base, base_name, old, new, comment. -#}
+
+{#- The view, its comment, its owner (the table's), and the table's
+    privileges granted on it: table-wide ones, and each column's, the renamed
+    column's under both names. The view checks its owner's privileges on the
+    table, and each caller's on the view: the same grants, so each role may do
+    what it could on the table. A table with row-level security gets a
+    security_invoker view (Postgres 15) instead, so its policies apply to each
+    caller and not to the owner (who bypasses them); Postgres then checks the
+    caller's SELECT on every column the view shows, so a table with both
+    row-level security and column privileges is refused. -#}
+{% macro view() -%}
+CREATE VIEW {{ table|ident }} AS
+  SELECT *, {{ old|ident }} AS {{ new|ident }} FROM {{ base|ident }};
+COMMENT ON VIEW {{ table|ident }} IS {{ comment|literal }};
+DO {{ dollar_quote }}
+DECLARE
+  base_rel regclass := {{ base|ident|literal }}::regclass;
+  view_rel regclass := {{ table|ident|literal }}::regclass;
+  g record;
+BEGIN
+  IF (SELECT relowner FROM pg_class WHERE oid = base_rel) <> (SELECT relowner FROM pg_class WHERE oid = view_rel) THEN
+    EXECUTE format('ALTER VIEW %s OWNER TO %I', view_rel,
+      (SELECT rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = base_rel));
+  END IF;
+  IF (SELECT relrowsecurity FROM pg_class WHERE oid = base_rel) THEN
+    IF current_setting('server_version_num')::int < 150000 THEN
+      RAISE EXCEPTION 'table % has row-level security: a view in its place must apply the policies to each caller (security_invoker), which needs Postgres 15', {{ table|ident|literal }}
+        USING HINT = 'rename the column with strategy: copy';
+    END IF;
+    IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = base_rel AND attnum > 0 AND NOT attisdropped AND attacl IS NOT NULL) THEN
+      RAISE EXCEPTION 'table % has row-level security and column privileges: through a view that applies the policies to each caller (security_invoker), Postgres checks the caller''s SELECT on every column the view shows, so a role that may read only some columns could read none', {{ table|ident|literal }}
+        USING HINT = 'rename the column with strategy: copy';
+    END IF;
+    EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', view_rel);
+  END IF;
+  FOR g IN
+    SELECT a.privilege_type, a.is_grantable, NULL::name AS column_name,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = base_rel
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES', 'TRIGGER')
+    UNION ALL
+    SELECT a.privilege_type, a.is_grantable, n.name,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+      CROSS JOIN LATERAL (SELECT att.attname UNION ALL
+                          SELECT {{ new|literal }}::name WHERE att.attname = {{ old|literal }}) AS n(name)
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE att.attrelid = base_rel AND att.attnum > 0 AND NOT att.attisdropped
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+  LOOP
+    EXECUTE format('GRANT %s%s ON %s TO %s%s', g.privilege_type,
+      CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
+      view_rel, g.grantee,
+      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END
+{{ dollar_quote }};
+{%- endmacro %}
+
+{% block swap_in %}
+ALTER TABLE {{ table|ident }} RENAME TO {{ base_name|ident }};
+{{ view() }}
+{% endblock %}
+{% block swap_out %}
+DROP VIEW {{ table|ident }};
+ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
+{% endblock %}
+
+{% block contract %}
+DROP VIEW {{ table|ident }};
+ALTER TABLE {{ base|ident }} RENAME COLUMN {{ old|ident }} TO {{ new|ident }};
+ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
+{% endblock %}
+{% block contract_back %}
+ALTER TABLE {{ table|ident }} RENAME TO {{ base_name|ident }};
+ALTER TABLE {{ base|ident }} RENAME COLUMN {{ new|ident }} TO {{ old|ident }};
+{{ view() }}
+{% endblock %}
