@@ -624,6 +624,71 @@ mod tests {
         );
     }
 
+    /// A rename through a view: each step's statements, read in order,
+    /// leave what the catalog then shows, so `resolve --as applied` can
+    /// vouch for an interrupted swap or contract (and for its rollback).
+    #[test]
+    fn a_rename_through_a_view_names_what_each_step_leaves() {
+        let text = "name: t\nchanges:\n  - rename_column: { table: users, from: name, to: full_name, strategy: view }\n";
+        let file = crate::intent::parse_plan(text, "t.yaml", "t").unwrap_or_else(|e| panic!("{e}"));
+        let templates = crate::dialect::templates::Templates::builtin(Dialect::Postgres);
+        let catalog = crate::catalog::Catalog::offline();
+        let p = crate::plan::Planner::new(&templates, &catalog)
+            .plan(&file)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let step = |slug: &str| {
+            p.steps
+                .iter()
+                .find(|s| s.id.ends_with(slug))
+                .unwrap_or_else(|| panic!("no step {slug}"))
+        };
+        let (swap, contract) = (step("swap_in_view"), step("contract"));
+        let final_state = |sql: &str| {
+            let mut last: Vec<String> = Vec::new();
+            for line in short(Dialect::Postgres, sql) {
+                let object = line[1..].to_string();
+                last.retain(|l| l[1..] != object);
+                last.push(line);
+            }
+            last.sort();
+            last
+        };
+        let up = |s: &crate::plan::Step| s.sql.clone().unwrap_or_default();
+        let down = |s: &crate::plan::Step| s.rollback_sql.clone().unwrap_or_default();
+        assert_eq!(
+            final_state(&up(swap)),
+            [
+                "+table or view users.users",
+                "+table or view users_phasegate_base.users_phasegate_base"
+            ]
+        );
+        assert_eq!(
+            final_state(&down(swap)),
+            [
+                "+table or view users.users",
+                "-table or view users_phasegate_base.users_phasegate_base"
+            ]
+        );
+        assert_eq!(
+            final_state(&up(contract)),
+            [
+                "+column users.full_name",
+                "+table or view users.users",
+                "-column users.name",
+                "-table or view users_phasegate_base.users_phasegate_base"
+            ]
+        );
+        assert_eq!(
+            final_state(&down(contract)),
+            [
+                "+column users_phasegate_base.name",
+                "+table or view users.users",
+                "+table or view users_phasegate_base.users_phasegate_base",
+                "-column users_phasegate_base.full_name"
+            ]
+        );
+    }
+
     #[test]
     fn renames_and_postgres_statements() {
         let sql = "RENAME TABLE `accounts` TO `accounts_old_view`, `users` TO `accounts`;\nDROP VIEW IF EXISTS `accounts_old_view`;";

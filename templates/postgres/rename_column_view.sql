@@ -77,10 +77,13 @@ DROP VIEW {{ table|ident }};
 ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
 {% endblock %}
 
+{#- The table takes its name back before the column is renamed, so each
+    statement names the objects as the step leaves them (what
+    `resolve --as applied` checks). -#}
 {% block contract %}
 DROP VIEW {{ table|ident }};
-ALTER TABLE {{ base|ident }} RENAME COLUMN {{ old|ident }} TO {{ new|ident }};
 ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
+ALTER TABLE {{ table|ident }} RENAME COLUMN {{ old|ident }} TO {{ new|ident }};
 {% endblock %}
 {% block contract_back %}
 ALTER TABLE {{ table|ident }} RENAME TO {{ base_name|ident }};

@@ -138,7 +138,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
     let contract = r.migration(
         "contract",
         format!(
-            "In one transaction: drop view {t}, rename column {old} to {new} and table {} back to {}",
+            "In one transaction: drop view {t}, rename table {} back to {} and column {old} to {new}",
             base.name, t.name
         ),
         sql.get("contract"),
@@ -182,7 +182,7 @@ mod tests {
         let contract = sql_of(&p, "contract");
         assert_eq!(
             contract,
-            "DROP VIEW \"users\";\nALTER TABLE \"users_phasegate_base\" RENAME COLUMN \"name\" TO \"full_name\";\nALTER TABLE \"users_phasegate_base\" RENAME TO \"users\";"
+            "DROP VIEW \"users\";\nALTER TABLE \"users_phasegate_base\" RENAME TO \"users\";\nALTER TABLE \"users\" RENAME COLUMN \"name\" TO \"full_name\";"
         );
     }
 
