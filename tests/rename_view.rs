@@ -77,7 +77,8 @@ fn ok(project: &Project, args: &[&str]) -> TestResult<String> {
 /// `accounts` (identity key, a NOT NULL default on the renamed column, a
 /// unique email, a foreign key to `parents`, one from `orders`, a trigger
 /// that lowers the email and counts writes), 2,000 rows, and `role` allowed
-/// to use some of its columns.
+/// to use some of its columns (and, by default privileges, every column of
+/// tables made later: the view must not give it those).
 async fn accounts(db: &TestDb, role: &str) -> TestResult {
     db.exec_in_transaction(&format!(
         r#"
@@ -103,6 +104,8 @@ INSERT INTO accounts (name, email, tenant, parent_id)
 INSERT INTO orders (account_id) VALUES (1), (2);
 CREATE ROLE "{role}";
 GRANT SELECT (id, name, email, tenant, parent_id, writes), INSERT (name, email, tenant, parent_id), UPDATE (name, email), DELETE ON accounts TO "{role}";
+-- Default privileges for tables made from now on (the view): not the table's.
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, UPDATE ON TABLES TO "{role}";
 "#
     ))
     .await
@@ -582,6 +585,37 @@ GRANT SELECT (id, body) ON notes TO "{role}";
         .await;
         let _ = db.exec(&format!("DROP OWNED BY \"{role}\"")).await;
         let _ = db.exec(&format!("DROP ROLE IF EXISTS \"{role}\"")).await;
+        result
+    })
+    .await
+}
+
+/// A table in a publication: while it stood behind the view its changes
+/// would be published under another name, so the swap stops with the reason
+/// and nothing changes.
+#[tokio::test]
+async fn a_published_table_stops_the_swap() {
+    with_postgres(|db| async move {
+        db.exec_in_transaction(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); CREATE PUBLICATION pub_notes FOR TABLE notes;",
+        )
+        .await?;
+        let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
+        let project = Project::new(&db, &[], "notes", plan)?;
+        let before = user_schema(&db).await?;
+        let o = phasegate(&project, &["apply", "--env", ENV, "notes"])?;
+        let err = String::from_utf8_lossy(&o.stderr);
+        let result = if o.status.success()
+            || !err.contains("is in a publication (pub_notes)")
+            || !err.contains("strategy: copy")
+        {
+            Err(fail(format!("apply: exit {:?}: {err}", o.status.code())))
+        } else if user_schema(&db).await? != before {
+            Err(fail("the failed swap changed the schema"))
+        } else {
+            Ok(())
+        };
+        let _ = db.exec("DROP PUBLICATION pub_notes").await;
         result
     })
     .await

@@ -8,15 +8,16 @@
     foreign keys (both ways) stay where they are.
     Context: table, table_name, base, base_name, old, new, comment. -#}
 
-{#- The view, its comment, its owner (the table's), and the table's
-    privileges granted on it: table-wide ones, and each column's, the renamed
+{#- The view, its comment, its owner (the table's), and exactly the table's
+    privileges granted on it (default privileges revoked): table-wide ones, and each column's, the renamed
     column's under both names. The view checks its owner's privileges on the
     table, and each caller's on the view: the same grants, so each role may do
     what it could on the table. A table with row-level security gets a
     security_invoker view (Postgres 15) instead, so its policies apply to each
     caller and not to the owner (who bypasses them); Postgres then checks the
     caller's SELECT on every column the view shows, so a table with both
-    row-level security and column privileges is refused. -#}
+    row-level security and column privileges is refused; so is a table in a
+    publication. -#}
 {% macro view() -%}
 CREATE VIEW {{ table|ident }} AS
   SELECT *, {{ old|ident }} AS {{ new|ident }} FROM {{ base|ident }};
@@ -27,6 +28,27 @@ DECLARE
   view_rel regclass := {{ table|ident|literal }}::regclass;
   g record;
 BEGIN
+  -- Logical replication and change-data capture name a change by its
+  -- table: subscribers would receive users_phasegate_base's.
+  IF EXISTS (SELECT FROM pg_publication_tables p JOIN pg_class c ON c.relname = p.tablename
+               JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
+              WHERE c.oid = base_rel) THEN
+    RAISE EXCEPTION 'table % is in a publication (%): while it stands behind a view its changes would be published under the name %, which subscribers and change-data capture do not know', {{ table|ident|literal }},
+      (SELECT string_agg(DISTINCT quote_ident(p.pubname), ', ') FROM pg_publication_tables p JOIN pg_class c ON c.relname = p.tablename
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname WHERE c.oid = base_rel),
+      base_rel
+      USING HINT = 'rename the column with strategy: copy';
+  END IF;
+  -- The view's privileges are the table's: none from default privileges
+  -- (ALTER DEFAULT PRIVILEGES) that the table does not have.
+  FOR g IN
+    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = view_rel AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM %s', view_rel, g.grantee);
+  END LOOP;
   IF (SELECT relowner FROM pg_class WHERE oid = base_rel) <> (SELECT relowner FROM pg_class WHERE oid = view_rel) THEN
     EXECUTE format('ALTER VIEW %s OWNER TO %I', view_rel,
       (SELECT rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = base_rel));
