@@ -79,8 +79,9 @@ pub fn scratch(what: &str, owner: Option<&str>) -> TestResult<PathBuf> {
 }
 
 /// Whether every one of `programs` can be started. When one cannot, the
-/// test says it is skipped (`SKIPPED: …`, naming `what` it needs them for),
-/// or fails under `PHASEGATE_REQUIRE_DATABASES=1`.
+/// test says it is skipped (`SKIPPED: …` on the raw stderr, which plain
+/// `cargo test` shows, naming `what` it needs them for), or fails under
+/// `PHASEGATE_REQUIRE_DATABASES=1`.
 pub fn have_all(programs: &[&str], what: &str) -> bool {
     if programs.iter().all(|p| have(p)) {
         return true;
@@ -89,7 +90,7 @@ pub fn have_all(programs: &[&str], what: &str) -> bool {
     if std::env::var(crate::common::REQUIRE_ENV).as_deref() == Ok("1") {
         panic!("{names} are needed to start {what}");
     }
-    println!("SKIPPED: {names} not found: no {what}");
+    crate::common::loud(format_args!("SKIPPED: {names} not found: no {what}"));
     false
 }
 
