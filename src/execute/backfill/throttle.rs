@@ -22,7 +22,9 @@
 //!
 //! With `pause_for_vacuum` (Postgres), once the replicas are close enough it
 //! also waits while a VACUUM runs on the table (`throttle/vacuum.rs`,
-//! `Progress::vacuum_wait`), read on the backfill's own connection.
+//! `Progress::vacuum_wait`), read on the backfill's own connection. A role
+//! that cannot see other roles' VACUUMs (autovacuum's) stops the step before
+//! the first batch, naming the grant it needs.
 //!
 //! A batch that has waited [`MAX_WAIT`] in all stops the step; its committed
 //! batches are kept, and the next `apply` resumes after them.
