@@ -17,8 +17,9 @@
 //!     backfill_batch_time: 100ms # each backfill batch sized to take about this long …
 //!     # backfill_batch_size: 5000 # … or a fixed number of rows per batch instead
 //!     backfill_pause: 50ms      # between batches
-//!     max_replica_lag: 10s      # batches wait while a replica is further behind (Postgres)
-//!     replica_urls: [ "${PROD_REPLICA_URL}" ]
+//!     max_replica_lag: 10s      # batches wait while a replica is further behind
+//!     replica_urls: [ "${PROD_REPLICA_URL}" ] # Postgres or MySQL/MariaDB replicas, as database_url
+//!     pause_for_vacuum: true    # batches wait while a VACUUM runs on the table (Postgres)
 //! ```
 //!
 //! `${VAR}` is read from the environment when the file is loaded. An
@@ -30,7 +31,8 @@
 //!
 //! Every duration is range-checked ([`DurationRange`]: timeouts 1ms–24h,
 //! never 0; `soak`/`require_backup` up to 365d; `backfill_pause` up to 1h;
-//! `backfill_batch_time` 1ms–1h),
+//! `backfill_batch_time` 1ms–1h; `max_replica_lag` 1ms–24h, on MySQL/MariaDB
+//! whole seconds from 1s, the granularity of their replica lag),
 //! `lock_retries` is at most [`MAX_LOCK_RETRIES`], and every error points at
 //! the line and column of the value it is about. The file is read within the
 //! budgets of [`crate::intent::yaml`].
@@ -49,7 +51,7 @@ mod identity;
 
 pub use durations::{
     AGE_RANGE, BATCH_TIME_RANGE, DurationRange, LAG_RANGE, MAX_LOCK_RETRIES, PAUSE_RANGE,
-    TIMEOUT_RANGE, parse_duration,
+    TIMEOUT_RANGE, WHOLE_SECONDS_LAG_RANGE, parse_duration,
 };
 pub use identity::database_identity;
 use identity::{refused_url, shared_database};
@@ -99,16 +101,21 @@ pub struct Environment {
     /// A pause between backfill batches, to leave room for the application.
     pub backfill_pause: Duration,
     /// Backfill batches wait while a replica is further behind than this
-    /// (`max_replica_lag` and `replica_urls`; Postgres only).
+    /// (`max_replica_lag` and `replica_urls`; Postgres and MySQL/MariaDB).
     pub replica_lag: Option<ReplicaLag>,
+    /// Backfill batches wait while a VACUUM (autovacuum's or another
+    /// session's) runs on the table (`pause_for_vacuum: true`; Postgres only).
+    pub pause_for_vacuum: bool,
 }
 
 /// `max_replica_lag` and the replicas it is read on (`replica_urls`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaLag {
-    /// The most a replica may be behind before the next batch waits.
+    /// The most a replica may be behind before the next batch waits (whole
+    /// seconds on MySQL/MariaDB: [`WHOLE_SECONDS_LAG_RANGE`]).
     pub max: Duration,
-    /// The replicas, as connection URLs (`${VAR}`s expanded).
+    /// The replicas, as connection URLs of the environment's dialect
+    /// (`${VAR}`s expanded).
     pub urls: Vec<String>,
 }
 
@@ -185,6 +192,8 @@ struct RawEnvironment {
     max_replica_lag: Option<At<String>>,
     #[serde(default)]
     replica_urls: Option<At<Vec<String>>>,
+    #[serde(default)]
+    pause_for_vacuum: Option<At<bool>>,
 }
 
 /// An environment of the file whose database URL could not be expanded.
@@ -425,11 +434,11 @@ impl Config {
                     ));
                 }
                 (Some(m), Some(u)) => {
-                    if dialect != Dialect::Postgres {
+                    if dialect == Dialect::Sqlite {
                         return Err(at_value(
                             &m.referenced,
                             format!(
-                                "{name}.max_replica_lag: reading replica lag is supported on Postgres only so far"
+                                "{name}.max_replica_lag: a SQLite database has no replicas to read the lag of (Postgres and MySQL/MariaDB only)"
                             ),
                         ));
                     }
@@ -463,24 +472,45 @@ impl Config {
                                 continue 'environments;
                             }
                         };
-                        if dialect_of(&url) != Ok(Dialect::Postgres) {
+                        if dialect_of(&url) != Ok(dialect) {
+                            let (kind, scheme) = match dialect {
+                                Dialect::Mysql => ("MySQL/MariaDB", "mysql"),
+                                _ => ("Postgres", "postgres"),
+                            };
                             return Err(at_value(
                                 &u.referenced,
                                 format!(
-                                    "{name}.replica_urls: entry {} is not a Postgres URL (expected postgres://…)",
+                                    "{name}.replica_urls: entry {} is not a {kind} URL (expected {scheme}://…, as database_url)",
                                     i + 1
                                 ),
                             ));
                         }
                         urls.push(url);
                     }
-                    let max = duration("max_replica_lag", &e.max_replica_lag, LAG_RANGE)?
+                    let range = match dialect {
+                        Dialect::Mysql => WHOLE_SECONDS_LAG_RANGE,
+                        _ => LAG_RANGE,
+                    };
+                    let max = duration("max_replica_lag", &e.max_replica_lag, range)?
                         .unwrap_or(Duration::from_secs(10));
                     Some(ReplicaLag { max, urls })
                 }
             };
+            let pause_for_vacuum = match &e.pause_for_vacuum {
+                Some(p) if p.value && dialect != Dialect::Postgres => {
+                    return Err(at_value(
+                        &p.referenced,
+                        format!(
+                            "{name}.pause_for_vacuum: only Postgres reports the VACUUMs running on a table (pg_stat_progress_vacuum); remove it for this database"
+                        ),
+                    ));
+                }
+                Some(p) => p.value,
+                None => false,
+            };
             environments.push(Environment {
                 replica_lag,
+                pause_for_vacuum,
                 database_url: resolve_sqlite_path(&crate::dialect::driver_url(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak, AGE_RANGE)?,

@@ -15,18 +15,18 @@
 
 mod common;
 mod executor_support;
+mod throttle_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{TestResult, fail};
-use phasegate::config::Config;
-use phasegate::execute::{Progress, ReplicaWait, Workspace};
-use phasegate::plan::Step;
+use phasegate::execute::{LagReading, ReplicaWait, Workspace};
 use phasegate::tracker::SystemClock;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use throttle_support::{
+    Waits, fail_with_logs, free_port, have_all, is_root, rename_project, scratch,
+};
 
 const ROWS: i64 = 20_000;
 
@@ -63,29 +63,7 @@ impl Drop for Pair {
 /// Runs a Postgres program (as the `postgres` user when `as_postgres`);
 /// its output on failure.
 fn pg(as_postgres: bool, program: &str, args: &[&str]) -> TestResult {
-    let out = if as_postgres {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--", program])
-            .args(args)
-            .output()?
-    } else {
-        Command::new(program).args(args).output()?
-    };
-    if !out.status.success() {
-        return Err(fail(format!(
-            "{program} {}: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(())
-}
-
-fn free_port() -> TestResult<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    throttle_support::run(as_postgres.then_some("postgres"), program, args)
 }
 
 fn append(path: &Path, text: &str) -> TestResult {
@@ -97,28 +75,14 @@ fn append(path: &Path, text: &str) -> TestResult {
 
 /// Starts a primary and a streaming replica of it.
 fn start_pair() -> TestResult<Pair> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let dir = std::env::temp_dir().join(format!(
-        "phasegate-replica-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
-    std::fs::create_dir_all(&dir)?;
+    let root = is_root();
+    let dir = scratch("replica", root.then_some("postgres"))?;
     let pair = Pair {
         dir: dir.clone(),
         primary: free_port()?,
         replica: free_port()?,
         as_postgres: root,
     };
-    if root {
-        pg(false, "chown", &["postgres", &dir.to_string_lossy()])?;
-    }
     let primary = dir.join("primary");
     let replica = dir.join("replica");
     let socket = dir.to_string_lossy().to_string();
@@ -182,24 +146,6 @@ fn start_pair() -> TestResult<Pair> {
     )?;
     start(&replica, "replica.log")?;
     Ok(pair)
-}
-
-/// Records the replica waits the backfill reports.
-#[derive(Default)]
-struct Waits(Mutex<Vec<ReplicaWait>>);
-
-impl Progress for Waits {
-    fn replica_wait(&self, _step: &Step, wait: &ReplicaWait) {
-        if let Ok(mut w) = self.0.lock() {
-            w.push(wait.clone());
-        }
-    }
-}
-
-impl Waits {
-    fn count(&self) -> usize {
-        self.0.lock().map_or(0, |w| w.len())
-    }
 }
 
 async fn scalar(conn: &mut PgConnection, sql: &str) -> TestResult<i64> {
@@ -288,18 +234,14 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
     )
     .await?;
 
-    let dir = pair.dir.join("project");
-    std::fs::create_dir_all(dir.join("plans"))?;
-    std::fs::write(
-        dir.join("plans/rename.yaml"),
-        "changes:\n  - rename_column: { table: big, from: amount, to: total }\n",
+    let config = rename_project(
+        &pair.dir,
+        "rename",
+        "big",
+        &url(pair.primary, "throttle"),
+        &url(pair.replica, "throttle"),
+        1000,
     )?;
-    let text = format!(
-        "environments:\n  - name: prod\n    database_url: {}\n    backfill_batch_size: 1000\n    max_replica_lag: 1s\n    replica_urls: [ '{}' ]\n",
-        url(pair.primary, "throttle"),
-        url(pair.replica, "throttle")
-    );
-    let config = Config::parse(&text, &dir.join("phasegate.yaml"), &dir, &|_| None)?;
     let waits = Waits::default();
     let clock = SystemClock;
     let ws = Workspace::new(&config, &clock, "throttle").with_progress(&waits);
@@ -309,7 +251,7 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
     let watch = async {
         // The backfill reports waiting, and writes no batch while replay is paused.
         let end = Instant::now() + Duration::from_secs(60);
-        while waits.count() < 3 {
+        while waits.replica_waits().len() < 3 {
             if Instant::now() > end {
                 return Err(fail("the backfill never reported waiting for the replica"));
             }
@@ -319,11 +261,7 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
         let held = scalar(&mut watcher, &checkpoints).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let still = scalar(&mut watcher, &checkpoints).await?;
-        let behind = waits
-            .0
-            .lock()
-            .map(|w| w.last().cloned())
-            .map_err(|_| fail("lock"))?;
+        let behind = waits.replica_waits().last().cloned();
         sqlx::raw_sql("SELECT pg_wal_replay_resume()")
             .execute(&mut replica)
             .await?;
@@ -333,7 +271,10 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
             )));
         }
         match behind {
-            Some(w) if w.lag.is_some_and(|l| l > Duration::from_secs(1)) => Ok(()),
+            Some(ReplicaWait {
+                lag: LagReading::Behind(l),
+                ..
+            }) if l > Duration::from_secs(1) => Ok(()),
             other => Err(fail(format!(
                 "the wait should say the replica is over 1s behind: {other:?}"
             ))),
@@ -366,16 +307,7 @@ async fn throttled_by_a_paused_replica(pair: &Pair) -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_waits_for_a_paused_replica_and_finishes_after_it_resumes() {
-    let have = Command::new("initdb").arg("--version").output().is_ok()
-        && Command::new("pg_basebackup")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !have {
-        if std::env::var(common::REQUIRE_ENV).as_deref() == Ok("1") {
-            panic!("initdb and pg_basebackup are needed to start a replica");
-        }
-        println!("SKIPPED: initdb or pg_basebackup not found: no replica to throttle on");
+    if !have_all(&["initdb", "pg_basebackup"], "replica to throttle on") {
         return;
     }
     let pair = match start_pair() {
@@ -383,49 +315,7 @@ async fn a_backfill_waits_for_a_paused_replica_and_finishes_after_it_resumes() {
         Err(e) => panic!("starting a primary and a replica: {e}"),
     };
     if let Err(e) = throttled_by_a_paused_replica(&pair).await {
-        let logs: String = ["primary.log", "replica.log"]
-            .iter()
-            .map(|l| {
-                let text = std::fs::read_to_string(pair.dir.join(l)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!(
-                    "--- {l} (last lines) ---\n{}\n",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect();
-        panic!("{e}\n{logs}");
-    }
-}
-
-/// Applies phase 1 of a rename on `db` with `replica_urls` set to
-/// `replica`; the error `apply` stops with.
-async fn apply_with_replica(db: &common::TestDb, replica: &str) -> TestResult<String> {
-    db.exec(&format!(
-        "CREATE TABLE big (id bigint PRIMARY KEY, amount integer);
-         INSERT INTO big SELECT i, i FROM generate_series(1, {ROWS}) AS i;"
-    ))
-    .await?;
-    let project = executor_support::Project::new(
-        db,
-        &[
-            "max_replica_lag: 1s",
-            &format!("replica_urls: [ '{replica}' ]"),
-        ],
-        "rename",
-        "changes:\n  - rename_column: { table: big, from: amount, to: total }\n",
-    )?;
-    let clock = SystemClock;
-    let ws = Workspace::new(&project.config, &clock, "throttle");
-    match tokio::time::timeout(
-        Duration::from_secs(60),
-        ws.apply(executor_support::ENV, "rename", false),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Err(fail("apply finished, but its replica is no replica")),
-        Ok(Err(e)) => Ok(e.to_string()),
-        Err(_) => Err(fail("apply waited for a replica it cannot use")),
+        fail_with_logs(e, &pair.dir, &["primary.log", "replica.log"]);
     }
 }
 
@@ -433,7 +323,7 @@ async fn apply_with_replica(db: &common::TestDb, replica: &str) -> TestResult<St
 async fn a_primary_listed_as_a_replica_stops_the_backfill() {
     common::with_postgres(|db| async move {
         let url = db.url.clone();
-        let e = apply_with_replica(&db, &url).await?;
+        let e = throttle_support::apply_with_replica(&db, &url).await?;
         if !e.contains("is not a replica") {
             return Err(fail(format!("unexpected error: {e}")));
         }
@@ -446,7 +336,7 @@ async fn a_primary_listed_as_a_replica_stops_the_backfill() {
 async fn a_replica_that_refuses_the_connection_stops_the_backfill_at_once() {
     common::with_postgres(|db| async move {
         let missing = db.url.replace(&db.name, "phasegate_no_such_replica_db");
-        let e = apply_with_replica(&db, &missing).await?;
+        let e = throttle_support::apply_with_replica(&db, &missing).await?;
         if !(e.contains("refused the connection")
             && e.contains("does not exist")
             && !e.contains(" at line "))

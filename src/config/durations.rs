@@ -77,6 +77,9 @@ pub struct DurationRange {
     /// A timeout sent to the server, where 0 would mean "none": a value
     /// below the range says so.
     pub timeout: bool,
+    /// Why the field counts whole seconds, when it does: a value with a
+    /// fraction of a second is refused with this reason, never rounded.
+    pub whole_seconds: Option<&'static str>,
 }
 
 const DAY: u64 = 24 * 3600;
@@ -87,6 +90,7 @@ pub const TIMEOUT_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(DAY),
     timeout: true,
+    whole_seconds: None,
 };
 /// The most times a DDL that hit its `lock_timeout` is retried.
 pub const MAX_LOCK_RETRIES: u32 = 100;
@@ -96,25 +100,41 @@ pub const AGE_RANGE: DurationRange = DurationRange {
     min: Duration::ZERO,
     max: Duration::from_secs(365 * DAY),
     timeout: false,
+    whole_seconds: None,
 };
 /// `backfill_pause`: from 0 to 1h.
 pub const PAUSE_RANGE: DurationRange = DurationRange {
     min: Duration::ZERO,
     max: Duration::from_secs(3600),
     timeout: false,
+    whole_seconds: None,
 };
 
-/// `max_replica_lag`: from 1ms to 24h.
+/// `max_replica_lag` on Postgres: from 1ms to 24h.
 pub const LAG_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(DAY),
     timeout: false,
+    whole_seconds: None,
+};
+/// `max_replica_lag` on MySQL/MariaDB: whole seconds from 1s to 24h. A
+/// MySQL replica reports its lag in whole seconds (`Seconds_Behind_Source`,
+/// MySQL 8.0.22+; `Seconds_Behind_Master` before and on MariaDB), so a bound
+/// between two whole seconds would act as the next one down.
+pub const WHOLE_SECONDS_LAG_RANGE: DurationRange = DurationRange {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+    timeout: false,
+    whole_seconds: Some(
+        "MySQL and MariaDB report a replica's lag in whole seconds (Seconds_Behind_Master)",
+    ),
 };
 /// `backfill_batch_time`: from 1ms to 1h.
 pub const BATCH_TIME_RANGE: DurationRange = DurationRange {
     min: Duration::from_millis(1),
     max: Duration::from_secs(3600),
     timeout: false,
+    whole_seconds: None,
 };
 
 impl DurationRange {
@@ -122,6 +142,15 @@ impl DurationRange {
     /// allowed.
     pub fn parse(self, s: &str) -> Result<Duration, String> {
         let d = parse_duration(s)?;
+        if let Some(why) = self.whole_seconds
+            && d.subsec_nanos() != 0
+        {
+            let down = d.as_secs().max(1);
+            return Err(format!(
+                "`{}` is not a whole number of seconds: {why}; write e.g. {down}s",
+                s.trim()
+            ));
+        }
         if d < self.min || d > self.max {
             let show = |d: Duration| humantime::format_duration(d).to_string();
             let least = if self.min.is_zero() {
@@ -180,5 +209,24 @@ mod tests {
         assert!(!says(BATCH_TIME_RANGE, "0s"));
         assert!(!says(BATCH_TIME_RANGE, "2h"));
         assert!(BATCH_TIME_RANGE.parse("2h").is_err());
+    }
+
+    #[test]
+    fn a_whole_seconds_range_refuses_a_fraction_and_says_why() {
+        let r = WHOLE_SECONDS_LAG_RANGE;
+        assert_eq!(r.parse("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(r.parse("1m"), Ok(Duration::from_secs(60)));
+        for (given, hint) in [("500ms", "write e.g. 1s"), ("1500ms", "write e.g. 1s")] {
+            let e = r.parse(given);
+            assert!(
+                e.as_ref()
+                    .is_err_and(|m| m.contains("not a whole number of seconds")
+                        && m.contains("Seconds_Behind_Master")
+                        && m.contains(hint)),
+                "{given}: {e:?}"
+            );
+        }
+        assert!(r.parse("0s").is_err_and(|m| m.contains("expected from 1s")));
+        assert_eq!(LAG_RANGE.parse("500ms"), Ok(Duration::from_millis(500)));
     }
 }

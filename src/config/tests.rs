@@ -302,10 +302,28 @@ fn replica_lag_needs_both_settings_a_postgres_replica_and_its_variables() {
             "replica_urls needs max_replica_lag",
         ),
         (
-            "mysql://h/app",
-            "    max_replica_lag: 5s\n    replica_urls: [ \"mysql://r1/app\" ]\n",
+            "sqlite://dev.db",
+            "    max_replica_lag: 5s\n    replica_urls: [ \"sqlite://r1.db\" ]\n",
             &[][..],
-            "Postgres only",
+            "a SQLite database has no replicas",
+        ),
+        (
+            "mysql://h/app",
+            "    max_replica_lag: 5s\n    replica_urls: [ \"postgres://r1/app\" ]\n",
+            &[][..],
+            "entry 1 is not a MySQL/MariaDB URL (expected mysql://",
+        ),
+        (
+            "mysql://h/app",
+            "    max_replica_lag: 500ms\n    replica_urls: [ \"mysql://r1/app\" ]\n",
+            &[][..],
+            "prod.max_replica_lag: `500ms` is not a whole number of seconds: MySQL and MariaDB report a replica's lag in whole seconds",
+        ),
+        (
+            "mysql://h/app",
+            "    max_replica_lag: 1500ms\n    replica_urls: [ \"mysql://r1/app\" ]\n",
+            &[][..],
+            "write e.g. 1s",
         ),
         (
             "postgres://h/app",
@@ -336,6 +354,49 @@ fn replica_lag_needs_both_settings_a_postgres_replica_and_its_variables() {
         assert!(
             got.as_ref().is_err_and(|m| m.contains(needle)),
             "{extra}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn mysql_replicas_take_whole_seconds_and_pause_for_vacuum_is_postgres_only() {
+    let env = |url: &str, extra: &str| {
+        parse(
+            &format!("environments:\n  - name: prod\n    database_url: {url}\n{extra}"),
+            &[],
+        )
+        .map(|c| c.environments[0].clone())
+        .map_err(|e| e.to_string())
+    };
+    let mysql = env(
+        "mysql://h/app",
+        "    max_replica_lag: 2s\n    replica_urls: [ \"mysql://r1/app\", \"mysql://r2/app\" ]\n",
+    );
+    assert_eq!(
+        mysql.map(|e| e.replica_lag),
+        Ok(Some(ReplicaLag {
+            max: Duration::from_secs(2),
+            urls: vec!["mysql://r1/app".into(), "mysql://r2/app".into()],
+        }))
+    );
+    assert_eq!(
+        env("postgres://h/app", "    pause_for_vacuum: true\n").map(|e| e.pause_for_vacuum),
+        Ok(true)
+    );
+    assert_eq!(
+        env("postgres://h/app", "").map(|e| e.pause_for_vacuum),
+        Ok(false)
+    );
+    assert_eq!(
+        env("mysql://h/app", "    pause_for_vacuum: false\n").map(|e| e.pause_for_vacuum),
+        Ok(false)
+    );
+    for url in ["mysql://h/app", "sqlite://dev.db"] {
+        let got = env(url, "    pause_for_vacuum: true\n");
+        assert!(
+            got.as_ref().is_err_and(|m| m.contains(":4:23")
+                && m.contains("prod.pause_for_vacuum: only Postgres reports")),
+            "{url}: {got:?}"
         );
     }
 }

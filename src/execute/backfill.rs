@@ -5,7 +5,8 @@
 //! resumes after the last committed batch without redoing it. Batches take
 //! `backfill_batch_size` rows, or are sized toward `backfill_batch_time`
 //! (`backfill/sizing.rs`). Before each batch the walk waits while a replica
-//! is further behind than `max_replica_lag` (`backfill/throttle.rs`).
+//! is further behind than `max_replica_lag`, or with `pause_for_vacuum`
+//! while a VACUUM runs on the table (`backfill/throttle.rs`).
 //!
 //! The keyset walk visits every row that existed when it passed; rows
 //! written behind it meanwhile are caught by a final sweep of the step's
@@ -33,7 +34,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use sizing::Sizer;
 use sql::{mysql_batch_bounds, postgres_batch, quoted, range_update, sqlite_batch_bounds};
-use throttle::Replicas;
+use throttle::Throttle;
 
 use super::deadline::{self, LOST};
 use super::progress::{BackfillProgress, RowCount};
@@ -136,10 +137,11 @@ async fn run_batches(
         cx.progress.backfill_progress(step, &p);
     };
     report(scanned, updated, total, false);
-    let mut replicas = Replicas::new(cx.env);
+    let mut throttle = Throttle::new(cx.env, &b.table);
     loop {
-        // Not while a replica is further behind than max_replica_lag.
-        replicas.wait(cx, step).await?;
+        // Not while a replica is further behind than max_replica_lag, nor
+        // (pause_for_vacuum) while a VACUUM runs on the table.
+        throttle.wait(store, cx, step).await?;
         let mut attempt = 0;
         let n = sizer.rows();
         let (batch, took) = loop {

@@ -56,7 +56,8 @@ pub use steps::StepError;
 pub use apply::Applied;
 pub use check::Check;
 pub use progress::{
-    BackfillProgress, EXACT_COUNT_LIMIT, LockWait, NoProgress, Progress, ReplicaWait, RowCount,
+    BackfillProgress, EXACT_COUNT_LIMIT, LagReading, LockWait, NoProgress, Progress, ReplicaWait,
+    RowCount, VacuumKind, VacuumWait,
 };
 pub use records::Resolution;
 pub use status::{EnvStatus, PlanProblem, PlanStatus};

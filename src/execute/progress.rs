@@ -31,9 +31,14 @@ pub trait Progress: Send + Sync {
     fn lock_wait(&self, _step: &Step, _wait: &LockWait) {}
 
     /// A backfill of `step` waits before its next batch because a replica
-    /// is further behind than `max_replica_lag` (or cannot be read): called
-    /// before each pause of about a second.
+    /// is further behind than `max_replica_lag`, is not replicating, or
+    /// cannot be read: called before each pause of about a second.
     fn replica_wait(&self, _step: &Step, _wait: &ReplicaWait) {}
+
+    /// A backfill of `step` waits before its next batch because a VACUUM
+    /// runs on its table (`pause_for_vacuum`): called before each pause of
+    /// about a second.
+    fn vacuum_wait(&self, _step: &Step, _wait: &VacuumWait) {}
 }
 
 /// Reports nothing.
@@ -84,14 +89,67 @@ pub struct BackfillProgress {
 pub struct ReplicaWait {
     /// The replica, as `replica_urls` names it, without its password.
     pub replica: String,
-    /// How far behind it is; `None` when it could not be read (`error`).
-    pub lag: Option<Duration>,
+    /// What was read there.
+    pub lag: LagReading,
     /// The environment's `max_replica_lag`.
     pub max: Duration,
-    /// Why the lag could not be read.
-    pub error: Option<String>,
     /// How long this batch has waited so far.
     pub waited: Duration,
+}
+
+/// What a replica said about its lag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LagReading {
+    /// It is this far behind. Postgres: the time since the last transaction
+    /// it replayed committed on the primary (0 once it replayed all it
+    /// received); MySQL/MariaDB: `Seconds_Behind_Master` (whole seconds).
+    Behind(Duration),
+    /// It is not applying what it receives, so its lag is unknown and
+    /// growing: why (MySQL/MariaDB: "replication SQL thread is not running",
+    /// with the replica's last error when it has one).
+    Stopped(String),
+    /// It could not be read: why (no connection, no answer in time).
+    Unreadable(String),
+}
+
+/// A backfill waiting for a VACUUM of its table to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VacuumWait {
+    /// The relation being vacuumed (`pg_stat_progress_vacuum.relid`, as
+    /// `regclass` shows it): the table, one of its partitions or its TOAST
+    /// table.
+    pub table: String,
+    /// Who runs it.
+    pub kind: VacuumKind,
+    /// The server process running it (`pg_cancel_backend` takes it).
+    pub pid: i32,
+    /// Where it is (`pg_stat_progress_vacuum.phase`, e.g. "scanning heap").
+    pub phase: String,
+    /// How long this batch has waited so far.
+    pub waited: Duration,
+}
+
+/// Who runs a VACUUM (`pg_stat_activity.backend_type` and `query`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VacuumKind {
+    /// An autovacuum worker.
+    Autovacuum,
+    /// An autovacuum worker preventing transaction ID wraparound: it does
+    /// not give way to other sessions' locks, and may run long.
+    AutovacuumWraparound,
+    /// A session's own `VACUUM` (a person, a cron job).
+    Manual,
+}
+
+/// `autovacuum`, `autovacuum (to prevent wraparound)`, `a manual VACUUM`.
+impl std::fmt::Display for VacuumKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VacuumKind::Autovacuum => "autovacuum",
+            VacuumKind::AutovacuumWraparound => "autovacuum (to prevent wraparound)",
+            VacuumKind::Manual => "a manual VACUUM",
+        })
+    }
 }
 
 /// A statement that gave way on its lock and is tried again.

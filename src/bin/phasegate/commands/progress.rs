@@ -1,6 +1,8 @@
 //! Progress of long steps on stderr: a bar with rows, rows/s and ETA on a
 //! terminal, a plain line every few seconds otherwise (CI logs); lock waits
-//! as they happen (on the bar's message on a terminal, a line otherwise).
+//! as they happen (on the bar's message on a terminal, a line otherwise);
+//! waits for a replica or a VACUUM on the bar's message, or a line every few
+//! seconds.
 //!
 //! Rates and ETAs belong to the current run: a backfill resumed after a
 //! checkpoint starts its bar at the checkpoint, and its rate is the rows
@@ -11,7 +13,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use phasegate::execute::{BackfillProgress, LockWait, ReplicaWait};
+use phasegate::execute::{BackfillProgress, LagReading, LockWait, ReplicaWait, VacuumWait};
 use phasegate::plan::Step;
 
 use crate::interrupt;
@@ -111,15 +113,26 @@ impl phasegate::execute::Progress for Progress {
     }
 
     fn replica_wait(&self, step: &Step, wait: &ReplicaWait) {
-        let text = replica_wait_text(wait);
+        self.waiting(step, "replica", &replica_wait_text(wait));
+    }
+
+    fn vacuum_wait(&self, step: &Step, wait: &VacuumWait) {
+        self.waiting(step, "vacuum", &vacuum_wait_text(wait));
+    }
+}
+
+impl Progress {
+    /// A backfill waiting before its next batch for `what`: on the bar's
+    /// message on a terminal, else a line every few seconds (not one per
+    /// poll).
+    fn waiting(&self, step: &Step, what: &str, text: &str) {
         if self.terminal
             && let Ok(s) = self.state.lock()
             && let Some(bar) = &s.bar
         {
-            bar.set_message(format!("waiting for replica: {text}"));
+            bar.set_message(format!("waiting for {what}: {text}"));
             return;
         }
-        // Off a terminal, a line every few seconds, not one per poll.
         let due = self
             .state
             .lock()
@@ -132,22 +145,36 @@ impl phasegate::execute::Progress for Progress {
             })
             .unwrap_or(true);
         if due {
-            crate::err_line(format_args!("  {}: waiting for replica: {text}", step.id));
+            crate::err_line(format_args!("  {}: waiting for {what}: {text}", step.id));
         }
     }
 }
 
-/// `postgres://replica-1/app is 12.3s behind (max_replica_lag 10s); waited 4s`.
+/// `postgres://replica-1/app is 12.3s behind (max_replica_lag 10s); waited 4s`,
+/// `mysql://replica-1/app is not replicating: replication SQL thread is not
+/// running (max_replica_lag 1s); waited 4s`.
 fn replica_wait_text(w: &ReplicaWait) -> String {
-    let behind = match (&w.lag, &w.error) {
-        (Some(d), _) => format!("is {:.1}s behind", d.as_secs_f64()),
-        (None, Some(e)) => format!("cannot be read ({e})"),
-        (None, None) => "is behind".to_string(),
+    let behind = match &w.lag {
+        LagReading::Behind(d) => format!("is {} behind", wait_length(*d)),
+        LagReading::Stopped(why) => format!("is not replicating: {why}"),
+        LagReading::Unreadable(e) => format!("cannot be read ({e})"),
     };
     format!(
         "{} {behind} (max_replica_lag {}); waited {}",
         w.replica,
         wait_length(w.max),
+        wait_length(w.waited)
+    )
+}
+
+/// `autovacuum (pid 4242) is vacuuming public.big (scanning heap); waited 4s`.
+fn vacuum_wait_text(w: &VacuumWait) -> String {
+    format!(
+        "{} (pid {}) is vacuuming {} ({}); waited {}",
+        w.kind,
+        w.pid,
+        w.table,
+        w.phase,
         wait_length(w.waited)
     )
 }
@@ -404,20 +431,50 @@ mod tests {
     fn replica_waits_say_which_how_far_and_how_long() {
         let mut w = ReplicaWait {
             replica: "postgres://replica-1/app".into(),
-            lag: Some(Duration::from_millis(12_340)),
+            lag: LagReading::Behind(Duration::from_millis(12_340)),
             max: Duration::from_secs(10),
-            error: None,
             waited: Duration::from_secs(4),
         };
         assert_eq!(
             replica_wait_text(&w),
             "postgres://replica-1/app is 12.3s behind (max_replica_lag 10s); waited 4s"
         );
-        w.lag = None;
-        w.error = Some("connection refused".into());
+        w.lag = LagReading::Unreadable("connection refused".into());
         assert_eq!(
             replica_wait_text(&w),
             "postgres://replica-1/app cannot be read (connection refused) (max_replica_lag 10s); waited 4s"
+        );
+        w.replica = "mysql://replica-1/app".into();
+        w.lag = LagReading::Behind(Duration::from_secs(3));
+        w.max = Duration::from_secs(1);
+        assert_eq!(
+            replica_wait_text(&w),
+            "mysql://replica-1/app is 3s behind (max_replica_lag 1s); waited 4s"
+        );
+        w.lag = LagReading::Stopped("replication SQL thread is not running".into());
+        assert_eq!(
+            replica_wait_text(&w),
+            "mysql://replica-1/app is not replicating: replication SQL thread is not running (max_replica_lag 1s); waited 4s"
+        );
+    }
+
+    #[test]
+    fn vacuum_waits_say_who_on_what_and_how_long() {
+        let mut w = VacuumWait {
+            table: "public.big".into(),
+            kind: phasegate::execute::VacuumKind::Autovacuum,
+            pid: 4242,
+            phase: "scanning heap".into(),
+            waited: Duration::from_millis(4_200),
+        };
+        assert_eq!(
+            vacuum_wait_text(&w),
+            "autovacuum (pid 4242) is vacuuming public.big (scanning heap); waited 4.2s"
+        );
+        w.kind = phasegate::execute::VacuumKind::Manual;
+        assert_eq!(
+            vacuum_wait_text(&w),
+            "a manual VACUUM (pid 4242) is vacuuming public.big (scanning heap); waited 4.2s"
         );
     }
 }
