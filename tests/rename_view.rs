@@ -531,6 +531,12 @@ GRANT USAGE ON SEQUENCE notes_id_seq TO "{role}";
     ok(&project, &["apply", "--env", ENV, "notes"])?;
     expect(tenant_view(db, role, "body").await?, "old release, view")?;
     expect(tenant_view(db, role, "text").await?, "new release, view")?;
+    // A REVOKE and a GRANT made on `notes` while it is the view hold after
+    // the contract (they are carried to the table).
+    db.exec(&format!("REVOKE DELETE ON notes FROM \"{role}\""))
+        .await?;
+    db.exec(&format!("GRANT TRIGGER ON notes TO \"{role}\""))
+        .await?;
     ok(
         &project,
         &[
@@ -546,6 +552,16 @@ GRANT USAGE ON SEQUENCE notes_id_seq TO "{role}";
     )?;
     ok(&project, &["apply", "--env", ENV, "notes"])?;
     expect(tenant_view(db, role, "text").await?, "after the contract")?;
+    let privileges = db
+        .text(&format!(
+            "SELECT concat_ws(',', has_table_privilege('{role}', 'notes', 'SELECT'), has_table_privilege('{role}', 'notes', 'DELETE'), has_table_privilege('{role}', 'notes', 'TRIGGER'))"
+        ))
+        .await?;
+    if privileges.as_deref() != Some("t,f,t") {
+        return Err(fail(format!(
+            "after the contract the role's SELECT, DELETE, TRIGGER on notes: {privileges:?} (expected the REVOKE and GRANT made on the view to hold)"
+        )));
+    }
     Ok(())
 }
 
@@ -617,6 +633,103 @@ async fn a_published_table_stops_the_swap() {
         };
         let _ = db.exec("DROP PUBLICATION pub_notes").await;
         result
+    })
+    .await
+}
+
+/// The table named without a schema, and a schema named after the migrating
+/// role first on its search_path ("$user"): the view is made in the table's
+/// schema all the same, so a role whose search_path is `public` finds it.
+#[tokio::test]
+async fn the_view_is_made_in_the_tables_schema() {
+    with_postgres(|db| async move {
+        db.exec_in_transaction(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'a'); CREATE SCHEMA postgres;",
+        )
+        .await?;
+        let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
+        let project = Project::new(&db, &[], "notes", plan)?;
+        ok(&project, &["apply", "--env", ENV, "notes"])?;
+        let schemas = db
+            .texts("SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('notes', 'notes_phasegate_base') ORDER BY 1")
+            .await?;
+        if schemas != ["public.notes:v", "public.notes_phasegate_base:r"] {
+            return Err(fail(format!("the view and the table: {schemas:?}")));
+        }
+        let _ = db.exec("DROP SCHEMA postgres").await;
+        Ok(())
+    })
+    .await
+}
+
+/// Inheritance and system column names: refused when planned against the
+/// database, and (planned offline) the swap stops before anything changes.
+#[tokio::test]
+async fn inheritance_and_system_column_names_are_refused() {
+    with_postgres(|db| async move {
+        db.exec_in_transaction(
+            "CREATE TABLE parent (id int PRIMARY KEY, a text);
+             CREATE TABLE child (extra int) INHERITS (parent);
+             CREATE TABLE events (id int, a text) PARTITION BY RANGE (id);
+             CREATE TABLE events_1 PARTITION OF events FOR VALUES FROM (0) TO (100);",
+        )
+        .await?;
+        let catalog = db.catalog(&["parent", "child", "events_1"]).await?;
+        for (table, to, needle) in [
+            (
+                "parent",
+                "b",
+                "through a view, SELECT, UPDATE and DELETE … FROM ONLY parent",
+            ),
+            (
+                "child",
+                "b",
+                "Postgres renames its columns only through its parent",
+            ),
+            (
+                "events_1",
+                "b",
+                "Postgres renames its columns only through its parent",
+            ),
+            ("parent", "xmin", "system column"),
+        ] {
+            let change = format!(
+                "  - rename_column: {{ table: {table}, from: a, to: {to}, strategy: view }}\n"
+            );
+            let refusal = plan_error(db.dialect, &catalog, &change)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            if !refusal.contains(needle) {
+                return Err(fail(format!("{table}.a → {to}: {refusal:?}")));
+            }
+        }
+        // Planned offline (no catalog), the swap's own SQL stops, in its
+        // transaction, and nothing changes.
+        let before = user_schema(&db).await?;
+        for (table, needle) in [
+            ("parent", "FROM ONLY"),
+            ("child", "only through its parent"),
+            ("events_1", "only through its parent"),
+        ] {
+            let plan = common::plan_offline(
+                db.dialect,
+                &format!(
+                    "  - rename_column: {{ table: {table}, from: a, to: b, strategy: view }}\n"
+                ),
+            )?;
+            let swap = common::step(&plan, "swap_in_view")?
+                .sql
+                .clone()
+                .unwrap_or_default();
+            match db.exec_in_transaction(&swap).await {
+                Err(e) if e.to_string().contains(needle) => {}
+                other => return Err(fail(format!("{table}: the swap ran: {other:?}"))),
+            }
+            if user_schema(&db).await? != before {
+                return Err(fail(format!("{table}: the failed swap changed the schema")));
+            }
+        }
+        Ok(())
     })
     .await
 }

@@ -28,6 +28,23 @@ DECLARE
   view_rel regclass := {{ table|ident|literal }}::regclass;
   g record;
 BEGIN
+  -- An unqualified name: CREATE VIEW made it in the first schema of the
+  -- search_path, which need not be the table's.
+  IF (SELECT relnamespace FROM pg_class WHERE oid = view_rel) <> (SELECT relnamespace FROM pg_class WHERE oid = base_rel) THEN
+    EXECUTE format('ALTER VIEW %s SET SCHEMA %I', view_rel,
+      (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = base_rel));
+  END IF;
+  -- A partition or an inheriting table has its columns renamed through its
+  -- parent; a parent by plain inheritance would give FROM ONLY queries its
+  -- children's rows through a view.
+  IF EXISTS (SELECT FROM pg_inherits WHERE inhrelid = base_rel) THEN
+    RAISE EXCEPTION 'table % is a partition or inherits from another table: Postgres renames its columns only through its parent, so the contract could not rename %', {{ table|ident|literal }}, {{ old|literal }}
+      USING HINT = 'rename the column on the parent table, or with strategy: copy';
+  END IF;
+  IF EXISTS (SELECT FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhparent = base_rel AND p.relkind = 'r') THEN
+    RAISE EXCEPTION 'tables inherit from table %: through a view, SELECT, UPDATE and DELETE … FROM ONLY % would reach their rows too', {{ table|ident|literal }}, {{ table|ident|literal }}
+      USING HINT = 'rename the column with strategy: copy';
+  END IF;
   -- Logical replication and change-data capture name a change by its
   -- table: subscribers would receive users_phasegate_base's.
   IF EXISTS (SELECT FROM pg_publication_tables p JOIN pg_class c ON c.relname = p.tablename
@@ -36,7 +53,7 @@ BEGIN
     RAISE EXCEPTION 'table % is in a publication (%): while it stands behind a view its changes would be published under the name %, which subscribers and change-data capture do not know', {{ table|ident|literal }},
       (SELECT string_agg(DISTINCT quote_ident(p.pubname), ', ') FROM pg_publication_tables p JOIN pg_class c ON c.relname = p.tablename
          JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname WHERE c.oid = base_rel),
-      base_rel
+      base_rel::text
       USING HINT = 'rename the column with strategy: copy';
   END IF;
   -- The view's privileges are the table's: none from default privileges
@@ -90,11 +107,66 @@ END
 {{ dollar_quote }};
 {%- endmacro %}
 
+{#- Before the view goes (the contract, or rolling the swap back): the
+    privileges granted or revoked on the view since the swap become the
+    table's, so a GRANT or REVOKE made on `users` while it was a view holds.
+    `column` is the table's name for the renamed column's privileges on the
+    view (under either of its names). -#}
+{% macro adopt_view_privileges() -%}
+DO {{ dollar_quote }}
+DECLARE
+  base_rel regclass := {{ base|ident|literal }}::regclass;
+  view_rel regclass := {{ table|ident|literal }}::regclass;
+  g record;
+BEGIN
+  FOR g IN
+    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = base_rel AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM %s', base_rel, g.grantee);
+  END LOOP;
+  FOR g IN
+    SELECT DISTINCT att.attname,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE att.attrelid = base_rel AND att.attnum > 0 AND NOT att.attisdropped
+  LOOP
+    EXECUTE format('REVOKE ALL (%I) ON %s FROM %s', g.attname, base_rel, g.grantee);
+  END LOOP;
+  FOR g IN
+    SELECT a.privilege_type, a.is_grantable, NULL::name AS column_name,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = view_rel AND a.grantee <> c.relowner
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES', 'TRIGGER')
+    UNION
+    SELECT a.privilege_type, a.is_grantable,
+           CASE WHEN att.attname = {{ new|literal }} THEN {{ old|literal }}::name ELSE att.attname END,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE att.attrelid = view_rel AND att.attnum > 0 AND NOT att.attisdropped
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+  LOOP
+    EXECUTE format('GRANT %s%s ON %s TO %s%s', g.privilege_type,
+      CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
+      base_rel, g.grantee,
+      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END
+{{ dollar_quote }};
+{%- endmacro %}
+
 {% block swap_in %}
 ALTER TABLE {{ table|ident }} RENAME TO {{ base_name|ident }};
 {{ view() }}
 {% endblock %}
 {% block swap_out %}
+{{ adopt_view_privileges() }}
 DROP VIEW {{ table|ident }};
 ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
 {% endblock %}
@@ -103,6 +175,7 @@ ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
     statement names the objects as the step leaves them (what
     `resolve --as applied` checks). -#}
 {% block contract %}
+{{ adopt_view_privileges() }}
 DROP VIEW {{ table|ident }};
 ALTER TABLE {{ base|ident }} RENAME TO {{ table_name|ident }};
 ALTER TABLE {{ table|ident }} RENAME COLUMN {{ old|ident }} TO {{ new|ident }};

@@ -27,8 +27,11 @@ use crate::dialect::Dialect;
 use crate::intent::RenameColumn;
 use crate::plan::{Blocks, LockDuration, PlanningError, Recipe, derived_name};
 
+/// Postgres's system column names (Postgres docs, 5.6 "System Columns").
+const SYSTEM_COLUMNS: [&str; 6] = ["tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"];
+
 /// What does not work through the view while it stands, for the plan's notes.
-const VIEW_LIMITS: &str = "TRUNCATE, COPY … FROM and COPY … TO (use COPY (SELECT …) TO), MERGE (before Postgres 17), ALTER TABLE, CREATE INDEX or CREATE TRIGGER on the name, a new foreign key that references it, INSERT … ON CONFLICT ON CONSTRAINT (name the columns instead), and pg_get_serial_sequence() with the table's name (currval/nextval of the sequence's own name work)";
+const VIEW_LIMITS: &str = "TRUNCATE, COPY … FROM and COPY … TO (use COPY (SELECT …) TO), MERGE (before Postgres 17), ALTER TABLE, CREATE INDEX or CREATE TRIGGER on the name, a new foreign key that references it, INSERT … ON CONFLICT ON CONSTRAINT (name the columns instead), pg_get_serial_sequence() with the table's name (currval/nextval of the sequence's own name work), system columns (xmin, ctid, tableoid: optimistic locking on xmin fails), functions that take the table's row type (it follows the table aside), FROM ONLY on a partitioned table (it reads every partition through the view), and TG_TABLE_NAME in the table's triggers (the table's name is its base name meanwhile); GRANT and REVOKE on the name act on the view and are carried to the table at the contract";
 
 pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), PlanningError> {
     let (t, old, new) = (&i.table, &i.from, &i.to);
@@ -45,7 +48,25 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
             )));
         }
     }
+    // Postgres's system columns (Postgres docs, 5.6 "System Columns"): the
+    // view would show such a name, and the contract could not rename to it.
+    if SYSTEM_COLUMNS.contains(&new.as_str()) {
+        return Err(r.unsupported(format!(
+            "{new} is the name of a system column of every Postgres table: the contract could not rename {old} to it"
+        )));
+    }
     if let Some(facts) = r.catalog.table(t) {
+        let p = &facts.partitioning;
+        if let Some(parent) = p.partition_of.as_ref().or(p.inherits.first()) {
+            return Err(r.unsupported(format!(
+                "{t} is a partition of or inherits from {parent}: Postgres renames its columns only through its parent, so the contract could not rename {old}; rename the column on {parent}, or with `strategy: copy`"
+            )));
+        }
+        if let Some(child) = p.inherited_by.first() {
+            return Err(r.unsupported(format!(
+                "{child} inherits from {t}: through a view, SELECT, UPDATE and DELETE … FROM ONLY {t} would reach the rows of the tables that inherit from it too; rename with `strategy: copy`"
+            )));
+        }
         if facts.kind != RelationKind::Table {
             return Err(r.unsupported(format!(
                 "{t} is not a table (a view already stands under its name: is another plan renaming one of its columns through a view?); finish that plan first"
@@ -65,14 +86,18 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
                 } else {
                     "trigger"
                 };
+                let about: Vec<String> = [
+                    (!trigger.when.is_empty()).then(|| trigger.when.clone()),
+                    trigger.on.as_ref().map(|on| format!("on {on}")),
+                    trigger.function.as_ref().map(|f| format!("function {f}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 return Err(r.unsupported(format!(
-                    "{whose} {} ({}{}) names column {old}: phasegate cannot rewrite trigger code, and once the contract renames {old} to {new} every write that fires it fails; change it so it no longer uses {old} (or drop it) in an earlier plan (a `sql` change), or finish that plan first",
+                    "{whose} {} ({}) names column {old}: phasegate cannot rewrite trigger code, and once the contract renames {old} to {new} every write that fires it fails; change it so it no longer uses {old} (or drop it) in an earlier plan (a `sql` change), or finish that plan first",
                     trigger.name,
-                    trigger.when,
-                    trigger
-                        .function
-                        .as_ref()
-                        .map_or_else(String::new, |f| format!(", function {f}")),
+                    about.join(", "),
                 )));
             }
         }
