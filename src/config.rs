@@ -19,7 +19,18 @@
 //!     backfill_pause: 50ms      # between batches
 //!     max_replica_lag: 10s      # batches wait while a replica is further behind (Postgres)
 //!     replica_urls: [ "${PROD_REPLICA_URL}" ]
+//!   - name: tenants            # a fleet: many databases, one environment
+//!     database_urls_from: { glob: "tenants/*.db" }   # or { command: "./tenant-urls" }, or database_urls: [..]
+//!     waves: { canary: 1, growth: 2, parallelism: 4, pause: false }
 //! ```
+//!
+//! An environment names its database with exactly one of `database_url`,
+//! `database_urls` (a list) and `database_urls_from` (a `glob` of SQLite
+//! files relative to the project root, sorted; or a `command` run by `sh`
+//! in the project root that prints one URL a line, killed after
+//! [`COMMAND_TIMEOUT`]); see [`Fleet`] and [`Waves`]. Every database of one
+//! environment is of one dialect, and no database is listed twice, in one
+//! environment or in two.
 //!
 //! `${VAR}` is read from the environment when the file is loaded. An
 //! environment whose URL names an unset variable is set aside
@@ -45,12 +56,14 @@ use crate::dialect::Dialect;
 use crate::intent::Diagnostic;
 
 mod durations;
+mod fleet;
 mod identity;
 
 pub use durations::{
     AGE_RANGE, BATCH_TIME_RANGE, DurationRange, LAG_RANGE, MAX_LOCK_RETRIES, PAUSE_RANGE,
     TIMEOUT_RANGE, parse_duration,
 };
+pub use fleet::{COMMAND_TIMEOUT, Fleet, MAX_TARGETS, Waves};
 pub use identity::database_identity;
 use identity::{refused_url, shared_database};
 
@@ -74,8 +87,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Environment {
     pub name: String,
-    /// With `${VAR}`s expanded; relative SQLite paths resolved against the project root.
+    /// With `${VAR}`s expanded; relative SQLite paths resolved against the
+    /// project root. For a fleet, its first target's.
     pub database_url: String,
+    /// The environment's databases when it is a fleet (`database_urls` or
+    /// `database_urls_from`), and how `apply` rolls phases across them.
+    pub fleet: Option<Fleet>,
     pub dialect: Dialect,
     /// How long the previous phase must have been deployed before an irreversible one.
     pub soak: Option<Duration>,
@@ -101,6 +118,27 @@ pub struct Environment {
     /// Backfill batches wait while a replica is further behind than this
     /// (`max_replica_lag` and `replica_urls`; Postgres only).
     pub replica_lag: Option<ReplicaLag>,
+}
+
+impl Environment {
+    /// The database URLs of this environment: its `database_url`, or every
+    /// target of its fleet in wave order.
+    pub fn target_urls(&self) -> Vec<&str> {
+        match &self.fleet {
+            Some(f) => f.targets.iter().map(String::as_str).collect(),
+            None => vec![self.database_url.as_str()],
+        }
+    }
+
+    /// This environment on one of its databases, `url`: the same name
+    /// (each target's log is that environment's) and settings, no fleet.
+    pub fn on_target(&self, url: &str) -> Environment {
+        Environment {
+            database_url: url.to_string(),
+            fleet: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// `max_replica_lag` and the replicas it is read on (`replica_urls`).
@@ -156,7 +194,14 @@ type At<T> = Spanned<T>;
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
     name: At<String>,
-    database_url: At<String>,
+    #[serde(default)]
+    database_url: Option<At<String>>,
+    #[serde(default)]
+    database_urls: Option<At<Vec<String>>>,
+    #[serde(default)]
+    database_urls_from: Option<At<fleet::RawSource>>,
+    #[serde(default)]
+    waves: Option<At<fleet::RawWaves>>,
     #[serde(default)]
     soak: Option<At<String>>,
     #[serde(default)]
@@ -338,7 +383,6 @@ impl Config {
         // Where each environment's database_url stands, for the shared-database error.
         let mut url_at = Vec::new();
         'environments: for e in raw.environments.value {
-            url_at.push(e.database_url.referenced);
             let name = e.name.value.clone();
             if !crate::intent::is_valid_plan_name(&name) {
                 return Err(at_value(
@@ -356,27 +400,9 @@ impl Config {
                     format!("environment `{name}` is listed twice"),
                 ));
             }
-            let url = match expand(&e.database_url.value, lookup).map_err(|var| {
-                // The variable's own column, when the URL is written plain on its line.
-                let (line, column) = position(&e.database_url.referenced);
-                let offset = line
-                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
-                    .zip(column)
-                    .and_then(|(l, c)| {
-                        let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
-                        l[start..]
-                            .find(&format!("${{{var}}}"))
-                            .map(|i| l[start..start + i].chars().count())
-                    });
-                at(
-                    line,
-                    column.map(|c| c + offset.unwrap_or(0)),
-                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
-                )
-            }) {
-                Ok(url) => url,
-                Err(e) if lenient => {
-                    url_at.pop();
+            let (urls, url_loc) = match urls_of(&e, &name, text, root, lookup, &at, &at_value) {
+                Ok(found) => found,
+                Err((e, can_wait)) if lenient && can_wait => {
                     unresolved.push(Unresolved {
                         position: environments.len() + unresolved.len(),
                         name,
@@ -384,8 +410,10 @@ impl Config {
                     });
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err((e, _)) => return Err(e),
             };
+            url_at.push(url_loc);
+            let url = urls[0].clone();
             let backup_command = e.backup_command.clone();
             let duration = |field: &str,
                             value: &Option<At<String>>,
@@ -400,12 +428,49 @@ impl Config {
                     })
                     .transpose()
             };
-            let dialect = dialect_of(&url).map_err(|m| {
-                at_value(
-                    &e.database_url.referenced,
-                    format!("{name}.database_url: {m}"),
-                )
-            })?;
+            let field = url_field(&e);
+            let dialect =
+                dialect_of(&url).map_err(|m| at_value(&url_loc, format!("{name}.{field}: {m}")))?;
+            for (i, u) in urls.iter().enumerate().skip(1) {
+                let d = dialect_of(u).map_err(|m| {
+                    at_value(&url_loc, format!("{name}.{field}: entry {}: {m}", i + 1))
+                })?;
+                if d != dialect {
+                    return Err(at_value(
+                        &url_loc,
+                        format!(
+                            "{name}.{field}: entry {} ({}) is {d}, entry 1 ({}) is {dialect}: every database of one environment must be of one dialect",
+                            i + 1,
+                            crate::catalog::redact(u),
+                            crate::catalog::redact(&url),
+                        ),
+                    ));
+                }
+            }
+            let fleet = match (&e.database_url, &e.waves) {
+                (Some(_), Some(w)) => {
+                    return Err(at_value(
+                        &w.referenced,
+                        format!(
+                            "{name}.waves applies to a fleet: list its databases in database_urls or database_urls_from instead of database_url"
+                        ),
+                    ));
+                }
+                (Some(_), None) => None,
+                (None, waves) => Some(Fleet {
+                    targets: urls
+                        .iter()
+                        .map(|u| resolve_sqlite_path(&crate::dialect::driver_url(u), root))
+                        .collect(),
+                    waves: match waves {
+                        Some(w) => w
+                            .value
+                            .check()
+                            .map_err(|m| at_value(&w.referenced, format!("{name}.{m}")))?,
+                        None => Waves::default(),
+                    },
+                }),
+            };
             let replica_lag = match (&e.max_replica_lag, &e.replica_urls) {
                 (None, None) => None,
                 (Some(m), None) => {
@@ -481,6 +546,7 @@ impl Config {
             };
             environments.push(Environment {
                 replica_lag,
+                fleet,
                 database_url: resolve_sqlite_path(&crate::dialect::driver_url(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak, AGE_RANGE)?,
@@ -538,18 +604,39 @@ impl Config {
             });
         }
         for (e, at) in environments.iter().zip(&url_at) {
-            if let Some(why) = refused_url(&e.database_url) {
-                return Err(at_value(at, format!("{}.database_url {why}", e.name)));
+            for url in e.target_urls() {
+                if let Some(why) = refused_url(url) {
+                    let which = match &e.fleet {
+                        Some(_) => format!("{} ({})", e.name, crate::catalog::redact(url)),
+                        None => format!("{}.database_url", e.name),
+                    };
+                    return Err(at_value(at, format!("{which} {why}")));
+                }
             }
         }
-        if let Some((i, j)) = shared_database(&environments) {
-            let (first, second) = (&environments[i].name, &environments[j].name);
-            return Err(at_value(
-                &url_at[j],
+        if let Some(((i, a), (j, b))) = shared_database(&environments) {
+            let (first, second) = (&environments[i], &environments[j]);
+            let message = if i == j {
                 format!(
-                    "environments `{first}` and `{second}` point at the same database: each environment needs its own, or promotion from one to the other proves nothing"
-                ),
-            ));
+                    "`{}` lists one database twice (its entries {} and {}: {}): each database is one target of a fleet",
+                    first.name,
+                    a + 1,
+                    b + 1,
+                    crate::catalog::redact(second.target_urls()[b]),
+                )
+            } else {
+                format!(
+                    "environments `{}` and `{}` point at the same database{}: each environment needs its own, or promotion from one to the other proves nothing",
+                    first.name,
+                    second.name,
+                    if first.fleet.is_some() || second.fleet.is_some() {
+                        format!(" ({})", crate::catalog::redact(second.target_urls()[b]))
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            return Err(at_value(&url_at[j], message));
         }
         Ok(Config {
             environments,
@@ -622,8 +709,13 @@ fn explain_yaml_error(e: &crate::intent::yaml::YamlError) -> String {
     let Some((given, expected)) = &e.unknown else {
         return e.message.clone();
     };
-    let what = if expected.iter().any(|k| k == "database_url") {
+    let has = |key: &str| expected.iter().any(|k| k == key);
+    let what = if has("database_url") {
         "environment key"
+    } else if has("canary") {
+        "waves key"
+    } else if has("glob") {
+        "database_urls_from key"
     } else {
         "top-level key"
     };
@@ -655,6 +747,172 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Which of the URL fields an environment uses, for messages.
+fn url_field(e: &RawEnvironment) -> &'static str {
+    if e.database_urls.is_some() {
+        "database_urls"
+    } else if e.database_urls_from.is_some() {
+        "database_urls_from"
+    } else {
+        "database_url"
+    }
+}
+
+/// An error of [`urls_of`], and whether a lenient load may set the
+/// environment aside for it (an unset `${VAR}`, a glob that matches no file
+/// yet, a command that fails: errors only for a command that uses the
+/// environment) rather than refuse the file (a mistake in the file itself).
+type UrlsError = (ConfigError, bool);
+
+/// The database URLs of an environment (`${VAR}`s expanded; one for
+/// `database_url`, every target of a fleet otherwise) and where the field
+/// stands; exactly one of `database_url`, `database_urls` and
+/// `database_urls_from` must be given.
+fn urls_of(
+    e: &RawEnvironment,
+    name: &str,
+    text: &str,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    at: &dyn Fn(Option<usize>, Option<usize>, String) -> ConfigError,
+    at_value: &dyn Fn(&Location, String) -> ConfigError,
+) -> Result<(Vec<String>, Location), UrlsError> {
+    let given: Vec<(&str, Location)> = [
+        e.database_url
+            .as_ref()
+            .map(|u| ("database_url", u.referenced)),
+        e.database_urls
+            .as_ref()
+            .map(|u| ("database_urls", u.referenced)),
+        e.database_urls_from
+            .as_ref()
+            .map(|u| ("database_urls_from", u.referenced)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match given.as_slice() {
+        [] => {
+            return Err((
+                at_value(
+                    &e.name.referenced,
+                    format!(
+                        "environment `{name}` needs database_url (one database), or database_urls / database_urls_from (a fleet)"
+                    ),
+                ),
+                false,
+            ));
+        }
+        [(first, _), (second, loc), ..] => {
+            return Err((
+                at_value(
+                    loc,
+                    format!(
+                        "{name}: set one of database_url, database_urls and database_urls_from, not both {first} and {second}"
+                    ),
+                ),
+                false,
+            ));
+        }
+        [_] => {}
+    }
+    if let Some(u) = &e.database_url {
+        let url = expand(&u.value, lookup).map_err(|var| {
+            // The variable's own column, when the URL is written plain on its line.
+            let (line, column) = position(&u.referenced);
+            let text_line = line.and_then(|l| text.lines().nth(l.saturating_sub(1)));
+            let offset = text_line.zip(column).and_then(|(l, c)| {
+                let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
+                l[start..]
+                    .find(&format!("${{{var}}}"))
+                    .map(|i| l[start..start + i].chars().count())
+            });
+            (
+                at(
+                    line,
+                    column.map(|c| c + offset.unwrap_or(0)),
+                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
+                ),
+                true,
+            )
+        })?;
+        return Ok((vec![url], u.referenced));
+    }
+    if let Some(list) = &e.database_urls {
+        if list.value.is_empty() {
+            return Err((
+                at_value(
+                    &list.referenced,
+                    format!("{name}.database_urls is empty: list at least one database"),
+                ),
+                false,
+            ));
+        }
+        let urls = list
+            .value
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                expand(u, lookup).map_err(|var| {
+                    (
+                        at_value(
+                            &list.referenced,
+                            format!(
+                                "environment variable `{var}` (in {name}'s database_urls, entry {}) is not set",
+                                i + 1
+                            ),
+                        ),
+                        true,
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((urls, list.referenced));
+    }
+    let Some(from) = &e.database_urls_from else {
+        unreachable!("one of the three is given");
+    };
+    let loc = from.referenced;
+    let fail = |m: String, can_wait: bool| {
+        (
+            at_value(&loc, format!("{name}.database_urls_from: {m}")),
+            can_wait,
+        )
+    };
+    let urls = match (&from.value.glob, &from.value.command) {
+        (Some(pattern), None) => {
+            let pattern = expand(pattern, lookup).map_err(|var| {
+                fail(
+                    format!("environment variable `{var}` (in its glob) is not set"),
+                    true,
+                )
+            })?;
+            if pattern.contains("://") {
+                return Err(fail(
+                    format!(
+                        "glob `{pattern}` is a path pattern of SQLite files (tenants/*.db), not a URL"
+                    ),
+                    false,
+                ));
+            }
+            fleet::glob_urls(&pattern, root).map_err(|m| {
+                let can_wait = m.contains("matches no file");
+                fail(m, can_wait)
+            })?
+        }
+        (None, Some(command)) => {
+            fleet::command_urls(command, root, COMMAND_TIMEOUT).map_err(|m| fail(m, true))?
+        }
+        _ => {
+            return Err(fail(
+                "expected one of `glob: \"tenants/*.db\"` (SQLite files, relative to the project root) or `command: \"…\"` (prints one database URL a line)".into(),
+                false,
+            ));
+        }
+    };
+    Ok((urls, loc))
 }
 
 fn dialect_of(url: &str) -> Result<Dialect, String> {

@@ -23,6 +23,7 @@ mod children;
 mod deadline;
 mod drift;
 mod exported;
+mod fleet;
 mod gate;
 mod presence;
 mod progress;
@@ -51,6 +52,7 @@ use crate::tracker::{
 };
 
 pub use exported::ForExport;
+pub use fleet::{FleetApplied, FleetStop, TargetApplied, TargetOutcome, TargetState, at_phase};
 pub use steps::StepError;
 
 pub use apply::Applied;
@@ -59,7 +61,7 @@ pub use progress::{
     BackfillProgress, EXACT_COUNT_LIMIT, LockWait, NoProgress, Progress, ReplicaWait, RowCount,
 };
 pub use records::Resolution;
-pub use status::{EnvStatus, PlanProblem, PlanStatus};
+pub use status::{EnvStatus, FleetRow, PlanProblem, PlanStatus, TargetRow};
 
 /// Why a command could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +192,9 @@ pub struct Workspace<'a> {
     /// Who is recorded as doing things (the OS user unless told otherwise).
     pub actor: String,
     pub progress: &'a dyn Progress,
+    /// For a fleet environment: the one database of it a command works on
+    /// (a URL of its `Fleet::targets`); see [`Workspace::on_target`].
+    pub target: Option<String>,
 }
 
 impl<'a> Workspace<'a> {
@@ -199,6 +204,20 @@ impl<'a> Workspace<'a> {
             clock,
             actor: actor.into(),
             progress: &NoProgress,
+            target: None,
+        }
+    }
+
+    /// The same workspace working on one database of a fleet, `url` (one
+    /// of its targets): every command then runs there as on an ordinary
+    /// environment of the fleet's name and settings.
+    pub fn on_target(&self, url: &str) -> Workspace<'a> {
+        Workspace {
+            config: self.config,
+            clock: self.clock,
+            actor: self.actor.clone(),
+            progress: self.progress,
+            target: Some(url.to_string()),
         }
     }
 
@@ -331,6 +350,7 @@ impl<'a> Workspace<'a> {
     /// `phasegate plan --env E`: the plan as `apply` would run it there.
     pub async fn plan_against(&self, env: &str, target: &str) -> Result<Plan, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         Ok(self.plan_live(&loaded, env).await?.plan)
     }
@@ -357,8 +377,29 @@ impl<'a> Workspace<'a> {
         self.config.names()
     }
 
-    fn env(&self, name: &str) -> Result<&'a Environment, RunError> {
-        Ok(self.config.environment(name)?)
+    /// The environment a command works on: `name` from the config, or,
+    /// for a fleet, the target this workspace is on ([`Workspace::on_target`]).
+    /// A fleet without a target is [`RunError::Invalid`]: a command that
+    /// does not run across a fleet must not act on one of its databases
+    /// unasked.
+    fn env(&self, name: &str) -> Result<std::borrow::Cow<'a, Environment>, RunError> {
+        let env = self.config.environment(name)?;
+        let Some(fleet) = &env.fleet else {
+            return Ok(std::borrow::Cow::Borrowed(env));
+        };
+        match &self.target {
+            Some(url) if fleet.targets.contains(url) => {
+                Ok(std::borrow::Cow::Owned(env.on_target(url)))
+            }
+            Some(url) => Err(RunError::Invalid(format!(
+                "{} is not a database of {name}",
+                crate::catalog::redact(url)
+            ))),
+            None => Err(RunError::Invalid(format!(
+                "{name} is a fleet of {} databases: this command works on one database and does not run across a fleet yet (apply, gate, mark and status do)",
+                fleet.targets.len()
+            ))),
+        }
     }
 
     async fn open(&self, env: &Environment) -> Result<Store, RunError> {
