@@ -203,11 +203,21 @@ async fn a_sqlite_fleet_rolls_out_in_waves_and_stops_at_the_database_that_fails(
 
     // The app deploy cannot be marked while databases lag.
     let o = dir
-        .run(&["mark", "--env", "tenants", PLAN, "--phase", "1", "--app-version", "v1"])
+        .run(&[
+            "mark",
+            "--env",
+            "tenants",
+            PLAN,
+            "--phase",
+            "1",
+            "--app-version",
+            "v1",
+        ])
         .await?;
     assert_eq!(o.status.code(), Some(1), "{}", shown(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("3 of 5 databases of tenants have not applied phase 1"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("3 of 5 databases of tenants have not applied phase 1"),
         "{}",
         shown(&o)
     );
@@ -245,6 +255,17 @@ async fn a_sqlite_fleet_rolls_out_in_waves_and_stops_at_the_database_that_fails(
     assert_eq!(o.status.code(), Some(1), "{}", shown(&o));
     assert!(!sqlite_has_note(&prod).await?);
 
+    // The fleet's gate is judged on the database furthest behind: its
+    // conflict is the error, naming it.
+    let o = dir.run(&["gate", "--env", "tenants", PLAN]).await?;
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("in database sqlite://") && err.contains("t3.db"),
+        "{}",
+        shown(&o)
+    );
+
     // Fixed, the next apply skips the two at the phase and runs the rest.
     sqlite_exec(&tenants[2], "ALTER TABLE accounts DROP COLUMN note").await?;
 
@@ -278,7 +299,16 @@ async fn a_sqlite_fleet_rolls_out_in_waves_and_stops_at_the_database_that_fails(
     assert_eq!(code, Some(3), "{doc:#}");
     assert_eq!(doc["outcome"], "waiting_for_deploy", "{doc:#}");
     let (code, doc) = dir
-        .json(&["mark", "--env", "tenants", PLAN, "--phase", "1", "--app-version", "v1"])
+        .json(&[
+            "mark",
+            "--env",
+            "tenants",
+            PLAN,
+            "--phase",
+            "1",
+            "--app-version",
+            "v1",
+        ])
         .await?;
     assert_eq!(code, Some(0), "{doc:#}");
     let recorded = doc["databases"]

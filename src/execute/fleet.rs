@@ -503,7 +503,17 @@ impl Workspace<'_> {
             return Err(RunError::Invalid(format!("{} has no database", env.name)));
         };
         let url = &fleet.targets[i];
-        let mut verdict = self.on_target(url).gate(&env.name, target).await?;
+        let mut verdict =
+            self.on_target(url)
+                .gate(&env.name, target)
+                .await
+                .map_err(|e| match e {
+                    RunError::Blocked(_) | RunError::Waiting(_) | RunError::NothingToDo(_) => e,
+                    other => RunError::Target {
+                        database: redact(url),
+                        source: Box::new(other),
+                    },
+                })?;
         verdict.gates.push(crate::tracker::gates::Gate {
             name: "fleet",
             held: true,

@@ -102,6 +102,13 @@ pub enum RunError {
     Invalid(String),
     #[error("backup command failed: {0}")]
     Backup(String),
+    /// What happened on one database of a fleet (its URL, the password
+    /// hidden); its exit code is the inner error's.
+    #[error("in database {database}: {source}")]
+    Target {
+        database: String,
+        source: Box<RunError>,
+    },
 }
 
 impl RunError {
@@ -114,6 +121,7 @@ impl RunError {
             RunError::NothingToDo(_) => 0,
             RunError::Blocked(_) | RunError::Refused(_) => 1,
             RunError::Waiting(_) => 3,
+            RunError::Target { source, .. } => source.exit_code(),
             _ => 2,
         }
     }
