@@ -8,7 +8,8 @@
 //! `PHASEGATE_BENCH_FLEET_SQLITE` (files, default `1000`; `0` skips),
 //! `PHASEGATE_BENCH_FLEET_PARALLELISM` (comma-separated, default `1,4`:
 //! one run per value, each on fresh databases),
-//! `PHASEGATE_BENCH_FLEET_ROWS` (rows per table, default `100`). The
+//! `PHASEGATE_BENCH_FLEET_ROWS` (rows per table, default `100`). Figures:
+//! docs/workflow.md, "Fleets". The
 //! Postgres server is `PHASEGATE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); one that cannot be
 //! reached is reported and skipped. Scratch databases and files are
