@@ -400,18 +400,19 @@ impl Config {
                     format!("environment `{name}` is listed twice"),
                 ));
             }
-            let (urls, url_loc) = match urls_of(&e, &name, text, root, lookup, &at, &at_value) {
-                Ok(found) => found,
-                Err((e, can_wait)) if lenient && can_wait => {
-                    unresolved.push(Unresolved {
-                        position: environments.len() + unresolved.len(),
-                        name,
-                        error: e.to_string(),
-                    });
-                    continue;
-                }
-                Err((e, _)) => return Err(e),
-            };
+            let (urls, url_loc) =
+                match fleet::urls_of(&e, &name, text, root, lookup, &at, &at_value) {
+                    Ok(found) => found,
+                    Err((e, can_wait)) if lenient && can_wait => {
+                        unresolved.push(Unresolved {
+                            position: environments.len() + unresolved.len(),
+                            name,
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                    Err((e, _)) => return Err(e),
+                };
             url_at.push(url_loc);
             let url = urls[0].clone();
             let backup_command = e.backup_command.clone();
@@ -428,7 +429,7 @@ impl Config {
                     })
                     .transpose()
             };
-            let field = url_field(&e);
+            let field = fleet::url_field(&e);
             let dialect =
                 dialect_of(&url).map_err(|m| at_value(&url_loc, format!("{name}.{field}: {m}")))?;
             for (i, u) in urls.iter().enumerate().skip(1) {
@@ -747,172 +748,6 @@ fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, St
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// Which of the URL fields an environment uses, for messages.
-fn url_field(e: &RawEnvironment) -> &'static str {
-    if e.database_urls.is_some() {
-        "database_urls"
-    } else if e.database_urls_from.is_some() {
-        "database_urls_from"
-    } else {
-        "database_url"
-    }
-}
-
-/// An error of [`urls_of`], and whether a lenient load may set the
-/// environment aside for it (an unset `${VAR}`, a glob that matches no file
-/// yet, a command that fails: errors only for a command that uses the
-/// environment) rather than refuse the file (a mistake in the file itself).
-type UrlsError = (ConfigError, bool);
-
-/// The database URLs of an environment (`${VAR}`s expanded; one for
-/// `database_url`, every target of a fleet otherwise) and where the field
-/// stands; exactly one of `database_url`, `database_urls` and
-/// `database_urls_from` must be given.
-fn urls_of(
-    e: &RawEnvironment,
-    name: &str,
-    text: &str,
-    root: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    at: &dyn Fn(Option<usize>, Option<usize>, String) -> ConfigError,
-    at_value: &dyn Fn(&Location, String) -> ConfigError,
-) -> Result<(Vec<String>, Location), UrlsError> {
-    let given: Vec<(&str, Location)> = [
-        e.database_url
-            .as_ref()
-            .map(|u| ("database_url", u.referenced)),
-        e.database_urls
-            .as_ref()
-            .map(|u| ("database_urls", u.referenced)),
-        e.database_urls_from
-            .as_ref()
-            .map(|u| ("database_urls_from", u.referenced)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match given.as_slice() {
-        [] => {
-            return Err((
-                at_value(
-                    &e.name.referenced,
-                    format!(
-                        "environment `{name}` needs database_url (one database), or database_urls / database_urls_from (a fleet)"
-                    ),
-                ),
-                false,
-            ));
-        }
-        [(first, _), (second, loc), ..] => {
-            return Err((
-                at_value(
-                    loc,
-                    format!(
-                        "{name}: set one of database_url, database_urls and database_urls_from, not both {first} and {second}"
-                    ),
-                ),
-                false,
-            ));
-        }
-        [_] => {}
-    }
-    if let Some(u) = &e.database_url {
-        let url = expand(&u.value, lookup).map_err(|var| {
-            // The variable's own column, when the URL is written plain on its line.
-            let (line, column) = position(&u.referenced);
-            let text_line = line.and_then(|l| text.lines().nth(l.saturating_sub(1)));
-            let offset = text_line.zip(column).and_then(|(l, c)| {
-                let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
-                l[start..]
-                    .find(&format!("${{{var}}}"))
-                    .map(|i| l[start..start + i].chars().count())
-            });
-            (
-                at(
-                    line,
-                    column.map(|c| c + offset.unwrap_or(0)),
-                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
-                ),
-                true,
-            )
-        })?;
-        return Ok((vec![url], u.referenced));
-    }
-    if let Some(list) = &e.database_urls {
-        if list.value.is_empty() {
-            return Err((
-                at_value(
-                    &list.referenced,
-                    format!("{name}.database_urls is empty: list at least one database"),
-                ),
-                false,
-            ));
-        }
-        let urls = list
-            .value
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
-                expand(u, lookup).map_err(|var| {
-                    (
-                        at_value(
-                            &list.referenced,
-                            format!(
-                                "environment variable `{var}` (in {name}'s database_urls, entry {}) is not set",
-                                i + 1
-                            ),
-                        ),
-                        true,
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok((urls, list.referenced));
-    }
-    let Some(from) = &e.database_urls_from else {
-        unreachable!("one of the three is given");
-    };
-    let loc = from.referenced;
-    let fail = |m: String, can_wait: bool| {
-        (
-            at_value(&loc, format!("{name}.database_urls_from: {m}")),
-            can_wait,
-        )
-    };
-    let urls = match (&from.value.glob, &from.value.command) {
-        (Some(pattern), None) => {
-            let pattern = expand(pattern, lookup).map_err(|var| {
-                fail(
-                    format!("environment variable `{var}` (in its glob) is not set"),
-                    true,
-                )
-            })?;
-            if pattern.contains("://") {
-                return Err(fail(
-                    format!(
-                        "glob `{pattern}` is a path pattern of SQLite files (tenants/*.db), not a URL"
-                    ),
-                    false,
-                ));
-            }
-            fleet::glob_urls(&pattern, root).map_err(|m| {
-                let can_wait = m.contains("matches no file");
-                fail(m, can_wait)
-            })?
-        }
-        (None, Some(command)) => {
-            fleet::command_urls(command, root, COMMAND_TIMEOUT).map_err(|m| fail(m, true))?
-        }
-        _ => {
-            return Err(fail(
-                "expected one of `glob: \"tenants/*.db\"` (SQLite files, relative to the project root) or `command: \"…\"` (prints one database URL a line)".into(),
-                false,
-            ));
-        }
-    };
-    Ok((urls, loc))
 }
 
 fn dialect_of(url: &str) -> Result<Dialect, String> {
