@@ -20,7 +20,18 @@
 //!     max_replica_lag: 10s      # batches wait while a replica is further behind
 //!     replica_urls: [ "${PROD_REPLICA_URL}" ] # Postgres or MySQL/MariaDB replicas, as database_url
 //!     pause_for_vacuum: true    # batches wait while a VACUUM runs on the table (Postgres)
+//!   - name: tenants            # a fleet: many databases, one environment
+//!     database_urls_from: { glob: "tenants/*.db" }   # or { command: "./tenant-urls" }, or database_urls: [..]
+//!     waves: { canary: 1, growth: 2, parallelism: 4, pause: false }
 //! ```
+//!
+//! An environment names its database with exactly one of `database_url`,
+//! `database_urls` (a list) and `database_urls_from` (a `glob` of SQLite
+//! files relative to the project root, sorted; or a `command` run by `sh`
+//! in the project root that prints one URL a line, killed after
+//! [`COMMAND_TIMEOUT`]); see [`Fleet`] and [`Waves`]. Every database of one
+//! environment is of one dialect, and no database is listed twice, in one
+//! environment or in two.
 //!
 //! `${VAR}` is read from the environment when the file is loaded. An
 //! environment whose URL names an unset variable is set aside
@@ -47,12 +58,14 @@ use crate::dialect::Dialect;
 use crate::intent::Diagnostic;
 
 mod durations;
+mod fleet;
 mod identity;
 
 pub use durations::{
     AGE_RANGE, BATCH_TIME_RANGE, DurationRange, LAG_RANGE, MAX_LOCK_RETRIES, PAUSE_RANGE,
     TIMEOUT_RANGE, WHOLE_SECONDS_LAG_RANGE, parse_duration,
 };
+pub use fleet::{COMMAND_TIMEOUT, Fleet, MAX_TARGETS, Waves};
 pub use identity::database_identity;
 use identity::{refused_url, shared_database};
 
@@ -76,8 +89,12 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Environment {
     pub name: String,
-    /// With `${VAR}`s expanded; relative SQLite paths resolved against the project root.
+    /// With `${VAR}`s expanded; relative SQLite paths resolved against the
+    /// project root. For a fleet, its first target's.
     pub database_url: String,
+    /// The environment's databases when it is a fleet (`database_urls` or
+    /// `database_urls_from`), and how `apply` rolls phases across them.
+    pub fleet: Option<Fleet>,
     pub dialect: Dialect,
     /// How long the previous phase must have been deployed before an irreversible one.
     pub soak: Option<Duration>,
@@ -106,6 +123,27 @@ pub struct Environment {
     /// Backfill batches wait while a VACUUM (autovacuum's or another
     /// session's) runs on the table (`pause_for_vacuum: true`; Postgres only).
     pub pause_for_vacuum: bool,
+}
+
+impl Environment {
+    /// The database URLs of this environment: its `database_url`, or every
+    /// target of its fleet in wave order.
+    pub fn target_urls(&self) -> Vec<&str> {
+        match &self.fleet {
+            Some(f) => f.targets.iter().map(String::as_str).collect(),
+            None => vec![self.database_url.as_str()],
+        }
+    }
+
+    /// This environment on one of its databases, `url`: the same name
+    /// (each target's log is that environment's) and settings, no fleet.
+    pub fn on_target(&self, url: &str) -> Environment {
+        Environment {
+            database_url: url.to_string(),
+            fleet: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// `max_replica_lag` and the replicas it is read on (`replica_urls`).
@@ -163,7 +201,14 @@ type At<T> = Spanned<T>;
 #[serde(deny_unknown_fields)]
 struct RawEnvironment {
     name: At<String>,
-    database_url: At<String>,
+    #[serde(default)]
+    database_url: Option<At<String>>,
+    #[serde(default)]
+    database_urls: Option<At<Vec<String>>>,
+    #[serde(default)]
+    database_urls_from: Option<At<fleet::RawSource>>,
+    #[serde(default)]
+    waves: Option<At<fleet::RawWaves>>,
     #[serde(default)]
     soak: Option<At<String>>,
     #[serde(default)]
@@ -347,7 +392,6 @@ impl Config {
         // Where each environment's database_url stands, for the shared-database error.
         let mut url_at = Vec::new();
         'environments: for e in raw.environments.value {
-            url_at.push(e.database_url.referenced);
             let name = e.name.value.clone();
             if !crate::intent::is_valid_plan_name(&name) {
                 return Err(at_value(
@@ -365,36 +409,21 @@ impl Config {
                     format!("environment `{name}` is listed twice"),
                 ));
             }
-            let url = match expand(&e.database_url.value, lookup).map_err(|var| {
-                // The variable's own column, when the URL is written plain on its line.
-                let (line, column) = position(&e.database_url.referenced);
-                let offset = line
-                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
-                    .zip(column)
-                    .and_then(|(l, c)| {
-                        let start = l.char_indices().nth(c - 1).map(|(i, _)| i)?;
-                        l[start..]
-                            .find(&format!("${{{var}}}"))
-                            .map(|i| l[start..start + i].chars().count())
-                    });
-                at(
-                    line,
-                    column.map(|c| c + offset.unwrap_or(0)),
-                    format!("environment variable `{var}` (in {name}'s database_url) is not set"),
-                )
-            }) {
-                Ok(url) => url,
-                Err(e) if lenient => {
-                    url_at.pop();
-                    unresolved.push(Unresolved {
-                        position: environments.len() + unresolved.len(),
-                        name,
-                        error: e.to_string(),
-                    });
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+            let (urls, url_loc) =
+                match fleet::urls_of(&e, &name, text, root, lookup, &at, &at_value) {
+                    Ok(found) => found,
+                    Err((e, can_wait)) if lenient && can_wait => {
+                        unresolved.push(Unresolved {
+                            position: environments.len() + unresolved.len(),
+                            name,
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                    Err((e, _)) => return Err(e),
+                };
+            url_at.push(url_loc);
+            let url = urls[0].clone();
             let backup_command = e.backup_command.clone();
             let duration = |field: &str,
                             value: &Option<At<String>>,
@@ -409,12 +438,49 @@ impl Config {
                     })
                     .transpose()
             };
-            let dialect = dialect_of(&url).map_err(|m| {
-                at_value(
-                    &e.database_url.referenced,
-                    format!("{name}.database_url: {m}"),
-                )
-            })?;
+            let field = fleet::url_field(&e);
+            let dialect =
+                dialect_of(&url).map_err(|m| at_value(&url_loc, format!("{name}.{field}: {m}")))?;
+            for (i, u) in urls.iter().enumerate().skip(1) {
+                let d = dialect_of(u).map_err(|m| {
+                    at_value(&url_loc, format!("{name}.{field}: entry {}: {m}", i + 1))
+                })?;
+                if d != dialect {
+                    return Err(at_value(
+                        &url_loc,
+                        format!(
+                            "{name}.{field}: entry {} ({}) is {d}, entry 1 ({}) is {dialect}: every database of one environment must be of one dialect",
+                            i + 1,
+                            crate::catalog::redact(u),
+                            crate::catalog::redact(&url),
+                        ),
+                    ));
+                }
+            }
+            let fleet = match (&e.database_url, &e.waves) {
+                (Some(_), Some(w)) => {
+                    return Err(at_value(
+                        &w.referenced,
+                        format!(
+                            "{name}.waves applies to a fleet: list its databases in database_urls or database_urls_from instead of database_url"
+                        ),
+                    ));
+                }
+                (Some(_), None) => None,
+                (None, waves) => Some(Fleet {
+                    targets: urls
+                        .iter()
+                        .map(|u| resolve_sqlite_path(&crate::dialect::driver_url(u), root))
+                        .collect(),
+                    waves: match waves {
+                        Some(w) => w
+                            .value
+                            .check()
+                            .map_err(|m| at_value(&w.referenced, format!("{name}.{m}")))?,
+                        None => Waves::default(),
+                    },
+                }),
+            };
             let replica_lag = match (&e.max_replica_lag, &e.replica_urls) {
                 (None, None) => None,
                 (Some(m), None) => {
@@ -511,6 +577,7 @@ impl Config {
             environments.push(Environment {
                 replica_lag,
                 pause_for_vacuum,
+                fleet,
                 database_url: resolve_sqlite_path(&crate::dialect::driver_url(&url), root),
                 dialect,
                 soak: duration("soak", &e.soak, AGE_RANGE)?,
@@ -568,18 +635,39 @@ impl Config {
             });
         }
         for (e, at) in environments.iter().zip(&url_at) {
-            if let Some(why) = refused_url(&e.database_url) {
-                return Err(at_value(at, format!("{}.database_url {why}", e.name)));
+            for url in e.target_urls() {
+                if let Some(why) = refused_url(url) {
+                    let which = match &e.fleet {
+                        Some(_) => format!("{} ({})", e.name, crate::catalog::redact(url)),
+                        None => format!("{}.database_url", e.name),
+                    };
+                    return Err(at_value(at, format!("{which} {why}")));
+                }
             }
         }
-        if let Some((i, j)) = shared_database(&environments) {
-            let (first, second) = (&environments[i].name, &environments[j].name);
-            return Err(at_value(
-                &url_at[j],
+        if let Some(((i, a), (j, b))) = shared_database(&environments) {
+            let (first, second) = (&environments[i], &environments[j]);
+            let message = if i == j {
                 format!(
-                    "environments `{first}` and `{second}` point at the same database: each environment needs its own, or promotion from one to the other proves nothing"
-                ),
-            ));
+                    "`{}` lists one database twice (its entries {} and {}: {}): each database is one target of a fleet",
+                    first.name,
+                    a + 1,
+                    b + 1,
+                    crate::catalog::redact(second.target_urls()[b]),
+                )
+            } else {
+                format!(
+                    "environments `{}` and `{}` point at the same database{}: each environment needs its own, or promotion from one to the other proves nothing",
+                    first.name,
+                    second.name,
+                    if first.fleet.is_some() || second.fleet.is_some() {
+                        format!(" ({})", crate::catalog::redact(second.target_urls()[b]))
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            return Err(at_value(&url_at[j], message));
         }
         Ok(Config {
             environments,
@@ -652,8 +740,13 @@ fn explain_yaml_error(e: &crate::intent::yaml::YamlError) -> String {
     let Some((given, expected)) = &e.unknown else {
         return e.message.clone();
     };
-    let what = if expected.iter().any(|k| k == "database_url") {
+    let has = |key: &str| expected.iter().any(|k| k == key);
+    let what = if has("database_url") {
         "environment key"
+    } else if has("canary") {
+        "waves key"
+    } else if has("glob") {
+        "database_urls_from key"
     } else {
         "top-level key"
     };

@@ -6,16 +6,19 @@ use std::str::FromStr;
 
 use super::Environment;
 
-/// The indices of the first two environments whose database URLs name the
-/// same database once normalised (see [`database_identity`]).
-pub(super) fn shared_database(environments: &[Environment]) -> Option<(usize, usize)> {
-    let ids: Vec<String> = environments
-        .iter()
-        .map(|e| database_identity(&e.database_url))
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        if let Some(j) = ids[..i].iter().position(|other| other == id) {
-            return Some((j, i));
+/// The first two databases, of one environment or of two, that are one
+/// database once normalised (see [`database_identity`]), each as
+/// (environment index, index among its targets).
+pub(super) fn shared_database(
+    environments: &[Environment],
+) -> Option<((usize, usize), (usize, usize))> {
+    let mut seen: std::collections::HashMap<String, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, e) in environments.iter().enumerate() {
+        for (t, url) in e.target_urls().into_iter().enumerate() {
+            if let Some(first) = seen.insert(database_identity(url), (i, t)) {
+                return Some((first, (i, t)));
+            }
         }
     }
     None

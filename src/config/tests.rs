@@ -449,3 +449,191 @@ fn durations_read_like_people_write_them() {
     assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
     assert!(parse_duration("soon").is_err());
 }
+
+/// The error's line and message, or a panic naming what loaded instead.
+fn error_of(text: &str, root: &Path) -> (Option<usize>, String) {
+    match Config::parse(text, Path::new("phasegate.yaml"), root, &|_| None) {
+        Err(ConfigError::Invalid(d)) => (d.line, d.message),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// A fresh folder of its own under the system's temporary folder.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "phasegate-fleet-{tag}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn a_fleet_is_listed_globbed_or_printed_by_a_command() -> Result<(), ConfigError> {
+    let dir = scratch("forms");
+    std::fs::create_dir_all(dir.join("tenants")).map_err(|e| ConfigError::Read {
+        path: dir.clone(),
+        source: e,
+    })?;
+    for t in ["b", "a", "c"] {
+        std::fs::write(dir.join("tenants").join(format!("{t}.db")), b"").map_err(|e| {
+            ConfigError::Read {
+                path: dir.clone(),
+                source: e,
+            }
+        })?;
+    }
+    let text = "environments:\n  - name: dev\n    database_urls: [ \"sqlite://x.db\", \"sqlite://y.db\" ]\n  - name: staging\n    database_urls_from: { glob: \"tenants/*.db\" }\n    waves: { canary: 2, growth: 3, parallelism: 8, pause: true }\n  - name: prod\n    database_urls_from: { command: \"echo postgres://h/t1; echo; echo postgres://h/t2\" }\n";
+    let c = Config::parse(text, Path::new("phasegate.yaml"), &dir, &|_| None)?;
+    let root = dir.display().to_string();
+    let dev = c.environments[0].fleet.as_ref().map(|f| f.targets.clone());
+    assert_eq!(
+        dev,
+        Some(vec![
+            format!("sqlite://{root}/x.db?mode=rwc"),
+            format!("sqlite://{root}/y.db?mode=rwc"),
+        ])
+    );
+    assert_eq!(
+        c.environments[0].database_url,
+        format!("sqlite://{root}/x.db?mode=rwc")
+    );
+    let staging = c.environments[1].fleet.as_ref();
+    let names: Vec<String> = staging
+        .map(|f| f.targets.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|u| u.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["a.db?mode=rwc", "b.db?mode=rwc", "c.db?mode=rwc"]);
+    assert_eq!(
+        staging.map(|f| f.waves),
+        Some(Waves {
+            canary: 2,
+            growth: 3,
+            parallelism: 8,
+            pause: true
+        })
+    );
+    let prod = &c.environments[2];
+    assert_eq!(prod.dialect, Dialect::Postgres);
+    assert_eq!(prod.target_urls(), ["postgres://h/t1", "postgres://h/t2"]);
+    assert_eq!(prod.fleet.as_ref().map(|f| f.waves), Some(Waves::default()));
+    assert_eq!(
+        prod.on_target("postgres://h/t2").database_url,
+        "postgres://h/t2"
+    );
+    // An ordinary environment has its one database as its only target.
+    let c = parse(
+        "environments:\n  - name: dev\n    database_url: sqlite:///a.db\n",
+        &[],
+    )?;
+    assert!(c.environments[0].fleet.is_none());
+    assert_eq!(c.environments[0].target_urls().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn fleet_mistakes_are_reported_where_they_stand() {
+    let dir = scratch("errors");
+    for (text, line, want) in [
+        (
+            "environments:\n  - name: dev\n    database_url: sqlite://a.db\n    database_urls: [ \"sqlite://b.db\" ]\n",
+            4,
+            "set one of database_url, database_urls and database_urls_from, not both database_url and database_urls",
+        ),
+        (
+            "environments:\n  - name: dev\n    soak: 1h\n",
+            2,
+            "environment `dev` needs database_url",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: []\n",
+            3,
+            "dev.database_urls is empty",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { glob: \"tenants/[*.db\" }\n",
+            3,
+            "is not a valid pattern",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { glob: \"none-here/*.db\" }\n",
+            3,
+            "matches no file",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { command: \"echo tenant db is down >&2; exit 4\" }\n",
+            3,
+            "exited with 4; its stderr: tenant db is down",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { command: \"true\" }\n",
+            3,
+            "printed no database URL",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { }\n",
+            3,
+            "expected one of `glob",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: [ \"postgres://u:secret@h/a\", \"sqlite://b.db\" ]\n",
+            3,
+            "entry 2 (sqlite://b.db) is sqlite, entry 1 (postgres://u:***@h/a) is postgres",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: [ \"postgres://h/a\", \"postgres://h:5432/b\", \"postgresql://h/%61\" ]\n",
+            3,
+            "`dev` lists one database twice (its entries 1 and 3",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: [ \"postgres://h/a\", \"postgres://h/b\" ]\n  - name: prod\n    database_url: postgres://h:5432/b\n",
+            5,
+            "environments `dev` and `prod` point at the same database",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_url: sqlite://a.db\n    waves: { canary: 2 }\n",
+            4,
+            "dev.waves applies to a fleet",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: [ \"sqlite://a.db\" ]\n    waves: { parallelism: 0 }\n",
+            4,
+            "dev.waves.parallelism must be at least 1",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls: [ \"sqlite://a.db\" ]\n    waves: { canery: 2 }\n",
+            4,
+            "unknown waves key `canery`, did you mean `canary`?",
+        ),
+        (
+            "environments:\n  - name: dev\n    database_urls_from: { globs: \"*.db\" }\n",
+            3,
+            "unknown database_urls_from key `globs`, did you mean `glob`?",
+        ),
+    ] {
+        let (l, message) = error_of(text, &dir);
+        assert!(message.contains(want), "{message}\n  wanted: {want}");
+        assert_eq!(l, Some(line), "{message}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_fleet_whose_list_cannot_be_made_is_set_aside_until_used() -> Result<(), ConfigError> {
+    let dir = scratch("aside");
+    let text = "environments:\n  - name: dev\n    database_url: sqlite://dev.db\n  - name: prod\n    database_urls_from: { command: \"echo no route >&2; exit 1\" }\n";
+    let c = Config::parse_with(text, Path::new("phasegate.yaml"), &dir, &|_| None, true)?;
+    assert_eq!(c.names(), ["dev", "prod"]);
+    let err = c.environment("prod").map(|_| ()).map_err(|e| e.to_string());
+    assert!(
+        err.as_ref().is_err_and(|e| e.contains("no route")),
+        "{err:?}"
+    );
+    assert!(c.environment("dev").is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

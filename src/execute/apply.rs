@@ -38,11 +38,25 @@ impl Workspace<'_> {
     pub async fn apply(&self, env: &str, target: &str, dry_run: bool) -> Result<Applied, RunError> {
         let env = self.env(env)?;
         let loaded = self.load(target)?;
+        self.apply_on(&env, &loaded, dry_run, None).await
+    }
+
+    /// [`Workspace::apply`] on `env` (an environment, or one target of a
+    /// fleet); `expect`: the phase the caller means to apply (a fleet's
+    /// phase), refused when the target's next phase is another.
+    pub(super) async fn apply_on(
+        &self,
+        env: &Environment,
+        loaded: &LoadedPlan,
+        dry_run: bool,
+        expect: Option<usize>,
+    ) -> Result<Applied, RunError> {
         // The lock first: the plan is made from the log and schema as they
         // are once no other run can change them.
         self.locked(env, None, async |store, events| {
-            let plan = self.plan_from(&loaded, env, &events).await?;
-            self.apply_locked(store, env, &plan, &loaded, dry_run).await
+            let plan = self.plan_from(loaded, env, &events).await?;
+            self.apply_locked(store, env, &plan, loaded, dry_run, expect)
+                .await
         })
         .await
     }
@@ -54,6 +68,7 @@ impl Workspace<'_> {
         plan: &LivePlan,
         loaded: &LoadedPlan,
         dry_run: bool,
+        expect: Option<usize>,
     ) -> Result<Applied, RunError> {
         let events = store.events(None).await?;
         let (state, verdict) = self.judge(store, env, plan, loaded, &events, None).await?;
@@ -79,6 +94,12 @@ impl Workspace<'_> {
             }
             Next::Apply(n) => n,
         };
+        if let Some(k) = expect.filter(|k| *k != phase_no) {
+            return Err(RunError::Refused(format!(
+                "phase {phase_no} of {} is the next to apply in {}, not phase {k}",
+                loaded.label, env.name
+            )));
+        }
         if !verdict.may_proceed() {
             return Err(RunError::Blocked(Box::new(verdict)));
         }

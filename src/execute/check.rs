@@ -70,6 +70,7 @@ impl Workspace<'_> {
         what: Reached,
     ) -> Result<Check, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = match self.load(target) {
             Ok(loaded) => loaded,
             Err(RunError::NotFound(missing)) => {

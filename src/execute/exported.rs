@@ -47,7 +47,14 @@ impl<'a> Workspace<'a> {
                 )
             })?,
         };
-        let env = self.env(&name)?;
+        let env: &'a Environment = match self.env(&name)? {
+            std::borrow::Cow::Borrowed(env) => env,
+            std::borrow::Cow::Owned(_) => {
+                return Err(RunError::Invalid(format!(
+                    "{name} is a fleet: export writes one database's files and does not work on a fleet's database yet"
+                )));
+            }
+        };
         let loaded = self.load(target)?;
         let mut store = self.open(env).await?;
         let result = async {

@@ -22,6 +22,12 @@ impl Workspace<'_> {
         let Some(prev) = self.config.previous(&env.name)? else {
             return Ok(None);
         };
+        if let Some(fleet) = &prev.fleet {
+            return Ok(Some(
+                self.furthest_behind(prev, fleet, &plan.name, plan.phases.len())
+                    .await,
+            ));
+        }
         let state = async {
             let mut store = self.open_read_only(prev).await.map_err(|e| e.to_string())?;
             let events = store
@@ -132,7 +138,13 @@ impl Workspace<'_> {
 
     /// `phasegate gate`: may the plan's next step run in `env`?
     pub async fn gate(&self, env: &str, target: &str) -> Result<Verdict, RunError> {
+        if self.target.is_none()
+            && let Ok((e, fleet)) = self.fleet(env)
+        {
+            return Box::pin(self.gate_fleet(e, fleet, target)).await;
+        }
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
         let mut store = self.open_read_only(env).await?;

@@ -23,6 +23,7 @@ mod children;
 mod deadline;
 mod drift;
 mod exported;
+mod fleet;
 mod gate;
 mod presence;
 mod progress;
@@ -51,6 +52,7 @@ use crate::tracker::{
 };
 
 pub use exported::ForExport;
+pub use fleet::{FleetApplied, FleetStop, TargetApplied, TargetOutcome, TargetState, at_phase};
 pub use steps::StepError;
 
 pub use apply::Applied;
@@ -60,7 +62,7 @@ pub use progress::{
     RowCount, VacuumKind, VacuumWait,
 };
 pub use records::Resolution;
-pub use status::{EnvStatus, PlanProblem, PlanStatus};
+pub use status::{EnvStatus, FleetRow, PlanProblem, PlanStatus, TargetRow};
 
 /// Why a command could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,13 @@ pub enum RunError {
     Invalid(String),
     #[error("backup command failed: {0}")]
     Backup(String),
+    /// What happened on one database of a fleet (its URL, the password
+    /// hidden); its exit code is the inner error's.
+    #[error("in database {database}: {source}")]
+    Target {
+        database: String,
+        source: Box<RunError>,
+    },
 }
 
 impl RunError {
@@ -113,6 +122,7 @@ impl RunError {
             RunError::NothingToDo(_) => 0,
             RunError::Blocked(_) | RunError::Refused(_) => 1,
             RunError::Waiting(_) => 3,
+            RunError::Target { source, .. } => source.exit_code(),
             _ => 2,
         }
     }
@@ -191,6 +201,9 @@ pub struct Workspace<'a> {
     /// Who is recorded as doing things (the OS user unless told otherwise).
     pub actor: String,
     pub progress: &'a dyn Progress,
+    /// For a fleet environment: the one database of it a command works on
+    /// (a URL of its `Fleet::targets`); see [`Workspace::on_target`].
+    pub target: Option<String>,
 }
 
 impl<'a> Workspace<'a> {
@@ -200,6 +213,20 @@ impl<'a> Workspace<'a> {
             clock,
             actor: actor.into(),
             progress: &NoProgress,
+            target: None,
+        }
+    }
+
+    /// The same workspace working on one database of a fleet, `url` (one
+    /// of its targets): every command then runs there as on an ordinary
+    /// environment of the fleet's name and settings.
+    pub fn on_target(&self, url: &str) -> Workspace<'a> {
+        Workspace {
+            config: self.config,
+            clock: self.clock,
+            actor: self.actor.clone(),
+            progress: self.progress,
+            target: Some(url.to_string()),
         }
     }
 
@@ -332,6 +359,7 @@ impl<'a> Workspace<'a> {
     /// `phasegate plan --env E`: the plan as `apply` would run it there.
     pub async fn plan_against(&self, env: &str, target: &str) -> Result<Plan, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         Ok(self.plan_live(&loaded, env).await?.plan)
     }
@@ -358,8 +386,29 @@ impl<'a> Workspace<'a> {
         self.config.names()
     }
 
-    fn env(&self, name: &str) -> Result<&'a Environment, RunError> {
-        Ok(self.config.environment(name)?)
+    /// The environment a command works on: `name` from the config, or,
+    /// for a fleet, the target this workspace is on ([`Workspace::on_target`]).
+    /// A fleet without a target is [`RunError::Invalid`]: a command that
+    /// does not run across a fleet must not act on one of its databases
+    /// unasked.
+    fn env(&self, name: &str) -> Result<std::borrow::Cow<'a, Environment>, RunError> {
+        let env = self.config.environment(name)?;
+        let Some(fleet) = &env.fleet else {
+            return Ok(std::borrow::Cow::Borrowed(env));
+        };
+        match &self.target {
+            Some(url) if fleet.targets.contains(url) => {
+                Ok(std::borrow::Cow::Owned(env.on_target(url)))
+            }
+            Some(url) => Err(RunError::Invalid(format!(
+                "{} is not a database of {name}",
+                crate::catalog::redact(url)
+            ))),
+            None => Err(RunError::Invalid(format!(
+                "{name} is a fleet of {} databases: this command works on one database and does not run across a fleet yet (apply, gate, mark and status do)",
+                fleet.targets.len()
+            ))),
+        }
     }
 
     async fn open(&self, env: &Environment) -> Result<Store, RunError> {

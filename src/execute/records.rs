@@ -82,6 +82,7 @@ impl Workspace<'_> {
     ) -> Result<Verdict, RunError> {
         refuse_blank("--app-version", app_version)?;
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         // Every plan's events: the gates look at other plans' interrupted steps.
         self.locked_plan(env, &loaded, true, async |store, plan, events| {
@@ -146,6 +147,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         refuse_blank("--by", by)?;
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             check_phase(&plan, phase)?;
@@ -184,6 +186,7 @@ impl Workspace<'_> {
             refuse_blank("--location", l)?;
         }
         let env = self.env(env)?;
+        let env = &*env;
         // Nothing to run and nothing given: this can never succeed as asked.
         if env.backup_command.is_none() && location.is_none() {
             return Err(RunError::Invalid(no_backup_command(&env.name)));
@@ -275,6 +278,7 @@ impl Workspace<'_> {
     ) -> Result<(), RunError> {
         refuse_blank("--reason", reason)?;
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());
@@ -329,6 +333,7 @@ impl Workspace<'_> {
         applied: bool,
     ) -> Result<Resolution, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             let state = derive(&events, plan.phases.len());

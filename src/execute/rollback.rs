@@ -47,6 +47,7 @@ impl Workspace<'_> {
         app_reverted: bool,
     ) -> Result<usize, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         self.locked_plan(env, &loaded, false, async |store, plan, events| {
             if let Some(n) = only {

@@ -13,12 +13,17 @@ use crate::tracker::order::{StartedOrder, started_order};
 use crate::tracker::reach;
 use crate::tracker::{Event, Next, PhaseStatus, derive, interrupted_elsewhere, plan_events};
 
+use futures::StreamExt;
+
 use super::{LoadedPlan, RunError, Workspace, backups, check_phase, steps};
 
 /// What `status` reads of one environment: its log, the live schema of the
 /// plans' tables, and the refusals for interrupted steps still running there
 /// (with their plans).
 type EnvRead = (Vec<Event>, Catalog, Vec<(String, String)>);
+
+/// What `status` read of each database of a fleet: (database, read).
+type FleetRead = Vec<(String, EnvRead)>;
 
 /// One environment as `status` sees it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -51,6 +56,35 @@ struct PlanRead<'r> {
     events: &'r [Event],
     catalog: &'r Catalog,
     running: &'r [(String, String)],
+    /// For each fleet environment, what was read of each of its databases.
+    fleets: &'r [Option<FleetRead>],
+}
+
+/// Where a plan stands across a fleet ("N of M databases at phase k"),
+/// and in each of its databases.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FleetRow {
+    /// Databases in the fleet (M).
+    pub targets: usize,
+    /// The highest phase any database has applied (1 when none has) (k).
+    pub phase: usize,
+    /// Databases that have applied that phase, migrated or deployed (N).
+    pub at_phase: usize,
+    /// Each database, in fleet order.
+    pub databases: Vec<TargetRow>,
+}
+
+/// A plan in one database of a fleet.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct TargetRow {
+    /// Its URL, the password hidden.
+    pub database: String,
+    /// Phases deployed, counting from the first.
+    pub deployed: usize,
+    /// The phase in progress (or the last one, when complete) and its state.
+    pub phase: usize,
+    pub state: PhaseStatus,
+    pub next: Next,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -80,6 +114,10 @@ pub struct PlanStatus {
     /// as `check` and the `phasegate_status` view count them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<String>,
+    /// For a fleet: the row above is its database furthest behind; this is
+    /// every database's (absent for an ordinary environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetRow>,
 }
 
 impl Workspace<'_> {
@@ -94,6 +132,7 @@ impl Workspace<'_> {
         phase: Option<usize>,
     ) -> Result<(usize, Vec<VerifyOutcome>), RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let loaded = self.load(target)?;
         let plan = self.plan_live(&loaded, env).await?;
         if let Some(n) = phase {
@@ -146,6 +185,7 @@ impl Workspace<'_> {
     /// `phasegate history`: the event log of an environment (or of one plan there).
     pub async fn history(&self, env: &str, plan: Option<&str>) -> Result<Vec<Event>, RunError> {
         let env = self.env(env)?;
+        let env = &*env;
         let name = match plan {
             Some(target) => Some(self.load(target)?.file.name),
             None => None,
@@ -188,30 +228,49 @@ impl Workspace<'_> {
         let reads = slots.iter().map(|slot| async move {
             let env = match slot {
                 Slot::Usable(env) => *env,
-                Slot::Unresolved(u) => return Err(u.error.clone()),
+                Slot::Unresolved(u) => return (Err(u.error.clone()), None),
             };
-            let read = async {
-                let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
-                let events = store.events(None).await.map_err(|e| e.to_string());
-                // Interrupted steps the server still runs (`session.rs`).
-                let running = match &events {
-                    Ok(ev) => super::session::running_now(&mut store, env, ev).await,
-                    Err(_) => Vec::new(),
-                };
-                store.close().await;
-                // Planned live, as apply would: the live schema can change a plan's phases.
-                let catalog = self
-                    .read_catalog(env, plan_refs)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok((events?, catalog, running))
-            };
-            match tokio::time::timeout(env.connect_timeout, read).await {
-                Ok(r) => r,
-                Err(_) => Err(format!("no answer within {}", human(env.connect_timeout))),
+            match &env.fleet {
+                None => (self.read_one(env, plan_refs).await, None),
+                Some(fleet) => {
+                    let targets =
+                        futures::stream::iter(fleet.targets.iter().map(|url| async move {
+                            let target = env.on_target(url);
+                            (
+                                crate::catalog::redact(url),
+                                self.read_one(&target, plan_refs).await,
+                            )
+                        }))
+                        .buffered(fleet.waves.parallelism.max(8))
+                        .collect::<Vec<_>>()
+                        .await;
+                    let failed: Vec<String> = targets
+                        .iter()
+                        .filter_map(|(db, r)| r.as_ref().err().map(|e| format!("{db}: {e}")))
+                        .collect();
+                    if !failed.is_empty() {
+                        let why = format!(
+                            "{} of {} databases could not be read: {}",
+                            failed.len(),
+                            targets.len(),
+                            failed.join("; ")
+                        );
+                        return (Err(why), None);
+                    }
+                    let targets: FleetRead = targets
+                        .into_iter()
+                        .filter_map(|(db, r)| Some((db, r.ok()?)))
+                        .collect();
+                    let first = targets.first().map(|(_, r)| r.clone());
+                    (
+                        first.ok_or_else(|| "a fleet of no database".to_string()),
+                        Some(targets),
+                    )
+                }
             }
         });
-        let logs: Vec<Result<EnvRead, String>> = futures::future::join_all(reads).await;
+        let (logs, fleets): (Vec<Result<EnvRead, String>>, Vec<Option<FleetRead>>) =
+            futures::future::join_all(reads).await.into_iter().unzip();
         let mut out = Vec::new();
         for (i, slot) in slots.iter().enumerate() {
             if only.is_some_and(|o| o != slot.name()) {
@@ -248,8 +307,13 @@ impl Workspace<'_> {
                     events,
                     catalog,
                     running,
+                    fleets: &fleets,
                 };
-                match self.plan_status(env, loaded, &read) {
+                let row = match &fleets[i] {
+                    None => self.plan_status(env, loaded, &read),
+                    Some(targets) => self.fleet_status(env, loaded, &read, targets),
+                };
+                match row {
                     Ok(row) => rows.push(row),
                     Err(e) => plan_errors.push(PlanProblem {
                         plan: loaded.file.name.clone(),
@@ -269,6 +333,85 @@ impl Workspace<'_> {
         Ok(out)
     }
 
+    /// What `status` reads of one database: its log, the live schema of
+    /// the plans' tables, the interrupted steps still running there; within
+    /// the environment's `connect_timeout`.
+    async fn read_one(
+        &self,
+        env: &Environment,
+        plan_refs: &[&LoadedPlan],
+    ) -> Result<EnvRead, String> {
+        let read = async {
+            let mut store = self.open_read_only(env).await.map_err(|e| e.to_string())?;
+            let events = store.events(None).await.map_err(|e| e.to_string());
+            // Interrupted steps the server still runs (`session.rs`).
+            let running = match &events {
+                Ok(ev) => super::session::running_now(&mut store, env, ev).await,
+                Err(_) => Vec::new(),
+            };
+            store.close().await;
+            // Planned live, as apply would: the live schema can change a plan's phases.
+            let catalog = self
+                .read_catalog(env, plan_refs)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((events?, catalog, running))
+        };
+        match tokio::time::timeout(env.connect_timeout, read).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {}", human(env.connect_timeout))),
+        }
+    }
+
+    /// One plan's row in a fleet environment: the row of its database
+    /// furthest behind, with every database's ([`FleetRow`]). A database
+    /// where the plan cannot be planned is the error, naming it.
+    fn fleet_status(
+        &self,
+        env: &Environment,
+        loaded: &LoadedPlan,
+        read: &PlanRead<'_>,
+        targets: &FleetRead,
+    ) -> Result<PlanStatus, RunError> {
+        let mut rows = Vec::with_capacity(targets.len());
+        for (db, (events, catalog, running)) in targets {
+            let one = PlanRead {
+                events,
+                catalog,
+                running,
+                ..*read
+            };
+            let row = self
+                .plan_status(env, loaded, &one)
+                .map_err(|e| RunError::Refused(format!("in database {db} of {}: {e}", env.name)))?;
+            let state = derive(&plan_events(events, &row.plan), row.phases);
+            rows.push((db.clone(), row, state));
+        }
+        let states: Vec<&crate::tracker::PlanState> = rows.iter().map(|(_, _, s)| s).collect();
+        let (at_phase, phase) = super::fleet::at_phase(&states);
+        let databases = rows
+            .iter()
+            .map(|(db, r, _)| TargetRow {
+                database: db.clone(),
+                deployed: r.deployed,
+                phase: r.phase,
+                state: r.state,
+                next: r.next,
+            })
+            .collect();
+        let worst = super::fleet::furthest_of(rows.into_iter().map(|(_, r, s)| (r, s)));
+        let Some((mut row, _)) = worst else {
+            return Err(RunError::Refused(format!("{} has no database", env.name)));
+        };
+        row.fleet = Some(FleetRow {
+            targets: targets.len(),
+            phase,
+            at_phase,
+            databases,
+        });
+        Ok(row)
+    }
+
     /// One plan's row in one environment's status.
     fn plan_status(
         &self,
@@ -283,6 +426,7 @@ impl Workspace<'_> {
             events,
             catalog,
             running,
+            fleets,
         } = *read;
         let mine = plan_events(events, &loaded.file.name);
         // A plan that started here is planned against the schema it started with.
@@ -304,16 +448,33 @@ impl Workspace<'_> {
             Some(n) => derive(&mine, n),
             None => state.clone(),
         };
-        let prev_state = i.checked_sub(1).map(|p| {
-            let s = logs[p].as_ref().map(|(ev, _, _)| {
-                let theirs: Vec<Event> = ev
-                    .iter()
-                    .filter(|e| e.plan.as_deref() == Some(&plan.name))
-                    .cloned()
-                    .collect();
-                derive(&theirs, plan.phases.len())
-            });
-            (slots[p].name(), s.map_err(|e| e.clone()))
+        let theirs = |ev: &[Event]| {
+            let theirs: Vec<Event> = ev
+                .iter()
+                .filter(|e| e.plan.as_deref() == Some(&plan.name))
+                .cloned()
+                .collect();
+            derive(&theirs, plan.phases.len())
+        };
+        let prev_state = i.checked_sub(1).map(|p| match &fleets[p] {
+            // A fleet before this one: its database furthest behind.
+            Some(targets) => {
+                let states = targets.iter().map(|(db, (ev, _, _))| (db, theirs(ev)));
+                match super::fleet::furthest_of(states) {
+                    Some((db, s)) => (
+                        super::fleet::behind_name(slots[p].name(), db, targets.len()),
+                        Ok(s),
+                    ),
+                    None => (slots[p].name().to_string(), Err("no database".into())),
+                }
+            }
+            None => (
+                slots[p].name().to_string(),
+                logs[p]
+                    .as_ref()
+                    .map(|(ev, _, _)| theirs(ev))
+                    .map_err(Clone::clone),
+            ),
         });
         let backups = backups(&mine);
         let order_now = self.order_now();
@@ -333,7 +494,7 @@ impl Workspace<'_> {
             state: &state,
             previous_env: prev_state
                 .as_ref()
-                .map(|(n, s)| (*n, s.as_ref().map_err(Clone::clone))),
+                .map(|(n, s)| (n.as_str(), s.as_ref().map_err(Clone::clone))),
             backups: &backups,
             now: self.clock.now(),
             text_now: &loaded.text,
@@ -382,6 +543,7 @@ impl Workspace<'_> {
             blocked,
             plan_file_found: true,
             drift,
+            fleet: None,
         })
     }
 }
@@ -429,6 +591,7 @@ fn logged_only(
                 blocked: Vec::new(),
                 plan_file_found: false,
                 drift: None,
+                fleet: None,
             }
         })
         .collect()

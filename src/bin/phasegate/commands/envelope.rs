@@ -96,6 +96,7 @@ pub fn error_kind(e: &RunError) -> &'static str {
     use phasegate::config::ConfigError;
     use phasegate::tracker::TrackerError;
     match e {
+        RunError::Target { source, .. } => error_kind(source),
         RunError::Config(ConfigError::UnknownEnvironment { .. }) => "unknown_environment",
         RunError::Config(_) => "config",
         RunError::NotFound(_) => "plan_not_found",

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use phasegate::execute::{EnvStatus, PlanProblem};
+use phasegate::execute::{EnvStatus, FleetRow, PlanProblem};
 use phasegate::tracker::Next;
 use phasegate::tracker::gates::human;
 
@@ -75,6 +75,9 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
                 Next::Apply(n) => format!("; phase {n} blocked by:"),
             };
             let _ = writeln!(out, "  {:<32} {where_}{next}", p.plan);
+            if let Some(f) = &p.fleet {
+                fleet_lines(&mut out, f);
+            }
             if matches!(p.next, Next::Apply(_)) {
                 for g in &p.blocked {
                     let _ = writeln!(
@@ -105,6 +108,26 @@ pub fn status_text(envs: &[EnvStatus]) -> String {
         }
     }
     out
+}
+
+/// Where a plan stands across a fleet: "N of M databases at phase k", then
+/// each database (the first 20).
+fn fleet_lines(out: &mut String, f: &FleetRow) {
+    let _ = writeln!(
+        out,
+        "    fleet      {} of {} databases at phase {} (the line above is the one furthest behind)",
+        f.at_phase, f.targets, f.phase
+    );
+    for t in f.databases.iter().take(20) {
+        let where_ = match t.next {
+            Next::Complete => "complete".to_string(),
+            _ => format!("phase {}: {}", t.phase, t.state),
+        };
+        let _ = writeln!(out, "      {:<40} {where_}", t.database);
+    }
+    if f.databases.len() > 20 {
+        let _ = writeln!(out, "      … and {} more", f.databases.len() - 20);
+    }
 }
 
 /// `text` with its lines after the first indented by `by` spaces.
@@ -168,6 +191,7 @@ mod tests {
             blocked,
             plan_file_found: true,
             drift: None,
+            fleet: None,
         }
     }
 
