@@ -57,10 +57,12 @@ use serde_saphyr::{Location, Spanned};
 use crate::dialect::Dialect;
 use crate::intent::Diagnostic;
 
+mod backfill;
 mod durations;
 mod fleet;
 mod identity;
 
+pub use backfill::{BatchSizing, ReplicaLag};
 pub use durations::{
     AGE_RANGE, BATCH_TIME_RANGE, DurationRange, LAG_RANGE, MAX_LOCK_RETRIES, PAUSE_RANGE,
     TIMEOUT_RANGE, WHOLE_SECONDS_LAG_RANGE, parse_duration,
@@ -142,48 +144,6 @@ impl Environment {
             database_url: url.to_string(),
             fleet: None,
             ..self.clone()
-        }
-    }
-}
-
-/// `max_replica_lag` and the replicas it is read on (`replica_urls`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReplicaLag {
-    /// The most a replica may be behind before the next batch waits (whole
-    /// seconds on MySQL/MariaDB: [`WHOLE_SECONDS_LAG_RANGE`]).
-    pub max: Duration,
-    /// The replicas, as connection URLs of the environment's dialect
-    /// (`${VAR}`s expanded).
-    pub urls: Vec<String>,
-}
-
-/// How a backfill sizes its batches (`backfill_batch_size` or
-/// `backfill_batch_time` in `phasegate.yaml`; at most one of them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchSizing {
-    /// `backfill_batch_size: N`: every batch updates N rows (the last fewer).
-    Rows(u32),
-    /// `backfill_batch_time: D` (the default, [`BatchSizing::DEFAULT_TIME`]):
-    /// the first batch takes [`BatchSizing::FIRST_ROWS`] rows, and each next
-    /// one is sized from the rows per second the previous ones reached so
-    /// that it holds its row locks for about D (`execute/backfill/sizing.rs`).
-    Timed(Duration),
-}
-
-impl BatchSizing {
-    /// The target batch time when `phasegate.yaml` sets neither: short
-    /// enough that a write to a row of the batch waits at most about this
-    /// long, long enough that a batch's fixed cost (a round trip, the
-    /// checkpoint, the commit's flush) is a few percent of it.
-    pub const DEFAULT_TIME: Duration = Duration::from_millis(100);
-    /// The first batch of a timed backfill, before its speed is known.
-    pub const FIRST_ROWS: u32 = 1000;
-
-    /// The first batch's size.
-    pub fn first_rows(self) -> u32 {
-        match self {
-            BatchSizing::Rows(n) => n,
-            BatchSizing::Timed(_) => Self::FIRST_ROWS,
         }
     }
 }
@@ -391,7 +351,7 @@ impl Config {
         let mut unresolved: Vec<Unresolved> = Vec::new();
         // Where each environment's database_url stands, for the shared-database error.
         let mut url_at = Vec::new();
-        'environments: for e in raw.environments.value {
+        for e in raw.environments.value {
             let name = e.name.value.clone();
             if !crate::intent::is_valid_plan_name(&name) {
                 return Err(at_value(
@@ -481,99 +441,22 @@ impl Config {
                     },
                 }),
             };
-            let replica_lag = match (&e.max_replica_lag, &e.replica_urls) {
-                (None, None) => None,
-                (Some(m), None) => {
-                    return Err(at_value(
-                        &m.referenced,
-                        format!(
-                            "{name}.max_replica_lag needs replica_urls: the replicas whose lag is read"
-                        ),
-                    ));
-                }
-                (None, Some(u)) => {
-                    return Err(at_value(
-                        &u.referenced,
-                        format!(
-                            "{name}.replica_urls needs max_replica_lag: how far behind a replica may be before a backfill batch waits"
-                        ),
-                    ));
-                }
-                (Some(m), Some(u)) => {
-                    if dialect == Dialect::Sqlite {
-                        return Err(at_value(
-                            &m.referenced,
-                            format!(
-                                "{name}.max_replica_lag: a SQLite database has no replicas to read the lag of (Postgres and MySQL/MariaDB only)"
-                            ),
-                        ));
+            let replica_lag =
+                match backfill::replica_lag(&e, &name, dialect, lookup, &at_value, &duration)? {
+                    Ok(lag) => lag,
+                    Err(unset) if lenient => {
+                        // Set aside, as for an unset variable in its database_url.
+                        url_at.pop();
+                        unresolved.push(Unresolved {
+                            position: environments.len() + unresolved.len(),
+                            name,
+                            error: unset.to_string(),
+                        });
+                        continue;
                     }
-                    if u.value.is_empty() {
-                        return Err(at_value(
-                            &u.referenced,
-                            format!("{name}.replica_urls is empty: list at least one replica"),
-                        ));
-                    }
-                    let mut urls = Vec::with_capacity(u.value.len());
-                    for (i, r) in u.value.iter().enumerate() {
-                        let url = match expand(r, lookup) {
-                            Ok(url) => url,
-                            Err(var) => {
-                                let e = at_value(
-                                    &u.referenced,
-                                    format!(
-                                        "environment variable `{var}` (in {name}'s replica_urls) is not set"
-                                    ),
-                                );
-                                if !lenient {
-                                    return Err(e);
-                                }
-                                // Set aside, as for an unset variable in its database_url.
-                                url_at.pop();
-                                unresolved.push(Unresolved {
-                                    position: environments.len() + unresolved.len(),
-                                    name: name.clone(),
-                                    error: e.to_string(),
-                                });
-                                continue 'environments;
-                            }
-                        };
-                        if dialect_of(&url) != Ok(dialect) {
-                            let (kind, scheme) = match dialect {
-                                Dialect::Mysql => ("MySQL/MariaDB", "mysql"),
-                                _ => ("Postgres", "postgres"),
-                            };
-                            return Err(at_value(
-                                &u.referenced,
-                                format!(
-                                    "{name}.replica_urls: entry {} is not a {kind} URL (expected {scheme}://…, as database_url)",
-                                    i + 1
-                                ),
-                            ));
-                        }
-                        urls.push(url);
-                    }
-                    let range = match dialect {
-                        Dialect::Mysql => WHOLE_SECONDS_LAG_RANGE,
-                        _ => LAG_RANGE,
-                    };
-                    let max = duration("max_replica_lag", &e.max_replica_lag, range)?
-                        .unwrap_or(Duration::from_secs(10));
-                    Some(ReplicaLag { max, urls })
-                }
-            };
-            let pause_for_vacuum = match &e.pause_for_vacuum {
-                Some(p) if p.value && dialect != Dialect::Postgres => {
-                    return Err(at_value(
-                        &p.referenced,
-                        format!(
-                            "{name}.pause_for_vacuum: only Postgres reports the VACUUMs running on a table (pg_stat_progress_vacuum); remove it for this database"
-                        ),
-                    ));
-                }
-                Some(p) => p.value,
-                None => false,
-            };
+                    Err(unset) => return Err(unset),
+                };
+            let pause_for_vacuum = backfill::pause_for_vacuum(&e, &name, dialect, &at_value)?;
             environments.push(Environment {
                 replica_lag,
                 pause_for_vacuum,
@@ -608,27 +491,7 @@ impl Config {
                     &e.statement_timeout,
                     TIMEOUT_RANGE,
                 )?,
-                backfill_batch: match (&e.backfill_batch_size, &e.backfill_batch_time) {
-                    (Some(_), Some(t)) => {
-                        return Err(at_value(
-                            &t.referenced,
-                            format!(
-                                "{name}: set backfill_batch_size (a fixed number of rows per batch) or backfill_batch_time (batches sized to take about that long), not both"
-                            ),
-                        ));
-                    }
-                    (Some(n), None) if n.value == 0 => {
-                        return Err(at_value(
-                            &n.referenced,
-                            format!("{name}.backfill_batch_size must be at least 1"),
-                        ));
-                    }
-                    (Some(n), None) => BatchSizing::Rows(n.value),
-                    (None, time) => BatchSizing::Timed(
-                        duration("backfill_batch_time", time, BATCH_TIME_RANGE)?
-                            .unwrap_or(BatchSizing::DEFAULT_TIME),
-                    ),
-                },
+                backfill_batch: backfill::batch_sizing(&e, &name, &at_value, &duration)?,
                 backfill_pause: duration("backfill_pause", &e.backfill_pause, PAUSE_RANGE)?
                     .unwrap_or(Duration::ZERO),
                 name,
