@@ -456,6 +456,27 @@ CREATE TRIGGER stamp BEFORE INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION sta
     .await
 }
 
+/// The plan renaming `notes.body` to `text` through a view.
+const NOTES_PLAN: &str = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
+
+/// `apply` of [`NOTES_PLAN`] must stop with an error holding `reason` and
+/// the way out (`strategy: copy`), and leave `notes` the table it was.
+async fn swap_stops(db: &TestDb, reason: &str) -> TestResult {
+    let project = Project::new(db, &[], "notes", NOTES_PLAN)?;
+    let before = user_schema(db).await?;
+    let o = phasegate(&project, &["apply", "--env", ENV, "notes"])?;
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() || !err.contains(reason) || !err.contains("strategy: copy") {
+        return Err(fail(format!("apply: exit {:?}: {err}", o.status.code())));
+    }
+    if user_schema(db).await? != before
+        || db.relation_kind("notes").await?.as_deref() != Some("table")
+    {
+        return Err(fail("the failed swap changed the schema"));
+    }
+    Ok(())
+}
+
 /// Row-level security through the view: the policies bind each caller (the
 /// view is security_invoker), not the view's owner, at every phase.
 #[tokio::test]
@@ -513,8 +534,7 @@ GRANT USAGE ON SEQUENCE notes_id_seq TO "{role}";
 "#
     ))
     .await?;
-    let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
-    let project = Project::new(db, &[], "notes", plan)?;
+    let project = Project::new(db, &[], "notes", NOTES_PLAN)?;
     let expect = |seen: (i64, i64, bool), when: &str| {
         if seen == (0, 50, true) {
             Ok(())
@@ -582,21 +602,7 @@ GRANT SELECT (id, body) ON notes TO "{role}";
 "#
             ))
             .await?;
-            let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
-            let project = Project::new(&db, &[], "notes", plan)?;
-            let before = user_schema(&db).await?;
-            let o = phasegate(&project, &["apply", "--env", ENV, "notes"])?;
-            let err = String::from_utf8_lossy(&o.stderr);
-            if o.status.success()
-                || !err.contains("row-level security and column privileges")
-                || !err.contains("strategy: copy")
-            {
-                return Err(fail(format!("apply: exit {:?}: {err}", o.status.code())));
-            }
-            if user_schema(&db).await? != before || db.relation_kind("notes").await?.as_deref() != Some("table") {
-                return Err(fail("the failed swap changed the schema"));
-            }
-            Ok(())
+            swap_stops(&db, "row-level security and column privileges").await
         }
         .await;
         let _ = db.exec(&format!("DROP OWNED BY \"{role}\"")).await;
@@ -616,21 +622,7 @@ async fn a_published_table_stops_the_swap() {
             "CREATE TABLE notes (id int PRIMARY KEY, body text); CREATE PUBLICATION pub_notes FOR TABLE notes;",
         )
         .await?;
-        let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
-        let project = Project::new(&db, &[], "notes", plan)?;
-        let before = user_schema(&db).await?;
-        let o = phasegate(&project, &["apply", "--env", ENV, "notes"])?;
-        let err = String::from_utf8_lossy(&o.stderr);
-        let result = if o.status.success()
-            || !err.contains("is in a publication (pub_notes)")
-            || !err.contains("strategy: copy")
-        {
-            Err(fail(format!("apply: exit {:?}: {err}", o.status.code())))
-        } else if user_schema(&db).await? != before {
-            Err(fail("the failed swap changed the schema"))
-        } else {
-            Ok(())
-        };
+        let result = swap_stops(&db, "is in a publication (pub_notes)").await;
         let _ = db.exec("DROP PUBLICATION pub_notes").await;
         result
     })
@@ -647,8 +639,7 @@ async fn the_view_is_made_in_the_tables_schema() {
             "CREATE TABLE notes (id int PRIMARY KEY, body text); INSERT INTO notes VALUES (1, 'a'); CREATE SCHEMA postgres;",
         )
         .await?;
-        let plan = "name: notes\nchanges:\n  - rename_column: { table: notes, from: body, to: text, strategy: view }\n";
-        let project = Project::new(&db, &[], "notes", plan)?;
+        let project = Project::new(&db, &[], "notes", NOTES_PLAN)?;
         ok(&project, &["apply", "--env", ENV, "notes"])?;
         let schemas = db
             .texts("SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('notes', 'notes_phasegate_base') ORDER BY 1")

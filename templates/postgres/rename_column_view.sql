@@ -8,6 +8,53 @@
     foreign keys (both ways) stay where they are.
     Context: table, table_name, base, base_name, old, new, comment. -#}
 
+{#- REVOKE ALL on `rel` (a PL/pgSQL variable of the DO blocks below:
+    base_rel or view_rel) from every grantee but its owner. -#}
+{% macro revoke_all(rel) -%}
+FOR g IN
+    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = {% if rel == "view" %}view_rel{% else %}base_rel{% endif %} AND a.grantee <> c.relowner
+  LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM %s', {% if rel == "view" %}view_rel{% else %}base_rel{% endif %}, g.grantee);
+  END LOOP;
+{%- endmacro %}
+
+{#- One relation's privileges granted on the other: table-wide ones, and
+    each column's. Table to view (`to_view`): every entry the table lists,
+    the renamed column's under both its names. View to table: all but the
+    view owner's own entries, the renamed column's (under either name) under
+    its table name. -#}
+{% macro grant_all(to_view) -%}
+FOR g IN
+    SELECT a.privilege_type, a.is_grantable, NULL::name AS column_name,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE c.oid = {% if to_view %}base_rel{% else %}view_rel AND a.grantee <> c.relowner{% endif +%}
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES', 'TRIGGER')
+    UNION{% if to_view %} ALL{% endif +%}
+    SELECT a.privilege_type, a.is_grantable, n.name,
+           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+{% if to_view %}
+      CROSS JOIN LATERAL (SELECT att.attname UNION ALL
+                          SELECT {{ new|literal }}::name WHERE att.attname = {{ old|literal }}) AS n(name)
+{% else %}
+      CROSS JOIN LATERAL (SELECT CASE WHEN att.attname = {{ new|literal }} THEN {{ old|literal }}::name ELSE att.attname END) AS n(name)
+{% endif %}
+      LEFT JOIN pg_roles r ON r.oid = a.grantee
+     WHERE att.attrelid = {% if to_view %}base_rel{% else %}view_rel{% endif %} AND att.attnum > 0 AND NOT att.attisdropped
+       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
+  LOOP
+    EXECUTE format('GRANT %s%s ON %s TO %s%s', g.privilege_type,
+      CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
+      {%+ if to_view %}view_rel{% else %}base_rel{% endif %}, g.grantee,
+      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+{%- endmacro %}
+
 {#- The view, its comment, its owner (the table's), and exactly the table's
     privileges granted on it (default privileges revoked): table-wide ones, and each column's, the renamed
     column's under both names. The view checks its owner's privileges on the
@@ -58,14 +105,7 @@ BEGIN
   END IF;
   -- The view's privileges are the table's: none from default privileges
   -- (ALTER DEFAULT PRIVILEGES) that the table does not have.
-  FOR g IN
-    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
-      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE c.oid = view_rel AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('REVOKE ALL ON %s FROM %s', view_rel, g.grantee);
-  END LOOP;
+  {{ revoke_all("view") }}
   IF (SELECT relowner FROM pg_class WHERE oid = base_rel) <> (SELECT relowner FROM pg_class WHERE oid = view_rel) THEN
     EXECUTE format('ALTER VIEW %s OWNER TO %I', view_rel,
       (SELECT rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.oid = base_rel));
@@ -81,28 +121,7 @@ BEGIN
     END IF;
     EXECUTE format('ALTER VIEW %s SET (security_invoker = true)', view_rel);
   END IF;
-  FOR g IN
-    SELECT a.privilege_type, a.is_grantable, NULL::name AS column_name,
-           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
-      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE c.oid = base_rel
-       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES', 'TRIGGER')
-    UNION ALL
-    SELECT a.privilege_type, a.is_grantable, n.name,
-           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
-      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
-      CROSS JOIN LATERAL (SELECT att.attname UNION ALL
-                          SELECT {{ new|literal }}::name WHERE att.attname = {{ old|literal }}) AS n(name)
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE att.attrelid = base_rel AND att.attnum > 0 AND NOT att.attisdropped
-       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
-  LOOP
-    EXECUTE format('GRANT %s%s ON %s TO %s%s', g.privilege_type,
-      CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
-      view_rel, g.grantee,
-      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-  END LOOP;
+  {{ grant_all(true) }}
 END
 {{ dollar_quote }};
 {%- endmacro %}
@@ -110,8 +129,8 @@ END
 {#- Before the view goes (the contract, or rolling the swap back): the
     privileges granted or revoked on the view since the swap become the
     table's, so a GRANT or REVOKE made on `users` while it was a view holds.
-    `column` is the table's name for the renamed column's privileges on the
-    view (under either of its names). -#}
+    The renamed column's privileges on the view (under either of its names)
+    become its privileges under its table name. -#}
 {% macro adopt_view_privileges() -%}
 DO {{ dollar_quote }}
 DECLARE
@@ -119,14 +138,7 @@ DECLARE
   view_rel regclass := {{ table|ident|literal }}::regclass;
   g record;
 BEGIN
-  FOR g IN
-    SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
-      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE c.oid = base_rel AND a.grantee <> c.relowner
-  LOOP
-    EXECUTE format('REVOKE ALL ON %s FROM %s', base_rel, g.grantee);
-  END LOOP;
+  {{ revoke_all("table") }}
   FOR g IN
     SELECT DISTINCT att.attname,
            CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
@@ -136,27 +148,7 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL (%I) ON %s FROM %s', g.attname, base_rel, g.grantee);
   END LOOP;
-  FOR g IN
-    SELECT a.privilege_type, a.is_grantable, NULL::name AS column_name,
-           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
-      FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE c.oid = view_rel AND a.grantee <> c.relowner
-       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REFERENCES', 'TRIGGER')
-    UNION
-    SELECT a.privilege_type, a.is_grantable,
-           CASE WHEN att.attname = {{ new|literal }} THEN {{ old|literal }}::name ELSE att.attname END,
-           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
-      FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
-      LEFT JOIN pg_roles r ON r.oid = a.grantee
-     WHERE att.attrelid = view_rel AND att.attnum > 0 AND NOT att.attisdropped
-       AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES')
-  LOOP
-    EXECUTE format('GRANT %s%s ON %s TO %s%s', g.privilege_type,
-      CASE WHEN g.column_name IS NULL THEN '' ELSE format(' (%I)', g.column_name) END,
-      base_rel, g.grantee,
-      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-  END LOOP;
+  {{ grant_all(false) }}
 END
 {{ dollar_quote }};
 {%- endmacro %}
