@@ -233,13 +233,26 @@ pub struct Killed {
 impl Killed {
     /// Ends the server session first, as the refusal says an operator may
     /// (`KILL n`, `pg_terminate_backend(n)`): the statement does not run.
-    /// Then as [`Killed::release`].
+    /// Then as [`Killed::release`], once the session is gone: both servers
+    /// end a session asynchronously, and a lock let go before the killed
+    /// statement noticed could be granted to it (MariaDB then ran the
+    /// `CREATE TRIGGER` it was waiting to run).
     pub async fn abort(self, db: &TestDb) -> TestResult {
         let end = match db.dialect {
             Dialect::Postgres => format!("SELECT pg_terminate_backend({})", self.session),
             _ => format!("KILL {}", self.session),
         };
         db.exec(&end).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while connected(db, self.session).await? {
+            if Instant::now() > deadline {
+                return Err(fail(format!(
+                    "session {} is still connected 60s after it was ended",
+                    self.session
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.release(db).await
     }
 
