@@ -195,9 +195,9 @@ async fn the_backfill_does_not_run_the_sync_trigger_on_postgres() {
     with_postgres(the_backfill_skips_the_sync_trigger).await;
 }
 
-/// SQLite's sync trigger does not run for an update that changes only a
-/// row's key: a row the application moves from ahead of the walk to
-/// behind it during the backfill is found by the final sweep.
+/// A row the application moves from ahead of the walk to behind it during
+/// the backfill (an update of its key only) gets its new column all the
+/// same: SQLite's sync trigger runs for every update of the table.
 async fn a_row_moved_behind_the_walk_is_swept(db: TestDb) -> TestResult {
     db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
         .await?;
@@ -252,4 +252,89 @@ async fn a_row_moved_behind_the_walk_is_swept(db: TestDb) -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_moved_behind_the_walk_is_swept_on_sqlite() {
     with_sqlite(a_row_moved_behind_the_walk_is_swept).await;
+}
+
+/// The stored text of the rename's update trigger on `big`.
+async fn sqlite_sync_trigger(db: &TestDb) -> TestResult<String> {
+    db.text("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'big' AND name LIKE '%sync_upd'")
+        .await?
+        .ok_or_else(|| fail("the sync update trigger is missing"))
+}
+
+/// SQLite: each batch drops phasegate's update trigger inside its own
+/// transaction and makes it again before it commits (the schema changes at
+/// every batch; the trigger's text is the same afterwards and it mirrors
+/// the application's writes). A batch that fails takes its drop back: the
+/// trigger is there, and mirrors writes, after a failed run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batches_run_without_the_update_trigger_and_put_it_back() {
+    with_sqlite(|db| async move {
+        db.exec("CREATE TABLE big (id INTEGER PRIMARY KEY, amount integer)")
+            .await?;
+        db.exec(&format!(
+            "INSERT INTO big (id, amount) SELECT i, i * 3 FROM {}",
+            series(&db, ROWS)
+        ))
+        .await?;
+        // The application's own trigger, which refuses any update of row
+        // 15,000: the batch that holds it fails.
+        db.exec(
+            "CREATE TRIGGER frozen BEFORE UPDATE ON big WHEN NEW.id = 15000 \
+             BEGIN SELECT RAISE(ABORT, 'row 15000 is frozen'); END",
+        )
+        .await?;
+        let plan = format!(
+            "name: {PLAN}\nchanges:\n  - rename_column: {{ table: big, from: amount, to: total }}\n"
+        );
+        let project = Project::new(&db, &["backfill_batch_size: 1000"], PLAN, &plan)?;
+        let clock = SystemClock;
+        let ws = Workspace::new(&project.config, &clock, "batches");
+        let failed = ws.apply(ENV, PLAN, false).await;
+        match &failed {
+            Err(e) if e.to_string().contains("row 15000 is frozen") => {}
+            other => return Err(fail(format!("the batch holding row 15000 should fail: {other:?}"))),
+        }
+        let after_failure = sqlite_sync_trigger(&db).await?;
+        if !after_failure.contains("AFTER UPDATE ON") {
+            return Err(fail(format!("not the sync trigger: {after_failure}")));
+        }
+        if checkpoints(&db).await?.last() != Some(&14_000) {
+            return Err(fail(format!(
+                "the batches before the failed one should be kept: {:?}",
+                checkpoints(&db).await?
+            )));
+        }
+        // The trigger works: a write ahead of the walk is mirrored.
+        db.exec("UPDATE big SET amount = 7 WHERE id = 20000").await?;
+        if db.scalar("SELECT total FROM big WHERE id = 20000").await? != 7 {
+            return Err(fail("after the failed batch, the sync trigger did not mirror a write"));
+        }
+        db.exec("DROP TRIGGER frozen").await?;
+        let before = db.scalar("PRAGMA schema_version").await?;
+        ws.apply(ENV, PLAN, false).await?;
+        let changes = db.scalar("PRAGMA schema_version").await? - before;
+        // Sixteen batches (15,001 to 30,000, and the empty one past the end
+        // that finds nothing): the schema changed in each that updated rows.
+        if changes < 15 {
+            return Err(fail(format!(
+                "the schema changed {changes} time(s) during 16 batches: the batches did not drop the trigger"
+            )));
+        }
+        if sqlite_sync_trigger(&db).await? != after_failure {
+            return Err(fail(format!(
+                "the trigger was not made again as it was:\n{after_failure}\nbecame\n{}",
+                sqlite_sync_trigger(&db).await?
+            )));
+        }
+        let wrong = db.scalar("SELECT count(*) FROM big WHERE total IS NOT amount").await?;
+        if wrong != 0 {
+            return Err(fail(format!("{wrong} row(s) where total is not amount")));
+        }
+        db.exec("UPDATE big SET total = 11 WHERE id = 5").await?;
+        if db.scalar("SELECT amount FROM big WHERE id = 5").await? != 11 {
+            return Err(fail("after the backfill, the sync trigger did not mirror a write of total"));
+        }
+        Ok(())
+    })
+    .await;
 }

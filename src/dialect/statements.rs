@@ -8,9 +8,13 @@
 //!
 //! The split reads the text with sqlparser's tokenizer (its MySQL dialect):
 //! string literals (`'…'`, `"…"`, with doubled quotes and backslash
-//! escapes), backquoted names and the three comment forms. A compound statement (a trigger or routine with `BEGIN … END`)
-//! has semicolons inside its body; text that holds one is not split, and
-//! runs as one unit as written.
+//! escapes), backquoted names and the three comment forms. A compound
+//! statement (a trigger, routine or event whose body is `BEGIN … END`, or
+//! MariaDB's `BEGIN NOT ATOMIC … END`) has semicolons inside its body: the
+//! body is followed to the `END` that closes its `BEGIN` (`END IF`, `END
+//! LOOP`, `END WHILE` and `END REPEAT` close no block; `CASE` opens one);
+//! text whose bodies do not close that way is not split, and runs as one
+//! unit as written.
 //!
 //! Postgres runs a text of several statements sent at once as one implicit
 //! transaction, where `CREATE INDEX CONCURRENTLY` and its kind refuse to
@@ -29,34 +33,14 @@ use sqlparser::tokenizer::{Location, Token, Tokenizer};
 /// terminating `;` and the comments before them: sqlparser's tokenizer (its
 /// MySQL dialect) reads `'…'` and `"…"` strings with doubled quotes and
 /// backslash escapes, backquoted names, and `#`, `-- ` and `/* */` comments.
-/// Text that holds a compound statement (a `BEGIN` that is not the first
-/// word of its statement: a trigger's or routine's body) is one unit, as
-/// written; so is text the tokenizer cannot read (the server says what is
-/// wrong with it).
+/// The `BEGIN … END` body of a compound statement is kept whole (see the
+/// module doc); text whose bodies do not close, or that the tokenizer cannot
+/// read, is one unit, as written (the server says what is wrong with it).
 pub fn split_mysql(sql: &str) -> Vec<String> {
-    let dialect = MySqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize()
-    else {
-        return single(sql);
-    };
-    // Tokens seen in the current statement (a BEGIN that opens a statement
-    // is a transaction's; one after other tokens opens a body).
-    let mut seen = 0usize;
-    for t in &tokens {
-        match t {
-            Token::Whitespace(_) => {}
-            Token::SemiColon => seen = 0,
-            Token::Word(w)
-                if seen > 0 && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("begin") =>
-            {
-                return single(sql);
-            }
-            _ => seen += 1,
-        }
+    match split_checked(&MySqlDialect {}, sql, Body::is_compound) {
+        Some(statements) => statements,
+        None => single(sql),
     }
-    split_tokens(&dialect, sql, |_| false)
 }
 
 /// The statements of `sql` as Postgres reads it, trimmed, without their
@@ -80,12 +64,20 @@ pub fn split_sqlite(sql: &str) -> Vec<String> {
 /// statement; `has_body` says, from a statement's first words, whether its
 /// `BEGIN … END` holds statements of its own.
 fn split_tokens(dialect: &dyn SqlDialect, sql: &str, has_body: fn(&Body) -> bool) -> Vec<String> {
-    let Ok(tokens) = Tokenizer::new(dialect, sql)
+    split_checked(dialect, sql, has_body).unwrap_or_else(|| single(sql))
+}
+
+/// [`split_tokens`], or `None` when the tokenizer cannot read `sql` or a
+/// body it opened is still open at the end of the text.
+fn split_checked(
+    dialect: &dyn SqlDialect,
+    sql: &str,
+    has_body: fn(&Body) -> bool,
+) -> Option<Vec<String>> {
+    let tokens = Tokenizer::new(dialect, sql)
         .with_unescape(false)
         .tokenize_with_location()
-    else {
-        return single(sql);
-    };
+        .ok()?;
     let lines = LineStarts::new(sql);
     let mut out = Vec::new();
     // Where the current statement's first token starts, once it has one.
@@ -94,7 +86,7 @@ fn split_tokens(dialect: &dyn SqlDialect, sql: &str, has_body: fn(&Body) -> bool
     for t in &tokens {
         match &t.token {
             Token::Whitespace(_) => {}
-            Token::SemiColon if body.depth == 0 && body.parens == 0 => {
+            Token::SemiColon if body.settle() == 0 && body.parens == 0 => {
                 let end = lines.offset(sql, t.span.start);
                 if let Some(from) = start.take() {
                     out.push(sql[from..end].trim().to_string());
@@ -109,35 +101,62 @@ fn split_tokens(dialect: &dyn SqlDialect, sql: &str, has_body: fn(&Body) -> bool
             }
         }
     }
+    if body.settle() > 0 {
+        return None;
+    }
     if let Some(from) = start {
         let last = sql[from..].trim().trim_end_matches(';').trim();
         if !last.is_empty() {
             out.push(last.to_string());
         }
     }
-    out
+    Some(out)
 }
 
 /// psql's rule for a statement's `;` that does not end it: one inside
 /// parentheses, or inside the body of `CREATE [OR REPLACE] FUNCTION` or
-/// `PROCEDURE` (SQLite: `CREATE TRIGGER`) opened by `BEGIN` (a `CASE`
-/// within it also ends with `END`).
+/// `PROCEDURE` (SQLite: `CREATE TRIGGER`; MySQL: see [`Body::is_compound`])
+/// opened by `BEGIN` (a `CASE` within it also ends with `END`; MySQL's
+/// `END IF`, `END LOOP`, `END WHILE` and `END REPEAT` end no block).
 #[derive(Default)]
 struct Body {
-    /// The statement's first unquoted words, up to four.
+    /// The statement's first unquoted words, up to six.
     first: Vec<String>,
     depth: usize,
     parens: usize,
+    /// An `END` whose block is known by the word after it.
+    end: bool,
+    /// The last token was a `.`: the next word is a name (`NEW.end`).
+    dot: bool,
 }
 
 impl Body {
     fn see(&mut self, token: &Token, has_body: fn(&Body) -> bool) {
+        let dot = std::mem::replace(&mut self.dot, matches!(token, Token::Period));
+        if self.end {
+            self.end = false;
+            if let Token::Word(w) = token
+                && w.quote_style.is_none()
+            {
+                match w.value.to_ascii_uppercase().as_str() {
+                    // The end of a control statement, counted by none.
+                    "IF" | "LOOP" | "WHILE" | "REPEAT" => return,
+                    // `END CASE` closes the CASE it names.
+                    "CASE" => {
+                        self.depth = self.depth.saturating_sub(1);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            self.depth = self.depth.saturating_sub(1);
+        }
         match token {
             Token::LParen => self.parens += 1,
             Token::RParen => self.parens = self.parens.saturating_sub(1),
-            Token::Word(w) if w.quote_style.is_none() => {
+            Token::Word(w) if w.quote_style.is_none() && !dot => {
                 let word = w.value.to_ascii_uppercase();
-                if self.first.len() < 4 {
+                if self.first.len() < 6 {
                     self.first.push(word.clone());
                 }
                 if !has_body(self) || self.parens > 0 {
@@ -145,13 +164,35 @@ impl Body {
                 }
                 match word.as_str() {
                     "BEGIN" => self.depth += 1,
+                    // MariaDB's anonymous block: its BEGIN opened the statement.
+                    "ATOMIC" if self.first == ["BEGIN", "NOT", "ATOMIC"] => self.depth += 1,
                     "CASE" if self.depth > 0 => self.depth += 1,
-                    "END" => self.depth = self.depth.saturating_sub(1),
+                    "END" => self.end = true,
                     _ => {}
                 }
             }
             _ => {}
         }
+    }
+
+    /// Closes the block of an `END` seen last; the depth after it.
+    fn settle(&mut self) -> usize {
+        if std::mem::take(&mut self.end) {
+            self.depth = self.depth.saturating_sub(1);
+        }
+        self.depth
+    }
+
+    /// MySQL/MariaDB: `CREATE … TRIGGER | PROCEDURE | FUNCTION | EVENT`
+    /// (with `OR REPLACE`, `DEFINER = …`, `IF NOT EXISTS` between), or
+    /// MariaDB's `BEGIN NOT ATOMIC`.
+    fn is_compound(&self) -> bool {
+        let w = |i: usize| self.first.get(i).map_or("", String::as_str);
+        (w(0) == "CREATE"
+            && self.first[1..]
+                .iter()
+                .any(|x| matches!(x.as_str(), "TRIGGER" | "PROCEDURE" | "FUNCTION" | "EVENT")))
+            || (w(0) == "BEGIN" && w(1) == "NOT" && w(2) == "ATOMIC")
     }
 
     fn is_routine(&self) -> bool {
@@ -258,6 +299,38 @@ mod tests {
             split_mysql("BEGIN; UPDATE a SET c = 1; COMMIT"),
             vec!["BEGIN", "UPDATE a SET c = 1", "COMMIT"]
         );
+    }
+
+    #[test]
+    fn compound_statements_split_at_the_end_of_their_body() {
+        let trigger = "CREATE DEFINER = `root`@`localhost` TRIGGER `t` BEFORE UPDATE ON a FOR EACH ROW\n\
+                       lbl: BEGIN\n\
+                         IF @m IS NULL THEN SET NEW.c = IF(NEW.d > 0, 1, 2); ELSEIF NEW.end = 1 THEN SET NEW.c = 3; END IF;\n\
+                         CASE NEW.d WHEN 1 THEN SET NEW.e = CASE WHEN NEW.f THEN 1 END; ELSE BEGIN END; END CASE;\n\
+                         WHILE NEW.c < 0 DO SET NEW.c = NEW.c + 1; END WHILE;\n\
+                         REPEAT SET NEW.c = NEW.c - 1; UNTIL NEW.c < 9 END REPEAT;\n\
+                         l2: LOOP LEAVE l2; END LOOP l2;\n\
+                       END lbl";
+        let anonymous = "BEGIN NOT ATOMIC IF 1 THEN SELECT 1; END IF; END";
+        let sql = format!(
+            "DROP TRIGGER IF EXISTS `t`;\n{trigger};\nALTER TABLE a ADD COLUMN g int;\n{anonymous};\nCREATE PROCEDURE p() SELECT 1;\nCREATE OR REPLACE FUNCTION f() RETURNS int BEGIN RETURN 1; END"
+        );
+        let got = split_mysql(&sql);
+        assert_eq!(
+            got,
+            vec![
+                "DROP TRIGGER IF EXISTS `t`",
+                trigger,
+                "ALTER TABLE a ADD COLUMN g int",
+                anonymous,
+                "CREATE PROCEDURE p() SELECT 1",
+                "CREATE OR REPLACE FUNCTION f() RETURNS int BEGIN RETURN 1; END",
+            ],
+            "{got:#?}"
+        );
+        // A body that never closes: the text runs as one unit, as written.
+        let open = "ALTER TABLE a ADD COLUMN g int; CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN SET NEW.c = 1;";
+        assert_eq!(split_mysql(open), vec![open.trim_end_matches(';')]);
     }
 
     #[test]

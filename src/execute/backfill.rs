@@ -23,11 +23,16 @@
 //! Each database gets the batch in its own syntax: one statement with a
 //! data-modifying CTE on Postgres; on SQLite and MySQL (no `RETURNING` from
 //! an UPDATE there) the batch's bounds are read first and the UPDATE then
-//! walks that key range (`backfill/sql.rs`).
+//! walks that key range (`backfill/sql.rs`). phasegate's sync triggers
+//! skip a batch's rows: by a session mark on Postgres and MySQL
+//! ([`batch_prelude`]); on SQLite the batch drops them inside its own
+//! transaction and makes them again before it commits
+//! (`backfill/sqlite_triggers.rs`).
 
 mod count;
 mod sizing;
 mod sql;
+mod sqlite_triggers;
 mod throttle;
 
 use sqlx::{AssertSqlSafe, Row};
@@ -386,6 +391,11 @@ async fn batch(
         sqlx::raw_sql(AssertSqlSafe(batch_prelude(cx.env)))
             .execute(store.conn())
             .await?;
+        let suspended = if dialect == Dialect::Sqlite {
+            Some(sqlite_triggers::suspend(store, b).await?)
+        } else {
+            None
+        };
         let batch = match dialect {
             Dialect::Postgres => {
                 let row = sqlx::raw_sql(AssertSqlSafe(postgres_batch(b, key, after, n)))
@@ -465,6 +475,9 @@ async fn batch(
                 .append(&event, cx.clock.now(), cx.actor)
                 .await
                 .map_err(into_sqlx)?;
+        }
+        if let Some(suspended) = suspended {
+            sqlite_triggers::restore(store, suspended).await?;
         }
         sqlx::raw_sql("COMMIT").execute(store.conn()).await?;
         Ok(batch)

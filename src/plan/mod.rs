@@ -444,6 +444,7 @@ impl<'a> Recipe<'a> {
             pending,
             key,
             synced: false,
+            sync_triggers: Vec::new(),
         };
         let i = self.push(StepKind::Backfill, slug, description);
         let dialect = self.dialect;

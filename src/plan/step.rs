@@ -80,14 +80,26 @@ pub struct Backfill {
     /// A sync trigger created before this step keeps every row written
     /// while it runs in step (rename_column, change_column_type with
     /// `sync: trigger`, on Postgres and MySQL, whose BEFORE UPDATE trigger
-    /// runs for every update): the walk over the key covers every other
-    /// row, so no final sweep for rows written behind it is needed. `false`
-    /// when the application writes both columns (a row the old release
-    /// wrote behind the walk is caught by the sweep), when nothing writes
-    /// the column, and on SQLite, whose trigger does not run for an update
-    /// that moves a row's key behind the walk.
+    /// runs for every update, on every dialect): the walk over the key
+    /// covers every other row, so no final sweep for rows written behind it
+    /// is needed. `false` when the application writes both columns (a row
+    /// the old release wrote behind the walk is caught by the sweep), when
+    /// nothing writes the column, and on SQLite when the walk follows the
+    /// rowid (a `VACUUM` may renumber it between two runs of the walk).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub synced: bool,
+    /// SQLite: phasegate's sync triggers on the table (their names, in the
+    /// table's schema) that the backfill's own updates would fire for
+    /// nothing: a batch computes the new column itself. SQLite has no
+    /// session setting a trigger could test (Postgres' and MySQL's sync
+    /// triggers skip a batch's rows by phasegate's backfill mark), so each
+    /// batch drops them and re-creates them from their stored definition
+    /// inside its own `BEGIN IMMEDIATE` transaction. That transaction holds
+    /// the database's one write lock, so no other write runs while they are
+    /// gone, and a batch that fails takes the drop back with the rest.
+    /// Empty on Postgres and MySQL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sync_triggers: Vec<Ident>,
 }
 
 /// Rows a rollback must give a value before the step's `rollback_sql` can

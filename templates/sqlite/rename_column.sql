@@ -45,10 +45,14 @@ BEGIN
          {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN NEW.{{ old|ident }} ELSE {{ new_to_old("NEW.") }} END
    WHERE {{ this_row() }};
 END;
-{#- Only when the row's new column is not already the value its old one
-    implies: the write left nothing to mirror (a backfill's, for one), and
-    the UPDATE below would rewrite the row unchanged. -#}
-CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE OF {{ [old, new]|idents }} ON {{ table_name|ident }}
+{#- On every update, not only of the two columns: an update that moves a
+    row's key behind the backfill's walk (or writes any other column of a
+    row the walk has not reached) gives it its new column here, so the walk
+    needs no final sweep. Only when the row's new column is not already the
+    value its old one implies: else the write left nothing to mirror, and the
+    UPDATE below would rewrite the row unchanged. The backfill's batches drop
+    this trigger inside their own transaction (`Backfill::sync_triggers`). -#}
+CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE ON {{ table_name|ident }}
   WHEN NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }}
 BEGIN
   -- phasegate sync trigger

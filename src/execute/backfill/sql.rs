@@ -175,6 +175,7 @@ mod tests {
             pending: "\"b\" IS DISTINCT FROM \"a\"".into(),
             key: None,
             synced: false,
+            sync_triggers: Vec::new(),
         }
     }
 

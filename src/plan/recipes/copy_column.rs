@@ -185,12 +185,25 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
         sql.get("backfill_set"),
         sql.get("backfill_pending"),
     );
-    // SQLite's sync trigger fires on writes of the two columns only
-    // (`AFTER UPDATE OF old, new`): a row whose key an update moves behind
-    // the walk keeps its new column unset, and only the final sweep finds it.
-    let synced = sync_trigger && r.dialect != Dialect::Sqlite;
+    // SQLite: the batches drop the update trigger while they run, in their
+    // own transaction (`Backfill::sync_triggers`). A walk over the rowid (no
+    // primary key, or none known offline) keeps its final sweep: a VACUUM
+    // may renumber the rowids between two runs of the walk, and no trigger
+    // runs for that.
+    let sqlite = r.dialect == Dialect::Sqlite;
+    let sqlite_trigger = (sync_trigger && sqlite)
+        .then(|| derived_name(&[table_name, old.as_str(), new.as_str(), "sync_upd"]));
     if let Some(b) = r.step(fill).backfill.as_mut() {
-        b.synced = synced;
+        let stable_key = !sqlite
+            || b.key.as_ref().is_some_and(|k| {
+                !k.iter().any(|c| {
+                    ["rowid", "_rowid_", "oid"]
+                        .iter()
+                        .any(|r| c.as_str().eq_ignore_ascii_case(r))
+                })
+            });
+        b.synced = sync_trigger && stable_key;
+        b.sync_triggers.extend(sqlite_trigger);
     }
     r.verify(
         "verify",

@@ -112,6 +112,7 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &DropColumn) -> Result<(), PlanningE
                 _ => None,
             },
             synced: false,
+            sync_triggers: Vec::new(),
         }),
         missing: format!(
             "they hold NULL in {c}, written by code that no longer writes it, and NOT NULL cannot be restored over them; add `down: <SQL expression over the row>` to the drop_column change of {t}.{c} to say what they hold, accept that edit (`phasegate accept-change --env ENV PLAN --reason \"…\"`), then run rollback again"

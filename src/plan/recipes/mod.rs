@@ -270,6 +270,56 @@ mod version_tests {
         }
     }
 
+    /// SQLite: the rename's backfill names its update trigger, which the
+    /// batches drop inside their transaction, and needs no final sweep when
+    /// it walks a primary key; over the rowid (none known, or none there) a
+    /// VACUUM may renumber the walk's keys between runs, so it keeps it.
+    #[test]
+    fn sqlite_backfills_name_the_trigger_they_suspend() {
+        use crate::catalog::{ColumnFacts, TableFacts};
+        use crate::name::{Ident, SqlType, TableName};
+        let id = |s: &str| Ident::new(s).unwrap_or_else(|e| panic!("{e}"));
+        let col = |name: &str| ColumnFacts {
+            name: id(name),
+            type_sql: "INTEGER".into(),
+            ty: SqlType::parse("INTEGER").ok(),
+            nullable: true,
+            default: None,
+            charset: None,
+            collation: None,
+        };
+        let with_key = |key: &[&str]| {
+            let mut c = sqlite("3.45.0");
+            c.insert(
+                TableName::parse("users").unwrap_or_else(|e| panic!("{e}")),
+                TableFacts {
+                    columns: vec![col("id"), col("name")],
+                    primary_key: key.iter().map(|k| id(k)).collect(),
+                    ..TableFacts::default()
+                },
+            );
+            c
+        };
+        let rename = "  - rename_column: { table: users, from: name, to: full_name }\n";
+        let fill = |dialect: Dialect, catalog: &Catalog| {
+            let plan = plan_with(dialect, catalog, rename).unwrap_or_else(|e| panic!("{e}"));
+            plan.steps
+                .iter()
+                .find_map(|s| s.backfill.clone())
+                .unwrap_or_else(|| panic!("no backfill"))
+        };
+        let b = fill(Dialect::Sqlite, &with_key(&["id"]));
+        assert_eq!(b.sync_triggers, vec![id("users_name_full_name_sync_upd")]);
+        assert!(b.synced);
+        let b = fill(Dialect::Sqlite, &with_key(&[]));
+        assert_eq!(b.key, Some(vec![id("rowid")]));
+        assert!(!b.synced);
+        assert_eq!(b.sync_triggers.len(), 1);
+        assert!(!fill(Dialect::Sqlite, &sqlite("3.45.0")).synced);
+        let b = fill(Dialect::Postgres, &pg(150_000));
+        assert!(b.sync_triggers.is_empty());
+    }
+
     #[test]
     fn sqlite_before_3_35_cannot_drop_a_column() {
         let old = sqlite("3.34.1");
