@@ -92,7 +92,7 @@ fn shown(o: &Output) -> String {
     )
 }
 
-/// Each database's outcome in an `apply` document, in fleet order.
+/// Each database's outcome in an `apply` or `rollback` document, in fleet order.
 fn outcomes(doc: &Value) -> Vec<String> {
     doc["fleet"]["results"]
         .as_array()
@@ -483,4 +483,150 @@ async fn a_paused_fleet_runs_one_wave_per_apply() {
         Ok(())
     })
     .await;
+}
+
+/// `rollback` on a fleet undoes the phase in every database that has it in
+/// place (the last first), skips the others, and stops at one that fails,
+/// naming it; `--database` picks one database for any command, by its name,
+/// and is refused, with the nearest name, where it picks none.
+#[tokio::test]
+async fn a_fleet_rolls_back_where_the_phase_is_in_place_and_database_picks_one() -> TestResult {
+    let dir = Dir::new()?;
+    let tenants: Vec<PathBuf> = (1..=4)
+        .map(|i| dir.path.join("tenants").join(format!("t{i}.db")))
+        .collect();
+    for t in &tenants {
+        sqlite_exec(
+            t,
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO accounts (name) VALUES ('a');",
+        )
+        .await?;
+    }
+    // Tenant 3 has the column already: the rollout stops there.
+    sqlite_exec(&tenants[2], "ALTER TABLE accounts ADD COLUMN note TEXT").await?;
+    sqlite_exec(
+        &dir.path.join("prod.db"),
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY)",
+    )
+    .await?;
+    dir.config(
+        "environments:\n  - name: tenants\n    database_urls_from: { glob: \"tenants/t*.db\" }\n    waves: { canary: 1, growth: 2, parallelism: 1 }\n  - name: prod\n    database_url: sqlite://prod.db\n",
+    )?;
+    let (code, doc) = dir.json(&["apply", "--env", "tenants", PLAN]).await?;
+    assert_eq!(code, Some(2), "{doc:#}");
+    assert_eq!(
+        outcomes(&doc),
+        ["applied", "applied", "failed", "not_started"],
+        "{doc:#}"
+    );
+
+    // One database, by its file name: its own log.
+    let (code, doc) = dir
+        .json(&["history", "--env", "tenants", "--database", "t2", PLAN])
+        .await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(
+        doc["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|e| e["kind"] == "phase_completed" || e["kind"] == "phase_migrated")),
+        "{doc:#}"
+    );
+    let (code, doc) = dir
+        .json(&["history", "--env", "tenants", "--database", "t4.db", PLAN])
+        .await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["events"].as_array().map(Vec::len), Some(0), "{doc:#}");
+    // Names that pick none are refused, naming the nearest.
+    let o = dir
+        .run(&["history", "--env", "tenants", "--database", "t9"])
+        .await?;
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no database of tenants is `t9`") && err.contains("did you mean"),
+        "{}",
+        shown(&o)
+    );
+    let o = dir
+        .run(&["history", "--env", "prod", "--database", "t1"])
+        .await?;
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("prod is one database, not a fleet"),
+        "{}",
+        shown(&o)
+    );
+    let o = dir.run(&["plan", PLAN, "--database", "t1"]).await?;
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+    let o = dir.run(&["status", "--database", "t1"]).await?;
+    assert_eq!(o.status.code(), Some(2), "{}", shown(&o));
+
+    // Rolled back where it is in place (t1, t2); t3's own column stays.
+    let (code, doc) = dir.json(&["rollback", "--env", "tenants", PLAN]).await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["phase"], 1, "{doc:#}");
+    assert_eq!(
+        outcomes(&doc),
+        ["rolled_back", "rolled_back", "not_in_place", "not_in_place"],
+        "{doc:#}"
+    );
+    for (i, want) in [false, false, true, false].iter().enumerate() {
+        assert_eq!(
+            sqlite_has_note(&tenants[i]).await?,
+            *want,
+            "tenant {}",
+            i + 1
+        );
+    }
+    let (code, doc) = dir.json(&["rollback", "--env", "tenants", PLAN]).await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["outcome"], "nothing_to_do", "{doc:#}");
+
+    // Every tenant at phase 1; then t2 cannot drop the column (a view uses
+    // it): the rollback runs t4, t3, fails at t2, and leaves t1.
+    sqlite_exec(&tenants[2], "ALTER TABLE accounts DROP COLUMN note").await?;
+    let (code, doc) = dir.json(&["apply", "--env", "tenants", PLAN]).await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    sqlite_exec(
+        &tenants[1],
+        "CREATE VIEW notes AS SELECT note FROM accounts",
+    )
+    .await?;
+    let (code, doc) = dir.json(&["rollback", "--env", "tenants", PLAN]).await?;
+    assert_eq!(code, Some(2), "{doc:#}");
+    assert_eq!(
+        outcomes(&doc),
+        ["not_started", "failed", "rolled_back", "rolled_back"],
+        "{doc:#}"
+    );
+    assert_eq!(doc["fleet"]["failed"]["index"], 2, "{doc:#}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("database 2 of 4") && m.contains("t2.db")),
+        "{doc:#}"
+    );
+    for (i, want) in [true, true, false, false].iter().enumerate() {
+        assert_eq!(
+            sqlite_has_note(&tenants[i]).await?,
+            *want,
+            "tenant {}",
+            i + 1
+        );
+    }
+    // Fixed, it finishes the rest: only t1 and t2 still had the phase.
+    sqlite_exec(&tenants[1], "DROP VIEW notes").await?;
+    let o = dir.run(&["rollback", "--env", "tenants", PLAN]).await?;
+    assert_eq!(o.status.code(), Some(0), "{}", shown(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("phase 1 rolled back in 4 of 4 databases of tenants")
+            && text.contains("2 database(s) did not have phase 1 in place: skipped"),
+        "{}",
+        shown(&o)
+    );
+    for t in &tenants {
+        assert!(!sqlite_has_note(t).await?, "{}", t.display());
+    }
+    Ok(())
 }

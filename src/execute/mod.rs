@@ -52,7 +52,10 @@ use crate::tracker::{
 };
 
 pub use exported::ForExport;
-pub use fleet::{FleetApplied, FleetStop, TargetApplied, TargetOutcome, TargetState, at_phase};
+pub use fleet::{
+    FleetApplied, FleetRolledBack, FleetStop, RollbackOutcome, TargetApplied, TargetOutcome,
+    TargetRolledBack, TargetState, at_phase,
+};
 pub use steps::StepError;
 
 pub use apply::Applied;
@@ -405,7 +408,7 @@ impl<'a> Workspace<'a> {
                 crate::catalog::redact(url)
             ))),
             None => Err(RunError::Invalid(format!(
-                "{name} is a fleet of {} databases: this command works on one database and does not run across a fleet yet (apply, gate, mark and status do)",
+                "{name} is a fleet of {} databases: this command works on one database; pick it with --database DB (apply, gate, mark, rollback and status run across the fleet)",
                 fleet.targets.len()
             ))),
         }

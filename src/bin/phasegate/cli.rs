@@ -26,6 +26,12 @@ pub struct Cli {
     /// The config file (default: phasegate.yaml in the current folder).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// For an environment that is a fleet: work on this one of its
+    /// databases (its URL, or its database or file name). Without it,
+    /// apply, gate, mark, rollback and status run across the fleet, and the
+    /// other commands refuse it.
+    #[arg(long, global = true, value_name = "DB")]
+    pub database: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -371,6 +377,42 @@ impl Command {
             Command::Convert(_) => "convert",
             Command::Schema { .. } => "schema",
             Command::Estimate { .. } => "estimate",
+        }
+    }
+
+    /// A command that works on no database (`--database` means nothing to it).
+    pub fn works_on_no_database(&self) -> bool {
+        matches!(
+            self,
+            Command::Plan(_)
+                | Command::Init
+                | Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Lint(_)
+                | Command::Convert(_)
+                | Command::Schema { .. }
+                | Command::Estimate { .. }
+        )
+    }
+
+    /// The environment an environment command names (`None` for the
+    /// others, for `status`, which covers every environment, and for
+    /// `export` without `--env`).
+    pub fn env(&self) -> Option<&str> {
+        match self {
+            Command::Gate { env, .. }
+            | Command::Check { env, .. }
+            | Command::Apply { env, .. }
+            | Command::Mark { env, .. }
+            | Command::Rollback { env, .. }
+            | Command::Approve { env, .. }
+            | Command::Backup { env, .. }
+            | Command::Verify { env, .. }
+            | Command::History { env, .. }
+            | Command::AcceptChange { env, .. }
+            | Command::Resolve { env, .. } => Some(env),
+            Command::Export { args, .. } => args.env.as_deref(),
+            _ => None,
         }
     }
 

@@ -82,10 +82,13 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub fn of(config: Option<&Path>, command: &Command) -> Invocation {
-        let config = config.map_or(String::new(), |c| {
+    pub fn of(config: Option<&Path>, database: Option<&str>, command: &Command) -> Invocation {
+        let mut config = config.map_or(String::new(), |c| {
             format!(" --config {}", quoted(&c.display().to_string()))
         });
+        if let Some(db) = database {
+            config.push_str(&format!(" --database {}", quoted(db)));
+        }
         let (name, resume) = match command {
             Command::Apply { env, plan, .. } => (
                 "apply",

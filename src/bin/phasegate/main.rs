@@ -46,6 +46,14 @@ fn main() -> ExitCode {
         }
     };
     suggested::remember_config(cli.config.as_deref());
+    if cli.database.is_some() && cli.command.works_on_no_database() {
+        let f = Failure::input(format!(
+            "error: --database picks one database of a fleet environment, and `phasegate {}` works on none",
+            cli.command.name()
+        ));
+        crate::err_line(format_args!("{}", f.message));
+        return ExitCode::from(f.code);
+    }
     let result = match cli.command {
         Command::Plan(args) => plan::plan(args, cli.config),
         Command::Init => commands::init(cli.config),
@@ -84,12 +92,13 @@ fn main() -> ExitCode {
                     ));
                 }
             };
-            let invocation = interrupt::Invocation::of(cli.config.as_deref(), &other);
+            let invocation =
+                interrupt::Invocation::of(cli.config.as_deref(), cli.database.as_deref(), &other);
             // Ctrl-C ends the run where it is (see interrupt.rs); a step
             // running outside a transaction first has its statement
             // cancelled on the server, so that its outcome is recorded.
             let (done, settled) = rt.block_on(async {
-                let run = commands::run(cli.config, other);
+                let run = commands::run(cli.config, cli.database, other);
                 tokio::pin!(run);
                 tokio::select! {
                     r = &mut run => return (Some(r), false),

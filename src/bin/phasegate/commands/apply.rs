@@ -125,7 +125,7 @@ fn held_back(e: &RunError) -> Option<ApplyPayload> {
 
 /// `phasegate apply`.
 pub async fn run(ws: &Workspace<'_>, env: &str, plan: &str, dry_run: bool) -> Report<ApplyPayload> {
-    if ws.fleet(env).is_ok() {
+    if ws.target.is_none() && ws.fleet(env).is_ok() {
         return run_fleet(ws, env, plan, dry_run).await;
     }
     match ws.apply(env, plan, dry_run).await {

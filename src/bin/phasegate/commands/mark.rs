@@ -45,7 +45,7 @@ pub async fn run(
     phase: usize,
     app_version: &str,
 ) -> Report<MarkPayload> {
-    if ws.fleet(env).is_ok() {
+    if ws.target.is_none() && ws.fleet(env).is_ok() {
         return run_fleet(ws, env, plan, phase, app_version).await;
     }
     match ws.mark(env, plan, phase, app_version).await {

@@ -93,7 +93,7 @@ pub async fn plan_live(
 
 /// Runs an environment command: its report rendered as text or as the one
 /// JSON document (`envelope.rs`), and its exit code.
-pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
+pub async fn run(config: Option<PathBuf>, database: Option<String>, command: Command) -> Rendered {
     let (name, format) = (command.name(), command.format());
     // An environment whose URL names an unset variable is an error only for
     // a command that uses it (`Config::environment`, `Config::previous`);
@@ -105,6 +105,23 @@ pub async fn run(config: Option<PathBuf>, command: Command) -> Rendered {
     let clock = SystemClock;
     let progress = Progress::new();
     let ws = Workspace::new(&config, &clock, actor()).with_progress(&progress);
+    // `--database`: the command works on that database of the fleet alone.
+    let ws = match (database.as_deref(), command.env()) {
+        (None, _) => ws,
+        (Some(db), Some(env)) => match ws.on_database(env, db) {
+            Ok(one) => one,
+            Err(e) => return envelope::failure(name, format, &e),
+        },
+        (Some(_), None) => {
+            let why = match &command {
+                Command::Status { .. } => {
+                    "status shows every database of a fleet already; --database is for a command that works on one".to_string()
+                }
+                _ => format!("--database picks one database of a fleet environment: give `{name}` its --env too"),
+            };
+            return envelope::failure(name, format, &RunError::Invalid(why));
+        }
+    };
     match command {
         Command::Plan(_)
         | Command::Init

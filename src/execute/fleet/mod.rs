@@ -1,8 +1,10 @@
 //! Fleets (`database_urls`, `database_urls_from` in `phasegate.yaml`):
 //! `apply` rolling a phase across every database of an environment in
-//! waves, `mark` recording an app deploy on each, and reading where each
+//! waves, `mark` recording an app deploy on each, `rollback` undoing a
+//! phase wherever it is in place (`rollback.rs`), reading where each
 //! target stands (for `status`, `gate` and the promotion gate of the next
-//! environment).
+//! environment), and `--database` picking one database for any command
+//! (`pick.rs`).
 //!
 //! Each target is an ordinary database of the environment: its own event
 //! log, lock and marker (the environment's name: targets of one fleet are
@@ -23,6 +25,11 @@ use crate::plan::StepKind;
 use crate::tracker::{Next, PhaseStatus, PlanState, derive};
 
 use super::{LoadedPlan, NoProgress, RunError, Workspace};
+
+mod pick;
+mod rollback;
+
+pub use rollback::{FleetRolledBack, RollbackOutcome, TargetRolledBack};
 
 /// How one target of a fleet came out of `apply`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
