@@ -38,7 +38,7 @@ mod throttle;
 use sqlx::{AssertSqlSafe, Row};
 
 use sizing::Sizer;
-use sql::{mysql_batch_bounds, postgres_batch, quoted, range_update, sqlite_batch_bounds};
+use sql::{batch_bounds, nth_key, postgres_batch, quoted, range_update};
 use throttle::Throttle;
 
 use super::deadline::{self, LOST};
@@ -414,34 +414,30 @@ async fn batch(
                     last,
                 }
             }
-            // Two statements: the batch's bounds, then the UPDATE of that key range.
+            // The batch's bounds, then the UPDATE of that key range.
             Dialect::Mysql | Dialect::Sqlite => {
-                let (select, last_sql) = match dialect {
-                    Dialect::Mysql => mysql_batch_bounds(b, key, after, n),
-                    _ => sqlite_batch_bounds(b, key, after, n),
-                };
-                let scanned: i64 = sqlx::raw_sql(AssertSqlSafe(select))
-                    .fetch_one(store.conn())
-                    .await?
-                    .try_get(0)?;
-                let mut last = Vec::with_capacity(key.len());
-                if let Some(row) = sqlx::raw_sql(AssertSqlSafe(last_sql))
+                let nth = sqlx::raw_sql(AssertSqlSafe(nth_key(dialect, b, key, after, n)))
                     .fetch_optional(store.conn())
-                    .await?
-                {
-                    for i in 0..key.len() {
-                        last.push(if dialect == Dialect::Sqlite {
-                            // The key's storage class, or a text literal
-                            // would compare unlike the integer it was.
-                            let kind: String = row.try_get(format!("type_{i}").as_str())?;
-                            let text: Option<String> = row.try_get(format!("text_{i}").as_str())?;
-                            dialect.typed_literal(&kind, text.as_deref())
-                        } else {
-                            let text: Option<String> = row.try_get(format!("last_{i}").as_str())?;
-                            text.map_or_else(|| "NULL".to_string(), |t| dialect.quote_literal(&t))
-                        });
+                    .await?;
+                let (scanned, last) = match nth {
+                    Some(row) => (n, last_key(dialect, &row, key.len())?),
+                    // Fewer than n rows left: count them, and read the last.
+                    None => {
+                        let (count, last_sql) = batch_bounds(dialect, b, key, after, n);
+                        let scanned: i64 = sqlx::raw_sql(AssertSqlSafe(count))
+                            .fetch_one(store.conn())
+                            .await?
+                            .try_get(0)?;
+                        let last = match sqlx::raw_sql(AssertSqlSafe(last_sql))
+                            .fetch_optional(store.conn())
+                            .await?
+                        {
+                            Some(row) => last_key(dialect, &row, key.len())?,
+                            None => Vec::new(),
+                        };
+                        (scanned.max(0) as u64, last)
                     }
-                }
+                };
                 let updated = if last.is_empty() {
                     0
                 } else {
@@ -451,7 +447,7 @@ async fn batch(
                         .rows_affected()
                 };
                 Batch {
-                    scanned: scanned.max(0) as u64,
+                    scanned,
                     updated,
                     last,
                 }
@@ -489,16 +485,35 @@ async fn batch(
     result
 }
 
+/// A batch's last key read by [`nth_key`] or [`batch_bounds`], as SQL
+/// literals: on SQLite with the key's storage class (a text literal would
+/// compare unlike the integer it was), on MySQL as text.
+fn last_key(
+    dialect: Dialect,
+    row: &sqlx::any::AnyRow,
+    columns: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut last = Vec::with_capacity(columns);
+    for i in 0..columns {
+        last.push(if dialect == Dialect::Sqlite {
+            let kind: String = row.try_get(format!("type_{i}").as_str())?;
+            let text: Option<String> = row.try_get(format!("text_{i}").as_str())?;
+            dialect.typed_literal(&kind, text.as_deref())
+        } else {
+            let text: Option<String> = row.try_get(format!("last_{i}").as_str())?;
+            text.map_or_else(|| "NULL".to_string(), |t| dialect.quote_literal(&t))
+        });
+    }
+    Ok(last)
+}
+
 /// The first batch's statement, for `--dry-run`.
 pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> String {
     let n = u64::from(env.backfill_batch.first_rows());
     match env.dialect {
         Dialect::Postgres => format!("{};", postgres_batch(b, key, None, n)),
         Dialect::Mysql | Dialect::Sqlite => {
-            let last = match env.dialect {
-                Dialect::Mysql => mysql_batch_bounds(b, key, None, n).1,
-                _ => sqlite_batch_bounds(b, key, None, n).1,
-            };
+            let last = nth_key(env.dialect, b, key, None, n);
             let bound: Vec<String> = (0..key.len()).map(|i| format!("@last_{i}")).collect();
             format!(
                 "-- the batch's last key, read first:\n{last};\n{};",
