@@ -134,11 +134,16 @@ struct Timing {
 }
 
 impl Timing {
-    /// The batches: how many, and the rows and duration of the largest.
-    fn batches(&self) -> String {
+    /// The batches: how many, the rows and duration of the largest, and
+    /// the step's time before its first batch (its start record, the key,
+    /// the table's count) and after its last (its end record).
+    fn batches(&self, start: Instant, end: Instant) -> String {
         let Ok(b) = self.batches.lock() else {
             return String::new();
         };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let before = b.first().map_or(0.0, |f| ms(f.0 - start));
+        let after = b.last().map_or(0.0, |l| ms(end - l.0));
         let sizes: Vec<(u64, f64)> = b
             .windows(2)
             .filter(|w| w[1].1 > w[0].1)
@@ -150,7 +155,7 @@ impl Timing {
             .copied()
             .unwrap_or_default();
         format!(
-            "{} batches, the largest {} rows in {:.0} ms",
+            "{} batches, the largest {} rows in {:.0} ms; {before:.0} ms before the first, {after:.0} ms after the last",
             sizes.len(),
             largest.0,
             largest.1
@@ -413,7 +418,7 @@ async fn measure(db: Db, url: &str, rows: i64) -> Result<(), Error> {
         r / backfill_secs,
         plain_secs / backfill_secs
     );
-    println!("    {}", timing.batches());
+    println!("    {}", timing.batches(start, end));
     println!(
         "  phasegate phase 1 (add, trigger, backfill, verify): {phase_secs:.2} s, ratio {:.2}",
         plain_secs / phase_secs

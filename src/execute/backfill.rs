@@ -20,10 +20,9 @@
 //! deadline (`deadline.rs`); a lost connection fails the step with what was
 //! kept and the command that resumes it.
 //!
-//! Each database gets the batch in its own syntax: one statement with a
-//! data-modifying CTE on Postgres; on SQLite and MySQL (no `RETURNING` from
-//! an UPDATE there) the batch's bounds are read first and the UPDATE then
-//! walks that key range (`backfill/sql.rs`). phasegate's sync triggers
+//! A batch reads its last key first (the `n`th after the checkpoint, in one
+//! walk of the key's index), then the UPDATE walks that key range
+//! (`backfill/sql.rs`, each dialect's syntax). phasegate's sync triggers
 //! skip a batch's rows: by a session mark on Postgres and MySQL
 //! ([`batch_prelude`]); on SQLite the batch drops them inside its own
 //! transaction and makes them again before it commits
@@ -38,7 +37,7 @@ mod throttle;
 use sqlx::{AssertSqlSafe, Row};
 
 use sizing::Sizer;
-use sql::{batch_bounds, nth_key, postgres_batch, quoted, range_update};
+use sql::{batch_bounds, nth_key, quoted, range_update};
 use throttle::Throttle;
 
 use super::deadline::{self, LOST};
@@ -396,65 +395,9 @@ async fn batch(
         } else {
             None
         };
-        let batch = match dialect {
-            Dialect::Postgres => {
-                let row = sqlx::raw_sql(AssertSqlSafe(postgres_batch(b, key, after, n)))
-                    .fetch_one(store.conn())
-                    .await?;
-                let mut last = Vec::with_capacity(key.len());
-                for i in 0..key.len() {
-                    let text: Option<String> = row.try_get(format!("last_{i}").as_str())?;
-                    last.push(
-                        text.map_or_else(|| "NULL".to_string(), |t| dialect.quote_literal(&t)),
-                    );
-                }
-                Batch {
-                    scanned: row.try_get::<i64, _>("scanned")?.max(0) as u64,
-                    updated: row.try_get::<i64, _>("updated")?.max(0) as u64,
-                    last,
-                }
-            }
-            // The batch's bounds, then the UPDATE of that key range.
-            Dialect::Mysql | Dialect::Sqlite => {
-                let nth = sqlx::raw_sql(AssertSqlSafe(nth_key(dialect, b, key, after, n)))
-                    .fetch_optional(store.conn())
-                    .await?;
-                let (scanned, last) = match nth {
-                    Some(row) => (n, last_key(dialect, &row, key.len())?),
-                    // Fewer than n rows left: count them, and read the last.
-                    None => {
-                        let (count, last_sql) = batch_bounds(dialect, b, key, after, n);
-                        let scanned: i64 = sqlx::raw_sql(AssertSqlSafe(count))
-                            .fetch_one(store.conn())
-                            .await?
-                            .try_get(0)?;
-                        let last = match sqlx::raw_sql(AssertSqlSafe(last_sql))
-                            .fetch_optional(store.conn())
-                            .await?
-                        {
-                            Some(row) => last_key(dialect, &row, key.len())?,
-                            None => Vec::new(),
-                        };
-                        (scanned.max(0) as u64, last)
-                    }
-                };
-                let updated = if last.is_empty() {
-                    0
-                } else {
-                    sqlx::raw_sql(AssertSqlSafe(range_update(dialect, b, key, after, &last)))
-                        .execute(store.conn())
-                        .await?
-                        .rows_affected()
-                };
-                Batch {
-                    scanned,
-                    updated,
-                    last,
-                }
-            }
-        };
+        let batch = walk(store, dialect, b, key, after, n).await?;
         // An empty batch (the walk is past the last key) moves nothing: its
-        // "last key" (none; NULL on Postgres) must not replace the
+        // "last key" (none) must not replace the
         // checkpoint, or a run resumed after it would walk the whole table
         // again (an empty key means "from the start").
         if batch.scanned > 0 {
@@ -485,9 +428,56 @@ async fn batch(
     result
 }
 
+/// A batch's own work: its last key (the `n`th after `after`; for the
+/// short last batch, the count of what is left and its last key), then the
+/// UPDATE of that key range.
+async fn walk(
+    store: &mut Store,
+    dialect: Dialect,
+    b: &Backfill,
+    key: &[String],
+    after: Option<&[String]>,
+    n: u64,
+) -> Result<Batch, sqlx::Error> {
+    let nth = sqlx::raw_sql(AssertSqlSafe(nth_key(dialect, b, key, after, n)))
+        .fetch_optional(store.conn())
+        .await?;
+    let (scanned, last) = match nth {
+        Some(row) => (n, last_key(dialect, &row, key.len())?),
+        None => {
+            let (count, last_sql) = batch_bounds(dialect, b, key, after, n);
+            let scanned: i64 = sqlx::raw_sql(AssertSqlSafe(count))
+                .fetch_one(store.conn())
+                .await?
+                .try_get(0)?;
+            let last = match sqlx::raw_sql(AssertSqlSafe(last_sql))
+                .fetch_optional(store.conn())
+                .await?
+            {
+                Some(row) => last_key(dialect, &row, key.len())?,
+                None => Vec::new(),
+            };
+            (scanned.max(0) as u64, last)
+        }
+    };
+    let updated = if last.is_empty() {
+        0
+    } else {
+        sqlx::raw_sql(AssertSqlSafe(range_update(dialect, b, key, after, &last)))
+            .execute(store.conn())
+            .await?
+            .rows_affected()
+    };
+    Ok(Batch {
+        scanned,
+        updated,
+        last,
+    })
+}
+
 /// A batch's last key read by [`nth_key`] or [`batch_bounds`], as SQL
 /// literals: on SQLite with the key's storage class (a text literal would
-/// compare unlike the integer it was), on MySQL as text.
+/// compare unlike the integer it was), on Postgres and MySQL as text.
 fn last_key(
     dialect: Dialect,
     row: &sqlx::any::AnyRow,
@@ -507,20 +497,15 @@ fn last_key(
     Ok(last)
 }
 
-/// The first batch's statement, for `--dry-run`.
+/// The first batch's statements, for `--dry-run`.
 pub(super) fn example_batch(env: &Environment, b: &Backfill, key: &[String]) -> String {
     let n = u64::from(env.backfill_batch.first_rows());
-    match env.dialect {
-        Dialect::Postgres => format!("{};", postgres_batch(b, key, None, n)),
-        Dialect::Mysql | Dialect::Sqlite => {
-            let last = nth_key(env.dialect, b, key, None, n);
-            let bound: Vec<String> = (0..key.len()).map(|i| format!("@last_{i}")).collect();
-            format!(
-                "-- the batch's last key, read first:\n{last};\n{};",
-                range_update(env.dialect, b, key, None, &bound)
-            )
-        }
-    }
+    let last = nth_key(env.dialect, b, key, None, n);
+    let bound: Vec<String> = (0..key.len()).map(|i| format!("@last_{i}")).collect();
+    format!(
+        "-- the batch's last key, read first:\n{last};\n{};",
+        range_update(env.dialect, b, key, None, &bound)
+    )
 }
 
 /// The key the batches walk: the one the plan chose from the live schema
