@@ -630,3 +630,82 @@ async fn a_fleet_rolls_back_where_the_phase_is_in_place_and_database_picks_one()
     }
     Ok(())
 }
+
+/// Whether the SQLite file at `path` has table `name`.
+async fn sqlite_has_table(path: &Path, name: &str) -> TestResult<bool> {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")
+            .bind(name)
+            .fetch_one(&mut c)
+            .await?;
+    c.close().await?;
+    Ok(n == 1)
+}
+
+/// `rollback --phase N` on a fleet where one database has a later phase in
+/// place is refused before any database is touched (exit 1, naming it);
+/// without `--phase` the latest phase goes first, where it is in place.
+#[tokio::test]
+async fn a_fleet_rollback_of_an_earlier_phase_waits_for_the_later_one_everywhere() -> TestResult {
+    let dir = Dir::new()?;
+    std::fs::write(
+        dir.path.join("plans").join("two.yaml"),
+        "changes:\n  - sql:\n      phases:\n        - { up: CREATE TABLE p1 (id INTEGER PRIMARY KEY), down: DROP TABLE p1 }\n        - { up: CREATE TABLE p2 (id INTEGER PRIMARY KEY), down: DROP TABLE p2 }\n",
+    )?;
+    let tenants: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|t| dir.path.join("tenants").join(format!("{t}.db")))
+        .collect();
+    for t in &tenants {
+        sqlite_exec(t, "CREATE TABLE accounts (id INTEGER PRIMARY KEY)").await?;
+    }
+    dir.config(
+        "environments:\n  - name: tenants\n    database_urls_from: { glob: \"tenants/*.db\" }\n",
+    )?;
+    let (code, doc) = dir.json(&["apply", "--env", "tenants", "two"]).await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    // Phase 2 in tenant a alone, picked by its path as the glob gave it.
+    let (code, doc) = dir
+        .json(&[
+            "apply",
+            "--env",
+            "tenants",
+            "--database",
+            "tenants/a.db",
+            "two",
+        ])
+        .await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert!(
+        sqlite_has_table(&tenants[0], "p2").await? && !sqlite_has_table(&tenants[1], "p2").await?
+    );
+
+    let (code, doc) = dir
+        .json(&["rollback", "--env", "tenants", "two", "--phase", "1"])
+        .await?;
+    assert_eq!(code, Some(1), "{doc:#}");
+    assert!(
+        doc["message"].as_str().is_some_and(|m| m.contains("a.db")
+            && m.contains("(phase 2)")
+            && m.contains("nothing was rolled back")),
+        "{doc:#}"
+    );
+    for t in &tenants {
+        assert!(sqlite_has_table(t, "p1").await?, "{}", t.display());
+    }
+    let (code, doc) = dir.json(&["rollback", "--env", "tenants", "two"]).await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(doc["phase"], 2, "{doc:#}");
+    assert_eq!(outcomes(&doc), ["rolled_back", "not_in_place"], "{doc:#}");
+    let (code, doc) = dir
+        .json(&["rollback", "--env", "tenants", "two", "--phase", "1"])
+        .await?;
+    assert_eq!(code, Some(0), "{doc:#}");
+    assert_eq!(outcomes(&doc), ["rolled_back", "rolled_back"], "{doc:#}");
+    for t in &tenants {
+        assert!(!sqlite_has_table(t, "p1").await?, "{}", t.display());
+    }
+    Ok(())
+}

@@ -400,12 +400,12 @@ impl Workspace<'_> {
                     Err(e @ (RunError::Blocked(_) | RunError::Refused(_))) => {
                         stop.store(true, Ordering::SeqCst);
                         r.outcome = TargetOutcome::Blocked;
-                        r.error = Some(e.to_string());
+                        r.error = Some(one_database(&e, &r.database));
                     }
                     Err(e) => {
                         stop.store(true, Ordering::SeqCst);
                         r.outcome = TargetOutcome::Failed;
-                        r.error = Some(e.to_string());
+                        r.error = Some(one_database(&e, &r.database));
                     }
                 }
                 (i, r)
@@ -563,6 +563,20 @@ impl Workspace<'_> {
             Some((db, s)) => (behind_name(&prev.name, &db, total), Ok(s)),
             None => (prev.name.clone(), Err("a fleet of no database".into())),
         }
+    }
+}
+
+/// A database's error in a fleet's report: its text, and, when it names
+/// commands to run (`phasegate resolve …`), that they take `--database` for
+/// this database alone.
+pub(crate) fn one_database(e: &RunError, database: &str) -> String {
+    let text = e.to_string();
+    if text.contains("phasegate ") {
+        format!(
+            "{text} (run the phasegate commands above with `--database {database}`: this database alone)"
+        )
+    } else {
+        text
     }
 }
 

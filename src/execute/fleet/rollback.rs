@@ -32,6 +32,8 @@ pub enum RollbackOutcome {
     NotInPlace,
     /// Its rollback failed; the run stopped.
     Failed,
+    /// Its rollback was refused (a gate, drift, a rule); the run stopped.
+    Blocked,
     /// Not started: another database failed first.
     NotStarted,
 }
@@ -62,8 +64,8 @@ pub struct FleetRolledBack {
     /// Databases where the phase is not in place now (rolled back now, or
     /// before).
     pub rolled_back: usize,
-    /// The first database (in the order they ran) whose rollback failed;
-    /// `None` when none did.
+    /// The first database (in the order they ran) whose rollback failed
+    /// or was refused; `None` when none was.
     pub failed: Option<TargetRolledBack>,
     /// Every database, in fleet order.
     pub results: Vec<TargetRolledBack>,
@@ -112,6 +114,27 @@ impl Workspace<'_> {
             )));
         }
         let latest = read.iter().filter_map(|s| s.latest_started()).max();
+        // `--phase N` with a later phase in place somewhere: refused before
+        // any database is touched, as `rollback --phase N` is on one.
+        if let Some(n) = only {
+            let later: Vec<String> = states
+                .iter()
+                .filter_map(|(db, s)| {
+                    let s = s.as_ref().ok()?;
+                    let l = s.latest_started().filter(|l| *l > n)?;
+                    Some(format!("{db} (phase {l})"))
+                })
+                .collect();
+            if !later.is_empty() {
+                return Err(RunError::Refused(format!(
+                    "phase {n} cannot be rolled back in {env_name} while a later phase is in place in {} of its {} databases: {}; roll those back first (`phasegate rollback --env {env_name} {}`), nothing was rolled back",
+                    later.len(),
+                    fleet.targets.len(),
+                    later.join(", "),
+                    loaded.label
+                )));
+            }
+        }
         let Some(phase) = only.or(latest) else {
             return Err(RunError::NothingToDo(format!(
                 "{} has not started in any database of {env_name}: nothing to roll back",
@@ -189,8 +212,11 @@ impl Workspace<'_> {
                 Ok(_) => t.outcome = RollbackOutcome::RolledBack,
                 Err(RunError::NothingToDo(_)) => t.outcome = RollbackOutcome::NotInPlace,
                 Err(e) => {
-                    t.outcome = RollbackOutcome::Failed;
-                    t.error = Some(e.to_string());
+                    t.outcome = match e {
+                        RunError::Blocked(_) | RunError::Refused(_) => RollbackOutcome::Blocked,
+                        _ => RollbackOutcome::Failed,
+                    };
+                    t.error = Some(super::one_database(&e, &t.database));
                     if failed.is_none() {
                         failed = Some(t.clone());
                     }

@@ -77,6 +77,17 @@ async fn run_fleet(
     );
     match failed {
         None => report,
+        Some(t) if t.outcome == RollbackOutcome::Blocked => report.with_outcome(
+            Outcome::Blocked,
+            Some(format!(
+                "rolling back phase {} in database {} of {} in {env} ({}) was refused: {}",
+                f.phase,
+                t.index,
+                f.targets,
+                t.database,
+                t.error.as_deref().unwrap_or_default()
+            )),
+        ),
         Some(t) => {
             let mut r = report.with_outcome(Outcome::Error, None);
             r.error = Some(ErrorBody::new(
@@ -114,10 +125,15 @@ fn fleet_text(f: &FleetRolledBack, plan: &str, app_reverted: bool) -> String {
             RollbackOutcome::RolledBack => {
                 let _ = writeln!(out, "  rolled back  {}{took}", t.database);
             }
-            RollbackOutcome::Failed => {
+            RollbackOutcome::Failed | RollbackOutcome::Blocked => {
+                let word = if t.outcome == RollbackOutcome::Failed {
+                    "FAILED"
+                } else {
+                    "refused"
+                };
                 let _ = writeln!(
                     out,
-                    "  FAILED       {}{took}: {}",
+                    "  {word:<12} {}{took}: {}",
                     t.database,
                     t.error
                         .as_deref()
@@ -142,7 +158,7 @@ fn fleet_text(f: &FleetRolledBack, plan: &str, app_reverted: bool) -> String {
     if let Some(t) = &f.failed {
         let _ = writeln!(
             out,
-            "stopped: database {} ({}) failed; the ones already running finished, no other started. Fix it, then `phasegate rollback --env {} {plan} --phase {}{}` again: databases without the phase are skipped.",
+            "stopped: database {} ({}) did not roll back; the ones already running finished, no other started. Fix it, then `phasegate rollback --env {} {plan} --phase {}{}` again: databases without the phase are skipped.",
             t.index,
             t.database,
             f.env,
