@@ -128,11 +128,66 @@ struct Body {
     end: bool,
     /// The last token was a `.`: the next word is a name (`NEW.end`).
     dot: bool,
+    /// The last token leaves an operand to come ([`expects_operand`]).
+    operand: bool,
+}
+
+/// A token after which an expression's operand comes: an operator, `(`,
+/// `,`, or a keyword such as `SET`, `WHERE`, `WHEN`, `THEN`, `SELECT`.
+fn expects_operand(token: &Token) -> bool {
+    match token {
+        Token::Word(w) if w.quote_style.is_none() => matches!(
+            w.value.to_ascii_uppercase().as_str(),
+            "SET"
+                | "WHERE"
+                | "WHEN"
+                | "THEN"
+                | "ELSE"
+                | "SELECT"
+                | "AND"
+                | "OR"
+                | "NOT"
+                | "ON"
+                | "BY"
+                | "IS"
+                | "IN"
+                | "LIKE"
+                | "BETWEEN"
+                | "RETURN"
+                | "INTO"
+                | "VALUES"
+                | "DISTINCT"
+                | "HAVING"
+                | "UNTIL"
+        ),
+        Token::LParen
+        | Token::Comma
+        | Token::Eq
+        | Token::DoubleEq
+        | Token::Neq
+        | Token::Lt
+        | Token::Gt
+        | Token::LtEq
+        | Token::GtEq
+        | Token::Spaceship
+        | Token::Plus
+        | Token::Minus
+        | Token::Mul
+        | Token::Div
+        | Token::Mod
+        | Token::StringConcat => true,
+        // Names, literals, `)`, `;` and the rest end an operand.
+        _ => false,
+    }
 }
 
 impl Body {
     fn see(&mut self, token: &Token, has_body: fn(&Body) -> bool) {
         let dot = std::mem::replace(&mut self.dot, matches!(token, Token::Period));
+        // Whether the token before this one leaves an operand to come: an
+        // `END` there is a column called `end` (`SET end = 0`, `WHERE end
+        // > 1`, `(end)`, `, end`), not the end of a block.
+        let operand = std::mem::replace(&mut self.operand, expects_operand(token));
         if self.end {
             self.end = false;
             if let Token::Word(w) = token
@@ -167,7 +222,7 @@ impl Body {
                     // MariaDB's anonymous block: its BEGIN opened the statement.
                     "ATOMIC" if self.first == ["BEGIN", "NOT", "ATOMIC"] => self.depth += 1,
                     "CASE" if self.depth > 0 => self.depth += 1,
-                    "END" => self.end = true,
+                    "END" if !operand => self.end = true,
                     _ => {}
                 }
             }
@@ -327,6 +382,18 @@ mod tests {
                 "CREATE OR REPLACE FUNCTION f() RETURNS int BEGIN RETURN 1; END",
             ],
             "{got:#?}"
+        );
+        // `end` as a column inside a body; MariaDB's anonymous block.
+        let procedure = "CREATE PROCEDURE p3() BEGIN UPDATE e2 SET end = 0 WHERE end > 1 OR (end) IS NULL; SELECT end, CASE WHEN id > 0 THEN 1 END, id FROM e2; END";
+        assert_eq!(
+            split_mysql(&format!(
+                "CREATE TABLE e2 (id int primary key, end int);\n{procedure};\nSELECT 1"
+            )),
+            vec![
+                "CREATE TABLE e2 (id int primary key, end int)",
+                procedure,
+                "SELECT 1"
+            ]
         );
         // A body that never closes: the text runs as one unit, as written.
         let open = "ALTER TABLE a ADD COLUMN g int; CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN SET NEW.c = 1;";

@@ -74,7 +74,9 @@ fn transaction_control(dialect: Dialect, sql: &str) -> Option<String> {
             let w = crate::catalog::words(statement);
             let word = |i: usize| w.get(i).map_or("", String::as_str);
             match word(0) {
-                "begin" | "commit" | "end" | "abort" => true,
+                // MariaDB's anonymous block, `BEGIN NOT ATOMIC … END`, is no transaction.
+                "begin" => dialect != Dialect::Mysql || !(word(1) == "not" && word(2) == "atomic"),
+                "commit" | "end" | "abort" => true,
                 "rollback" => word(1) != "to" && !(word(1) == "work" && word(2) == "to"),
                 "start" | "prepare" => word(1) == "transaction",
                 "set" => w.iter().any(|x| x == "autocommit"),
@@ -131,6 +133,14 @@ mod tests {
             (
                 Dialect::Mysql,
                 "CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW BEGIN SET NEW.x = 1; END",
+            ),
+            (
+                Dialect::Mysql,
+                "BEGIN NOT ATOMIC DECLARE i int DEFAULT 0; WHILE i < 3 DO SET i = i + 1; END WHILE; END; SELECT 1",
+            ),
+            (
+                Dialect::Mysql,
+                "CREATE TABLE e2 (id int, end int); CREATE PROCEDURE p() BEGIN UPDATE e2 SET end = 0 WHERE id = 9; END",
             ),
         ] {
             assert_eq!(tc(d, sql), None, "{d}: {sql}");
