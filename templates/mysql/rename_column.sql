@@ -19,6 +19,17 @@
 {%- elif forward %}({{ forward|sql }})
 {%- else %}{{ prefix|sql }}{{ old|ident }}{% endif %}
 {%- endmacro %}
+{#- A column with its prefix ("NEW.", "OLD." or ""). -#}
+{% macro col(prefix, name) -%}
+{{ prefix|sql }}{{ name|ident }}
+{%- endmacro %}
+{#- A value of the new column as compared: a text column's collation ignores
+    case and trailing spaces by default (utf8mb4_general_ci), so a write of
+    'Bob' over 'bob' would look like no write: its utf8mb4 bytes
+    (compare_as_text, src/plan/recipes/carry/equality.rs). -#}
+{% macro exact(x) -%}
+{% if compare_as_text %}CAST(CONVERT({{ x }} USING utf8mb4) AS BINARY){% else %}{{ x }}{% endif %}
+{%- endmacro %}
 {% macro new_to_old(prefix) -%}
 {% if reverse %}(SELECT {{ reverse|sql }} FROM (SELECT {{ prefix|sql }}{{ new|ident }} AS {{ new|ident }}) AS phasegate_row)
 {%- else %}{{ prefix|sql }}{{ new|ident }}{% endif %}
@@ -60,8 +71,8 @@ DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 CREATE TRIGGER {{ trigger_update|ident }} BEFORE UPDATE ON {{ table|ident }} FOR EACH ROW
 BEGIN
   IF NOT (@phasegate_backfill <=> 1) THEN
-    SET NEW.{{ old|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }} OR NEW.{{ new|ident }} <=> {{ old_to_new("NEW.") }}, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
-        NEW.{{ new|ident }} = IF(NEW.{{ new|ident }} <=> OLD.{{ new|ident }}, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
+    SET NEW.{{ old|ident }} = IF({{ exact(col("NEW.", new)) }} <=> {{ exact(col("OLD.", new)) }} OR {{ exact(col("NEW.", new)) }} <=> {{ exact(old_to_new("NEW.")) }}, NEW.{{ old|ident }}, {{ new_to_old("NEW.") }}),
+        NEW.{{ new|ident }} = IF({{ exact(col("NEW.", new)) }} <=> {{ exact(col("OLD.", new)) }}, {{ old_to_new("NEW.") }}, NEW.{{ new|ident }});
   END IF;
 END;
 {% endblock %}
@@ -72,10 +83,10 @@ DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endblock %}
 
 {% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
-{% block backfill_pending %}NOT ({{ new|ident }} <=> {{ old_to_new("") }}){% endblock %}
+{% block backfill_pending %}NOT ({{ exact(col("", new)) }} <=> {{ exact(old_to_new("")) }}){% endblock %}
 
 {% block verify %}
-SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ new|ident }} <=> {{ old_to_new("") }})
+SELECT count(*) FROM {{ table|ident }} WHERE NOT ({{ exact(col("", new)) }} <=> {{ exact(old_to_new("")) }})
 {% endblock %}
 
 {#- A copy of an index that uses the old column, built online. -#}

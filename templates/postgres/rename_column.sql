@@ -24,13 +24,21 @@
 {% if new_type %}
 ALTER TABLE {{ table|ident }} ADD COLUMN {{ new|ident }} {{ new_type|sql }};
 {% else %}
--- {{ new|ident }} gets the type of {{ old|ident }} as the catalog has it when this runs.
+-- {{ new|ident }} gets the type of {{ old|ident }} as the catalog has it when this runs,
+-- and its collation when it is not the type's own (COLLATE "C", a case-insensitive ICU one).
 DO {{ dollar_quote }}
 DECLARE
   column_type text;
 BEGIN
-  SELECT format_type(a.atttypid, a.atttypmod) INTO column_type
+  SELECT format_type(a.atttypid, a.atttypmod)
+         || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                 THEN ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                 ELSE '' END
+    INTO column_type
     FROM pg_attribute a
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
    WHERE a.attrelid = {{ table|ident|literal }}::regclass
      AND a.attname = {{ old|literal }}
      AND NOT a.attisdropped;
@@ -61,8 +69,8 @@ BEGIN
     END IF;
   -- A write of {{ new|ident }} (not the backfill, which writes the value {{ old|ident }} already implies)
   -- is mirrored back; anything else keeps {{ new|ident }} following {{ old|ident }}.
-  ELSIF NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM OLD.{{ new|ident }}{% if compare_as_text %}::text{% endif %}
-    AND NEW.{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("NEW.") }}){% if compare_as_text %}::text{% endif %} THEN
+  ELSIF NEW.{{ new|ident }}{% if compare_as_text %}::text COLLATE "C"{% endif %} IS DISTINCT FROM OLD.{{ new|ident }}{% if compare_as_text %}::text COLLATE "C"{% endif %}
+    AND NEW.{{ new|ident }}{% if compare_as_text %}::text COLLATE "C"{% endif %} IS DISTINCT FROM ({{ old_to_new("NEW.") }}){% if compare_as_text %}::text COLLATE "C"{% endif %} THEN
     NEW.{{ old|ident }} := {{ new_to_old("NEW.") }};
   ELSE
     NEW.{{ new|ident }} := {{ old_to_new("NEW.") }};
@@ -84,10 +92,10 @@ DROP FUNCTION IF EXISTS {{ function|ident }}();
 {% endblock %}
 
 {% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
-{% block backfill_pending %}{{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text{% endif %}{% endblock %}
+{% block backfill_pending %}{{ new|ident }}{% if compare_as_text %}::text COLLATE "C"{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text COLLATE "C"{% endif %}{% endblock %}
 
 {% block verify %}
-SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }}{% if compare_as_text %}::text{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text{% endif %}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }}{% if compare_as_text %}::text COLLATE "C"{% endif %} IS DISTINCT FROM ({{ old_to_new("") }}){% if compare_as_text %}::text COLLATE "C"{% endif %}
 {% endblock %}
 
 {#- A type change's default, as the new column will hold it: fails (in the

@@ -45,6 +45,8 @@ BEGIN
          {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NULL THEN NEW.{{ old|ident }} ELSE {{ new_to_old("NEW.") }} END
    WHERE {{ this_row() }};
 END;
+{#- Every comparison is COLLATE BINARY: under a NOCASE or RTRIM column's
+    collation a write of 'Bob' over 'bob' would look like no write. -#}
 {#- On every update, not only of the two columns: an update that moves a
     row's key behind the backfill's walk (or writes any other column of a
     row the walk has not reached) gives it its new column here, so the walk
@@ -53,12 +55,12 @@ END;
     UPDATE below would rewrite the row unchanged. The backfill's batches drop
     this trigger inside their own transaction (`Backfill::sync_triggers`). -#}
 CREATE TRIGGER {{ trigger_update|ident }} AFTER UPDATE ON {{ table_name|ident }}
-  WHEN NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }}
+  WHEN NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }} COLLATE BINARY
 BEGIN
   -- phasegate sync trigger
   UPDATE {{ table_name|ident }}
-     SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} THEN NEW.{{ new|ident }} ELSE {{ old_to_new("NEW.") }} END,
-         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} AND NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }} THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END
+     SET {{ new|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} COLLATE BINARY THEN NEW.{{ new|ident }} ELSE {{ old_to_new("NEW.") }} END,
+         {{ old|ident }} = CASE WHEN NEW.{{ new|ident }} IS NOT OLD.{{ new|ident }} COLLATE BINARY AND NEW.{{ new|ident }} IS NOT {{ old_to_new("NEW.") }} COLLATE BINARY THEN {{ new_to_old("NEW.") }} ELSE NEW.{{ old|ident }} END
    WHERE {{ this_row() }};
 END;
 {% endblock %}
@@ -69,10 +71,10 @@ DROP TRIGGER IF EXISTS {{ trigger_update|ident }};
 {% endblock %}
 
 {% block backfill_set %}{{ new|ident }} = {{ old_to_new("") }}{% endblock %}
-{% block backfill_pending %}{{ new|ident }} IS NOT {{ old_to_new("") }}{% endblock %}
+{% block backfill_pending %}{{ new|ident }} IS NOT {{ old_to_new("") }} COLLATE BINARY{% endblock %}
 
 {% block verify %}
-SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS NOT {{ old_to_new("") }}
+SELECT count(*) FROM {{ table|ident }} WHERE {{ new|ident }} IS NOT {{ old_to_new("") }} COLLATE BINARY
 {% endblock %}
 
 {#- A copy of a plain index, for the new column. -#}

@@ -86,8 +86,9 @@ pub struct ColumnCensus {
     pub generated: Option<String>,
     /// The column's comment.
     pub comment: Option<String>,
-    /// Postgres: the column's collation when it is not its type's default,
-    /// schema-qualified (`pg_attribute.attcollation`).
+    /// The column's own collation: Postgres when it is not its type's
+    /// default, schema-qualified (`pg_attribute.attcollation`); SQLite its
+    /// `COLLATE` clause (`NOCASE`, `RTRIM`, an application's), unqualified.
     #[serde(default)]
     pub collation: Option<TableName>,
     /// MySQL 8.0.23+ / MariaDB 10.3+: an `INVISIBLE` column, which
@@ -99,8 +100,11 @@ pub struct ColumnCensus {
     /// MySQL/MariaDB `ON UPDATE CURRENT_TIMESTAMP[(n)]`, as the server
     /// prints it in `EXTRA` (`current_timestamp(6)`).
     pub on_update: Option<String>,
-    /// The column's type has no equality operator (Postgres `json`, `xml`,
-    /// `point`, …), so values are compared as text.
+    /// Postgres: the column's `=` cannot tell every two different values
+    /// apart — its type has no equality operator (`json`, `xml`, `point`,
+    /// …), or its collation is nondeterministic (a case-insensitive ICU
+    /// collation: `'Bob' = 'bob'`) — so values are compared as text in the
+    /// `C` collation.
     pub lacks_equality: bool,
 }
 

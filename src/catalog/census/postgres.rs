@@ -35,6 +35,13 @@ pub(in crate::catalog) async fn read_postgres(
     } else {
         "''"
     };
+    // A nondeterministic collation (Postgres 12 on) makes `=` inexact too:
+    // `'Bob' = 'bob'` under a case-insensitive ICU collation.
+    let inexact = if version.at_least(12, 0) {
+        "(a.attcollation <> 0 AND co.collisdeterministic IS FALSE)"
+    } else {
+        "false"
+    };
     let seq_type = if version.at_least(10, 0) {
         "(SELECT format_type(sq.seqtypid, NULL) FROM pg_sequence sq WHERE sq.seqrelid = s.oid)"
     } else {
@@ -58,7 +65,7 @@ pub(in crate::catalog) async fn read_postgres(
                       OR (ckt.typtype = 'e' AND oc.opcintype = 'anyenum'::regtype) \
                       OR (ckt.typtype = 'r' AND oc.opcintype = 'anyrange'::regtype) \
                       OR (ckt.typtype = 'm' AND oc.opcintype::regtype::text = 'anymultirange') \
-                      OR (ckt.typtype = 'c' AND oc.opcintype = 'record'::regtype))) AS lacks_equality \
+                      OR (ckt.typtype = 'c' AND oc.opcintype = 'record'::regtype))) OR {inexact} AS lacks_equality \
            FROM pg_attribute a \
            JOIN pg_type t ON t.oid = a.atttypid \
            CROSS JOIN LATERAL (SELECT CASE WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END AS e) el \

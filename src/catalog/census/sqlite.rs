@@ -1,5 +1,6 @@
 //! The census read from SQLite: `sqlite_master` (triggers and views, with
-//! their SQL) and `pragma_table_xinfo` (generated columns).
+//! their SQL; the table's own `CREATE TABLE` for each column's `COLLATE`)
+//! and `pragma_table_xinfo` (generated columns).
 
 use crate::name::Ident;
 
@@ -40,6 +41,18 @@ pub(in crate::catalog) async fn read_sqlite(
     .fetch_optional(pool)
     .await?
     .flatten();
+    // A column's own collation (`TEXT COLLATE NOCASE`): no pragma tells it.
+    for (column, collation) in create.as_deref().map(sqlite_collations).unwrap_or_default() {
+        let found = columns
+            .iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(&column));
+        if let (Some(c), Ok(coll)) = (found, Ident::new(collation)) {
+            census.column_mut(c).collation = Some(crate::name::TableName {
+                schema: None,
+                name: coll,
+            });
+        }
+    }
     if let Some(create) = create.filter(|_| !generated.is_empty()) {
         for g in &generated {
             if let Some(expression) = sqlite_generated_expression(&create, g) {
@@ -108,6 +121,35 @@ pub(in crate::catalog) async fn read_sqlite(
     Ok(census)
 }
 
+/// Each column's `COLLATE` in an SQLite `CREATE TABLE` text, as `(column,
+/// collation)`, read with sqlparser's SQLite dialect; none when it cannot
+/// read the text.
+fn sqlite_collations(create: &str) -> Vec<(String, String)> {
+    use sqlparser::ast::{ColumnOption, Statement};
+    use sqlparser::dialect::SQLiteDialect;
+    use sqlparser::parser::Parser;
+    let Ok(statements) = Parser::parse_sql(&SQLiteDialect {}, create) else {
+        return Vec::new();
+    };
+    let Some(Statement::CreateTable(table)) = statements.into_iter().next() else {
+        return Vec::new();
+    };
+    table
+        .columns
+        .iter()
+        .filter_map(|c| {
+            c.options.iter().find_map(|o| match &o.option {
+                ColumnOption::Collation(name) => name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| (c.name.value.clone(), i.value.clone())),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 /// The expression of generated column `column` in an SQLite `CREATE TABLE`
 /// text: what stands in the parentheses after `AS` in its definition.
 fn sqlite_generated_expression(create: &str, column: &Ident) -> Option<String> {
@@ -140,4 +182,22 @@ fn sqlite_generated_expression(create: &str, column: &Ident) -> Option<String> {
         from = start;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn column_collations_are_read_from_the_create_table_text() {
+        let got = super::sqlite_collations(
+            "CREATE TABLE \"u s\" (id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE NOT NULL, code text collate \"rtrim\", plain TEXT)",
+        );
+        assert_eq!(
+            got,
+            [
+                ("name".to_string(), "NOCASE".to_string()),
+                ("code".to_string(), "rtrim".to_string())
+            ]
+        );
+        assert!(super::sqlite_collations("not sql").is_empty());
+    }
 }

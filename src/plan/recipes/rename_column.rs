@@ -45,11 +45,13 @@ pub(super) fn expand(r: &mut Recipe<'_>, i: &RenameColumn) -> Result<(), Plannin
             table: &i.table,
             old: &i.from,
             new: &i.to,
-            // Postgres: a column's own collation (case-insensitive ICU, say)
-            // decides what its unique index calls equal, so the copy keeps it.
+            // A column's own collation (case-insensitive ICU on Postgres,
+            // NOCASE on SQLite) decides what its comparisons and unique
+            // index call equal, so the copy keeps it. (MySQL's is in the
+            // column's definition, carried whole.)
             new_type: live.as_ref().map(|c| {
                 match super::column_census(r, &i.table, &i.from).and_then(|cc| cc.collation) {
-                    Some(coll) if r.dialect == Dialect::Postgres => {
+                    Some(coll) if r.dialect != Dialect::Mysql => {
                         format!("{} COLLATE {}", c.type_sql, r.dialect.quote_table(&coll))
                     }
                     _ => c.type_sql.clone(),
