@@ -5,11 +5,9 @@ use serde::Serialize;
 use crate::config::Environment;
 use crate::plan::StepKind;
 use crate::tracker::gates::Gate;
-use crate::tracker::{Next, Store, TrackerError};
+use crate::tracker::{Next, Store};
 
-use super::{
-    LivePlan, LoadedPlan, RunError, StepContext, Waiting, Workspace, backfill, send, steps,
-};
+use super::{LivePlan, LoadedPlan, RunError, StepContext, Waiting, Workspace, backfill, steps};
 
 /// What `apply` did.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -151,27 +149,7 @@ impl Workspace<'_> {
         if state.checksum.is_none() {
             let started = super::plan_started(plan, loaded);
             // SQLite: the application may hold the write lock; give way like a step does.
-            let mut attempt = 0;
-            loop {
-                match store.append(&started, self.clock.now(), &self.actor).await {
-                    Ok(()) => break,
-                    Err(TrackerError::Database { source, .. })
-                        if crate::tracker::is_busy(&source) =>
-                    {
-                        if attempt >= env.lock_retries {
-                            return Err(TrackerError::WriteLocked {
-                                env: env.name.clone(),
-                                lock_timeout: env.lock_timeout,
-                                attempts: attempt + 1,
-                            }
-                            .into());
-                        }
-                        attempt += 1;
-                        tokio::time::sleep(send::backoff(attempt)).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            steps::append_giving_way(store, env, &started, self.clock, &self.actor).await?;
         }
         for step in &todo {
             self.progress.step(step);

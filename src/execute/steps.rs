@@ -215,13 +215,46 @@ pub(super) async fn run(
     result
 }
 
+/// Appends `event` to the log; on SQLite, where the application may hold
+/// the database's one write lock past the busy timeout, it gives way and
+/// tries again after a pause, `lock_retries` times, like a step's
+/// statements, then fails with [`TrackerError::WriteLocked`] (nothing
+/// recorded).
+pub(super) async fn append_giving_way(
+    store: &mut Store,
+    env: &Environment,
+    event: &NewEvent,
+    clock: &dyn crate::tracker::Clock,
+    actor: &str,
+) -> Result<(), RunError> {
+    let mut attempt = 0;
+    loop {
+        match store.append(event, clock.now(), actor).await {
+            Ok(()) => return Ok(()),
+            Err(TrackerError::Database { source, .. }) if crate::tracker::is_busy(&source) => {
+                if attempt >= env.lock_retries {
+                    return Err(TrackerError::WriteLocked {
+                        env: env.name.clone(),
+                        lock_timeout: env.lock_timeout,
+                        attempts: attempt + 1,
+                    }
+                    .into());
+                }
+                attempt += 1;
+                tokio::time::sleep(super::send::backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 async fn verify(store: &mut Store, cx: &StepContext<'_>, step: &Step) -> Result<(), RunError> {
     let sql = step.sql.as_deref().unwrap_or_default();
     let expect = step.expect.unwrap_or(0);
     match deadline::within(deadline::statement_deadline(cx.env), scalar(store, sql)).await {
         Ok(got) if got == expect => {
             let applied = super::step_event(cx.plan, cx.phase, &step.id, EventKind::StepApplied);
-            Ok(store.append(&applied, cx.clock.now(), cx.actor).await?)
+            append_giving_way(store, cx.env, &applied, cx.clock, cx.actor).await
         }
         Ok(got) => Err(failure(
             step,
