@@ -220,6 +220,21 @@ pub async fn connected(db: &TestDb, id: i64) -> TestResult<bool> {
     Ok(db.scalar(&sql).await? > 0)
 }
 
+/// Waits (at most 60 s) until server session `session` has ended, `after`
+/// what should end it.
+async fn gone(db: &TestDb, session: i64, after: &str) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while connected(db, session).await? {
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "the killed run's session {session} is still connected 60s after {after}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// A binary killed at its point, its server session still waiting on the
 /// test's lock.
 pub struct Killed {
@@ -243,16 +258,7 @@ impl Killed {
             _ => format!("KILL {}", self.session),
         };
         db.exec(&end).await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while connected(db, self.session).await? {
-            if Instant::now() > deadline {
-                return Err(fail(format!(
-                    "session {} is still connected 60s after it was ended",
-                    self.session
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        gone(db, self.session, "it was ended").await?;
         self.release(db).await
     }
 
@@ -266,15 +272,7 @@ impl Killed {
         } = self;
         holder.conn.exec("COMMIT").await?;
         holder.conn.close().await;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while connected(db, session).await? {
-            if Instant::now() > deadline {
-                return Err(fail(format!(
-                    "the killed run's session {session} is still connected 60s after its lock was released"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        gone(db, session, "its lock was released").await?;
         // The stalled insert read (and, on MariaDB, locked) the point:
         // cleared only now, so that the runs that finish the job go through.
         db.exec("DELETE FROM kill_point").await?;

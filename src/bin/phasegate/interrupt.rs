@@ -83,12 +83,12 @@ pub struct Invocation {
 
 impl Invocation {
     pub fn of(config: Option<&Path>, database: Option<&str>, command: &Command) -> Invocation {
-        let mut config = config.map_or(String::new(), |c| {
-            format!(" --config {}", quoted(&c.display().to_string()))
-        });
-        if let Some(db) = database {
-            config.push_str(&format!(" --database {}", quoted(db)));
-        }
+        // The global options, as given.
+        let config = config
+            .map(|c| format!(" --config {}", quoted(&c.display().to_string())))
+            .into_iter()
+            .chain(database.map(|db| format!(" --database {}", quoted(db))))
+            .collect::<String>();
         let (name, resume) = match command {
             Command::Apply { env, plan, .. } => (
                 "apply",

@@ -182,6 +182,39 @@ impl Workspace<'_> {
             .await
     }
 
+    /// Every target's state of plan `plan`, as [`Workspace::target_states`],
+    /// or [`RunError::Refused`] naming each one that cannot be read ("…
+    /// cannot be read, so `nothing`"): a command across the fleet starts
+    /// only when it can see every database.
+    pub(super) async fn readable_states(
+        &self,
+        env: &Environment,
+        fleet: &Fleet,
+        plan: &str,
+        phases: usize,
+        nothing: &str,
+    ) -> Result<Vec<(String, PlanState)>, RunError> {
+        let states = self.target_states(env, fleet, plan, phases).await;
+        let mut read = Vec::with_capacity(states.len());
+        let mut unreadable = Vec::new();
+        for (db, s) in states {
+            match s {
+                Ok(s) => read.push((db, s)),
+                Err(e) => unreadable.push(format!("{db}: {e}")),
+            }
+        }
+        if !unreadable.is_empty() {
+            return Err(RunError::Refused(format!(
+                "{} of {} databases of {} cannot be read, so {nothing}: {}",
+                unreadable.len(),
+                fleet.targets.len(),
+                env.name,
+                unreadable.join("; ")
+            )));
+        }
+        Ok(read)
+    }
+
     /// `phasegate apply` on a fleet: the fleet's phase (the lowest any
     /// target has still to apply) rolled across its targets in waves
     /// ([`crate::config::Waves::plan`]), skipping targets at that phase already. A target
@@ -204,23 +237,10 @@ impl Workspace<'_> {
         let first = env.on_target(&fleet.targets[0]);
         let plan = self.plan_live(&loaded, &first).await?;
         let phases = plan.phases.len();
-        let states = self.target_states(env, fleet, &plan.name, phases).await;
-        let unreadable: Vec<String> = states
-            .iter()
-            .filter_map(|(db, s)| s.as_ref().err().map(|e| format!("{db}: {e}")))
-            .collect();
-        if !unreadable.is_empty() {
-            return Err(RunError::Refused(format!(
-                "{} of {} databases of {env_name} cannot be read, so no wave started: {}",
-                unreadable.len(),
-                fleet.targets.len(),
-                unreadable.join("; ")
-            )));
-        }
-        let nexts: Vec<Next> = states
-            .iter()
-            .map(|(_, s)| s.as_ref().map_or(Next::Complete, PlanState::next))
-            .collect();
+        let states = self
+            .readable_states(env, fleet, &plan.name, phases, "no wave started")
+            .await?;
+        let nexts: Vec<Next> = states.iter().map(|(_, s)| s.next()).collect();
         let Some(phase) = nexts
             .iter()
             .filter_map(|n| match n {

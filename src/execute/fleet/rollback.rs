@@ -94,33 +94,22 @@ impl Workspace<'_> {
         if let Some(n) = only {
             check_phase(&plan, n)?;
         }
-        let states = self
-            .target_states(env, fleet, &plan.name, plan.phases.len())
-            .await;
-        let mut read = Vec::with_capacity(states.len());
-        let mut unreadable = Vec::new();
-        for (db, s) in &states {
-            match s {
-                Ok(s) => read.push(s),
-                Err(e) => unreadable.push(format!("{db}: {e}")),
-            }
-        }
-        if !unreadable.is_empty() {
-            return Err(RunError::Refused(format!(
-                "{} of {} databases of {env_name} cannot be read, so nothing was rolled back: {}",
-                unreadable.len(),
-                fleet.targets.len(),
-                unreadable.join("; ")
-            )));
-        }
-        let latest = read.iter().filter_map(|s| s.latest_started()).max();
+        let read = self
+            .readable_states(
+                env,
+                fleet,
+                &plan.name,
+                plan.phases.len(),
+                "nothing was rolled back",
+            )
+            .await?;
+        let latest = read.iter().filter_map(|(_, s)| s.latest_started()).max();
         // `--phase N` with a later phase in place somewhere: refused before
         // any database is touched, as `rollback --phase N` is on one.
         if let Some(n) = only {
-            let later: Vec<String> = states
+            let later: Vec<String> = read
                 .iter()
                 .filter_map(|(db, s)| {
-                    let s = s.as_ref().ok()?;
                     let l = s.latest_started().filter(|l| *l > n)?;
                     Some(format!("{db} (phase {l})"))
                 })
@@ -143,7 +132,7 @@ impl Workspace<'_> {
         };
         let in_place: Vec<bool> = read
             .iter()
-            .map(|s| {
+            .map(|(_, s)| {
                 s.phase(phase)
                     .is_some_and(|r| r.status != PhaseStatus::Pending)
             })

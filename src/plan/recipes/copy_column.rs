@@ -190,18 +190,15 @@ pub(super) fn expand(r: &mut Recipe<'_>, c: Copy<'_>) -> Result<(), PlanningErro
     // primary key, or none known offline) keeps its final sweep: a VACUUM
     // may renumber the rowids between two runs of the walk, and no trigger
     // runs for that.
+    // SQLite walks the primary key when the table has one (`plan::key`).
     let sqlite = r.dialect == Dialect::Sqlite;
+    let stable_key = !sqlite
+        || r.catalog
+            .table(t)
+            .is_some_and(|f| !f.primary_key.is_empty());
     let sqlite_trigger = (sync_trigger && sqlite)
         .then(|| derived_name(&[table_name, old.as_str(), new.as_str(), "sync_upd"]));
     if let Some(b) = r.step(fill).backfill.as_mut() {
-        let stable_key = !sqlite
-            || b.key.as_ref().is_some_and(|k| {
-                !k.iter().any(|c| {
-                    ["rowid", "_rowid_", "oid"]
-                        .iter()
-                        .any(|r| c.as_str().eq_ignore_ascii_case(r))
-                })
-            });
         b.synced = sync_trigger && stable_key;
         b.sync_triggers.extend(sqlite_trigger);
     }

@@ -265,10 +265,7 @@ fn fleet_text(f: &FleetApplied, plan: &str) -> String {
     let mut left = Vec::new();
     let mut already = 0;
     for t in &f.results {
-        let took = t
-            .seconds
-            .map(|s| format!(" in {s:.2}s"))
-            .unwrap_or_default();
+        let took = super::took(t.seconds);
         match t.outcome {
             TargetOutcome::Applied => {
                 let _ = writeln!(

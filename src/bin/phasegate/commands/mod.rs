@@ -91,6 +91,12 @@ pub async fn plan_live(
         .map_err(fail)
 }
 
+/// How long one database of a fleet took, for the text of `apply` and
+/// `rollback` (" in 0.08s"; nothing when it did not run).
+pub fn took(seconds: Option<f64>) -> String {
+    seconds.map(|s| format!(" in {s:.2}s")).unwrap_or_default()
+}
+
 /// Runs an environment command: its report rendered as text or as the one
 /// JSON document (`envelope.rs`), and its exit code.
 pub async fn run(config: Option<PathBuf>, database: Option<String>, command: Command) -> Rendered {

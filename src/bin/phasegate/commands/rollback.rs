@@ -117,10 +117,7 @@ fn fleet_text(f: &FleetRolledBack, plan: &str, app_reverted: bool) -> String {
     let mut skipped = 0;
     let mut left = 0;
     for t in &f.results {
-        let took = t
-            .seconds
-            .map(|s| format!(" in {s:.2}s"))
-            .unwrap_or_default();
+        let took = super::took(t.seconds);
         match t.outcome {
             RollbackOutcome::RolledBack => {
                 let _ = writeln!(out, "  rolled back  {}{took}", t.database);
